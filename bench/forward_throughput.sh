@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# -L throughput, tether against OpenSSH, side by side in one run (DESIGN.md: absolute figures
+# drift on shared machines, the ratio does not).
+#
+# One throwaway sshd (scripts/testbed.sh), one iperf3 server on 127.0.0.1. For each cipher,
+# `ssh -N -L` and `tether up -L` forward to that iperf3 server, and iperf3 measures through
+# each of them in both directions:
+#   upload    iperf3 client -> forward -> iperf3 server   (laptop to server)
+#   download  the same with -R                             (server to laptop)
+# Same sshd, same cipher, same iperf3, one after the other.
+#
+# Environment:
+#   TETHER         tether binary (default ./build/src/tether)
+#   BENCH_SECONDS  seconds per iperf3 run (default 5; the first second is omitted as ramp-up)
+#   BENCH_CIPHERS  space-separated (default "chacha20-poly1305@openssh.com aes128-gcm@openssh.com")
+#   BENCH_JSON     also write the results there as JSON
+# ssh gets the cipher with -o Ciphers=...; tether gets a copy of the ssh_config with a
+# Ciphers line in the Host block. Exit status 1 if any measurement failed.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tether=${TETHER:-./build/src/tether}
+seconds=${BENCH_SECONDS:-5}
+json_out=${BENCH_JSON:-}
+read -r -a ciphers <<<"${BENCH_CIPHERS:-chacha20-poly1305@openssh.com aes128-gcm@openssh.com}"
+
+readonly LISTEN_TRIES=100 # x 0.1 s for a port to listen
+readonly EXIT_TRIES=30    # x 0.1 s for a process to exit after its run or SIGTERM
+
+die() {
+  echo "forward_throughput: $*" >&2
+  exit 1
+}
+note() { echo "forward_throughput: $*" >&2; }
+
+[[ -x $tether ]] || die "no tether binary at $tether (build it, or set TETHER=path)"
+tether=$(realpath "$tether")
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
+((${#ciphers[@]} > 0)) || die "BENCH_CIPHERS is empty"
+for tool in iperf3 ssh python3 ss; do
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs it)"
+done
+
+work=$(mktemp -d /tmp/tether-bench-XXXXXX)
+export TETHER_STATE_DIR=$work/state
+mkdir -m 700 "$TETHER_STATE_DIR"
+ssh_pid=""
+iperf_pid=""
+
+alive() { # PID: running and not a zombie
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z* ]]
+}
+
+stop_pid() { # PID: SIGTERM, bounded wait, SIGKILL
+  local pid=$1 i
+  alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < EXIT_TRIES; i++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  set +e
+  [[ -n $ssh_pid ]] && stop_pid "$ssh_pid"
+  [[ -n $iperf_pid ]] && stop_pid "$iperf_pid"
+  timeout 20 "$tether" down --all >/dev/null 2>&1
+  local f pid
+  for f in "$TETHER_STATE_DIR"/*.pid; do
+    [[ -f $f ]] || continue
+    pid=$(head -n1 "$f" | tr -dc 0-9)
+    if [[ -n $pid ]] && alive "$pid"; then
+      note "tether daemon $pid still running after 'down --all'; stopping it by PID"
+      stop_pid "$pid"
+    fi
+  done
+  "$root/scripts/testbed.sh" stop "$work/sshd"
+  rm -rf -- "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+listening() { # PORT: something listens on 127.0.0.1:PORT (asked of the kernel: a probe
+  # connection would reach the one-off iperf3 server and use it up)
+  [[ -n $(ss -Hltn "sport = :$1") ]]
+}
+
+wait_listening() { # PORT [PID that must stay alive]
+  local i
+  for ((i = 0; i < LISTEN_TRIES; i++)); do
+    listening "$1" && return 0
+    if [[ -n ${2:-} ]] && ! alive "$2"; then return 1; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# One iperf3 run through forward port PORT; sets mbps to Mbit/s as the receiver counted them,
+# or nan. (Not in a $(...) subshell: cleanup must see iperf_pid if we are interrupted.)
+mbps=nan
+measure() { # PORT upload|download LABEL
+  local port=$1 direction=$2 label=$3 i
+  iperf3 -s -1 -B 127.0.0.1 -p "$iperf_port" >"$work/iperf-server.log" 2>&1 &
+  iperf_pid=$!
+  if ! wait_listening "$iperf_port" "$iperf_pid"; then
+    note "$label: iperf3 server did not start: $(tail -n 3 "$work/iperf-server.log")"
+    stop_pid "$iperf_pid"
+    iperf_pid=""
+    mbps=nan
+    return
+  fi
+  local args=(-c 127.0.0.1 -p "$port" -t "$seconds" -O 1 -J --connect-timeout 5000)
+  [[ $direction == download ]] && args+=(-R)
+  mbps=nan
+  if timeout "$((seconds + 30))" iperf3 "${args[@]}" >"$work/run.json" 2>"$work/run.err"; then
+    mbps=$(python3 - "$work/run.json" <<'EOF'
+import json, sys
+with open(sys.argv[1]) as f:
+    r = json.load(f)
+print("%.1f" % (r["end"]["sum_received"]["bits_per_second"] / 1e6))
+EOF
+    ) || mbps=nan
+  fi
+  if [[ $mbps == nan ]]; then
+    note "$label: iperf3 failed: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error",""))' "$work/run.json" 2>/dev/null) $(tail -n 3 "$work/run.err")"
+  fi
+  # The one-off server exits after its client; give it a moment, then make sure.
+  for ((i = 0; i < EXIT_TRIES; i++)); do
+    alive "$iperf_pid" || break
+    sleep 0.1
+  done
+  stop_pid "$iperf_pid"
+  iperf_pid=""
+}
+
+"$root/scripts/testbed.sh" start "$work/sshd"
+cfg=$work/sshd/ssh_config
+iperf_port=$(free_port)
+results=$work/results.tsv
+: >"$results"
+failed=0
+
+for cipher in "${ciphers[@]}"; do
+  # OpenSSH: ssh -N -L with the cipher on the command line; -v to check what was negotiated.
+  ossh_port=$(free_port)
+  ssh -v -F "$cfg" -N -o "Ciphers=$cipher" -o ExitOnForwardFailure=yes \
+    -L "$ossh_port:127.0.0.1:$iperf_port" testhost 2>"$work/ssh-$cipher.log" &
+  ssh_pid=$!
+  ossh_ok=1
+  if ! wait_listening "$ossh_port" "$ssh_pid"; then
+    note "ssh -L with $cipher did not come up: $(tail -n 5 "$work/ssh-$cipher.log")"
+    ossh_ok=0
+  elif ! grep -q "cipher: $cipher" "$work/ssh-$cipher.log"; then
+    note "ssh did not negotiate $cipher: $(grep 'cipher:' "$work/ssh-$cipher.log" | head -n 2)"
+    ossh_ok=0
+  fi
+
+  # tether: the same Host with a Ciphers line.
+  tether_cfg=$work/ssh_config.$cipher
+  awk -v c="$cipher" '{ print } /^Host / { print "  Ciphers " c }' "$cfg" >"$tether_cfg"
+  chmod 600 "$tether_cfg"
+  tether_port=$(free_port)
+  tether_ok=1
+  if ! timeout 60 "$tether" -F "$tether_cfg" up testhost \
+    -L "$tether_port:127.0.0.1:$iperf_port" >"$work/tether-up.out" 2>&1; then
+    note "tether up with $cipher failed: $(tail -n 5 "$work/tether-up.out")"
+    tether_ok=0
+  elif ! wait_listening "$tether_port"; then
+    note "tether up with $cipher returned, but nothing listens on $tether_port"
+    tether_ok=0
+  fi
+
+  for direction in upload download; do
+    o=nan
+    t=nan
+    if ((ossh_ok)); then
+      note "$cipher $direction: openssh"
+      measure "$ossh_port" "$direction" "openssh $cipher $direction"
+      o=$mbps
+    fi
+    if ((tether_ok)); then
+      note "$cipher $direction: tether"
+      measure "$tether_port" "$direction" "tether $cipher $direction"
+      t=$mbps
+    fi
+    [[ $o == nan || $t == nan ]] && failed=1
+    printf '%s\t%s\t%s\t%s\n' "$cipher" "$direction" "$o" "$t" >>"$results"
+  done
+
+  stop_pid "$ssh_pid"
+  ssh_pid=""
+  timeout 20 "$tether" down testhost >/dev/null 2>&1 || note "tether down testhost failed"
+done
+
+openssh_version=$(ssh -V 2>&1)
+python3 - "$results" "$seconds" "$json_out" "$openssh_version" <<'EOF'
+import json, math, sys, time
+path, seconds, json_out, openssh_version = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rows = []
+with open(path) as f:
+    for line in f:
+        cipher, direction, o, t = line.rstrip("\n").split("\t")
+        o, t = float(o), float(t)
+        ratio = t / o if o > 0 and not math.isnan(o) and not math.isnan(t) else float("nan")
+        rows.append({"cipher": cipher, "direction": direction, "openssh_mbps": o,
+                     "tether_mbps": t, "ratio": ratio})
+
+def show(x, fmt):
+    return "-" if math.isnan(x) else fmt % x
+
+head = ("cipher", "direction", "openssh Mbit/s", "tether Mbit/s", "tether/openssh")
+table = [head] + [(r["cipher"], r["direction"], show(r["openssh_mbps"], "%.1f"),
+                   show(r["tether_mbps"], "%.1f"), show(r["ratio"], "%.2f")) for r in rows]
+width = [max(len(row[i]) for row in table) for i in range(len(head))]
+print(f"-L throughput over loopback, {seconds} s per run, {openssh_version}")
+for row in table:
+    print("  ".join(c.ljust(width[i]) if i < 2 else c.rjust(width[i]) for i, c in enumerate(row)))
+
+if json_out:
+    clean = lambda x: None if math.isnan(x) else round(x, 3)
+    doc = {
+        "benchmark": "forward_throughput",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds_per_run": seconds,
+        "openssh_version": openssh_version,
+        "results": [{k: clean(v) if isinstance(v, float) else v for k, v in r.items()}
+                    for r in rows],
+    }
+    with open(json_out, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+EOF
+
+exit "$failed"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The demo: a throwaway sshd on a free loopback port, a small HTTP server behind it,
+# and tether doing its main job: up with a forward, a fetch through it, status, down.
+# Everything it makes is removed at the end, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x build/src/tether ]] || scripts/build.sh
+tether=$PWD/build/src/tether
+
+work=$(mktemp -d /tmp/tether-demo-XXXXXX)
+export TETHER_STATE_DIR=$work/state
+http_pid=""
+cleanup() {
+  "$tether" down --all >/dev/null 2>&1 || true
+  [[ -n $http_pid ]] && kill "$http_pid" 2>/dev/null && wait "$http_pid" 2>/dev/null || true
+  scripts/testbed.sh stop "$work/sshd" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== a throwaway sshd (its own host key, user key, ssh_config and known_hosts)"
+scripts/testbed.sh start "$work/sshd"
+cfg=$work/sshd/ssh_config
+echo "   sshd on 127.0.0.1:$(cat "$work/sshd/port"), config $cfg"
+
+echo "== an HTTP server on the 'server' side, 127.0.0.1 only"
+mkdir -p "$work/www/v1"
+echo '{"object":"list","data":[{"id":"demo-model"}]}' >"$work/www/v1/models"
+http_port=$(free_port)
+python3 -m http.server "$http_port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
+http_pid=$!
+for _ in $(seq 50); do curl -s "http://127.0.0.1:$http_port/" >/dev/null && break; sleep 0.1; done
+
+local_port=$(free_port)
+echo
+echo "\$ tether -F $cfg up demo -L $local_port:127.0.0.1:$http_port"
+"$tether" -F "$cfg" up demo -L "$local_port:127.0.0.1:$http_port"
+echo
+echo "\$ curl http://127.0.0.1:$local_port/v1/models"
+curl -sS --max-time 10 "http://127.0.0.1:$local_port/v1/models"
+echo
+echo "\$ tether status"
+"$tether" status
+echo
+echo "\$ tether status --json"
+"$tether" status --json
+echo
+echo "\$ tether down demo"
+"$tether" down demo
+echo
+left=$(ls -A "$TETHER_STATE_DIR" | grep -v '\.log$' || true)
+[[ -z $left ]] && echo "nothing left behind in the state directory" || { echo "left: $left"; exit 1; }

@@ -1,0 +1,63 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <functional>
+
+namespace tether::cli {
+
+int Main(int argc, char** argv) {
+  CLI::App app{"tether: keep your laptop tethered to remote servers over SSH", "tether"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("tether ") + TETHER_VERSION);
+  GlobalOptions global;
+  app.add_option("-F", global.config_file, "ssh_config file to read instead of ~/.ssh/config");
+  app.add_flag("-v", global.verbosity, "more logging (repeat for more)");
+
+  UpOptions up;
+  CLI::App* up_cmd =
+      app.add_subcommand("up", "connect to HOST in the background and open its forwards");
+  up_cmd->add_option("host", up.destination, "a Host of ssh_config, or [user@]host[:port]")
+      ->required();
+  up_cmd
+      ->add_option("-L", up.local_forwards,
+                   "local forward: [bind:]port:host:hostport, [bind:]port:/remote/socket, "
+                   "/local/socket:host:hostport")
+      ->allow_extra_args(false);
+  up_cmd->add_option("-o", up.options, "ssh_config option, as Keyword=value")
+      ->allow_extra_args(false);
+  up_cmd->add_option("-l", up.user, "remote user");
+  up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));
+  up_cmd->add_option("-i", up.identity_files, "identity (private key) file")
+      ->allow_extra_args(false);
+  up_cmd->add_flag("--foreground", up.foreground, "stay attached and log to stderr");
+
+  DownOptions down;
+  CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
+  down_cmd->add_option("host", down.host, "the host to stop");
+  down_cmd->add_flag("--all", down.all, "stop every host");
+
+  StatusOptions status;
+  CLI::App* status_cmd = app.add_subcommand("status", "show hosts, forwards and live counters");
+  status_cmd->add_option("host", status.host, "only this host");
+  status_cmd->add_flag("--json", status.json, "machine-readable output (docs/control-protocol.md)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  // The verb table: each verb's handler, by its subcommand.
+  const std::pair<CLI::App*, std::function<int()>> verbs[] = {
+      {up_cmd, [&] { return RunUp(global, up); }},
+      {down_cmd, [&] { return RunDown(global, down); }},
+      {status_cmd, [&] { return RunStatus(global, status); }},
+  };
+  for (const auto& [cmd, run] : verbs) {
+    if (cmd->parsed()) return run();
+  }
+  return 2;
+}
+
+}  // namespace tether::cli

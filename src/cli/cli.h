@@ -1,0 +1,42 @@
+// The tether command line: parse, talk to the daemon, print. One file per verb.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tether::cli {
+
+// Options that come before the verb, as with ssh.
+struct GlobalOptions {
+  std::string config_file;  // -F FILE
+  int verbosity = 0;        // -v, -vv
+};
+
+struct UpOptions {
+  std::string destination;
+  std::vector<std::string> local_forwards;  // -L
+  std::vector<std::string> options;         // -o
+  std::string user;                         // -l
+  int port = 0;                             // -p
+  std::vector<std::string> identity_files;  // -i
+  bool foreground = false;
+};
+
+struct DownOptions {
+  std::string host;
+  bool all = false;
+};
+
+struct StatusOptions {
+  std::string host;
+  bool json = false;
+};
+
+int RunUp(const GlobalOptions& global, const UpOptions& options);
+int RunDown(const GlobalOptions& global, const DownOptions& options);
+int RunStatus(const GlobalOptions& global, const StatusOptions& options);
+
+// Parses argv and runs the verb; returns the process exit code.
+int Main(int argc, char** argv);
+
+}  // namespace tether::cli

@@ -1,0 +1,78 @@
+// tether status [HOST] [--json]: every daemon found in the state directory, its
+// connection and its forwards with live counters. Stale state is reported once and
+// removed.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli.h"
+#include "cli/errors.h"
+#include "cli/format.h"
+#include "cli/hosts.h"
+#include "control/control_client.h"
+#include "daemon/state_dir.h"
+
+namespace tether::cli {
+
+int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
+  auto state = daemon::StateDir::Open();
+  if (!state.ok()) {
+    PrintError(state.error());
+    return 1;
+  }
+  using nlohmann::json;
+  json hosts = json::array();
+  for (const std::string& name : SelectHosts(*state, options.host)) {
+    auto probe = ProbeHost(*state, name);
+    if (!probe.running) continue;
+    auto reply =
+        control::Request(state->SocketPath(name), {{"cmd", "status"}}, std::chrono::seconds(3));
+    if (!reply.ok()) {
+      hosts.push_back(json{{"host", name},
+                           {"state", "unresponsive"},
+                           {"pid", probe.pid},
+                           {"error", reply.error().message},
+                           {"forwards", json::array()}});
+      continue;
+    }
+    json entry = std::move(*reply);
+    entry.erase("ok");
+    hosts.push_back(std::move(entry));
+  }
+
+  if (options.json) {
+    std::printf("%s\n", json{{"hosts", hosts}}.dump(2).c_str());
+    return 0;
+  }
+  if (hosts.empty()) {
+    std::printf(options.host.empty() ? "no hosts up\n" : "%s is not up\n", options.host.c_str());
+    return options.host.empty() ? 0 : 1;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"HOST", "STATE", "PID", "UPTIME", "RTT", "RECONNECTS", "TARGET"}};
+  for (const auto& h : hosts) {
+    std::string target = h.value("user", "") + "@" + h.value("hostname", "") + ":" +
+                         std::to_string(h.value("port", 0));
+    std::string rtt = h.contains("rtt_ms") && h["rtt_ms"].is_number()
+                          ? std::to_string(h["rtt_ms"].get<int>()) + " ms"
+                          : "-";
+    rows.push_back({h.value("host", ""), h.value("state", ""), std::to_string(h.value("pid", 0)),
+                    HumanDuration(h.value("uptime_s", int64_t{0})), rtt,
+                    std::to_string(h.value("reconnects", 0)), target});
+  }
+  std::printf("%s", FormatTable(rows).c_str());
+  std::vector<std::vector<std::string>> fwd_rows = {
+      {"HOST", "FORWARD", "LISTEN", "TARGET", "LIVE", "TOTAL", "FAILED", "IN", "OUT"}};
+  for (const auto& h : hosts) {
+    for (const auto& f : h.value("forwards", json::array())) {
+      fwd_rows.push_back({h.value("host", ""), "-L " + f.value("spec", ""), f.value("listen", ""),
+                          f.value("target", ""), std::to_string(f.value("live", 0)),
+                          std::to_string(f.value("total", 0)), std::to_string(f.value("failed", 0)),
+                          HumanBytes(f.value("bytes_in", uint64_t{0})),
+                          HumanBytes(f.value("bytes_out", uint64_t{0}))});
+    }
+  }
+  if (fwd_rows.size() > 1) std::printf("\n%s", FormatTable(fwd_rows).c_str());
+  return 0;
+}
+
+}  // namespace tether::cli

@@ -1,0 +1,246 @@
+// tether up HOST [-L spec]...: connect (prompting on the terminal if need be), bind every
+// forward, then go to the background and return once all of them listen.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "cli/cli.h"
+#include "cli/errors.h"
+#include "common/log.h"
+#include "config/ssh_config.h"
+#include "control/control_client.h"
+#include "daemon/host_daemon.h"
+#include "daemon/state_dir.h"
+#include "ssh/prompter.h"
+#include "ssh/session.h"
+
+namespace tether::cli {
+namespace {
+
+// How long `up` waits for the background daemon to say it is ready.
+constexpr int kReadyTimeoutMs = 30000;
+
+Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOptions& options) {
+  config::ReadOptions read;
+  read.config_file = global.config_file;
+  read.options = options.options;
+  auto host = config::ReadHostConfig(options.destination, read);
+  if (!host.ok()) return host;
+  if (!options.user.empty()) host->user = options.user;
+  if (options.port != 0) host->port = static_cast<uint16_t>(options.port);
+  if (!options.identity_files.empty()) {
+    host->identity_files.insert(host->identity_files.begin(), options.identity_files.begin(),
+                                options.identity_files.end());
+    host->identity_files_default = false;
+  }
+  return host;
+}
+
+Result<std::vector<config::ForwardSpec>> CollectForwards(const UpOptions& options,
+                                                         const config::HostConfig& host) {
+  std::vector<config::ForwardSpec> specs;
+  for (const auto& text : options.local_forwards) {
+    auto spec = config::ParseForwardSpec(config::ForwardKind::kLocal, text);
+    if (!spec.ok()) return spec.take_error();
+    specs.push_back(*spec);
+  }
+  for (const auto& spec : host.forwards) {
+    if (spec.kind != config::ForwardKind::kLocal) {
+      std::fprintf(stderr,
+                   "tether: %s: %s from ssh_config skipped: only -L forwards in this "
+                   "version\n",
+                   host.alias.c_str(), spec.ToFlagString().c_str());
+      continue;
+    }
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+void PrintForwards(const daemon::HostDaemon& d, const config::HostConfig& host, pid_t pid) {
+  std::printf("%s is up (pid %d): %s@%s:%u\n", host.alias.c_str(), static_cast<int>(pid),
+              host.user.c_str(), host.hostname.c_str(), host.port);
+  for (const auto& f : d.forwards()) {
+    std::printf("  -L %s -> %s\n", f->listen_address().c_str(),
+                f->spec().target.ToString().c_str());
+  }
+  std::fflush(stdout);
+}
+
+// Shows what an already running daemon serves.
+int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid) {
+  auto reply =
+      control::Request(state.SocketPath(alias), {{"cmd", "status"}}, std::chrono::seconds(3));
+  std::printf("%s is already up (pid %d)\n", alias.c_str(), static_cast<int>(pid));
+  if (reply.ok()) {
+    for (const auto& f : (*reply)["forwards"]) {
+      std::printf("  -L %s -> %s\n", f.value("listen", "").c_str(), f.value("target", "").c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunUp(const GlobalOptions& global, const UpOptions& options) {
+  auto state = daemon::StateDir::Open();
+  if (!state.ok()) {
+    PrintError(state.error());
+    return 1;
+  }
+  auto host = ResolveHost(global, options);
+  if (!host.ok()) {
+    PrintError(host.error());
+    return 1;
+  }
+  auto specs = CollectForwards(options, *host);
+  if (!specs.ok()) {
+    PrintError(specs.error());
+    return 1;
+  }
+  const std::string& alias = host->alias;
+
+  daemon::PidLock lock;
+  auto lock_outcome = daemon::PidLock::TryAcquire(state->PidPath(alias), &lock);
+  if (!lock_outcome.ok()) {
+    PrintError(lock_outcome.error());
+    return 1;
+  }
+  if (!lock_outcome->acquired) {
+    if (!options.local_forwards.empty()) {
+      ShowRunning(*state, alias, lock_outcome->holder);
+      std::fprintf(stderr,
+                   "tether: %s already runs; new forwards are not added to a running daemon "
+                   "by this version: run `tether down %s` first\n",
+                   alias.c_str(), alias.c_str());
+      return 1;
+    }
+    return ShowRunning(*state, alias, lock_outcome->holder);
+  }
+
+  ssh::TtyPrompter prompter(host->batch_mode);
+  std::fprintf(stderr, "tether: connecting to %s (%s@%s:%u)...\n", alias.c_str(),
+               host->user.c_str(), host->hostname.c_str(), host->port);
+  ssh::ConnectOptions connect;
+  connect.log_verbosity = global.verbosity >= 3 ? global.verbosity - 2 : 0;
+  auto session = ssh::Session::Connect(*host, prompter, connect);
+  if (!session.ok()) {
+    PrintError(session.error());
+    state->RemoveFiles(alias);
+    return 1;
+  }
+
+  daemon::HostDaemon d(*host, *state);
+  Status bound = d.BindForwards(*specs);
+  if (!bound.ok()) {
+    Error e = bound.take_error();
+    e.message = alias + ": " + e.message;
+    PrintError(e);
+    state->RemoveFiles(alias);
+    return 1;
+  }
+
+  if (options.foreground) {
+    InitLogging("", global.verbosity);
+    Status s = lock.WritePid(::getpid());
+    if (s.ok()) s = d.Start(std::move(*session));
+    if (!s.ok()) {
+      PrintError(s.error());
+      state->RemoveFiles(alias);
+      return 1;
+    }
+    PrintForwards(d, *host, ::getpid());
+    Status stopped = d.Run();
+    state->RemoveFiles(alias);
+    lock.Release();
+    if (!stopped.ok()) {
+      PrintError(stopped.error());
+      return 1;
+    }
+    return 0;
+  }
+
+  int ready[2];
+  if (::pipe(ready) != 0) {
+    PrintError(ErrnoError("daemon", "pipe", errno));
+    return 1;
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t child = ::fork();
+  if (child < 0) {
+    PrintError(ErrnoError("daemon", "fork", errno));
+    return 1;
+  }
+  if (child == 0) {
+    // The daemon: its own session, no terminal, logs to HOST.log.
+    ::close(ready[0]);
+    ::setsid();
+    ::umask(077);
+    int devnull = ::open("/dev/null", O_RDWR);
+    std::string log_path = state->LogPath(alias);
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    if (log >= 0) {
+      ::dup2(log, STDOUT_FILENO);
+      ::dup2(log, STDERR_FILENO);
+    }
+    InitLogging(log_path, global.verbosity);
+    Status s = lock.WritePid(::getpid());
+    if (s.ok()) s = d.Start(std::move(*session));
+    std::string message = s.ok() ? "ok\n" : "error " + s.error().ToString() + "\n";
+    [[maybe_unused]] ssize_t w = ::write(ready[1], message.data(), message.size());
+    ::close(ready[1]);
+    int code = 1;
+    if (s.ok()) {
+      Status stopped = d.Run();
+      code = stopped.ok() ? 0 : 1;
+      if (!stopped.ok()) spdlog::error("{}", stopped.error().ToString());
+    }
+    state->RemoveFiles(alias);
+    spdlog::shutdown();
+    ::_exit(code);
+  }
+
+  // The parent: wait for the daemon's word, print, and leave without touching the
+  // session (it belongs to the daemon now; destructors would disconnect it).
+  ::close(ready[1]);
+  std::string reply;
+  char buf[4096];
+  for (int waited_ms = 0; waited_ms < kReadyTimeoutMs;) {
+    pollfd p{ready[0], POLLIN, 0};
+    int n = ::poll(&p, 1, 100);
+    if (n == 0) {
+      waited_ms += 100;
+      continue;
+    }
+    ssize_t got = ::read(ready[0], buf, sizeof buf);
+    if (got <= 0) break;
+    reply.append(buf, static_cast<size_t>(got));
+  }
+  int code;
+  if (reply == "ok\n") {
+    PrintForwards(d, *host, child);
+    code = 0;
+  } else if (reply.rfind("error ", 0) == 0) {
+    std::fprintf(stderr, "tether: %s", reply.c_str() + 6);
+    code = 1;
+  } else {
+    std::fprintf(stderr, "tether: %s: the daemon did not start; see %s\n", alias.c_str(),
+                 state->LogPath(alias).c_str());
+    ::kill(child, SIGTERM);
+    code = 1;
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::_exit(code);
+}
+
+}  // namespace tether::cli

@@ -1,0 +1,114 @@
+#include "control/control_server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/log.h"
+#include "net/socket.h"
+
+namespace tether::control {
+
+ControlServer::ControlServer(net::EventLoop& loop, UniqueFd listener)
+    : loop_(loop), listener_(std::move(listener)) {
+  loop_.Watch(listener_.get(), net::kReadable, [this](unsigned) { OnAccept(); });
+}
+
+ControlServer::~ControlServer() {
+  loop_.Unwatch(listener_.get());
+  for (auto& [fd, client] : clients_) loop_.Unwatch(fd);
+}
+
+void ControlServer::Register(const std::string& cmd, Handler handler) {
+  handlers_[cmd] = std::move(handler);
+}
+
+Json ControlServer::HandleLine(const std::string& line) const {
+  Json request = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded()) return Json{{"ok", false}, {"error", "request is not valid JSON"}};
+  if (!request.is_object()) return Json{{"ok", false}, {"error", "request is not a JSON object"}};
+  auto cmd = request.find("cmd");
+  if (cmd == request.end() || !cmd->is_string()) {
+    return Json{{"ok", false}, {"error", "request has no \"cmd\" string"}};
+  }
+  auto handler = handlers_.find(cmd->get<std::string>());
+  if (handler == handlers_.end()) {
+    return Json{{"ok", false}, {"error", "unknown cmd \"" + cmd->get<std::string>() + "\""}};
+  }
+  Result<Json> reply = handler->second(request);
+  if (!reply.ok()) {
+    Json out{{"ok", false}, {"error", reply.error().message}};
+    if (!reply.error().hint.empty()) out["hint"] = reply.error().hint;
+    return out;
+  }
+  Json out = std::move(*reply);
+  if (!out.is_object()) out = Json{{"result", out}};
+  out["ok"] = true;
+  return out;
+}
+
+void ControlServer::OnAccept() {
+  // Bounded burst per wake-up.
+  for (int i = 0; i < 16; ++i) {
+    auto conn = net::Accept(listener_.get());
+    if (!conn.ok() || !conn->valid()) return;
+    if (clients_.size() >= kMaxClients) continue;  // closes it
+    int fd = conn->get();
+    auto client = std::make_unique<Client>();
+    client->fd = std::move(*conn);
+    clients_.emplace(fd, std::move(client));
+    loop_.Watch(fd, net::kReadable, [this, fd](unsigned events) { OnClient(fd, events); });
+  }
+}
+
+void ControlServer::Drop(int fd) {
+  loop_.Unwatch(fd);
+  clients_.erase(fd);
+}
+
+void ControlServer::OnClient(int fd, unsigned events) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  Client& c = *it->second;
+  if (events & (net::kReadable | net::kHangup)) {
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      // The peer is gone or half-closed: answer what is complete, then close.
+      c.closing = true;
+    } else if (n > 0) {
+      c.in.append(buf, static_cast<size_t>(n));
+    }
+    size_t nl;
+    while ((nl = c.in.find('\n')) != std::string::npos) {
+      std::string line = c.in.substr(0, nl);
+      c.in.erase(0, nl + 1);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      c.out += HandleLine(line).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    }
+    if (c.in.size() > kMaxLineBytes) {
+      c.out += Json{{"ok", false}, {"error", "request line too long"}}.dump() + "\n";
+      c.in.clear();
+      c.closing = true;
+    }
+  }
+  if (!c.out.empty()) {
+    ssize_t n = ::send(fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    if (n > 0) c.out.erase(0, static_cast<size_t>(n));
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      Drop(fd);
+      return;
+    }
+  }
+  if (c.closing && c.out.empty()) {
+    Drop(fd);
+    return;
+  }
+  unsigned interest = c.closing ? 0u : unsigned{net::kReadable};
+  if (!c.out.empty()) interest |= net::kWritable;
+  loop_.SetInterest(fd, interest);
+}
+
+}  // namespace tether::control

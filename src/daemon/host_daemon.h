@@ -1,0 +1,67 @@
+// The daemon of one host: owns the event loop, the SSH session, the forwards and the
+// control socket. Everything after Start() runs on the loop thread.
+#pragma once
+
+#include <libssh/libssh.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/ssh_config.h"
+#include "control/control_server.h"
+#include "daemon/state_dir.h"
+#include "forward/local_forward.h"
+#include "forward/pump_set.h"
+#include "forward/window_budget.h"
+#include "net/event_loop.h"
+#include "ssh/session.h"
+
+namespace tether::daemon {
+
+// Sum of receive windows granted over all channels (see forward/window_budget.h).
+inline constexpr size_t kWindowBudgetBytes = 256u << 20;
+
+class HostDaemon {
+ public:
+  HostDaemon(config::HostConfig host, StateDir state);
+  ~HostDaemon();
+  HostDaemon(const HostDaemon&) = delete;
+  HostDaemon& operator=(const HostDaemon&) = delete;
+
+  // Binds every forward's listener; errors name the forward and the port.
+  Status BindForwards(const std::vector<config::ForwardSpec>& specs);
+  // Takes the connected session and opens the control socket.
+  Status Start(std::unique_ptr<ssh::Session> session);
+  // Runs until `down`, a signal, or the link is lost. Returns why it stopped.
+  Status Run();
+
+  nlohmann::json StatusJson() const;
+  const std::vector<std::unique_ptr<forward::LocalForward>>& forwards() const { return forwards_; }
+
+ private:
+  void OnSessionEvents(unsigned events);
+  void AfterIteration();
+  void Shutdown(const std::string& why);
+  void RegisterControlHandlers();
+
+  config::HostConfig host_;
+  StateDir state_;
+  net::EventLoop loop_;
+  std::unique_ptr<ssh::Session> session_;
+  ssh_event ssh_event_ = nullptr;
+  std::unique_ptr<char[]> scratch_;
+  forward::WindowBudget budget_{kWindowBudgetBytes};
+  forward::PumpContext pump_context_;
+  std::unique_ptr<forward::PumpSet> pumps_;
+  std::vector<std::unique_ptr<forward::LocalForward>> forwards_;
+  std::unique_ptr<control::ControlServer> control_;
+  std::chrono::steady_clock::time_point started_;
+  bool session_wants_write_ = false;
+  Status stop_reason_;
+};
+
+}  // namespace tether::daemon

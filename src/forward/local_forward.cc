@@ -1,0 +1,112 @@
+#include "forward/local_forward.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "net/socket.h"
+
+namespace tether::forward {
+namespace {
+
+// Accepts per wake-up per listener: a burst of connects is taken in slices so the
+// loop keeps serving the streams already open.
+constexpr int kAcceptBurst = 64;
+
+// The peer's address for the channel's "originator" fields.
+std::pair<std::string, uint16_t> PeerOf(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {"127.0.0.1", 0};
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    return {buf, ntohs(a->sin_port)};
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    return {buf, ntohs(a->sin6_port)};
+  }
+  return {"127.0.0.1", 0};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LocalForward>> LocalForward::Bind(const config::ForwardSpec& spec,
+                                                         std::string host_alias) {
+  std::unique_ptr<LocalForward> fwd(new LocalForward(spec, std::move(host_alias)));
+  if (spec.listen.is_unix()) {
+    auto fd = net::ListenUnix(spec.listen.path);
+    if (!fd.ok()) {
+      Error e = fd.take_error();
+      e.message = spec.ToFlagString() + ": " + e.message;
+      return e;
+    }
+    fwd->listeners_.push_back(std::move(*fd));
+    fwd->unix_path_ = spec.listen.path;
+    fwd->listen_address_ = spec.listen.path;
+    return fwd;
+  }
+  auto fds = net::ListenTcp(spec.listen.host, spec.listen.port);
+  if (!fds.ok()) {
+    Error e = fds.take_error();
+    e.message = spec.ToFlagString() + ": " + e.message;
+    return e;
+  }
+  fwd->listeners_ = std::move(*fds);
+  fwd->listen_address_ = net::FormatHostPort(
+      spec.listen.host.empty() ? "127.0.0.1" : spec.listen.host, spec.listen.port);
+  return fwd;
+}
+
+LocalForward::~LocalForward() { Stop(); }
+
+void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session) {
+  loop_ = &loop;
+  pumps_ = &pumps;
+  session_ = session;
+  for (auto& l : listeners_) {
+    int fd = l.get();
+    loop.Watch(fd, net::kReadable, [this, fd](unsigned) { OnAcceptable(fd); });
+  }
+}
+
+void LocalForward::Stop() {
+  if (loop_ != nullptr) {
+    for (auto& l : listeners_) loop_->Unwatch(l.get());
+  }
+  listeners_.clear();
+  if (!unix_path_.empty()) {
+    ::unlink(unix_path_.c_str());
+    unix_path_.clear();
+  }
+  loop_ = nullptr;
+}
+
+void LocalForward::OnAcceptable(int listen_fd) {
+  for (int i = 0; i < kAcceptBurst; ++i) {
+    auto conn = net::Accept(listen_fd);
+    if (!conn.ok()) {
+      spdlog::warn("[{} fwd {}] accept: {}", host_alias_, listen_address_, conn.error().message);
+      return;
+    }
+    if (!conn->valid()) return;
+    auto [origin_host, origin_port] = PeerOf(conn->get());
+    if (!spec_.listen.is_unix()) net::SetNoDelay(conn->get());
+    uint64_t n = next_conn_++;
+    std::string prefix =
+        host_alias_ + " fwd " +
+        (spec_.listen.is_unix() ? spec_.listen.path : std::to_string(spec_.listen.port)) + " #" +
+        std::to_string(n);
+    spdlog::debug("[{}] connection from {} to {}", prefix,
+                  net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
+    pumps_->Start(session_, std::move(*conn), spec_.target.host, spec_.target.port,
+                  spec_.target.path, origin_host, origin_port, &stats_, std::move(prefix));
+  }
+}
+
+}  // namespace tether::forward

@@ -1,0 +1,97 @@
+// A Pump moves bytes both ways between one local socket and one SSH channel.
+//
+// - Backpressure both ways: it reads the socket only while the channel's remote window
+//   is open and nothing is pending toward the channel, and reads the channel only while
+//   nothing is pending toward the socket (libssh then holds at most the granted window).
+// - Half-close: EOF from one side is passed on (shutdown(SHUT_WR) / channel EOF) while
+//   the other direction keeps flowing.
+// - The receive window starts at kInitialWindow and doubles, up to kMaxWindow, each
+//   time the local socket drains half a window without falling behind; the WindowBudget
+//   caps the sum over all channels.
+// A failure ends this pump only. Owned and driven by a PumpSet on the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/unique_fd.h"
+#include "forward/forward_stats.h"
+#include "forward/window_budget.h"
+#include "net/event_loop.h"
+#include "ssh/channel.h"
+
+namespace tether::forward {
+
+// 2 MiB: OpenSSH's own channel window, enough for loopback and LAN links.
+inline constexpr uint32_t kInitialWindow = 2u << 20;
+// 16 MiB: about 1.3 Gbit/s at 100 ms RTT for one stream.
+inline constexpr uint32_t kMaxWindow = 16u << 20;
+// Largest socket read toward the channel in one go.
+inline constexpr size_t kSocketReadChunk = 256u << 10;
+
+// What all pumps of a daemon share: the loop, a scratch buffer of kMaxWindow bytes
+// (one read at a time on the loop thread), and the window budget.
+struct PumpContext {
+  net::EventLoop* loop = nullptr;
+  char* scratch = nullptr;
+  size_t scratch_size = 0;
+  WindowBudget* budget = nullptr;
+};
+
+class Pump {
+ public:
+  // `socket` is a connected non-blocking socket; `channel` may still be opening.
+  Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
+       ForwardStats* stats, std::string log_prefix);
+  ~Pump();
+  Pump(const Pump&) = delete;
+  Pump& operator=(const Pump&) = delete;
+
+  // Moves what can be moved now and updates the socket's poll interest.
+  void Service();
+  bool done() const { return done_; }
+  bool opening() const { return !open_; }
+  // True when it has bytes (or a readable socket) for the server but the channel's
+  // remote window is closed. libssh has no callback for a window adjustment, so the
+  // owner re-services such pumps after every session wake-up.
+  bool blocked_on_window() const { return blocked_on_window_; }
+  int fd() const { return socket_.get(); }
+  const std::string& log_prefix() const { return log_prefix_; }
+
+ private:
+  void OnOpened();
+  bool ChannelToSocket();
+  bool SocketToChannel();
+  // Writes from `data`; returns bytes written, or -1 when the socket is broken.
+  long WriteSocket(const char* data, size_t len);
+  void UpdateInterest();
+  void Finish(const std::string& why);
+  void MaybeGrowWindow();
+
+  PumpContext& context_;
+  UniqueFd socket_;
+  std::unique_ptr<ssh::Channel> channel_;
+  ForwardStats* stats_;
+  std::string log_prefix_;
+
+  std::string to_socket_;  // read from the channel, not yet taken by the socket
+  size_t to_socket_off_ = 0;
+  std::string to_channel_;  // read from the socket, not yet taken by the channel
+  size_t to_channel_off_ = 0;
+
+  uint32_t window_ = 0;  // receive window we keep granted (reserved in the budget)
+  uint64_t drained_at_window_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  unsigned interest_ = ~0u;
+  bool open_ = false;
+  bool socket_eof_ = false;   // the local side sent EOF
+  bool eof_sent_ = false;     // we passed it on to the channel
+  bool channel_eof_ = false;  // the server side sent EOF
+  bool socket_shut_ = false;  // we passed it on to the socket
+  bool blocked_on_window_ = false;
+  bool done_ = false;
+};
+
+}  // namespace tether::forward

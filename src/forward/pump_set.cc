@@ -1,0 +1,80 @@
+#include "forward/pump_set.h"
+
+namespace tether::forward {
+
+void PumpSet::Entry::OnChannelActivity() {
+  if (!dirty) {
+    dirty = true;
+    set->dirty_.push_back(id);
+  }
+}
+
+PumpSet::~PumpSet() { Clear(); }
+
+void PumpSet::Start(ssh_session session, UniqueFd socket, const std::string& target_host,
+                    uint16_t target_port, const std::string& target_path,
+                    const std::string& origin_host, uint16_t origin_port, ForwardStats* stats,
+                    std::string log_prefix) {
+  uint64_t id = next_id_++;
+  auto entry = std::make_unique<Entry>(this, id);
+  auto channel = std::make_unique<ssh::Channel>(session, target_host, target_port, target_path,
+                                                origin_host, origin_port, entry.get());
+  int fd = socket.get();
+  entry->pump = std::make_unique<Pump>(context_, std::move(socket), std::move(channel), stats,
+                                       std::move(log_prefix));
+  pumps_.emplace(id, std::move(entry));
+  opening_.insert(id);
+  context_.loop->Watch(fd, net::kNone, [this, id](unsigned) { Service(id); });
+  Service(id);
+}
+
+void PumpSet::Service(uint64_t id) {
+  auto it = pumps_.find(id);
+  if (it == pumps_.end()) return;
+  Pump& pump = *it->second->pump;
+  pump.Service();
+  if (!pump.opening()) opening_.erase(id);
+  if (pump.done()) {
+    opening_.erase(id);
+    window_blocked_.erase(id);
+    pumps_.erase(it);
+    return;
+  }
+  if (pump.blocked_on_window()) {
+    window_blocked_.insert(id);
+  } else {
+    window_blocked_.erase(id);
+  }
+}
+
+void PumpSet::ServiceDirty() {
+  // Opening channels learn of their confirmation only by being asked.
+  std::vector<uint64_t> waiting(opening_.begin(), opening_.end());
+  waiting.insert(waiting.end(), window_blocked_.begin(), window_blocked_.end());
+  for (uint64_t id : waiting) Service(id);
+  // Servicing one pump polls the session, which can mark others dirty: repeat, bounded.
+  constexpr int kMaxPasses = 8;
+  for (int pass = 0; pass < kMaxPasses && !dirty_.empty(); ++pass) {
+    std::vector<uint64_t> batch;
+    batch.swap(dirty_);
+    for (uint64_t id : batch) {
+      auto it = pumps_.find(id);
+      if (it == pumps_.end()) continue;
+      it->second->dirty = false;
+      Service(id);
+    }
+  }
+}
+
+void PumpSet::MarkAllDirty() {
+  for (auto& [id, entry] : pumps_) entry->OnChannelActivity();
+}
+
+void PumpSet::Clear() {
+  pumps_.clear();
+  opening_.clear();
+  window_blocked_.clear();
+  dirty_.clear();
+}
+
+}  // namespace tether::forward

@@ -1,0 +1,59 @@
+// PumpSet owns every live Pump of a session and decides when each one runs: on its
+// socket's events, when its channel reports activity (through libssh callbacks, which
+// only mark it dirty), and, while its channel is still opening, after every session
+// wake-up; so are pumps waiting for the server to open a channel's window (libssh
+// reports window adjustments to no callback). Loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "forward/pump.h"
+
+namespace tether::forward {
+
+class PumpSet {
+ public:
+  explicit PumpSet(PumpContext& context) : context_(context) {}
+  ~PumpSet();
+  PumpSet(const PumpSet&) = delete;
+  PumpSet& operator=(const PumpSet&) = delete;
+
+  // Starts a pump between `socket` and a channel opening on `session` to the target.
+  void Start(ssh_session session, UniqueFd socket, const std::string& target_host,
+             uint16_t target_port, const std::string& target_path, const std::string& origin_host,
+             uint16_t origin_port, ForwardStats* stats, std::string log_prefix);
+
+  // Runs every pump that is dirty or opening, until none is dirty (bounded).
+  void ServiceDirty();
+  // Marks every pump dirty (after the session's output drained, for instance).
+  void MarkAllDirty();
+  // Ends every pump (link lost, shutdown).
+  void Clear();
+  size_t size() const { return pumps_.size(); }
+
+ private:
+  // The channel observer of a pump: libssh callbacks land here and only mark it dirty.
+  struct Entry : ssh::ChannelObserver {
+    Entry(PumpSet* set, uint64_t id) : set(set), id(id) {}
+    void OnChannelActivity() override;
+    PumpSet* set;
+    uint64_t id;
+    bool dirty = false;
+    std::unique_ptr<Pump> pump;
+  };
+  void Service(uint64_t id);
+
+  PumpContext& context_;
+  std::unordered_map<uint64_t, std::unique_ptr<Entry>> pumps_;
+  std::vector<uint64_t> dirty_;
+  std::unordered_set<uint64_t> opening_;
+  std::unordered_set<uint64_t> window_blocked_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace tether::forward

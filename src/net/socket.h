@@ -1,0 +1,51 @@
+// Socket helpers: listeners, accept, outgoing TCP connections with a timeout.
+// Every function returns descriptors with FD_CLOEXEC set.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace tether::net {
+
+// Listens on `host`:`port`, non-blocking. Empty host means 127.0.0.1; "*" means every
+// local address (IPv4 and IPv6). One descriptor per address the name resolves to.
+// A port already in use is an error that names the address and port.
+Result<std::vector<UniqueFd>> ListenTcp(const std::string& host, uint16_t port);
+
+// Listens on a unix socket at `path`, mode 0600, non-blocking. An existing file at
+// `path` is an error unless it is a socket nobody accepts on (a stale one), which is
+// replaced.
+Result<UniqueFd> ListenUnix(const std::string& path);
+
+// The port a listening socket is bound to (for port 0).
+Result<uint16_t> LocalPort(int fd);
+
+// Accepts one connection, non-blocking and close-on-exec. An empty UniqueFd when
+// nothing is pending.
+Result<UniqueFd> Accept(int listen_fd);
+
+// Resolves `host` and connects to the first address that answers, trying each in turn,
+// within `timeout` in all (0: the system's own timeouts). Errors use the steps "resolve"
+// and "connect". The returned descriptor is blocking.
+Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
+                            std::chrono::milliseconds timeout);
+
+// Connects to a unix socket (blocking).
+Result<UniqueFd> ConnectUnix(const std::string& path);
+
+Status SetNonBlocking(int fd, bool on = true);
+void SetNoDelay(int fd);
+// TCP keepalive probes: idle, interval and count as given.
+void SetKeepAlive(int fd, int idle_s, int interval_s, int count);
+
+// "127.0.0.1:8000", "[::1]:22".
+std::string FormatHostPort(const std::string& host, uint16_t port);
+
+}  // namespace tether::net

@@ -1,0 +1,90 @@
+// A direct-tcpip (or direct-streamlocal) channel used by a forward, in non-blocking mode.
+// Only the event-loop thread that owns the session may call it.
+//
+// Reading uses libssh's public API so the receive window can grow past its fixed
+// 1.28 MB (DESIGN.md): ssh_channel_read_timeout(..., count, ..., 0) raises the window
+// to `count` minus what is buffered. There is no data callback that consumes data;
+// the callbacks registered here only say "something happened on this channel".
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace tether::ssh {
+
+// Told when a channel has news: data, EOF, close, or a larger remote window. Called
+// from inside libssh (while any channel of the session is being read or polled):
+// it must only take note, never touch the channel or free anything.
+class ChannelObserver {
+ public:
+  virtual ~ChannelObserver() = default;
+  virtual void OnChannelActivity() = 0;
+};
+
+class Channel {
+ public:
+  enum class OpenState { kPending, kOpen, kFailed };
+  struct ReadResult {
+    size_t bytes = 0;
+    bool eof = false;     // the peer sent EOF and nothing is left to read
+    bool closed = false;  // the channel is closed or broken: stop using it
+  };
+
+  // Starts opening a channel to `host`:`port` (or to the unix socket `path` when set)
+  // on the server. `observer` must outlive the channel.
+  Channel(ssh_session session, std::string host, uint16_t port, std::string path,
+          std::string origin_host, uint16_t origin_port, ChannelObserver* observer);
+  ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // Advances the open; call again while kPending. On kFailed, error() says why.
+  OpenState PollOpen();
+  const std::string& error() const { return error_; }
+
+  // Reads what is buffered into `buf` (at most `cap` bytes). `window` is the receive
+  // window to keep granted; it is re-granted once half of it has been consumed, like
+  // OpenSSH, so window adjustments do not go out for every small read.
+  ReadResult Read(char* buf, size_t cap, uint32_t window);
+  // Bytes libssh has buffered for us, as last reported by its callbacks.
+  size_t buffered() const { return buffered_; }
+
+  // Writes up to `len` bytes, no more than the remote window allows. Returns the count
+  // taken (0: window closed or a key re-exchange in progress, try later); an error
+  // when the channel is broken.
+  Result<size_t> Write(const char* data, size_t len);
+  uint32_t RemoteWindow() const;
+
+  Status SendEof();
+  bool IsOpen() const;
+
+ private:
+  static int OnData(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
+                    void* userdata);
+  static void OnEof(ssh_session, ssh_channel, void* userdata);
+  static void OnClose(ssh_session, ssh_channel, void* userdata);
+  static int OnWindow(ssh_session, ssh_channel, uint32_t bytes, void* userdata);
+
+  ssh_session session_;
+  ssh_channel channel_;
+  std::string host_;
+  uint16_t port_;
+  std::string path_;
+  std::string origin_host_;
+  uint16_t origin_port_;
+  ChannelObserver* observer_;
+  ssh_channel_callbacks_struct callbacks_{};
+  OpenState state_ = OpenState::kPending;
+  std::string error_;
+  size_t buffered_ = 0;
+  uint64_t consumed_since_grant_ = 0;
+  uint32_t granted_ = 0;
+};
+
+}  // namespace tether::ssh

@@ -1,0 +1,47 @@
+// Host-key verification against known_hosts files, as OpenSSH's StrictHostKeyChecking
+// does it. Our own lookup (through libssh's line parser) so that every user and global
+// file is read and a mismatch can name the file and line involved.
+#pragma once
+
+#include <libssh/libssh.h>
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/ssh_config.h"
+#include "ssh/prompter.h"
+
+namespace tether::ssh {
+
+// "host" for port 22, "[host]:port" otherwise: the name known_hosts files use.
+std::string KnownHostsName(const std::string& host, uint16_t port);
+
+// A known_hosts line that names the host.
+struct KnownHostsLine {
+  std::string file;
+  int line = 0;
+  std::string key_type;     // "ssh-ed25519"
+  std::string fingerprint;  // "SHA256:..."
+  bool matches = false;     // same key as the server's
+};
+
+enum class HostKeyVerdict { kKnown, kUnknown, kChanged, kOtherType };
+
+struct HostKeyCheck {
+  HostKeyVerdict verdict = HostKeyVerdict::kUnknown;
+  std::string server_key_type;
+  std::string server_fingerprint;
+  std::vector<KnownHostsLine> lines;  // every line naming this host
+};
+
+// Looks the server's key up in `files` (in order). Missing files are skipped.
+Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_name,
+                                  const std::vector<std::string>& files);
+
+// Applies StrictHostKeyChecking to the check: known keys pass; unknown ones are added
+// (accept-new, no), asked about (ask, on a terminal) or refused (yes); changed keys are
+// always refused with the fingerprint and the known_hosts lines involved.
+Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompter& prompter);
+
+}  // namespace tether::ssh

@@ -1,0 +1,58 @@
+// One authenticated SSH connection to a host, built on libssh.
+//
+// Connect() blocks (resolve, TCP connect, key exchange, host key, authentication) and
+// may prompt through the Prompter; it runs before the event loop or off it. The ready
+// session is then switched to non-blocking and handed to one event-loop thread, which
+// alone touches it and its channels from then on (libssh's rule).
+#pragma once
+
+#include <libssh/libssh.h>
+
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "config/ssh_config.h"
+#include "ssh/prompter.h"
+
+namespace tether::ssh {
+
+struct ConnectOptions {
+  int log_verbosity = 0;  // libssh's SSH_LOG_* level, from -v
+};
+
+class Session {
+ public:
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Errors name the host and the step (resolve, connect, handshake, host key, auth)
+  // and say what to do.
+  static Result<std::unique_ptr<Session>> Connect(const config::HostConfig& host,
+                                                  Prompter& prompter,
+                                                  const ConnectOptions& options);
+
+  ssh_session raw() const { return session_; }
+  int fd() const { return ssh_get_fd(session_); }
+  // Non-blocking mode for the event loop. The socket itself stays blocking: libssh
+  // treats EAGAIN from send() as fatal, and writes only after poll reports POLLOUT.
+  void SetNonBlocking();
+  bool IsConnected() const { return ssh_is_connected(session_) != 0; }
+  // True when libssh holds output that waits for the socket to become writable.
+  bool WantsWrite() const { return (ssh_get_poll_flags(session_) & SSH_WRITE_PENDING) != 0; }
+  std::string LastError() const { return ssh_get_error(session_); }
+  const std::string& cipher() const { return cipher_; }
+  const std::string& auth_method() const { return auth_method_; }
+
+ private:
+  explicit Session(ssh_session s) : session_(s) {}
+  Status Authenticate(const config::HostConfig& host, Prompter& prompter);
+
+  ssh_session session_;
+  std::string cipher_;
+  std::string auth_method_;
+};
+
+}  // namespace tether::ssh
