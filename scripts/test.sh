@@ -14,5 +14,5 @@ if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
   BUILD_DIR=build-asan scripts/build.sh -DTETHER_SANITIZE=ON
   echo "== tests under ASan + UBSan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure --timeout 600 -LE slow
+    ctest --test-dir build-asan --output-on-failure --timeout 600 -E Slow
 fi

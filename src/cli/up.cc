@@ -33,6 +33,9 @@ Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOpti
   read.options = options.options;
   auto host = config::ReadHostConfig(options.destination, read);
   if (!host.ok()) return host;
+  // The daemon is known by what the user typed (`gpu`, `alice@10.0.0.5:2222`): that is
+  // what `status` shows and what `down` takes.
+  host->alias = options.destination;
   if (!options.user.empty()) host->user = options.user;
   if (options.port != 0) host->port = static_cast<uint16_t>(options.port);
   if (!options.identity_files.empty()) {

@@ -71,6 +71,18 @@ void ControlServer::OnClient(int fd, unsigned events) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
   Client& c = *it->second;
+  if (c.draining) {
+    // Closing with unread input would send a reset that can destroy the error reply
+    // still in flight: read and drop what the client sends, bounded, until its EOF.
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) c.discarded += static_cast<size_t>(n);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+        c.discarded > 16 * kMaxLineBytes) {
+      Drop(fd);
+    }
+    return;
+  }
   if (events & (net::kReadable | net::kHangup)) {
     char buf[4096];
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -103,7 +115,9 @@ void ControlServer::OnClient(int fd, unsigned events) {
     }
   }
   if (c.closing && c.out.empty()) {
-    Drop(fd);
+    ::shutdown(fd, SHUT_WR);
+    c.draining = true;
+    loop_.SetInterest(fd, net::kReadable);
     return;
   }
   unsigned interest = c.closing ? 0u : unsigned{net::kReadable};

@@ -45,7 +45,9 @@ class ControlServer {
     UniqueFd fd;
     std::string in;
     std::string out;
-    bool closing = false;
+    bool closing = false;   // answer what is queued, then close
+    bool draining = false;  // answered and shut down; discard input until EOF
+    size_t discarded = 0;
   };
   void OnAccept();
   void OnClient(int fd, unsigned events);

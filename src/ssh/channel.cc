@@ -132,7 +132,10 @@ uint32_t Channel::RemoteWindow() const {
 
 Status Channel::SendEof() {
   if (state_ != OpenState::kOpen) return Status::Ok();
-  if (ssh_channel_send_eof(channel_) != SSH_OK) {
+  // SSH_AGAIN only says the flush that follows the EOF packet is not finished: in
+  // non-blocking mode the packet is queued and goes out with the session's output.
+  int rc = ssh_channel_send_eof(channel_);
+  if (rc != SSH_OK && rc != SSH_AGAIN) {
     return MakeError("channel", ssh_get_error(session_));
   }
   return Status::Ok();

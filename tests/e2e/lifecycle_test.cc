@@ -1,0 +1,152 @@
+// End-to-end: the daemon's life: background, status, down, stale state, control socket.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "control/control_client.h"
+#include "e2e/tether_fixture.h"
+#include "net/socket.h"
+
+namespace tether::testing {
+namespace {
+
+using std::chrono::seconds;
+using LifecycleTest = TetherTest;
+
+pid_t DaemonPid(TetherTest& t) {
+  auto text = ReadFile(t.StatePath("testhost.pid"));
+  if (!text.ok()) return 0;
+  return static_cast<pid_t>(std::atol(text->c_str()));
+}
+
+TEST_F(LifecycleTest, DownLeavesNoProcessAndNoFile) {
+  HttpServer http;
+  UpWithForward(http.port());
+  pid_t pid = DaemonPid(*this);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ProcessAlive(pid));
+  CommandResult down = Tether({"down", "testhost"});
+  ASSERT_TRUE(down.ok()) << down.Describe();
+  EXPECT_NE(down.out.find("down"), std::string::npos);
+  EXPECT_FALSE(ProcessAlive(pid));
+  EXPECT_TRUE(StateFiles().empty()) << "left: " << StateFiles().front();
+  CommandResult status = Tether({"status"});
+  EXPECT_NE(status.out.find("no hosts up"), std::string::npos) << status.Describe();
+}
+
+TEST_F(LifecycleTest, StateDirectoryIsPrivateAndSocketsAreOwnerOnly) {
+  HttpServer http;
+  UpWithForward(http.port());
+  struct stat st {};
+  ASSERT_EQ(::stat(state_.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(StatePath("testhost.sock").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(StatePath("testhost.pid").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+  ASSERT_EQ(::stat(StatePath("testhost.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+}
+
+TEST_F(LifecycleTest, KilledDaemonIsNoticedOnceAndCleanedUp) {
+  HttpServer http;
+  UpWithForward(http.port());
+  pid_t pid = DaemonPid(*this);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, seconds(5)));
+  CommandResult first = Tether({"status"});
+  EXPECT_NE(first.err.find("is gone"), std::string::npos) << first.Describe();
+  EXPECT_TRUE(StateFiles().empty());
+  CommandResult second = Tether({"status"});
+  EXPECT_EQ(second.err.find("is gone"), std::string::npos) << "said twice: " << second.err;
+  // And it can come up again.
+  UpWithForward(http.port());
+}
+
+TEST_F(LifecycleTest, ForegroundStaysAttachedAndStopsOnSigterm) {
+  HttpServer http;
+  uint16_t local = FreeTcpPort();
+  std::string log = scratch_.File("fg.out");
+  auto child =
+      SpawnProcess({TetherBinary(), "-F", sshd_.config_path(), "up", "testhost", "--foreground",
+                    "-L", std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port())},
+                   {{"TETHER_STATE_DIR", state_.path()}}, log);
+  ASSERT_TRUE(child.ok()) << child.error().ToString();
+  ASSERT_TRUE(WaitFor([&] { return PortAccepts(local); }, seconds(10))) << ReadFile(log).value();
+  ASSERT_TRUE(HttpGet(local).ok());
+  ASSERT_TRUE(child->Signal(SIGTERM));
+  auto code = child->Wait(seconds(10));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << ReadFile(log).value();
+  EXPECT_NE(ReadFile(log).value().find("stopping"), std::string::npos);
+  EXPECT_TRUE(StateFiles().empty());
+}
+
+TEST_F(LifecycleTest, GarbageOnTheControlSocketGetsAnErrorAndTheDaemonLivesOn) {
+  HttpServer http;
+  uint16_t local = UpWithForward(http.port());
+  std::string sock = StatePath("testhost.sock");
+  const std::string garbage[] = {
+      "not json at all\n",
+      "[1,2,3]\n",
+      "{\"no_cmd\":1}\n",
+      "{\"cmd\":42}\n",
+      "{\"cmd\":\"launch-missiles\"}\n",
+      std::string("\x00\xff\xfe{\n", 5),
+  };
+  for (const auto& g : garbage) {
+    auto fd = net::ConnectUnix(sock);
+    ASSERT_TRUE(fd.ok());
+    ASSERT_TRUE(SendAll(fd->get(), g).ok());
+    auto reply = ReceiveUntil(fd->get(), "\n", seconds(5));
+    ASSERT_TRUE(reply.ok()) << reply.error().ToString();
+    auto json = nlohmann::json::parse(*reply, nullptr, false);
+    ASSERT_TRUE(json.is_object()) << *reply;
+    EXPECT_EQ(json["ok"], false) << *reply;
+    EXPECT_TRUE(json["error"].is_string()) << *reply;
+  }
+  {
+    // A huge line without a newline: refused, connection closed.
+    auto fd = net::ConnectUnix(sock);
+    ASSERT_TRUE(fd.ok());
+    (void)SendAll(fd->get(), std::string(1 << 20, 'x'), seconds(5));
+    auto reply = ReceiveAll(fd->get(), seconds(5));
+    ASSERT_TRUE(reply.ok());
+    EXPECT_NE(reply->find("too long"), std::string::npos) << reply->substr(0, 200);
+  }
+  {
+    // Half a message, then the client goes away.
+    auto fd = net::ConnectUnix(sock);
+    ASSERT_TRUE(fd.ok());
+    ASSERT_TRUE(SendAll(fd->get(), "{\"cmd\":\"sta").ok());
+  }
+  auto ping = control::Request(sock, {{"cmd", "ping"}}, seconds(5));
+  ASSERT_TRUE(ping.ok()) << ping.error().ToString();
+  EXPECT_EQ((*ping)["ok"], true);
+  auto response = HttpGet(local);
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+}
+
+TEST_F(LifecycleTest, DownAllStopsEveryHost) {
+  HttpServer http;
+  UpWithForward(http.port());
+  std::string alias_config = scratch_.File("second.conf");
+  ClientConfigOptions options;
+  options.host = "second";
+  ASSERT_TRUE(sshd_.WriteClientConfig(alias_config, options).ok());
+  CommandResult up2 = RunTether(state_.path(), {"-F", alias_config, "up", "second"});
+  ASSERT_TRUE(up2.ok()) << up2.Describe();
+  CommandResult status = Tether({"status", "--json"});
+  ASSERT_EQ(nlohmann::json::parse(status.out)["hosts"].size(), 2u) << status.out;
+  CommandResult down = Tether({"down", "--all"});
+  ASSERT_TRUE(down.ok()) << down.Describe();
+  EXPECT_TRUE(StateFiles().empty());
+}
+
+}  // namespace
+}  // namespace tether::testing
