@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -17,6 +18,9 @@ constexpr int kTcpKeepIntervalS = 5;
 constexpr int kTcpKeepCount = 3;
 // Passphrase attempts per key, as ssh's NumberOfPasswordPrompts.
 constexpr int kPassphraseAttempts = 3;
+// The probe exec must not hold up `tether up` on a slow or odd server.
+constexpr int kProbeTimeoutMs = 5000;
+constexpr size_t kProbeMaxOutput = 256;
 
 struct KeyDeleter {
   void operator()(ssh_key k) const { ssh_key_free(k); }
@@ -135,7 +139,31 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
   if (!authed.ok()) return HostError(host, authed.take_error());
   const char* cipher = ssh_get_cipher_out(raw);
   session->cipher_ = cipher != nullptr ? cipher : "";
+  session->Probe();
   return session;
+}
+
+void Session::Probe() {
+  ssh_channel ch = ssh_channel_new(session_);
+  if (ch == nullptr) return;
+  std::string out;
+  if (ssh_channel_open_session(ch) == SSH_OK) {
+    if (ssh_channel_request_exec(ch, "uname -sm") == SSH_OK) {
+      char buf[128];
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kProbeTimeoutMs);
+      // Bounded by time and by output size.
+      while (out.size() < kProbeMaxOutput && std::chrono::steady_clock::now() < deadline) {
+        int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, kProbeTimeoutMs);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ssh_channel_close(ch);
+  }
+  ssh_channel_free(ch);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.find('\n') != std::string::npos) out.clear();  // a banner or a wrapper, not uname
+  remote_system_ = out;
 }
 
 Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter) {
@@ -181,10 +209,21 @@ Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter)
       }
       PassphraseContext ctx{&prompter, path};
       ssh_key priv_raw = nullptr;
-      rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, AskPassphrase, &ctx, &priv_raw);
+      // libssh asks once per import: ask again after a wrong passphrase, as ssh does.
+      for (;;) {
+        int asked_before = ctx.attempts;
+        rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, AskPassphrase, &ctx, &priv_raw);
+        if (rc == SSH_OK || ctx.attempts == asked_before || ctx.attempts >= kPassphraseAttempts) {
+          break;
+        }
+      }
       if (rc != SSH_OK) {
-        tried.push_back(path + (ctx.attempts > 0 ? " (wrong passphrase)"
-                                                 : " (unreadable or needs a passphrase)"));
+        std::string why = ctx.attempts > 0 ? " (wrong passphrase)"
+                          : prompter.CanPrompt()
+                              ? " (unreadable)"
+                              : " (needs a passphrase, and there is no terminal to ask: load "
+                                "it into ssh-agent)";
+        tried.push_back(path + why);
         continue;
       }
       KeyPtr priv(priv_raw);

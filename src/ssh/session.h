@@ -45,14 +45,22 @@ class Session {
   std::string LastError() const { return ssh_get_error(session_); }
   const std::string& cipher() const { return cipher_; }
   const std::string& auth_method() const { return auth_method_; }
+  // `uname -sm` of the server ("Linux x86_64"), or empty when the probe failed.
+  const std::string& remote_system() const { return remote_system_; }
 
  private:
   explicit Session(ssh_session s) : session_(s) {}
   Status Authenticate(const config::HostConfig& host, Prompter& prompter);
+  // Runs `uname -sm` once. Besides telling us the server's system, a session channel
+  // makes sshd switch TCP_NODELAY on for the whole connection (it does so only when a
+  // session starts): without it a forward-only connection uploads at about half speed
+  // on long links (DESIGN.md). Failure is not fatal (ForceCommand, restricted shells).
+  void Probe();
 
   ssh_session session_;
   std::string cipher_;
   std::string auth_method_;
+  std::string remote_system_;
 };
 
 }  // namespace tether::ssh

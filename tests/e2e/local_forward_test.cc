@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
@@ -182,6 +183,42 @@ TEST_F(LocalForwardTest, ListensOnALocalUnixSocket) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   ASSERT_TRUE(Tether({"down", "testhost"}).ok());
   EXPECT_NE(::stat(path.c_str(), &st), 0) << "the socket file outlived the daemon";
+}
+
+TEST_F(LocalForwardTest, ListensOnAnIpv6BindAddressInBrackets) {
+  HttpServer http;
+  uint16_t local = FreeTcpPort();
+  CommandResult up =
+      Tether({"up", "testhost", "-L",
+              "[::1]:" + std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port())});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  EXPECT_NE(up.out.find("[::1]:" + std::to_string(local)), std::string::npos) << up.out;
+  CommandResult curl = RunCommand(
+      {"curl", "-sS", "-g", "--max-time", "10", "http://[::1]:" + std::to_string(local) + "/"});
+  ASSERT_TRUE(curl.ok()) << curl.Describe();
+  EXPECT_EQ(curl.out, http.body());
+  EXPECT_FALSE(PortAccepts(local)) << "bound 127.0.0.1 too, though only [::1] was asked";
+}
+
+TEST_F(LocalForwardTest, ReachesAUnixSocketOnTheServer) {
+  // A unix-socket HTTP service on the server side, as a model server may offer.
+  std::string path = scratch_.File("model.sock");
+  std::string script =
+      "import socket,sys\n"
+      "s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n"
+      "for _ in range(8):\n"
+      "  c,_=s.accept(); c.recv(65536)\n"
+      "  c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 6\\r\\n\\r\\nunix!\\n'); c.close()\n";
+  auto server = SpawnProcess({"python3", "-c", script, path});
+  ASSERT_TRUE(server.ok()) << server.error().ToString();
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(path).ok() || ::access(path.c_str(), F_OK) == 0; },
+                      std::chrono::seconds(10)));
+  uint16_t local = FreeTcpPort();
+  CommandResult up = Tether({"up", "testhost", "-L", std::to_string(local) + ":" + path});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  auto response = HttpGet(local);
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->body, "unix!\n");
 }
 
 TEST_F(LocalForwardTest, AppliesLocalForwardLinesOfTheHost) {
