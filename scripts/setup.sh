@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config g++
   libssh-dev libssl-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   # tests, demo and benchmarks: a real sshd and real clients
   openssh-server openssh-client iperf3 curl python3 iproute2 iptables autossh procps tmux
   # code style

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace tether::cli {
 
@@ -11,12 +12,19 @@ std::string HumanBytes(uint64_t bytes) {
   const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes) / 1024.0;
   int u = 0;
-  while (v >= 1024.0 && u < 3) {
-    v /= 1024.0;
-    ++u;
+  // Three significant digits; the unit and the decimals are chosen after rounding, so
+  // 1048575 bytes reads "1.00 MiB", not "1024 KiB". Bounded by the number of units.
+  for (;;) {
+    int decimals = v >= 99.95 ? 0 : (v >= 9.995 ? 1 : 2);
+    double scale = decimals == 0 ? 1.0 : (decimals == 1 ? 10.0 : 100.0);
+    double rounded = std::round(v * scale) / scale;
+    if (rounded >= 1024.0 && u < 3) {
+      v /= 1024.0;
+      ++u;
+      continue;
+    }
+    return fmt::format("{:.{}f} {}", rounded, decimals, units[u]);
   }
-  int decimals = v >= 100 ? 0 : (v >= 10 ? 1 : 2);
-  return fmt::format("{:.{}f} {}", v, decimals, units[u]);
 }
 
 std::string HumanDuration(int64_t s) {

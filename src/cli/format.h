@@ -7,7 +7,7 @@
 
 namespace tether::cli {
 
-// 0 B, 512 B, 1.5 KiB, 12.0 MiB, 3.21 GiB.
+// 0 B, 512 B, 1.50 KiB, 12.0 MiB, 3.21 GiB: three significant digits.
 std::string HumanBytes(uint64_t bytes);
 // 45s, 3m12s, 5h03m, 2d04h.
 std::string HumanDuration(int64_t seconds);

@@ -15,6 +15,7 @@
 #include "cli/errors.h"
 #include "common/log.h"
 #include "config/ssh_config.h"
+#include "config/tether_config.h"
 #include "control/control_client.h"
 #include "daemon/host_daemon.h"
 #include "daemon/state_dir.h"
@@ -27,7 +28,8 @@ namespace {
 // How long `up` waits for the background daemon to say it is ready.
 constexpr int kReadyTimeoutMs = 30000;
 
-Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOptions& options) {
+Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOptions& options,
+                                       const config::TetherConfig& tether_config) {
   config::ReadOptions read;
   read.config_file = global.config_file;
   read.options = options.options;
@@ -36,6 +38,8 @@ Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOpti
   // The daemon is known by what the user typed (`gpu`, `alice@10.0.0.5:2222`): that is
   // what `status` shows and what `down` takes.
   host->alias = options.destination;
+  // Precedence: command line > tether's config.toml > ssh_config.
+  tether_config.ApplyTo(*host);
   if (!options.user.empty()) host->user = options.user;
   if (options.port != 0) host->port = static_cast<uint16_t>(options.port);
   if (!options.identity_files.empty()) {
@@ -46,19 +50,23 @@ Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOpti
   return host;
 }
 
-Result<std::vector<config::ForwardSpec>> CollectForwards(const UpOptions& options,
-                                                         const config::HostConfig& host) {
-  std::vector<config::ForwardSpec> specs;
+// Forwards from the command line, the host's profile and its ssh_config lines, in that
+// order of precedence (a later one that listens where an earlier one does is dropped).
+Result<std::vector<config::ForwardSpec>> CollectForwards(
+    const UpOptions& options, const config::HostConfig& host,
+    const config::TetherConfig& tether_config) {
+  std::vector<config::ForwardSpec> cli;
   for (const auto& text : options.local_forwards) {
     auto spec = config::ParseForwardSpec(config::ForwardKind::kLocal, text);
     if (!spec.ok()) return spec.take_error();
-    specs.push_back(*spec);
+    cli.push_back(*spec);
   }
-  for (const auto& spec : host.forwards) {
+  std::vector<config::ForwardSpec> profile;
+  if (const config::HostProfile* p = tether_config.ProfileFor(host.alias)) profile = p->forwards;
+  std::vector<config::ForwardSpec> specs;
+  for (const auto& spec : config::MergeForwards({cli, profile, host.forwards})) {
     if (spec.kind != config::ForwardKind::kLocal) {
-      std::fprintf(stderr,
-                   "tether: %s: %s from ssh_config skipped: only -L forwards in this "
-                   "version\n",
+      std::fprintf(stderr, "tether: %s: %s skipped: only -L forwards in this version\n",
                    host.alias.c_str(), spec.ToFlagString().c_str());
       continue;
     }
@@ -98,12 +106,17 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
     PrintError(state.error());
     return 1;
   }
-  auto host = ResolveHost(global, options);
+  auto tether_config = config::TetherConfig::Load(config::TetherConfig::DefaultPath());
+  if (!tether_config.ok()) {
+    PrintError(tether_config.error());
+    return 1;
+  }
+  auto host = ResolveHost(global, options, *tether_config);
   if (!host.ok()) {
     PrintError(host.error());
     return 1;
   }
-  auto specs = CollectForwards(options, *host);
+  auto specs = CollectForwards(options, *host, *tether_config);
   if (!specs.ok()) {
     PrintError(specs.error());
     return 1;

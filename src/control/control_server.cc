@@ -25,6 +25,10 @@ void ControlServer::Register(const std::string& cmd, Handler handler) {
 }
 
 Json ControlServer::HandleLine(const std::string& line) const {
+  // nlohmann's lexer stops at a NUL byte and would ignore what follows: refuse it here.
+  if (line.find('\0') != std::string::npos) {
+    return Json{{"ok", false}, {"error", "request is not valid JSON (NUL byte)"}};
+  }
   Json request = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded()) return Json{{"ok", false}, {"error", "request is not valid JSON"}};
   if (!request.is_object()) return Json{{"ok", false}, {"error", "request is not a JSON object"}};
@@ -93,13 +97,15 @@ void ControlServer::OnClient(int fd, unsigned events) {
       c.in.append(buf, static_cast<size_t>(n));
     }
     size_t nl;
-    while ((nl = c.in.find('\n')) != std::string::npos) {
+    while ((nl = c.in.find('\n')) != std::string::npos && nl <= kMaxLineBytes) {
       std::string line = c.in.substr(0, nl);
       c.in.erase(0, nl + 1);
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty()) continue;
       c.out += HandleLine(line).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
     }
+    // What is left has no newline within the limit: a line too long, however the bytes
+    // arrived.
     if (c.in.size() > kMaxLineBytes) {
       c.out += Json{{"ok", false}, {"error", "request line too long"}}.dump() + "\n";
       c.in.clear();

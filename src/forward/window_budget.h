@@ -12,7 +12,7 @@ class WindowBudget {
   explicit WindowBudget(size_t limit_bytes) : limit_(limit_bytes) {}
   // Takes `bytes` from the budget if that fits; false otherwise.
   bool TryReserve(size_t bytes) {
-    if (used_ + bytes > limit_) return false;
+    if (bytes > limit_ - used_) return false;  // no wrap-around: used_ <= limit_
     used_ += bytes;
     return true;
   }

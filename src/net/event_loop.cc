@@ -132,8 +132,8 @@ Status EventLoop::RunOnce(std::chrono::milliseconds max_wait) {
   int timeout_ms = static_cast<int>(TimeToNextTimer(max_wait).count());
   int n = ::poll(pollfds_.data(), pollfds_.size(), timeout_ms);
   if (n < 0) {
-    if (errno == EINTR) return Status::Ok();
-    return ErrnoError("event loop", "poll", errno);
+    if (errno != EINTR) return ErrnoError("event loop", "poll", errno);
+    n = 0;  // a signal: no descriptor events, but timers and hooks still run
   }
   for (size_t i = 0; i < pollfds_.size() && n > 0; ++i) {
     const pollfd& p = pollfds_[i];

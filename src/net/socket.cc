@@ -75,6 +75,16 @@ Result<std::vector<UniqueFd>> ListenTcp(const std::string& host, uint16_t port) 
     if (ai->ai_family == AF_INET6) {
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
+    if (port == 0 && !fds.empty()) {
+      // Port 0 on several addresses: every listener takes the port the first one got.
+      auto first = LocalPort(fds.front().get());
+      if (first.ok()) {
+        if (ai->ai_family == AF_INET)
+          reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_port = htons(*first);
+        if (ai->ai_family == AF_INET6)
+          reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_port = htons(*first);
+      }
+    }
     if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
       int err = errno;
       if (err == EADDRINUSE) {

@@ -1,0 +1,65 @@
+// tether's own configuration: ~/.config/tether/config.toml (docs/config.md). Per-host
+// profiles (forwards a host always gets, and overrides of where it leads) and tether's
+// settings. Precedence: command line > this file > ssh_config.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/forward_spec.h"
+#include "config/ssh_config.h"
+
+namespace tether::config {
+
+// Settings of tether itself; unset ones keep the built-in defaults.
+struct Settings {
+  std::optional<int> connect_timeout_s;
+  std::optional<int> keepalive_interval_s;
+  std::optional<int> keepalive_count_max;
+
+  // Fields set in `over` replace ours.
+  void MergeFrom(const Settings& over);
+  bool operator==(const Settings&) const = default;
+};
+
+struct HostProfile {
+  std::optional<std::string> hostname;
+  std::optional<std::string> user;
+  std::optional<uint16_t> port;
+  std::vector<std::string> identity_files;
+  std::vector<ForwardSpec> forwards;
+  Settings settings;
+};
+
+class TetherConfig {
+ public:
+  // $TETHER_CONFIG, else $XDG_CONFIG_HOME/tether/config.toml, else
+  // ~/.config/tether/config.toml.
+  static std::string DefaultPath();
+  // A missing file is an empty configuration; a malformed one is an error that names the
+  // file, line and key.
+  static Result<TetherConfig> Load(const std::string& path);
+  static Result<TetherConfig> Parse(std::string_view text, const std::string& source_name);
+
+  // [settings] merged with the host's own settings (the host's win).
+  Settings SettingsFor(const std::string& host) const;
+  // The profile of `host` ([hosts."NAME"]), or nullptr.
+  const HostProfile* ProfileFor(const std::string& host) const;
+
+  // Applies the profile of host.alias onto `host` (over ssh_config's values).
+  void ApplyTo(HostConfig& host) const;
+
+ private:
+  Settings defaults_;
+  std::map<std::string, HostProfile> hosts_;
+};
+
+// Joins forwards from higher to lower precedence: a later forward that listens where an
+// earlier one does is dropped (the command line's -L 8000 beats the profile's -L 8000).
+std::vector<ForwardSpec> MergeForwards(const std::vector<std::vector<ForwardSpec>>& by_precedence);
+
+}  // namespace tether::config

@@ -1,0 +1,111 @@
+#include "config/tether_config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tether::config {
+namespace {
+
+TEST(TetherConfig, ReadsSettingsAndAHostProfile) {
+  auto c = TetherConfig::Parse(R"(
+[settings]
+connect_timeout_s = 10
+keepalive_interval_s = 2
+
+[hosts.gpu]
+forwards = ["-L 8000:localhost:8000", "-L 5678:localhost:5678"]
+user = "alice"
+port = 2222
+keepalive_interval_s = 5
+)",
+                               "test.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Settings s = c->SettingsFor("gpu");
+  EXPECT_EQ(s.connect_timeout_s, 10);
+  EXPECT_EQ(s.keepalive_interval_s, 5);  // the host's own wins
+  EXPECT_EQ(c->SettingsFor("other").keepalive_interval_s, 2);
+  const HostProfile* p = c->ProfileFor("gpu");
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->forwards.size(), 2u);
+  EXPECT_EQ(p->forwards[0].listen.port, 8000);
+  EXPECT_EQ(p->forwards[1].target.port, 5678);
+  EXPECT_EQ(c->ProfileFor("other"), nullptr);
+}
+
+TEST(TetherConfig, ProfileOverridesSshConfigValues) {
+  auto c = TetherConfig::Parse(
+      "[hosts.gpu]\nhostname = \"10.0.0.5\"\nuser = \"alice\"\nport = 2222\n"
+      "identity_file = \"/keys/gpu\"\nconnect_timeout_s = 7\n",
+      "t.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  HostConfig host;
+  host.alias = "gpu";
+  host.hostname = "gpu";
+  host.user = "bob";
+  host.port = 22;
+  host.identity_files = {"/home/bob/.ssh/id_ed25519"};
+  c->ApplyTo(host);
+  EXPECT_EQ(host.hostname, "10.0.0.5");
+  EXPECT_EQ(host.user, "alice");
+  EXPECT_EQ(host.port, 2222);
+  EXPECT_EQ(host.identity_files, std::vector<std::string>{"/keys/gpu"});
+  EXPECT_FALSE(host.identity_files_default);
+  EXPECT_EQ(host.connect_timeout, std::chrono::seconds(7));
+}
+
+TEST(TetherConfig, EmptyTextIsAnEmptyConfig) {
+  auto c = TetherConfig::Parse("", "t.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ProfileFor("gpu"), nullptr);
+  EXPECT_EQ(c->SettingsFor("gpu"), Settings{});
+}
+
+TEST(TetherConfig, MissingFileIsAnEmptyConfig) {
+  auto c = TetherConfig::Load("/nonexistent/tether/config.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ProfileFor("gpu"), nullptr);
+}
+
+struct BadCase {
+  const char* text;
+  const char* error_part;
+};
+
+TEST(TetherConfig, RefusesMalformedFilesNamingLineAndKey) {
+  const BadCase cases[] = {
+      {"[settings]\nkeepalive_interval_s = \"2s\"\n", "t.toml:2: keepalive_interval_s must be"},
+      {"[settings]\nkeepalive_interval_s = 0\n", "keepalive_interval_s must be"},
+      {"[settings]\nkeepalive_intervall_s = 2\n",
+       "t.toml:2: unknown key \"keepalive_intervall_s\""},
+      {"[setings]\nx = 1\n", "unknown section \"setings\""},
+      {"[hosts.gpu]\nforwards = [\"8000:localhost:8000\"]\n", "must start with -L, -R or -D"},
+      {"[hosts.gpu]\nforwards = [\"-L 80x:localhost:80\"]\n", "80x"},
+      {"[hosts.gpu]\nforwards = \"-L 8000:localhost:8000\"\n", "forwards must be a list"},
+      {"[hosts.gpu]\nport = 70000\n", "port must be"},
+      {"[hosts.gpu]\nuser = \"\"\n", "user must be a non-empty string"},
+      {"[hosts]\ngpu = 3\n", "hosts.gpu must be a table"},
+      {"[hosts.gpu\n", "t.toml:1"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = TetherConfig::Parse(c.text, "t.toml");
+    ASSERT_FALSE(parsed.ok()) << c.text;
+    EXPECT_NE(parsed.error().message.find(c.error_part), std::string::npos)
+        << c.text << " -> " << parsed.error().message;
+    EXPECT_EQ(parsed.error().step, "config");
+  }
+}
+
+TEST(MergeForwards, HigherPrecedenceWinsTheSameListenAddress) {
+  auto f = [](const char* spec) { return ParseForwardSpec(ForwardKind::kLocal, spec).value(); };
+  auto merged = MergeForwards({{f("8000:localhost:9000")},
+                               {f("8000:localhost:8000"), f("5678:localhost:5678")},
+                               {f("5678:localhost:1"), f("127.0.0.1:8080:localhost:8080")}});
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[0].target.port, 9000);
+  EXPECT_EQ(merged[1].target.port, 5678);
+  EXPECT_EQ(merged[2].listen.port, 8080);
+}
+
+}  // namespace
+}  // namespace tether::config

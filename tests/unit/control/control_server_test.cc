@@ -1,0 +1,341 @@
+#include "control/control_server.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/event_loop.h"
+#include "net/socket.h"
+
+namespace tether::control {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Handlers for every shape of reply the header describes.
+void RegisterTestHandlers(ControlServer& server) {
+  server.Register("ping", [](const Json&) -> Result<Json> { return Json{{"pong", true}}; });
+  server.Register("echo", [](const Json& request) -> Result<Json> {
+    return Json{{"n", request.value("n", -1)}};
+  });
+  server.Register("busy", [](const Json&) -> Result<Json> {
+    return MakeError("control", "the daemon is busy", "try again in a second");
+  });
+  server.Register("missing", [](const Json&) -> Result<Json> {
+    return MakeError("control", "no such forward");
+  });
+  server.Register("count", [](const Json&) -> Result<Json> { return Json(42); });
+  server.Register("list", [](const Json&) -> Result<Json> { return Json::array({1, 2}); });
+  server.Register("nothing", [](const Json&) -> Result<Json> { return Json(); });
+  server.Register("claims-failure", [](const Json&) -> Result<Json> {
+    return Json{{"ok", false}, {"x", 1}};
+  });
+}
+
+// A string literal's bytes, NULs included.
+template <size_t N>
+std::string Bytes(const char (&literal)[N]) {
+  return std::string(literal, N - 1);
+}
+
+// HandleLine needs no socket: the server gets no listener and the loop never runs.
+class HandleLineTest : public ::testing::Test {
+ protected:
+  HandleLineTest() : server_(loop_, UniqueFd()) { RegisterTestHandlers(server_); }
+
+  net::EventLoop loop_;
+  ControlServer server_;
+};
+
+struct RefusedCase {
+  const char* name;
+  std::string line;
+  const char* error_contains;
+};
+
+TEST_F(HandleLineTest, RefusesMalformedRequestsWithAnError) {
+  const std::vector<RefusedCase> cases = {
+      {"empty line", "", "not valid JSON"},
+      {"not JSON", "hello", "not valid JSON"},
+      {"truncated JSON", R"({"cmd":)", "not valid JSON"},
+      {"trailing garbage", R"({"cmd":"ping"} x)", "not valid JSON"},
+      {"JSON array", R"(["ping"])", "not a JSON object"},
+      {"number", "42", "not a JSON object"},
+      {"string", R"("ping")", "not a JSON object"},
+      {"null", "null", "not a JSON object"},
+      {"object without cmd", "{}", "\"cmd\""},
+      {"cmd under another name", R"({"command":"ping"})", "\"cmd\""},
+      {"cmd is a number", R"({"cmd":1})", "\"cmd\""},
+      {"cmd is null", R"({"cmd":null})", "\"cmd\""},
+      {"cmd is an array", R"({"cmd":["ping"]})", "\"cmd\""},
+      {"unknown cmd", R"({"cmd":"reboot"})", "unknown cmd \"reboot\""},
+      {"cmd is case sensitive", R"({"cmd":"PING"})", "unknown cmd \"PING\""},
+  };
+  for (const RefusedCase& c : cases) {
+    const Json reply = server_.HandleLine(c.line);
+    ASSERT_TRUE(reply.is_object()) << c.name;
+    EXPECT_EQ(reply.value("ok", true), false) << c.name << ": " << reply.dump();
+    ASSERT_TRUE(reply.contains("error") && reply["error"].is_string())
+        << c.name << ": " << reply.dump();
+    EXPECT_NE(reply["error"].get<std::string>().find(c.error_contains), std::string::npos)
+        << c.name << ": " << reply.dump();
+    EXPECT_FALSE(reply.contains("hint")) << c.name << ": " << reply.dump();
+  }
+}
+
+struct AnsweredCase {
+  const char* name;
+  std::string line;
+  Json want;
+};
+
+TEST_F(HandleLineTest, TurnsWhatTheHandlerReturnsIntoTheReply) {
+  const std::vector<AnsweredCase> cases = {
+      {"object", R"({"cmd":"ping"})", Json{{"ok", true}, {"pong", true}}},
+      {"object, request has more fields", R"({"cmd":"ping","verbose":true})",
+       Json{{"ok", true}, {"pong", true}}},
+      {"whitespace around the request", "  {\"cmd\" : \"ping\"}\t",
+       Json{{"ok", true}, {"pong", true}}},
+      {"handler sees the request", R"({"cmd":"echo","n":7})", Json{{"ok", true}, {"n", 7}}},
+      {"error with hint", R"({"cmd":"busy"})",
+       Json{{"ok", false}, {"error", "the daemon is busy"}, {"hint", "try again in a second"}}},
+      {"error without hint", R"({"cmd":"missing"})",
+       Json{{"ok", false}, {"error", "no such forward"}}},
+      {"number", R"({"cmd":"count"})", Json{{"ok", true}, {"result", 42}}},
+      {"array", R"({"cmd":"list"})", Json{{"ok", true}, {"result", Json::array({1, 2})}}},
+      {"null", R"({"cmd":"nothing"})", Json{{"ok", true}, {"result", nullptr}}},
+      {"ok is added, not taken from the handler", R"({"cmd":"claims-failure"})",
+       Json{{"ok", true}, {"x", 1}}},
+  };
+  for (const AnsweredCase& c : cases) {
+    EXPECT_EQ(server_.HandleLine(c.line), c.want) << c.name;
+  }
+}
+
+TEST_F(HandleLineTest, NeverThrowsOnInvalidUtf8OrNulBytes) {
+  const std::vector<std::string> lines = {
+      "\xff\xfe",
+      "{\"cmd\":\"\xff\"}",
+      "{\"cmd\":\"pi\xc3\"}",        // truncated two-byte sequence
+      "{\"cmd\":\"\xc0\xaf\"}",      // overlong '/'
+      "{\"cmd\":\"\xed\xa0\x80\"}",  // a surrogate encoded as UTF-8
+      "{\"cmd\":\"\\ud800\"}",       // a lone surrogate escape
+      "{\"cmd\":\"ping\",\"x\":\"\xf8\x88\x80\x80\x80\"}",
+      Bytes("\0"),
+      Bytes("{\"cmd\":\"pi\0ng\"}"),
+      Bytes("{\"cmd\":\"ping\"}\0{\"cmd\":\"busy\"}"),
+      Bytes("{\"cmd\":\"ping\",\"pad\":\"\0\"}"),
+      "{\"cmd\":\"\\u0000\"}",  // a NUL that is valid JSON
+  };
+  for (const std::string& line : lines) {
+    Json reply;
+    ASSERT_NO_THROW(reply = server_.HandleLine(line)) << testing::PrintToString(line);
+    ASSERT_TRUE(reply.is_object()) << testing::PrintToString(line);
+    EXPECT_TRUE(reply.contains("ok") && reply["ok"].is_boolean())
+        << testing::PrintToString(line) << " -> " << reply.dump();
+    EXPECT_NO_THROW((void)reply.dump()) << testing::PrintToString(line);
+  }
+}
+
+TEST_F(HandleLineTest, RefusesInvalidUtf8AsNotJson) {
+  for (const std::string line : {"{\"cmd\":\"\xff\"}", "{\"cmd\":\"pi\xc3\"}", "\xff\xfe"}) {
+    const Json reply = server_.HandleLine(line);
+    EXPECT_EQ(reply.value("ok", true), false) << testing::PrintToString(line);
+    EXPECT_EQ(reply.value("error", ""), "request is not valid JSON")
+        << testing::PrintToString(line);
+  }
+}
+
+// Everything after a NUL is part of the line too: a line that is not JSON as a whole is
+// refused, whatever its first bytes say.
+TEST_F(HandleLineTest, RefusesALineWithMoreAfterANulByte) {
+  for (const std::string& line :
+       {Bytes("{\"cmd\":\"ping\"}\0garbage"), Bytes("{\"cmd\":\"ping\"}\0")}) {
+    const Json reply = server_.HandleLine(line);
+    EXPECT_EQ(reply.value("ok", true), false)
+        << testing::PrintToString(line) << " -> " << reply.dump();
+  }
+}
+
+// A client on the other end of a real control socket. The loop is driven from the test
+// thread, so the client is non-blocking and does a little each round.
+class SocketClient {
+ public:
+  explicit SocketClient(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  void Queue(const std::string& bytes) { out_ += bytes; }
+
+  // Writes what it can, reads what there is.
+  void Step() {
+    if (!out_.empty() && !eof_ && read_errno_ == 0) {
+      ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
+      if (n > 0) out_.erase(0, static_cast<size_t>(n));
+      if (n < 0 && errno != EAGAIN && errno != EINTR) write_errno_ = errno;
+    }
+    for (int i = 0; i < 64 && !eof_; ++i) {
+      char buf[4096];
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n > 0) {
+        in_.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0) eof_ = true;
+      if (n < 0 && errno != EAGAIN && errno != EINTR) read_errno_ = errno;
+      break;
+    }
+  }
+
+  std::vector<std::string> Lines() const {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    for (size_t nl; (nl = in_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      lines.push_back(in_.substr(start, nl - start));
+    }
+    return lines;
+  }
+
+  bool eof() const { return eof_; }
+  int read_errno() const { return read_errno_; }
+  int write_errno() const { return write_errno_; }
+  size_t unsent() const { return out_.size(); }
+
+ private:
+  UniqueFd fd_;
+  std::string out_;
+  std::string in_;
+  bool eof_ = false;
+  int read_errno_ = 0;
+  int write_errno_ = 0;
+};
+
+class ControlSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/tether-control-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/gpu.sock";
+    auto listener = net::ListenUnix(path_);
+    ASSERT_TRUE(listener.ok()) << listener.error().ToString();
+    server_ = std::make_unique<ControlServer>(loop_, std::move(*listener));
+    RegisterTestHandlers(*server_);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<SocketClient> Connect() {
+    auto fd = net::ConnectUnix(path_);
+    EXPECT_TRUE(fd.ok()) << fd.error().ToString();
+    if (!fd.ok()) return nullptr;
+    EXPECT_TRUE(net::SetNonBlocking(fd->get()).ok());
+    return std::make_unique<SocketClient>(std::move(*fd));
+  }
+
+  // Runs the loop in 10 ms rounds, letting the client work after each, until `done`
+  // or 5 s have passed. False on timeout.
+  bool Drive(SocketClient& client, const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    for (int round = 0; round < 2000 && std::chrono::steady_clock::now() < deadline; ++round) {
+      Status s = loop_.RunOnce(10ms);
+      EXPECT_TRUE(s.ok()) << s.error().ToString();
+      client.Step();
+      if (done()) return true;
+    }
+    return false;
+  }
+
+  std::string dir_;
+  std::string path_;
+  net::EventLoop loop_;
+  std::unique_ptr<ControlServer> server_;
+};
+
+TEST_F(ControlSocketTest, AnswersTwoRequestsOnOneConnectionInOrder) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("{\"cmd\":\"ping\"}\n{\"cmd\":\"echo\",\"n\":2}\n");
+
+  ASSERT_TRUE(Drive(*client, [&] { return client->Lines().size() >= 2; }))
+      << "replies so far: " << testing::PrintToString(client->Lines());
+
+  const std::vector<std::string> lines = client->Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(Json::parse(lines[0]), (Json{{"ok", true}, {"pong", true}}));
+  EXPECT_EQ(Json::parse(lines[1]), (Json{{"ok", true}, {"n", 2}}));
+  EXPECT_FALSE(client->eof());
+  EXPECT_EQ(client->read_errno(), 0);
+}
+
+TEST_F(ControlSocketTest, KeepsTheConnectionAfterAMalformedLine) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("this is not json\n");
+  client->Queue("{\"cmd\":\"ping\"}\n");
+
+  ASSERT_TRUE(Drive(*client, [&] { return client->Lines().size() >= 2 || client->eof(); }))
+      << "replies so far: " << testing::PrintToString(client->Lines());
+
+  const std::vector<std::string> lines = client->Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(Json::parse(lines[0]).value("ok", true), false);
+  EXPECT_EQ(Json::parse(lines[1]), (Json{{"ok", true}, {"pong", true}}));
+  EXPECT_FALSE(client->eof());
+}
+
+TEST_F(ControlSocketTest, RefusesAnOverlongLineThenClosesWithoutReset) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue(std::string(kMaxLineBytes + 16 * 1024, 'x') + "\n");
+
+  ASSERT_TRUE(Drive(*client, [&] { return client->eof() || client->read_errno() != 0; }))
+      << "replies so far: " << testing::PrintToString(client->Lines());
+
+  EXPECT_TRUE(client->eof());
+  EXPECT_EQ(client->read_errno(), 0) << std::strerror(client->read_errno());
+  EXPECT_EQ(client->write_errno(), 0) << std::strerror(client->write_errno());
+  const std::vector<std::string> lines = client->Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  const Json reply = Json::parse(lines[0]);
+  EXPECT_EQ(reply.value("ok", true), false);
+  EXPECT_NE(reply.value("error", "").find("too long"), std::string::npos) << lines[0];
+}
+
+// The limit must not depend on how the bytes happen to be cut into reads: here the
+// whole line, newline included, is queued before the server reads any of it.
+TEST_F(ControlSocketTest, RefusesAValidRequestJustOverTheLimit) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  const std::string head = R"({"cmd":"ping","pad":")";
+  const std::string tail = "\"}";
+  const std::string line =
+      head + std::string(kMaxLineBytes + 10 - head.size() - tail.size(), 'x') + tail;
+  ASSERT_EQ(line.size(), kMaxLineBytes + 10);
+  client->Queue(line + "\n");
+  client->Step();
+  ASSERT_EQ(client->unsent(), 0u) << "the socket buffer took only part of the line";
+
+  ASSERT_TRUE(Drive(*client, [&] { return !client->Lines().empty() || client->eof(); }));
+
+  const std::vector<std::string> lines = client->Lines();
+  ASSERT_EQ(lines.size(), 1u);
+  const Json reply = Json::parse(lines[0]);
+  EXPECT_EQ(reply.value("ok", true), false) << lines[0];
+  EXPECT_NE(reply.value("error", "").find("too long"), std::string::npos) << lines[0];
+}
+
+}  // namespace
+}  // namespace tether::control
