@@ -42,6 +42,16 @@ int Main(int argc, char** argv) {
   status_cmd->add_option("host", status.host, "only this host");
   status_cmd->add_flag("--json", status.json, "machine-readable output (docs/control-protocol.md)");
 
+  LsOptions ls;
+  CLI::App* ls_cmd = app.add_subcommand("ls", "one line per host");
+  ls_cmd->add_flag("--json", ls.json, "machine-readable output");
+
+  LogsOptions logs;
+  CLI::App* logs_cmd = app.add_subcommand("logs", "show a host's daemon log");
+  logs_cmd->add_option("host", logs.host, "the host")->required();
+  logs_cmd->add_option("-n", logs.lines, "last N lines (0: all)")->check(CLI::NonNegativeNumber);
+  logs_cmd->add_flag("-f,--follow", logs.follow, "keep printing what the daemon logs");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -53,6 +63,8 @@ int Main(int argc, char** argv) {
       {up_cmd, [&] { return RunUp(global, up); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
+      {ls_cmd, [&] { return RunLs(global, ls); }},
+      {logs_cmd, [&] { return RunLogs(global, logs); }},
   };
   for (const auto& [cmd, run] : verbs) {
     if (cmd->parsed()) return run();

@@ -32,9 +32,21 @@ struct StatusOptions {
   bool json = false;
 };
 
+struct LsOptions {
+  bool json = false;
+};
+
+struct LogsOptions {
+  std::string host;
+  int lines = 200;
+  bool follow = false;
+};
+
 int RunUp(const GlobalOptions& global, const UpOptions& options);
 int RunDown(const GlobalOptions& global, const DownOptions& options);
 int RunStatus(const GlobalOptions& global, const StatusOptions& options);
+int RunLs(const GlobalOptions& global, const LsOptions& options);
+int RunLogs(const GlobalOptions& global, const LogsOptions& options);
 
 // Parses argv and runs the verb; returns the process exit code.
 int Main(int argc, char** argv);

@@ -2,7 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
+
+#include "control/control_client.h"
 
 namespace tether::cli {
 
@@ -31,6 +34,29 @@ HostProbe ProbeHost(const daemon::StateDir& state, const std::string& name) {
     }
   }
   return probe;
+}
+
+nlohmann::json CollectStatus(const daemon::StateDir& state, const std::string& host) {
+  using nlohmann::json;
+  json hosts = json::array();
+  for (const std::string& name : SelectHosts(state, host)) {
+    HostProbe probe = ProbeHost(state, name);
+    if (!probe.running) continue;
+    auto reply =
+        control::Request(state.SocketPath(name), {{"cmd", "status"}}, std::chrono::seconds(3));
+    if (!reply.ok()) {
+      hosts.push_back(json{{"host", name},
+                           {"state", "unresponsive"},
+                           {"pid", probe.pid},
+                           {"error", reply.error().message},
+                           {"forwards", json::array()}});
+      continue;
+    }
+    json entry = std::move(*reply);
+    entry.erase("ok");
+    hosts.push_back(std::move(entry));
+  }
+  return hosts;
 }
 
 }  // namespace tether::cli

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,10 @@ struct HostProbe {
 // Whether the host's daemon runs. A dead daemon's files are removed, and that is said
 // once on stderr.
 HostProbe ProbeHost(const daemon::StateDir& state, const std::string& name);
+
+// The status replies of the named host (or of every host), as `status --json` prints
+// them under "hosts". A daemon that holds its lock but does not answer is listed with
+// state "unresponsive".
+nlohmann::json CollectStatus(const daemon::StateDir& state, const std::string& host);
 
 }  // namespace tether::cli

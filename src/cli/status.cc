@@ -8,7 +8,6 @@
 #include "cli/errors.h"
 #include "cli/format.h"
 #include "cli/hosts.h"
-#include "control/control_client.h"
 #include "daemon/state_dir.h"
 
 namespace tether::cli {
@@ -20,24 +19,7 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
     return 1;
   }
   using nlohmann::json;
-  json hosts = json::array();
-  for (const std::string& name : SelectHosts(*state, options.host)) {
-    auto probe = ProbeHost(*state, name);
-    if (!probe.running) continue;
-    auto reply =
-        control::Request(state->SocketPath(name), {{"cmd", "status"}}, std::chrono::seconds(3));
-    if (!reply.ok()) {
-      hosts.push_back(json{{"host", name},
-                           {"state", "unresponsive"},
-                           {"pid", probe.pid},
-                           {"error", reply.error().message},
-                           {"forwards", json::array()}});
-      continue;
-    }
-    json entry = std::move(*reply);
-    entry.erase("ok");
-    hosts.push_back(std::move(entry));
-  }
+  json hosts = CollectStatus(*state, options.host);
 
   if (options.json) {
     std::printf("%s\n", json{{"hosts", hosts}}.dump(2).c_str());

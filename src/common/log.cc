@@ -1,6 +1,6 @@
 #include "common/log.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace tether {
@@ -10,13 +10,18 @@ void InitLogging(const std::string& path, int verbosity) {
   if (path.empty()) {
     logger = spdlog::stderr_logger_st("tether");
   } else {
-    logger = spdlog::basic_logger_st("tether", path);
+    // Size-capped: a daemon that runs for weeks keeps at most kLogFiles x kLogFileBytes.
+    constexpr size_t kLogFileBytes = 10u << 20;
+    constexpr size_t kLogFiles = 3;
+    logger = spdlog::rotating_logger_st("tether", path, kLogFileBytes, kLogFiles);
   }
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   logger->set_level(verbosity <= 0
                         ? spdlog::level::info
                         : (verbosity == 1 ? spdlog::level::debug : spdlog::level::trace));
-  logger->flush_on(spdlog::level::info);
+  // Every line reaches the file at once: `tether logs -f` and post-mortems need it, and
+  // the volume is low (connections, not bytes).
+  logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
 }
 

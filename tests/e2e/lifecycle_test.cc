@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "control/control_client.h"
 #include "e2e/tether_fixture.h"
@@ -146,6 +148,56 @@ TEST_F(LifecycleTest, DownAllStopsEveryHost) {
   CommandResult down = Tether({"down", "--all"});
   ASSERT_TRUE(down.ok()) << down.Describe();
   EXPECT_TRUE(StateFiles().empty());
+}
+
+}  // namespace
+}  // namespace tether::testing
+
+namespace tether::testing {
+namespace {
+
+using std::chrono::seconds;
+using ManagerTest = TetherTest;
+
+TEST_F(ManagerTest, LsShowsOneLinePerHost) {
+  HttpServer http;
+  UpWithForward(http.port());
+  CommandResult ls = Tether({"ls"});
+  ASSERT_TRUE(ls.ok()) << ls.Describe();
+  EXPECT_NE(ls.out.find("testhost"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("1 forward"), std::string::npos) << ls.out;
+  EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 1) << ls.out;
+  CommandResult json = Tether({"ls", "--json"});
+  auto parsed = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << json.out;
+  EXPECT_EQ(parsed["hosts"][0]["host"], "testhost");
+  EXPECT_EQ(parsed["hosts"][0]["forwards"], 1);
+}
+
+TEST_F(ManagerTest, LogsShowConnectionPrefixesAndFollowNewLines) {
+  HttpServer http;
+  uint16_t local = UpWithForward(http.port());  // the fixture runs the daemon with -v
+  ASSERT_TRUE(HttpGet(local).ok());
+  CommandResult logs = Tether({"logs", "testhost"});
+  ASSERT_TRUE(logs.ok()) << logs.Describe();
+  EXPECT_NE(logs.out.find("[testhost] up:"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("[testhost fwd " + std::to_string(local) + " #1]"), std::string::npos)
+      << logs.out;
+  // -f: a connection made while following shows up in the output.
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    (void)HttpGet(local);
+  });
+  CommandResult follow = Tether({"logs", "testhost", "-n", "1", "-f"}, seconds(3));
+  later.join();
+  EXPECT_TRUE(follow.timed_out);
+  EXPECT_NE(follow.out.find("#2]"), std::string::npos) << follow.out;
+}
+
+TEST_F(ManagerTest, LogsOfAnUnknownHostIsAClearError) {
+  CommandResult logs = Tether({"logs", "nosuchhost"});
+  EXPECT_EQ(logs.exit_code, 1);
+  EXPECT_NE(logs.err.find("no log for nosuchhost"), std::string::npos) << logs.err;
 }
 
 }  // namespace

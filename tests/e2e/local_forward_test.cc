@@ -236,6 +236,38 @@ TEST_F(LocalForwardTest, AppliesLocalForwardLinesOfTheHost) {
   EXPECT_EQ(response->body, http.body());
 }
 
+TEST_F(LocalForwardTest, AppliesTheHostProfileOfConfigTomlWithCommandLinePrecedence) {
+  HttpServer from_profile("profile\n");
+  HttpServer from_cli("command line\n");
+  uint16_t a = FreeTcpPort();
+  uint16_t b = FreeTcpPort();
+  std::string toml = scratch_.File("config.toml");
+  ASSERT_TRUE(WriteFile(toml, "[hosts.testhost]\nforwards = [\n  \"-L " + std::to_string(a) +
+                                  ":127.0.0.1:" + std::to_string(from_profile.port()) +
+                                  "\",\n  \"-L " + std::to_string(b) +
+                                  ":127.0.0.1:" + std::to_string(from_profile.port()) + "\",\n]\n")
+                  .ok());
+  // -L b on the command line replaces the profile's -L b.
+  CommandResult up =
+      RunTether(state_.path(),
+                {"-F", sshd_.config_path(), "up", "testhost", "-L",
+                 std::to_string(b) + ":127.0.0.1:" + std::to_string(from_cli.port())},
+                std::chrono::seconds(30), {{"TETHER_CONFIG", toml}});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  EXPECT_EQ(HttpGet(a).value().body, "profile\n");
+  EXPECT_EQ(HttpGet(b).value().body, "command line\n");
+}
+
+TEST_F(LocalForwardTest, MalformedConfigTomlIsAnErrorNamingTheLine) {
+  std::string toml = scratch_.File("config.toml");
+  ASSERT_TRUE(WriteFile(toml, "[settings]\nkeepalive_intervall_s = 2\n").ok());
+  CommandResult up = RunTether(state_.path(), {"-F", sshd_.config_path(), "up", "testhost"},
+                               std::chrono::seconds(30), {{"TETHER_CONFIG", toml}});
+  EXPECT_EQ(up.exit_code, 1) << up.Describe();
+  EXPECT_NE(up.err.find(toml + ":2"), std::string::npos) << up.err;
+  EXPECT_NE(up.err.find("keepalive_intervall_s"), std::string::npos) << up.err;
+}
+
 TEST_F(LocalForwardTest, UpOfARunningHostShowsWhatRuns) {
   HttpServer http;
   uint16_t local = UpWithForward(http.port());
