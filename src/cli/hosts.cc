@@ -45,8 +45,11 @@ nlohmann::json CollectStatus(const daemon::StateDir& state, const std::string& h
     auto reply =
         control::Request(state.SocketPath(name), {{"cmd", "status"}}, std::chrono::seconds(3));
     if (!reply.ok()) {
+      // Locked but no control socket yet: a `tether up` still connecting.
+      struct stat st {};
+      bool starting = ::stat(state.SocketPath(name).c_str(), &st) != 0;
       hosts.push_back(json{{"host", name},
-                           {"state", "unresponsive"},
+                           {"state", starting ? "connecting" : "unresponsive"},
                            {"pid", probe.pid},
                            {"error", reply.error().message},
                            {"forwards", json::array()}});

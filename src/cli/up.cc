@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "cli/cli.h"
 #include "cli/errors.h"
@@ -85,15 +86,29 @@ void PrintForwards(const daemon::HostDaemon& d, const config::HostConfig& host, 
   std::fflush(stdout);
 }
 
-// Shows what an already running daemon serves.
+// Shows what an already running daemon serves. A daemon still connecting (another
+// `tether up` racing us holds the lock) is waited for, bounded, saying so once.
 int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid) {
-  auto reply =
-      control::Request(state.SocketPath(alias), {{"cmd", "status"}}, std::chrono::seconds(3));
-  std::printf("%s is already up (pid %d)\n", alias.c_str(), static_cast<int>(pid));
-  if (reply.ok()) {
-    for (const auto& f : (*reply)["forwards"]) {
-      std::printf("  -L %s -> %s\n", f.value("listen", "").c_str(), f.value("target", "").c_str());
+  constexpr auto kPoll = std::chrono::milliseconds(100);
+  constexpr int kMaxPolls = 300;  // 30 s: a connection that needs a person's answer
+  Result<nlohmann::json> reply = MakeError("control", "not asked yet");
+  for (int i = 0; i < kMaxPolls; ++i) {
+    reply = control::Request(state.SocketPath(alias), {{"cmd", "status"}}, std::chrono::seconds(3));
+    if (reply.ok() || !daemon::CheckRunning(state.PidPath(alias)).running) break;
+    if (i == 0) {
+      std::fprintf(stderr, "tether: %s: another `tether up` (pid %d) is connecting; waiting...\n",
+                   alias.c_str(), static_cast<int>(pid));
     }
+    std::this_thread::sleep_for(kPoll);
+  }
+  if (!reply.ok()) {
+    std::fprintf(stderr, "tether: %s: the daemon (pid %d) does not answer: %s\n", alias.c_str(),
+                 static_cast<int>(pid), reply.error().message.c_str());
+    return 1;
+  }
+  std::printf("%s is already up (pid %d)\n", alias.c_str(), reply->value("pid", 0));
+  for (const auto& f : (*reply)["forwards"]) {
+    std::printf("  -L %s -> %s\n", f.value("listen", "").c_str(), f.value("target", "").c_str());
   }
   return 0;
 }
@@ -125,6 +140,12 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
 
   daemon::PidLock lock;
   auto lock_outcome = daemon::PidLock::TryAcquire(state->PidPath(alias), &lock);
+  // `status` and `down` take the lock shared for an instant to see whether a daemon
+  // lives: a held lock is believed only if it is still held a moment later.
+  for (int retry = 0; retry < 3 && lock_outcome.ok() && !lock_outcome->acquired; ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    lock_outcome = daemon::PidLock::TryAcquire(state->PidPath(alias), &lock);
+  }
   if (!lock_outcome.ok()) {
     PrintError(lock_outcome.error());
     return 1;
@@ -141,6 +162,8 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
     return ShowRunning(*state, alias, lock_outcome->holder);
   }
 
+  // Our pid until the daemon writes its own: `status` can tell who is connecting.
+  (void)lock.WritePid(::getpid());
   ssh::TtyPrompter prompter(host->batch_mode);
   std::fprintf(stderr, "tether: connecting to %s (%s@%s:%u)...\n", alias.c_str(),
                host->user.c_str(), host->hostname.c_str(), host->port);

@@ -202,3 +202,35 @@ TEST_F(ManagerTest, LogsOfAnUnknownHostIsAClearError) {
 
 }  // namespace
 }  // namespace tether::testing
+
+namespace tether::testing {
+namespace {
+
+using RaceTest = TetherTest;
+
+TEST_F(RaceTest, TwoUpsAtOnceEndWithOneDaemon) {
+  constexpr int kRacers = 4;
+  std::vector<CommandResult> results(kRacers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRacers; ++i) {
+    threads.emplace_back([&, i] { results[i] = Tether({"up", "testhost"}); });
+  }
+  for (auto& t : threads) t.join();
+  int started = 0;
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.ok()) << r.Describe();
+    if (r.out.find("testhost is up") != std::string::npos) ++started;
+  }
+  EXPECT_EQ(started, 1);
+  CommandResult status = Tether({"status", "--json"});
+  auto json = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << status.Describe();
+  ASSERT_EQ(json["hosts"].size(), 1u);
+  pid_t pid = json["hosts"][0]["pid"].get<pid_t>();
+  for (const auto& r : results) {
+    EXPECT_NE(r.out.find("(pid " + std::to_string(pid) + ")"), std::string::npos) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace tether::testing
