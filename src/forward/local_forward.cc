@@ -95,18 +95,53 @@ void LocalForward::OnAcceptable(int listen_fd) {
       return;
     }
     if (!conn->valid()) return;
-    auto [origin_host, origin_port] = PeerOf(conn->get());
     if (!spec_.listen.is_unix()) net::SetNoDelay(conn->get());
-    uint64_t n = next_conn_++;
-    std::string prefix =
-        host_alias_ + " fwd " +
-        (spec_.listen.is_unix() ? spec_.listen.path : std::to_string(spec_.listen.port)) + " #" +
-        std::to_string(n);
-    spdlog::debug("[{}] connection from {} to {}", prefix,
-                  net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
-    pumps_->Start(session_, std::move(*conn), spec_.target.host, spec_.target.port,
-                  spec_.target.path, origin_host, origin_port, &stats_, std::move(prefix));
+    if (session_ == nullptr) {
+      // The link is down: hold the connection (the client sees it accepted and waits)
+      // until it is back or the wait runs out.
+      waiting_.push_back(Waiting{std::move(*conn), std::chrono::steady_clock::now()});
+      continue;
+    }
+    Serve(std::move(*conn));
   }
+}
+
+void LocalForward::Serve(UniqueFd conn) {
+  auto [origin_host, origin_port] = PeerOf(conn.get());
+  uint64_t n = next_conn_++;
+  std::string prefix =
+      host_alias_ + " fwd " +
+      (spec_.listen.is_unix() ? spec_.listen.path : std::to_string(spec_.listen.port)) + " #" +
+      std::to_string(n);
+  spdlog::debug("[{}] connection from {} to {}", prefix,
+                net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
+  pumps_->Start(session_, std::move(conn), spec_.target.host, spec_.target.port, spec_.target.path,
+                origin_host, origin_port, &stats_, std::move(prefix));
+}
+
+void LocalForward::SetSession(ssh_session session) {
+  session_ = session;
+  if (session_ == nullptr || pumps_ == nullptr) return;
+  std::vector<Waiting> waiting;
+  waiting.swap(waiting_);
+  if (!waiting.empty()) {
+    spdlog::info("[{} fwd {}] link is back: serving {} waiting connection(s)", host_alias_,
+                 listen_address_, waiting.size());
+  }
+  for (auto& w : waiting) Serve(std::move(w.fd));
+}
+
+size_t LocalForward::ExpireWaiting(std::chrono::steady_clock::time_point now,
+                                   std::chrono::milliseconds max_wait) {
+  size_t before = waiting_.size();
+  std::erase_if(waiting_, [&](const Waiting& w) { return now - w.since >= max_wait; });
+  size_t closed = before - waiting_.size();
+  if (closed > 0) {
+    stats_.failed += closed;
+    spdlog::warn("[{} fwd {}] closed {} connection(s) that waited {} s for the link", host_alias_,
+                 listen_address_, closed, max_wait.count() / 1000);
+  }
+  return closed;
 }
 
 }  // namespace tether::forward

@@ -4,6 +4,7 @@
 // reported to the user who ran `tether up`. Loop thread only after Start().
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,8 +28,18 @@ class LocalForward {
   LocalForward& operator=(const LocalForward&) = delete;
 
   // Starts accepting; each connection becomes a pump on `session` in `pumps`.
+  // `session` may be null (the link is down): connections then wait, see SetSession.
   void Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session);
   void Stop();
+
+  // The link went down (null) or came back: listeners stay open either way. While it is
+  // down, accepted connections wait; when it is back, they are served in arrival order.
+  void SetSession(ssh_session session);
+  // Closes waiting connections older than `max_wait` (the link did not come back in
+  // time for them). Returns how many were closed.
+  size_t ExpireWaiting(std::chrono::steady_clock::time_point now,
+                       std::chrono::milliseconds max_wait);
+  size_t waiting() const { return waiting_.size(); }
 
   const config::ForwardSpec& spec() const { return spec_; }
   const ForwardStats& stats() const { return stats_; }
@@ -39,6 +50,12 @@ class LocalForward {
   LocalForward(config::ForwardSpec spec, std::string host_alias)
       : spec_(std::move(spec)), host_alias_(std::move(host_alias)) {}
   void OnAcceptable(int listen_fd);
+  void Serve(UniqueFd conn);
+
+  struct Waiting {
+    UniqueFd fd;
+    std::chrono::steady_clock::time_point since;
+  };
 
   config::ForwardSpec spec_;
   std::string host_alias_;
@@ -50,6 +67,7 @@ class LocalForward {
   PumpSet* pumps_ = nullptr;
   ssh_session session_ = nullptr;
   uint64_t next_conn_ = 1;
+  std::vector<Waiting> waiting_;
 };
 
 }  // namespace tether::forward

@@ -276,4 +276,21 @@ void SetKeepAlive(int fd, int idle_s, int interval_s, int count) {
 #endif
 }
 
+void SetSendTimeout(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+void SetUserTimeout(int fd, std::chrono::milliseconds timeout) {
+#ifdef TCP_USER_TIMEOUT
+  unsigned int ms = static_cast<unsigned int>(timeout.count());
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+#else
+  (void)fd;
+  (void)timeout;
+#endif
+}
+
 }  // namespace tether::net

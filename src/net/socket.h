@@ -45,6 +45,13 @@ void SetNoDelay(int fd);
 // TCP keepalive probes: idle, interval and count as given.
 void SetKeepAlive(int fd, int idle_s, int interval_s, int count);
 
+// Bounds how long a blocking send may wait (SO_SNDTIMEO): on a dead link libssh's
+// blocking write must fail, not freeze the loop.
+void SetSendTimeout(int fd, std::chrono::milliseconds timeout);
+// Linux's TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection.
+// A no-op where the platform lacks it (the keepalive still notices).
+void SetUserTimeout(int fd, std::chrono::milliseconds timeout);
+
 // "127.0.0.1:8000", "[::1]:22".
 std::string FormatHostPort(const std::string& host, uint16_t port);
 

@@ -1,0 +1,120 @@
+// End-to-end: the link breaks and comes back; tether notices, reconnects, and its local
+// listeners never close.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "e2e/netbed.h"
+#include "e2e/tether_fixture.h"
+
+namespace tether::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+nlohmann::json HostStatus(const CommandResult& r) {
+  auto json = nlohmann::json::parse(r.out, nullptr, false);
+  if (!json.is_object() || json["hosts"].empty()) return {};
+  return json["hosts"][0];
+}
+
+using SelfHealingTest = TetherTest;
+
+TEST_F(SelfHealingTest, ReconnectsWhenTheServerDropsTheConnection) {
+  HttpServer http;
+  uint16_t local = UpWithForward(http.port());
+  ASSERT_TRUE(HttpGet(local).ok());
+  sshd_.DropConnections();
+  // The listener stays open throughout, and the forward serves again.
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(local, "/", seconds(5)).ok(); }, seconds(15)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HostStatus(Tether({"status", "--json"}))["reconnects"] == 1;
+      },
+      seconds(5)))
+      << Tether({"status", "--json"}).out;
+  auto host = HostStatus(Tether({"status", "--json"}));
+  EXPECT_EQ(host["state"], "up");
+  EXPECT_FALSE(host["last_error"].get<std::string>().empty());
+}
+
+TEST_F(SelfHealingTest, AConnectionMadeDuringTheOutageWaitsAndIsServed) {
+  HttpServer http;
+  uint16_t local = UpWithForward(http.port());
+  sshd_.Stop();  // every session and the listener: a server reboot
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HostStatus(Tether({"status", "--json"}))["state"] == "reconnecting";
+      },
+      seconds(10)));
+  EXPECT_TRUE(PortAccepts(local)) << "the local listener closed during the outage";
+  Result<HttpResponse> during = MakeError("test", "not run");
+  std::thread client([&] { during = HttpGet(local, "/during", seconds(40)); });
+  std::this_thread::sleep_for(seconds(2));
+  Status restarted = sshd_.Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted.error().ToString();
+  client.join();
+  ASSERT_TRUE(during.ok()) << during.error().ToString();
+  EXPECT_EQ(during->status, 200);
+  EXPECT_EQ(http.request_lines().back(), "GET /during HTTP/1.1");
+}
+
+TEST_F(SelfHealingTest, AnIdleLinkReportsItsRoundTripTime) {
+  HttpServer http;
+  UpWithForward(http.port());
+  // The first keepalive goes out after a quiet interval (2 s); its answer gives the RTT.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HostStatus(Tether({"status", "--json"}))["rtt_ms"].is_number();
+      },
+      seconds(8)))
+      << Tether({"status", "--json"}).out;
+  EXPECT_LT(HostStatus(Tether({"status", "--json"}))["rtt_ms"].get<int>(), 1000);
+}
+
+// A dead Wi-Fi: packets vanish, nothing says the link is gone. Only keepalives notice.
+TEST(SelfHealingNetTest, NoticesABlackholedLinkWithinSixSecondsAndServesAgainAfter) {
+  auto net = LaptopServer::Create();
+  if (!net.ok()) GTEST_SKIP() << net.error().ToString();
+  ServerSshd sshd;
+  Status started = sshd.Start((*net)->server, (*net)->server_ip);
+  ASSERT_TRUE(started.ok()) << started.error().ToString();
+  auto http = (*net)->server.MakeServer<HttpServer>("through the link\n");
+  ASSERT_TRUE(http.ok()) << http.error().ToString();
+  TempDir state;
+  uint16_t local = 18080;  // the laptop namespace's own port space is empty
+  CommandResult up = (*net)->laptop.RunTether(
+      state.path(), {"-F", sshd.config_path(), "-v", "up", "testhost", "-L",
+                     std::to_string(local) + ":127.0.0.1:" + std::to_string((*http)->port())});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  auto status = [&] {
+    return HostStatus((*net)->laptop.RunTether(state.path(), {"status", "--json"}));
+  };
+  auto get = [&](milliseconds timeout) {
+    Result<HttpResponse> r = MakeError("test", "not run");
+    Status s = (*net)->laptop.RunIn([&] { r = HttpGet(local, "/", timeout); });
+    return s.ok() && r.ok() && r->body == "through the link\n";
+  };
+  ASSERT_TRUE(get(seconds(5)));
+
+  ASSERT_TRUE((*net)->link.Blackhole(true).ok());
+  auto cut = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return status()["state"] != "up"; }, seconds(12))) << status().dump();
+  auto noticed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - cut);
+  std::cerr << "dead link noticed after " << noticed.count() << " ms\n";
+  EXPECT_LE(noticed.count(), 7000);  // 6 s with the defaults, plus the status polls
+
+  ASSERT_TRUE((*net)->link.Blackhole(false).ok());
+  auto restored = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return get(seconds(3)); }, seconds(40))) << status().dump();
+  auto serving =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - restored);
+  std::cerr << "forward served again " << serving.count() << " ms after the link returned\n";
+  EXPECT_EQ(status()["reconnects"], 1);
+  StopAllTethers(state.path());
+}
+
+}  // namespace
+}  // namespace tether::testing
