@@ -43,13 +43,22 @@ void Pump::OnOpened() {
 }
 
 void Pump::MaybeGrowWindow() {
-  // A stream that drained a full half-window while the socket kept up is limited by
-  // the window, not by its reader: double it while the budget allows.
-  if (window_ >= kMaxWindow || !to_socket_.empty()) return;
+  // Checked once per half-window drained while the socket kept up. The stream is
+  // limited by the window only if the server also kept us waiting, half-window after
+  // half-window (see kWindowStall): then double it while the budget allows.
+  if (!to_socket_.empty()) return;
   if (bytes_in_ - drained_at_window_ < window_ / 2) return;
   drained_at_window_ = bytes_in_;
+  auto stall = channel_->TakeLongestStall();
+  stalled_halves_ = stall >= kWindowStall ? stalled_halves_ + 1 : 0;
+  if (stalled_halves_ < kStalledHalvesToGrow || window_ >= kMaxWindow) return;
+  stalled_halves_ = 0;
   uint32_t extra = std::min(window_, kMaxWindow - window_);
-  if (context_.budget->TryReserve(extra)) window_ += extra;
+  if (context_.budget->TryReserve(extra)) {
+    window_ += extra;
+    spdlog::debug("[{}] receive window {} KiB (waited {} ms for data)", log_prefix_, window_ >> 10,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(stall).count());
+  }
 }
 
 long Pump::WriteSocket(const char* data, size_t len) {

@@ -38,7 +38,14 @@ Channel::~Channel() {
 
 int Channel::OnData(ssh_session, ssh_channel, void*, uint32_t len, int is_stderr, void* userdata) {
   auto* self = static_cast<Channel*>(userdata);
-  if (is_stderr == 0) self->buffered_ = len;  // len is all that is buffered
+  if (is_stderr == 0) {
+    self->buffered_ = len;  // len is all that is buffered
+    if (self->waiting_for_data_) {
+      self->waiting_for_data_ = false;
+      self->longest_stall_ =
+          std::max(self->longest_stall_, std::chrono::steady_clock::now() - self->empty_since_);
+    }
+  }
   self->observer_->OnChannelActivity();
   return 0;  // take nothing: Read() collects it with the window-growing call
 }
@@ -110,7 +117,17 @@ Channel::ReadResult Channel::Read(char* buf, size_t cap, uint32_t window) {
   buffered_ = 0;
   if (ssh_channel_is_eof(channel_) != 0) r.eof = true;
   if (ssh_channel_is_closed(channel_) != 0 && !r.eof) r.closed = true;
+  if (!r.eof && !r.closed && !waiting_for_data_) {
+    waiting_for_data_ = true;
+    empty_since_ = std::chrono::steady_clock::now();
+  }
   return r;
+}
+
+std::chrono::steady_clock::duration Channel::TakeLongestStall() {
+  auto stall = longest_stall_;
+  longest_stall_ = {};
+  return stall;
 }
 
 Result<size_t> Channel::Write(const char* data, size_t len) {

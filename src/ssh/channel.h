@@ -10,6 +10,7 @@
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -54,6 +55,10 @@ class Channel {
   ReadResult Read(char* buf, size_t cap, uint32_t window);
   // Bytes libssh has buffered for us, as last reported by its callbacks.
   size_t buffered() const { return buffered_; }
+  // The longest time the server left us waiting since the last call: from a Read that
+  // found nothing to the arrival of the next data (as libssh decrypts it, so our own
+  // processing is not counted). Resets it.
+  std::chrono::steady_clock::duration TakeLongestStall();
 
   // Writes up to `len` bytes, no more than the remote window allows. Returns the count
   // taken (0: window closed or a key re-exchange in progress, try later); an error
@@ -83,6 +88,9 @@ class Channel {
   OpenState state_ = OpenState::kPending;
   std::string error_;
   size_t buffered_ = 0;
+  bool waiting_for_data_ = false;
+  std::chrono::steady_clock::time_point empty_since_{};
+  std::chrono::steady_clock::duration longest_stall_{};
   uint64_t consumed_since_grant_ = 0;
   uint32_t granted_ = 0;
 };
