@@ -249,8 +249,7 @@ Status HostDaemon::Run() {
   for (auto& fwd : forwards_) fwd->Stop();
   control_.reset();
   ::unlink(state_.SocketPath(host_.alias).c_str());
-  if (!s.ok()) return s;
-  return stop_reason_;
+  return s;
 }
 
 nlohmann::json HostDaemon::StatusJson() const {

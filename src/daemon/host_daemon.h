@@ -47,7 +47,8 @@ class HostDaemon {
   // Takes the connected session and opens the control socket.
   Status Start(std::unique_ptr<ssh::Session> session);
   // Runs until `down` or a signal. A lost link is noticed (keepalive, EOF, errors) and
-  // reconnected with backoff while the listeners stay open.
+  // reconnected with backoff while the listeners stay open. Fails only if the event
+  // loop itself does.
   Status Run();
 
   nlohmann::json StatusJson() const;
@@ -77,7 +78,6 @@ class HostDaemon {
   std::unique_ptr<control::ControlServer> control_;
   std::chrono::steady_clock::time_point started_;
   bool session_wants_write_ = false;
-  Status stop_reason_;
 
   // The link: state for `status`, keepalive accounting, reconnects.
   std::string link_state_ = "up";  // up, reconnecting, needs-auth
