@@ -24,6 +24,13 @@ int Main(int argc, char** argv) {
                    "local forward: [bind:]port:host:hostport, [bind:]port:/remote/socket, "
                    "/local/socket:host:hostport")
       ->allow_extra_args(false);
+  up_cmd
+      ->add_option("-R", up.remote_forwards,
+                   "remote forward: [bind:]port:host:hostport, [bind:]port:/local/socket, "
+                   "[bind:]port (SOCKS on the server)")
+      ->allow_extra_args(false);
+  up_cmd->add_option("-D", up.dynamic_forwards, "dynamic forward (SOCKS/HTTP proxy): [bind:]port")
+      ->allow_extra_args(false);
   up_cmd->add_option("-o", up.options, "ssh_config option, as Keyword=value")
       ->allow_extra_args(false);
   up_cmd->add_option("-l", up.user, "remote user");
@@ -31,6 +38,21 @@ int Main(int argc, char** argv) {
   up_cmd->add_option("-i", up.identity_files, "identity (private key) file")
       ->allow_extra_args(false);
   up_cmd->add_flag("--foreground", up.foreground, "stay attached and log to stderr");
+
+  ForwardOptions forward;
+  CLI::App* forward_cmd =
+      app.add_subcommand("forward", "add forwards to a running HOST, or --cancel one");
+  forward_cmd->add_option("host", forward.host, "the host")->required();
+  forward_cmd->add_option("-L", forward.local_forwards, "add a local forward")
+      ->allow_extra_args(false);
+  forward_cmd->add_option("-R", forward.remote_forwards, "add a remote forward")
+      ->allow_extra_args(false);
+  forward_cmd->add_option("-D", forward.dynamic_forwards, "add a dynamic (SOCKS) forward")
+      ->allow_extra_args(false);
+  forward_cmd
+      ->add_option("--cancel", forward.cancels,
+                   "remove the forward listening at SPEC (\"8000\", \"-R 9000\", a full spec)")
+      ->allow_extra_args(false);
 
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
@@ -61,6 +83,7 @@ int Main(int argc, char** argv) {
   // The verb table: each verb's handler, by its subcommand.
   const std::pair<CLI::App*, std::function<int()>> verbs[] = {
       {up_cmd, [&] { return RunUp(global, up); }},
+      {forward_cmd, [&] { return RunForward(global, forward); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "config/forward_spec.h"
+#include "daemon/state_dir.h"
+
 namespace tether::cli {
 
 // Options that come before the verb, as with ssh.
@@ -14,12 +17,22 @@ struct GlobalOptions {
 
 struct UpOptions {
   std::string destination;
-  std::vector<std::string> local_forwards;  // -L
-  std::vector<std::string> options;         // -o
-  std::string user;                         // -l
-  int port = 0;                             // -p
-  std::vector<std::string> identity_files;  // -i
+  std::vector<std::string> local_forwards;    // -L
+  std::vector<std::string> remote_forwards;   // -R
+  std::vector<std::string> dynamic_forwards;  // -D
+  std::vector<std::string> options;           // -o
+  std::string user;                           // -l
+  int port = 0;                               // -p
+  std::vector<std::string> identity_files;    // -i
   bool foreground = false;
+};
+
+struct ForwardOptions {
+  std::string host;
+  std::vector<std::string> local_forwards;    // -L
+  std::vector<std::string> remote_forwards;   // -R
+  std::vector<std::string> dynamic_forwards;  // -D
+  std::vector<std::string> cancels;           // --cancel [-L|-R|-D]SPEC
 };
 
 struct DownOptions {
@@ -43,10 +56,17 @@ struct LogsOptions {
 };
 
 int RunUp(const GlobalOptions& global, const UpOptions& options);
+int RunForward(const GlobalOptions& global, const ForwardOptions& options);
 int RunDown(const GlobalOptions& global, const DownOptions& options);
 int RunStatus(const GlobalOptions& global, const StatusOptions& options);
 int RunLs(const GlobalOptions& global, const LsOptions& options);
 int RunLogs(const GlobalOptions& global, const LogsOptions& options);
+
+// Asks the running daemon of `alias` (a state-file name) to add `specs` (ones it already
+// has are kept as they are), waits for the server's answer to remote ones (bounded) and
+// prints every forward it now has. Returns the exit code: 1 if a new forward failed.
+int AddForwardsToRunning(const daemon::StateDir& state, const std::string& alias,
+                         const std::vector<config::ForwardSpec>& specs);
 
 // Parses argv and runs the verb; returns the process exit code.
 int Main(int argc, char** argv);

@@ -27,6 +27,23 @@ std::string HumanBytes(uint64_t bytes) {
   }
 }
 
+std::string HumanRate(uint64_t bytes_per_second) {
+  if (bytes_per_second == 0) return "-";
+  double bits = static_cast<double>(bytes_per_second) * 8.0;
+  if (bits < 1e6) return fmt::format("{:.0f} kbit/s", std::max(1.0, bits / 1e3));
+  if (bits < 1e9) return fmt::format("{:.1f} Mbit/s", bits / 1e6);
+  return fmt::format("{:.2f} Gbit/s", bits / 1e9);
+}
+
+std::string ForwardFlagLine(const nlohmann::json& f) {
+  std::string kind = f.value("kind", "local");
+  std::string flag = kind == "remote" ? "-R" : (kind == "dynamic" ? "-D" : "-L");
+  std::string line = flag + " " + f.value("listen", "");
+  std::string target = f.value("target", "");
+  if (target == "socks") return line + " (socks)";
+  return line + " -> " + target;
+}
+
 std::string HumanDuration(int64_t s) {
   if (s < 0) s = 0;
   if (s < 60) return fmt::format("{}s", s);

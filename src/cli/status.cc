@@ -43,17 +43,23 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   }
   std::printf("%s", FormatTable(rows).c_str());
   std::vector<std::vector<std::string>> fwd_rows = {
-      {"HOST", "FORWARD", "LISTEN", "TARGET", "LIVE", "TOTAL", "FAILED", "IN", "OUT"}};
+      {"HOST", "FORWARD", "STATE", "LIVE", "TOTAL", "FAILED", "IN", "OUT", "RATE IN", "RATE OUT"}};
+  std::vector<std::string> errors;
   for (const auto& h : hosts) {
     for (const auto& f : h.value("forwards", json::array())) {
-      fwd_rows.push_back({h.value("host", ""), "-L " + f.value("spec", ""), f.value("listen", ""),
-                          f.value("target", ""), std::to_string(f.value("live", 0)),
-                          std::to_string(f.value("total", 0)), std::to_string(f.value("failed", 0)),
+      fwd_rows.push_back({h.value("host", ""), ForwardFlagLine(f), f.value("state", ""),
+                          std::to_string(f.value("live", 0)), std::to_string(f.value("total", 0)),
+                          std::to_string(f.value("failed", 0)),
                           HumanBytes(f.value("bytes_in", uint64_t{0})),
-                          HumanBytes(f.value("bytes_out", uint64_t{0}))});
+                          HumanBytes(f.value("bytes_out", uint64_t{0})),
+                          HumanRate(f.value("rate_in_bps", uint64_t{0})),
+                          HumanRate(f.value("rate_out_bps", uint64_t{0}))});
+      std::string error = f.value("error", "");
+      if (!error.empty()) errors.push_back(h.value("host", "") + ": " + error);
     }
   }
   if (fwd_rows.size() > 1) std::printf("\n%s", FormatTable(fwd_rows).c_str());
+  for (const auto& e : errors) std::printf("  %s\n", e.c_str());
   return 0;
 }
 

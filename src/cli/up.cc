@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/errors.h"
+#include "cli/format.h"
 #include "common/log.h"
 #include "config/ssh_config.h"
 #include "config/tether_config.h"
@@ -57,17 +58,23 @@ Result<std::vector<config::ForwardSpec>> CollectForwards(
     const UpOptions& options, const config::HostConfig& host,
     const config::TetherConfig& tether_config) {
   std::vector<config::ForwardSpec> cli;
-  for (const auto& text : options.local_forwards) {
-    auto spec = config::ParseForwardSpec(config::ForwardKind::kLocal, text);
-    if (!spec.ok()) return spec.take_error();
-    cli.push_back(*spec);
+  const std::pair<config::ForwardKind, const std::vector<std::string>*> groups[] = {
+      {config::ForwardKind::kLocal, &options.local_forwards},
+      {config::ForwardKind::kRemote, &options.remote_forwards},
+      {config::ForwardKind::kDynamic, &options.dynamic_forwards}};
+  for (const auto& [kind, texts] : groups) {
+    for (const auto& text : *texts) {
+      auto spec = config::ParseForwardSpec(kind, text);
+      if (!spec.ok()) return spec.take_error();
+      cli.push_back(*spec);
+    }
   }
   std::vector<config::ForwardSpec> profile;
   if (const config::HostProfile* p = tether_config.ProfileFor(host.alias)) profile = p->forwards;
   std::vector<config::ForwardSpec> specs;
   for (const auto& spec : config::MergeForwards({cli, profile, host.forwards})) {
-    if (spec.kind != config::ForwardKind::kLocal) {
-      std::fprintf(stderr, "tether: %s: %s skipped: only -L forwards in this version\n",
+    if (!daemon::HostDaemon::Supports(spec)) {
+      std::fprintf(stderr, "tether: %s: %s skipped: not supported by this version\n",
                    host.alias.c_str(), spec.ToFlagString().c_str());
       continue;
     }
@@ -79,16 +86,20 @@ Result<std::vector<config::ForwardSpec>> CollectForwards(
 void PrintForwards(const daemon::HostDaemon& d, const config::HostConfig& host, pid_t pid) {
   std::printf("%s is up (pid %d): %s@%s:%u\n", host.alias.c_str(), static_cast<int>(pid),
               host.user.c_str(), host.hostname.c_str(), host.port);
-  for (const auto& f : d.forwards()) {
-    std::printf("  -L %s -> %s\n", f->listen_address().c_str(),
-                f->spec().target.ToString().c_str());
+  nlohmann::json status = d.StatusJson();
+  for (const auto& f : status["forwards"]) {
+    std::printf("  %s  (%s)\n", ForwardFlagLine(f).c_str(), f.value("state", "").c_str());
+    std::string error = f.value("error", "");
+    if (!error.empty()) std::fprintf(stderr, "tether: %s: %s\n", host.alias.c_str(), error.c_str());
   }
   std::fflush(stdout);
 }
 
 // Shows what an already running daemon serves. A daemon still connecting (another
 // `tether up` racing us holds the lock) is waited for, bounded, saying so once.
-int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid) {
+// The forwards asked for now that it does not have yet are added to it.
+int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid,
+                const std::vector<config::ForwardSpec>& specs) {
   constexpr auto kPoll = std::chrono::milliseconds(100);
   constexpr int kMaxPolls = 300;  // 30 s: a connection that needs a person's answer
   Result<nlohmann::json> reply = MakeError("control", "not asked yet");
@@ -107,10 +118,7 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
     return 1;
   }
   std::printf("%s is already up (pid %d)\n", alias.c_str(), reply->value("pid", 0));
-  for (const auto& f : (*reply)["forwards"]) {
-    std::printf("  -L %s -> %s\n", f.value("listen", "").c_str(), f.value("target", "").c_str());
-  }
-  return 0;
+  return AddForwardsToRunning(state, daemon::FileNameFor(alias), specs);
 }
 
 }  // namespace
@@ -150,17 +158,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
     PrintError(lock_outcome.error());
     return 1;
   }
-  if (!lock_outcome->acquired) {
-    if (!options.local_forwards.empty()) {
-      ShowRunning(*state, alias, lock_outcome->holder);
-      std::fprintf(stderr,
-                   "tether: %s already runs; new forwards are not added to a running daemon "
-                   "by this version: run `tether down %s` first\n",
-                   alias.c_str(), alias.c_str());
-      return 1;
-    }
-    return ShowRunning(*state, alias, lock_outcome->holder);
-  }
+  if (!lock_outcome->acquired) return ShowRunning(*state, alias, lock_outcome->holder, *specs);
 
   // Our pid until the daemon writes its own: `status` can tell who is connecting.
   (void)lock.WritePid(::getpid());
@@ -266,8 +264,11 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
   }
   int code;
   if (reply == "ok\n") {
-    PrintForwards(d, *host, child);
-    code = 0;
+    // Ask the daemon itself: remote forwards are answered by the server only now.
+    std::printf("%s is up (pid %d): %s@%s:%u\n", alias.c_str(), static_cast<int>(child),
+                host->user.c_str(), host->hostname.c_str(), host->port);
+    std::fflush(stdout);
+    code = AddForwardsToRunning(*state, alias, {});
   } else if (reply.rfind("error ", 0) == 0) {
     std::fprintf(stderr, "tether: %s", reply.c_str() + 6);
     code = 1;

@@ -6,7 +6,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/log.h"
+#include "forward/local_forward.h"
+#include "forward/remote_forward.h"
 #include "net/socket.h"
 
 namespace tether::daemon {
@@ -37,12 +41,16 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   pump_context_.scratch_size = forward::kMaxWindow;
   pump_context_.budget = &budget_;
   pumps_ = std::make_unique<forward::PumpSet>(pump_context_);
+  connects_ = std::make_unique<net::ConnectPool>(loop_);
 }
 
 HostDaemon::~HostDaemon() {
   connector_.reset();  // joins an attempt in flight, bounded by its timeouts
   pumps_->Clear();
   forwards_.clear();
+  for (auto& a : accepted_) ssh_channel_free(a.channel);
+  accepted_.clear();
+  connects_.reset();
   control_.reset();
   if (ssh_event_ != nullptr) {
     if (session_) ssh_event_remove_session(ssh_event_, session_->raw());
@@ -52,15 +60,85 @@ HostDaemon::~HostDaemon() {
 
 Status HostDaemon::BindForwards(const std::vector<config::ForwardSpec>& specs) {
   for (const auto& spec : specs) {
-    if (spec.kind != config::ForwardKind::kLocal) {
-      return MakeError("forward", spec.ToFlagString() + ": " + KindFlag(spec.kind) +
-                                      " forwards are not supported by this version");
+    if (FindForward(spec) != forwards_.end()) {
+      return MakeError("forward",
+                       spec.ToFlagString() + ": " + spec.listen.ToString() + " is given twice");
     }
-    auto fwd = forward::LocalForward::Bind(spec, host_.alias);
+    auto fwd = MakeForward(spec);
     if (!fwd.ok()) return fwd.take_error();
     forwards_.push_back(std::move(*fwd));
   }
   return Status::Ok();
+}
+
+bool HostDaemon::Supports(const config::ForwardSpec& spec) {
+  switch (spec.kind) {
+    case config::ForwardKind::kLocal:
+      return true;
+    case config::ForwardKind::kRemote:
+      // libssh 0.10 cannot ask the server to listen on a unix socket
+      // (streamlocal-forward@openssh.com).
+      return !spec.dynamic && !spec.listen.is_unix();
+    case config::ForwardKind::kDynamic:
+      return false;
+  }
+  return false;
+}
+
+Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::ForwardSpec& spec) {
+  if (!Supports(spec)) {
+    std::string why = spec.kind == config::ForwardKind::kRemote && spec.listen.is_unix()
+                          ? "listening on a unix socket on the server is not supported "
+                            "(libssh 0.10 has no streamlocal-forward)"
+                          : std::string(KindFlag(spec.kind)) +
+                                " forwards of this shape are not "
+                                "supported by this version";
+    return MakeError("forward", spec.ToFlagString() + ": " + why);
+  }
+  if (spec.kind == config::ForwardKind::kRemote) {
+    forward::RemoteForward::Context context;
+    context.pumps = pumps_.get();
+    context.requests = &requests_;
+    context.connects = connects_.get();
+    return std::unique_ptr<forward::Forward>(
+        std::make_unique<forward::RemoteForward>(spec, host_.alias, context));
+  }
+  auto fwd = forward::LocalForward::Bind(spec, host_.alias);
+  if (!fwd.ok()) return fwd.take_error();
+  return std::unique_ptr<forward::Forward>(std::move(*fwd));
+}
+
+void HostDaemon::StartForward(forward::Forward& fwd) {
+  ssh_session session = session_ ? session_->raw() : nullptr;
+  if (auto* local = dynamic_cast<forward::LocalForward*>(&fwd)) {
+    local->Start(loop_, *pumps_, session, kPendingConnectionWait);
+  } else {
+    fwd.SetSession(session);
+  }
+}
+
+namespace {
+
+// Where a forward listens, for matching: an empty bind address and "localhost" both
+// mean the loopback address, as ssh treats them.
+config::Endpoint NormalizedListen(const config::Endpoint& e) {
+  config::Endpoint n = e;
+  if (!n.is_unix() && (n.host.empty() || n.host == "localhost")) n.host = "127.0.0.1";
+  return n;
+}
+
+// -L and -D both listen on the laptop and so share its ports; -R listens on the server.
+bool ListensOnServer(config::ForwardKind kind) { return kind == config::ForwardKind::kRemote; }
+
+}  // namespace
+
+std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForward(
+    const config::ForwardSpec& spec) {
+  config::Endpoint want = NormalizedListen(spec.listen);
+  return std::find_if(forwards_.begin(), forwards_.end(), [&](const auto& f) {
+    return ListensOnServer(f->spec().kind) == ListensOnServer(spec.kind) &&
+           NormalizedListen(f->spec().listen) == want;
+  });
 }
 
 namespace {
@@ -86,7 +164,7 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
   RegisterControlHandlers();
-  for (auto& fwd : forwards_) fwd->Start(loop_, *pumps_, nullptr);
+  for (auto& fwd : forwards_) StartForward(*fwd);
   AttachSession(std::move(session));
   connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
@@ -113,6 +191,8 @@ void HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
   counter_ = ssh_counter_struct{};
   last_in_bytes_ = 0;
   ssh_set_counters(session_->raw(), &counter_, nullptr);
+  requests_.Attach(session_->raw());
+  ssh_set_message_callback(session_->raw(), &HostDaemon::OnMessage, this);
   auto interval = host_.server_alive_interval_s > 0
                       ? std::chrono::milliseconds(host_.server_alive_interval_s * 1000)
                       : Keepalive::kDefaultInterval;
@@ -136,6 +216,9 @@ void HostDaemon::LinkLost(const std::string& why) {
   // with the session.
   pumps_->Clear();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
+  for (auto& a : accepted_) ssh_channel_free(a.channel);
+  accepted_.clear();
+  requests_.Attach(nullptr);
   loop_.Unwatch(session_->fd());
   ssh_event_remove_session(ssh_event_, session_->raw());
   session_.reset();
@@ -191,7 +274,11 @@ void HostDaemon::OnLinkTick() {
       ScheduleReconnect();
     }
   }
-  for (auto& fwd : forwards_) fwd->ExpireWaiting(now, kPendingConnectionWait);
+  for (auto& fwd : forwards_) {
+    fwd->OnTick(now);
+    fwd->SampleRate(now);
+  }
+  if (session_) requests_.Poll();
   if (session_ && keepalive_) {
     if (counter_.in_bytes != last_in_bytes_) {
       last_in_bytes_ = counter_.in_bytes;
@@ -201,11 +288,7 @@ void HostDaemon::OnLinkTick() {
       case Keepalive::Action::kNone:
         break;
       case Keepalive::Action::kSendProbe:
-        // ssh_send_keepalive alternates between collecting the previous reply and
-        // sending a request (libssh keeps one global-request slot): two calls make
-        // sure one keepalive@openssh.com (want-reply) is in flight.
-        ssh_send_keepalive(session_->raw());
-        ssh_send_keepalive(session_->raw());
+        requests_.SendKeepalive();
         break;
       case Keepalive::Action::kDead:
         LinkLost("no answer from the server for " +
@@ -229,12 +312,62 @@ void HostDaemon::OnSessionEvents(unsigned /*events*/) {
 
 void HostDaemon::AfterIteration() {
   if (!session_) return;
+  requests_.Poll();
+  ServeAccepted();
   pumps_->ServiceDirty();
+  ServeAccepted();  // reading the channels may have polled the session
   bool wants_write = session_->WantsWrite();
   if (wants_write != session_wants_write_) {
     session_wants_write_ = wants_write;
     loop_.SetInterest(session_->fd(),
                       wants_write ? net::kReadable | net::kWritable : net::kReadable);
+  }
+}
+
+int HostDaemon::OnMessage(ssh_session, ssh_message message, void* self_ptr) {
+  auto* self = static_cast<HostDaemon*>(self_ptr);
+  if (ssh_message_type(message) != SSH_REQUEST_CHANNEL_OPEN ||
+      ssh_message_subtype(message) != SSH_CHANNEL_FORWARDED_TCPIP) {
+    return 1;  // libssh refuses it (agent, X11, anything we did not ask for)
+  }
+  const char* address = ssh_message_channel_request_open_destination(message);
+  int port = ssh_message_channel_request_open_destination_port(message);
+  bool ours = false;
+  for (const auto& f : self->forwards_) {
+    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
+    if (remote != nullptr && remote->Matches(address ? address : "", static_cast<uint16_t>(port))) {
+      ours = true;
+    }
+  }
+  if (!ours) {
+    spdlog::warn("[{}] the server opened a connection for {}:{}, which we do not forward: refused",
+                 self->host_.alias, address ? address : "", port);
+    return 1;
+  }
+  ssh_channel channel = ssh_message_channel_request_open_reply_accept(message);
+  if (channel == nullptr) return 0;
+  const char* origin = ssh_message_channel_request_open_originator(message);
+  self->accepted_.push_back(
+      Accepted{channel, address ? address : "", static_cast<uint16_t>(port), origin ? origin : "",
+               static_cast<uint16_t>(ssh_message_channel_request_open_originator_port(message))});
+  return 0;
+}
+
+void HostDaemon::ServeAccepted() {
+  if (accepted_.empty()) return;
+  std::vector<Accepted> batch;
+  batch.swap(accepted_);
+  for (auto& a : batch) {
+    forward::RemoteForward* owner = nullptr;
+    for (const auto& f : forwards_) {
+      auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
+      if (remote != nullptr && remote->Matches(a.address, a.port)) owner = remote;
+    }
+    if (owner == nullptr) {
+      ssh_channel_free(a.channel);  // cancelled meanwhile
+      continue;
+    }
+    owner->Serve(a.channel, a.origin_host, a.origin_port);
   }
 }
 
@@ -252,21 +385,31 @@ Status HostDaemon::Run() {
   return s;
 }
 
-nlohmann::json HostDaemon::StatusJson() const {
-  using nlohmann::json;
-  json fwds = json::array();
-  for (const auto& f : forwards_) {
-    const auto& st = f->stats();
-    fwds.push_back(json{{"kind", KindFlag(f->spec().kind)},
-                        {"spec", f->spec().ToString()},
-                        {"listen", f->listen_address()},
-                        {"target", f->spec().target.ToString()},
+namespace {
+
+nlohmann::json ForwardJson(const forward::Forward& f) {
+  const auto& st = *f.stats();
+  return nlohmann::json{{"kind", KindFlag(f.spec().kind)},
+                        {"spec", f.spec().ToString()},
+                        {"listen", f.listen_address()},
+                        {"target", f.spec().dynamic ? "socks" : f.spec().target.ToString()},
+                        {"state", f.state()},
+                        {"error", f.error()},
                         {"live", st.live},
                         {"total", st.total},
                         {"failed", st.failed},
                         {"bytes_in", st.bytes_in},
-                        {"bytes_out", st.bytes_out}});
-  }
+                        {"bytes_out", st.bytes_out},
+                        {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
+                        {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
+}
+
+}  // namespace
+
+nlohmann::json HostDaemon::StatusJson() const {
+  using nlohmann::json;
+  json fwds = json::array();
+  for (const auto& f : forwards_) fwds.push_back(ForwardJson(*f));
   auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   return json{
@@ -297,6 +440,86 @@ void HostDaemon::RegisterControlHandlers() {
   control_->Register("ping", [](const control::Json&) -> Result<control::Json> {
     return control::Json{{"pong", true}};
   });
+  control_->Register("forward", [this](const control::Json& r) { return AddForward(r); });
+  control_->Register("cancel", [this](const control::Json& r) { return CancelForward(r); });
+}
+
+namespace {
+
+Result<config::ForwardKind> KindOf(const control::Json& request) {
+  std::string kind = request.value("kind", "");
+  if (kind == "local") return config::ForwardKind::kLocal;
+  if (kind == "remote") return config::ForwardKind::kRemote;
+  if (kind == "dynamic") return config::ForwardKind::kDynamic;
+  return MakeError("control", "\"kind\" must be \"local\", \"remote\" or \"dynamic\"");
+}
+
+}  // namespace
+
+Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
+  auto kind = KindOf(request);
+  if (!kind.ok()) return kind.take_error();
+  if (!request.contains("spec") || !request["spec"].is_string()) {
+    return MakeError("control", "\"spec\" must be a string");
+  }
+  auto spec = config::ParseForwardSpec(*kind, request["spec"].get<std::string>());
+  if (!spec.ok()) return spec.take_error();
+  auto existing = FindForward(*spec);
+  if (existing != forwards_.end()) {
+    if ((*existing)->spec() == *spec) {
+      return control::Json{{"added", false}, {"forward", ForwardJson(**existing)}};
+    }
+    return MakeError("forward",
+                     spec->ToFlagString() + ": " + (*existing)->listen_address() +
+                         " already forwards " + (*existing)->spec().ToFlagString(),
+                     "cancel it first: tether forward " + host_.alias + " --cancel " +
+                         (*existing)->spec().ToFlagString());
+  }
+  auto fwd = MakeForward(*spec);
+  if (!fwd.ok()) return fwd.take_error();
+  forwards_.push_back(std::move(*fwd));
+  StartForward(*forwards_.back());
+  spdlog::info("[{}] forward added: {}", host_.alias, spec->ToFlagString());
+  return control::Json{{"added", true}, {"forward", ForwardJson(*forwards_.back())}};
+}
+
+Result<control::Json> HostDaemon::CancelForward(const control::Json& request) {
+  // Without a kind: whichever forward listens there, laptop side first.
+  if (!request.contains("kind")) {
+    control::Json local = request, remote = request;
+    local["kind"] = "local";
+    remote["kind"] = "remote";
+    auto as_local = CancelForward(local);
+    if (as_local.ok()) return as_local;
+    auto as_remote = CancelForward(remote);
+    if (as_remote.ok()) return as_remote;
+    return as_local;
+  }
+  auto kind = KindOf(request);
+  if (!kind.ok()) return kind.take_error();
+  if (!request.contains("spec") || !request["spec"].is_string()) {
+    return MakeError("control", "\"spec\" must be a string");
+  }
+  const std::string text = request["spec"].get<std::string>();
+  // A whole spec, or only where it listens ("8000", "127.0.0.1:8000", a socket path), as
+  // ssh -O cancel takes it.
+  auto spec = config::ParseForwardSpec(*kind, text);
+  if (!spec.ok()) {
+    auto listen_only = config::ParseForwardSpec(config::ForwardKind::kDynamic, text);
+    if (!listen_only.ok()) return spec.take_error();
+    listen_only->kind = *kind;
+    spec = std::move(listen_only);
+  }
+  auto it = FindForward(*spec);
+  if (it == forwards_.end()) {
+    return MakeError("forward", "no forward listens on " + spec->listen.ToString(),
+                     "`tether status " + host_.alias + "` lists the forwards");
+  }
+  control::Json removed = ForwardJson(**it);
+  (*it)->Stop();
+  spdlog::info("[{}] forward cancelled: {}", host_.alias, (*it)->spec().ToFlagString());
+  forwards_.erase(it);
+  return control::Json{{"cancelled", removed}};
 }
 
 }  // namespace tether::daemon

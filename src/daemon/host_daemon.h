@@ -18,10 +18,12 @@
 #include "daemon/connector.h"
 #include "daemon/keepalive.h"
 #include "daemon/state_dir.h"
-#include "forward/local_forward.h"
+#include "forward/forward.h"
 #include "forward/pump_set.h"
 #include "forward/window_budget.h"
+#include "net/connect_pool.h"
 #include "net/event_loop.h"
+#include "ssh/global_requests.h"
 #include "ssh/session.h"
 
 namespace tether::daemon {
@@ -51,8 +53,11 @@ class HostDaemon {
   // loop itself does.
   Status Run();
 
+  // Whether this version can run a forward of this kind and shape.
+  static bool Supports(const config::ForwardSpec& spec);
+
   nlohmann::json StatusJson() const;
-  const std::vector<std::unique_ptr<forward::LocalForward>>& forwards() const { return forwards_; }
+  const std::vector<std::unique_ptr<forward::Forward>>& forwards() const { return forwards_; }
 
  private:
   void AttachSession(std::unique_ptr<ssh::Session> session);
@@ -64,6 +69,20 @@ class HostDaemon {
   void AfterIteration();
   void Shutdown(const std::string& why);
   void RegisterControlHandlers();
+  // Makes the forward of `spec` (binding its listeners for -L/-D), without starting it.
+  Result<std::unique_ptr<forward::Forward>> MakeForward(const config::ForwardSpec& spec);
+  // Starts a made forward on the loop and the current session (if any).
+  void StartForward(forward::Forward& fwd);
+  // The forward listening where `spec` listens (same kind), or forwards_.end().
+  std::vector<std::unique_ptr<forward::Forward>>::iterator FindForward(
+      const config::ForwardSpec& spec);
+  Result<control::Json> AddForward(const control::Json& request);
+  // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
+  // a remote forward (and refuses the rest); runs inside libssh, so it only queues.
+  static int OnMessage(ssh_session session, ssh_message message, void* self);
+  // Hands the channels OnMessage accepted to their remote forwards.
+  void ServeAccepted();
+  Result<control::Json> CancelForward(const control::Json& request);
 
   config::HostConfig host_;
   StateDir state_;
@@ -74,8 +93,18 @@ class HostDaemon {
   forward::WindowBudget budget_{kWindowBudgetBytes};
   forward::PumpContext pump_context_;
   std::unique_ptr<forward::PumpSet> pumps_;
-  std::vector<std::unique_ptr<forward::LocalForward>> forwards_;
+  std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
+  ssh::GlobalRequests requests_;
+  std::unique_ptr<net::ConnectPool> connects_;
+  struct Accepted {
+    ssh_channel channel;
+    std::string address;  // where the server accepted it (the forward's listen address)
+    uint16_t port;
+    std::string origin_host;
+    uint16_t origin_port;
+  };
+  std::vector<Accepted> accepted_;
   std::chrono::steady_clock::time_point started_;
   bool session_wants_write_ = false;
 

@@ -1,16 +1,40 @@
-// Live counters of one forward, read by `tether status`.
+// Live counters of one forward, read by `tether status`, and the rate meter that turns
+// byte counters sampled on the daemon's tick into a current rate.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 
 namespace tether::forward {
 
 struct ForwardStats {
   uint64_t live = 0;       // connections being served now
   uint64_t total = 0;      // connections accepted since start
-  uint64_t failed = 0;     // connections the server refused to open (target down, policy)
+  uint64_t failed = 0;     // connections the far side refused to open (target down, policy)
   uint64_t bytes_in = 0;   // server -> laptop
   uint64_t bytes_out = 0;  // laptop -> server
+  double rate_in_bps = 0;  // bytes per second over the last RateMeter::kSpan
+  double rate_out_bps = 0;
+};
+
+// Current rate over a sliding span of samples. A span of 2 s smooths the tick's jitter
+// and still shows a stall within a couple of seconds. Pure: the caller passes the clock.
+class RateMeter {
+ public:
+  static constexpr std::chrono::milliseconds kSpan{2000};
+  using Clock = std::chrono::steady_clock;
+
+  // Records the counters at `now` and updates stats.rate_*_bps.
+  void Sample(Clock::time_point now, ForwardStats& stats);
+
+ private:
+  struct Point {
+    Clock::time_point at;
+    uint64_t in;
+    uint64_t out;
+  };
+  std::deque<Point> points_;
 };
 
 }  // namespace tether::forward

@@ -65,7 +65,9 @@ Result<std::unique_ptr<LocalForward>> LocalForward::Bind(const config::ForwardSp
 
 LocalForward::~LocalForward() { Stop(); }
 
-void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session) {
+void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session,
+                         std::chrono::milliseconds max_wait) {
+  max_wait_ = max_wait;
   loop_ = &loop;
   pumps_ = &pumps;
   session_ = session;
@@ -116,7 +118,7 @@ void LocalForward::Serve(UniqueFd conn) {
   spdlog::debug("[{}] connection from {} to {}", prefix,
                 net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
   pumps_->Start(session_, std::move(conn), spec_.target.host, spec_.target.port, spec_.target.path,
-                origin_host, origin_port, &stats_, std::move(prefix));
+                origin_host, origin_port, stats_, std::move(prefix));
 }
 
 void LocalForward::SetSession(ssh_session session) {
@@ -131,13 +133,23 @@ void LocalForward::SetSession(ssh_session session) {
   for (auto& w : waiting) Serve(std::move(w.fd));
 }
 
+void LocalForward::OnTick(std::chrono::steady_clock::time_point now) {
+  ExpireWaiting(now, max_wait_);
+}
+
+std::string LocalForward::state() const {
+  if (listeners_.empty()) return "stopped";
+  if (session_ == nullptr) return "waiting for the link";
+  return "listening";
+}
+
 size_t LocalForward::ExpireWaiting(std::chrono::steady_clock::time_point now,
                                    std::chrono::milliseconds max_wait) {
   size_t before = waiting_.size();
   std::erase_if(waiting_, [&](const Waiting& w) { return now - w.since >= max_wait; });
   size_t closed = before - waiting_.size();
   if (closed > 0) {
-    stats_.failed += closed;
+    stats_->failed += closed;
     spdlog::warn("[{} fwd {}] closed {} connection(s) that waited {} s for the link", host_alias_,
                  listen_address_, closed, max_wait.count() / 1000);
   }

@@ -12,11 +12,11 @@
 namespace tether::forward {
 
 Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
-           ForwardStats* stats, std::string log_prefix)
+           std::shared_ptr<ForwardStats> stats, std::string log_prefix)
     : context_(context),
       socket_(std::move(socket)),
       channel_(std::move(channel)),
-      stats_(stats),
+      stats_(std::move(stats)),
       log_prefix_(std::move(log_prefix)) {
   ++stats_->live;
   ++stats_->total;

@@ -56,7 +56,7 @@ class Pump {
  public:
   // `socket` is a connected non-blocking socket; `channel` may still be opening.
   Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
-       ForwardStats* stats, std::string log_prefix);
+       std::shared_ptr<ForwardStats> stats, std::string log_prefix);
   ~Pump();
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
@@ -85,7 +85,7 @@ class Pump {
   PumpContext& context_;
   UniqueFd socket_;
   std::unique_ptr<ssh::Channel> channel_;
-  ForwardStats* stats_;
+  std::shared_ptr<ForwardStats> stats_;
   std::string log_prefix_;
 
   std::string to_socket_;  // read from the channel, not yet taken by the socket

@@ -13,15 +13,30 @@ PumpSet::~PumpSet() { Clear(); }
 
 void PumpSet::Start(ssh_session session, UniqueFd socket, const std::string& target_host,
                     uint16_t target_port, const std::string& target_path,
-                    const std::string& origin_host, uint16_t origin_port, ForwardStats* stats,
-                    std::string log_prefix) {
-  uint64_t id = next_id_++;
-  auto entry = std::make_unique<Entry>(this, id);
+                    const std::string& origin_host, uint16_t origin_port,
+                    std::shared_ptr<ForwardStats> stats, std::string log_prefix) {
+  auto entry = std::make_unique<Entry>(this, next_id_++);
   auto channel = std::make_unique<ssh::Channel>(session, target_host, target_port, target_path,
                                                 origin_host, origin_port, entry.get());
+  Add(std::move(entry), std::move(socket), std::move(channel), std::move(stats),
+      std::move(log_prefix));
+}
+
+void PumpSet::Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,
+                    std::shared_ptr<ForwardStats> stats, std::string log_prefix) {
+  auto entry = std::make_unique<Entry>(this, next_id_++);
+  auto wrapped = std::make_unique<ssh::Channel>(session, channel, entry.get());
+  Add(std::move(entry), std::move(socket), std::move(wrapped), std::move(stats),
+      std::move(log_prefix));
+}
+
+void PumpSet::Add(std::unique_ptr<Entry> entry, UniqueFd socket,
+                  std::unique_ptr<ssh::Channel> channel, std::shared_ptr<ForwardStats> stats,
+                  std::string log_prefix) {
+  uint64_t id = entry->id;
   int fd = socket.get();
-  entry->pump = std::make_unique<Pump>(context_, std::move(socket), std::move(channel), stats,
-                                       std::move(log_prefix));
+  entry->pump = std::make_unique<Pump>(context_, std::move(socket), std::move(channel),
+                                       std::move(stats), std::move(log_prefix));
   pumps_.emplace(id, std::move(entry));
   opening_.insert(id);
   context_.loop->Watch(fd, net::kNone, [this, id](unsigned) { Service(id); });

@@ -26,7 +26,12 @@ class PumpSet {
   // Starts a pump between `socket` and a channel opening on `session` to the target.
   void Start(ssh_session session, UniqueFd socket, const std::string& target_host,
              uint16_t target_port, const std::string& target_path, const std::string& origin_host,
-             uint16_t origin_port, ForwardStats* stats, std::string log_prefix);
+             uint16_t origin_port, std::shared_ptr<ForwardStats> stats, std::string log_prefix);
+
+  // Starts a pump between `socket` and `channel`, a channel the server opened and we
+  // accepted (a remote forward's connection). Takes ownership of both.
+  void Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,
+             std::shared_ptr<ForwardStats> stats, std::string log_prefix);
 
   // Runs every pump that is dirty or opening, until none is dirty (bounded).
   void ServiceDirty();
@@ -47,6 +52,8 @@ class PumpSet {
     std::unique_ptr<Pump> pump;
   };
   void Service(uint64_t id);
+  void Add(std::unique_ptr<Entry> entry, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
+           std::shared_ptr<ForwardStats> stats, std::string log_prefix);
 
   PumpContext& context_;
   std::unordered_map<uint64_t, std::unique_ptr<Entry>> pumps_;

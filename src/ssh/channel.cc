@@ -19,6 +19,21 @@ Channel::Channel(ssh_session session, std::string host, uint16_t port, std::stri
     error_ = "cannot create a channel: " + std::string(ssh_get_error(session_));
     return;
   }
+  InstallCallbacks();
+}
+
+Channel::Channel(ssh_session session, ssh_channel accepted, ChannelObserver* observer)
+    : session_(session), channel_(accepted), observer_(observer) {
+  if (channel_ == nullptr) {
+    state_ = OpenState::kFailed;
+    error_ = "no channel";
+    return;
+  }
+  state_ = OpenState::kOpen;
+  InstallCallbacks();
+}
+
+void Channel::InstallCallbacks() {
   ssh_callbacks_init(&callbacks_);
   callbacks_.userdata = this;
   callbacks_.channel_data_function = &Channel::OnData;

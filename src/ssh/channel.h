@@ -41,6 +41,8 @@ class Channel {
   // on the server. `observer` must outlive the channel.
   Channel(ssh_session session, std::string host, uint16_t port, std::string path,
           std::string origin_host, uint16_t origin_port, ChannelObserver* observer);
+  // Takes a channel the server opened and we accepted (a remote forward's connection).
+  Channel(ssh_session session, ssh_channel accepted, ChannelObserver* observer);
   ~Channel();
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
@@ -75,14 +77,15 @@ class Channel {
   static void OnEof(ssh_session, ssh_channel, void* userdata);
   static void OnClose(ssh_session, ssh_channel, void* userdata);
   static int OnWindow(ssh_session, ssh_channel, uint32_t bytes, void* userdata);
+  void InstallCallbacks();
 
   ssh_session session_;
   ssh_channel channel_;
   std::string host_;
-  uint16_t port_;
+  uint16_t port_ = 0;
   std::string path_;
   std::string origin_host_;
-  uint16_t origin_port_;
+  uint16_t origin_port_ = 0;
   ChannelObserver* observer_;
   ssh_channel_callbacks_struct callbacks_{};
   OpenState state_ = OpenState::kPending;

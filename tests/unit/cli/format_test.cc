@@ -119,3 +119,28 @@ TEST(FormatTable, PrintsAHeaderAlone) {
 
 }  // namespace
 }  // namespace tether::cli
+
+namespace tether::cli {
+namespace {
+
+TEST(HumanRate, ShowsBitsPerSecondForPeople) {
+  EXPECT_EQ(HumanRate(0), "-");
+  EXPECT_EQ(HumanRate(10), "1 kbit/s");
+  EXPECT_EQ(HumanRate(100'000), "800 kbit/s");
+  EXPECT_EQ(HumanRate(12'500'000), "100.0 Mbit/s");
+  EXPECT_EQ(HumanRate(300'000'000), "2.40 Gbit/s");
+}
+
+TEST(ForwardFlagLine, WritesEachKindAsSshWould) {
+  EXPECT_EQ(ForwardFlagLine({{"kind", "local"}, {"listen", "127.0.0.1:8000"},
+                             {"target", "localhost:8000"}}),
+            "-L 127.0.0.1:8000 -> localhost:8000");
+  EXPECT_EQ(ForwardFlagLine({{"kind", "remote"}, {"listen", "server localhost:9000"},
+                             {"target", "127.0.0.1:9000"}}),
+            "-R server localhost:9000 -> 127.0.0.1:9000");
+  EXPECT_EQ(ForwardFlagLine({{"kind", "dynamic"}, {"listen", "127.0.0.1:1080"}, {"target", "socks"}}),
+            "-D 127.0.0.1:1080 (socks)");
+}
+
+}  // namespace
+}  // namespace tether::cli

@@ -1,0 +1,21 @@
+#include "forward/forward_stats.h"
+
+namespace tether::forward {
+
+void RateMeter::Sample(Clock::time_point now, ForwardStats& stats) {
+  points_.push_back(Point{now, stats.bytes_in, stats.bytes_out});
+  // Keep one point at or before the span's start, so the rate covers the whole span.
+  while (points_.size() > 2 && now - points_[1].at >= kSpan) points_.pop_front();
+  const Point& first = points_.front();
+  double seconds = std::chrono::duration<double>(now - first.at).count();
+  if (seconds <= 0) {
+    stats.rate_in_bps = 0;
+    stats.rate_out_bps = 0;
+    return;
+  }
+  // Counters only grow; a smaller one would be a new forward under the same meter.
+  stats.rate_in_bps = stats.bytes_in >= first.in ? (stats.bytes_in - first.in) / seconds : 0;
+  stats.rate_out_bps = stats.bytes_out >= first.out ? (stats.bytes_out - first.out) / seconds : 0;
+}
+
+}  // namespace tether::forward

@@ -1,0 +1,150 @@
+#include "forward/remote_forward.h"
+
+#include "common/log.h"
+#include "net/socket.h"
+
+namespace tether::forward {
+
+RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_alias,
+                             Context context)
+    : Forward(spec, std::move(host_alias)), context_(context) {
+  listen_address_ =
+      "server " + net::FormatHostPort(spec.listen.host.empty() ? "localhost" : spec.listen.host,
+                                      spec.listen.port);
+}
+
+RemoteForward::~RemoteForward() {
+  if (request_ != 0) context_.requests->Forget(request_);
+  DropPending();
+}
+
+void RemoteForward::DropPending() {
+  for (auto& [n, p] : pending_) {
+    context_.connects->Cancel(p.job);
+    ssh_channel_free(p.channel);
+  }
+  pending_.clear();
+}
+
+void RemoteForward::SetSession(ssh_session session) {
+  if (state_ == State::kStopped) return;
+  // The old session's requests and channels died with it.
+  if (request_ != 0) context_.requests->Forget(request_);
+  request_ = 0;
+  DropPending();
+  session_ = session;
+  bound_port_ = 0;
+  if (session_ == nullptr) {
+    state_ = State::kDown;
+    return;
+  }
+  backoff_.Reset();
+  Request();
+}
+
+void RemoteForward::Request() {
+  state_ = State::kRequesting;
+  // An empty bind address is "localhost" on the server, as ssh sends it without
+  // GatewayPorts; "*" asks for every address (the server's GatewayPorts decides).
+  std::string address = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
+  if (address == "*") address = "";
+  request_ = context_.requests->Listen(address, spec_.listen.port,
+                                       [this](Result<uint16_t> r) { OnAnswer(std::move(r)); });
+}
+
+void RemoteForward::OnAnswer(Result<uint16_t> answer) {
+  request_ = 0;
+  if (answer.ok()) {
+    state_ = State::kListening;
+    bound_port_ = *answer != 0 ? *answer : spec_.listen.port;
+    error_.clear();
+    backoff_.Reset();
+    if (spec_.listen.port == 0) {
+      listen_address_ =
+          "server " + net::FormatHostPort(
+                          spec_.listen.host.empty() ? "localhost" : spec_.listen.host, bound_port_);
+    }
+    spdlog::info("[{} rfwd {}] the server listens on {}", host_alias_, spec_.listen.port,
+                 listen_address_);
+    return;
+  }
+  auto delay = backoff_.Next();
+  state_ = State::kRetrying;
+  error_ = spec_.ToFlagString() + ": " + answer.error().message +
+           " (the port is taken on the server, perhaps by a stale sshd child of an earlier "
+           "connection, or sshd forbids it: AllowTcpForwarding, PermitListen); retrying in " +
+           std::to_string((delay.count() + 500) / 1000) + " s";
+  retry_at_ = std::chrono::steady_clock::now() + delay;
+  spdlog::warn("[{} rfwd {}] {}", host_alias_, spec_.listen.port, error_);
+}
+
+void RemoteForward::OnTick(std::chrono::steady_clock::time_point now) {
+  if (state_ == State::kRetrying && session_ != nullptr && now >= retry_at_) Request();
+}
+
+void RemoteForward::Stop() {
+  if (state_ == State::kStopped) return;
+  if (request_ != 0) context_.requests->Forget(request_);
+  request_ = 0;
+  DropPending();
+  if (session_ != nullptr && state_ == State::kListening) {
+    std::string address = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
+    if (address == "*") address = "";
+    context_.requests->CancelListen(address, bound_port_, nullptr);
+  }
+  state_ = State::kStopped;
+}
+
+std::string RemoteForward::state() const {
+  switch (state_) {
+    case State::kDown:
+      return "waiting for the link";
+    case State::kRequesting:
+      return "requesting";
+    case State::kListening:
+      return "listening";
+    case State::kRetrying:
+      return "retrying";
+    case State::kStopped:
+      return "stopped";
+  }
+  return "";
+}
+
+bool RemoteForward::Matches(const std::string& address, uint16_t port) const {
+  if (state_ != State::kListening || port != bound_port_) return false;
+  // sshd names the address as we asked for it; "" and "*" are the same request.
+  std::string want = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
+  if (want == "*") want = "";
+  return address == want || (want.empty() && address == "*") ||
+         (want == "localhost" && (address == "127.0.0.1" || address == "::1"));
+}
+
+void RemoteForward::Serve(ssh_channel channel, const std::string& origin_host,
+                          uint16_t origin_port) {
+  uint64_t n = next_conn_++;
+  std::string prefix =
+      host_alias_ + " rfwd " + std::to_string(bound_port_) + " #" + std::to_string(n);
+  spdlog::debug("[{}] connection from {} on the server to {}", prefix,
+                net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
+  auto job = context_.connects->Connect(
+      spec_.target.host, spec_.target.port, spec_.target.path, kTargetConnectTimeout,
+      [this, n, prefix](Result<UniqueFd> socket) mutable {
+        auto it = pending_.find(n);
+        if (it == pending_.end()) return;
+        ssh_channel ch = it->second.channel;
+        pending_.erase(it);
+        if (!socket.ok()) {
+          ++stats_->total;
+          ++stats_->failed;
+          spdlog::warn("[{}] cannot reach {}: {}", prefix, spec_.target.ToString(),
+                       socket.error().message);
+          ssh_channel_free(ch);  // the server's side sees the channel close
+          return;
+        }
+        context_.pumps->Adopt(session_, ch, std::move(*socket), stats_, std::move(prefix));
+      });
+  pending_.emplace(n, Pending{job, channel});
+}
+
+}  // namespace tether::forward

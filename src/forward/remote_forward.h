@@ -1,0 +1,73 @@
+// A remote forward (-R): the server listens (tcpip-forward) and opens a forwarded-tcpip
+// channel for each connection it accepts; the laptop connects each one to the target.
+//
+// After a reconnect the request goes out again on the new session. A refusal is retried
+// with backoff (up to 30 s apart) and shown in status: after a dead link, sshd's child of
+// the old connection may still hold the port until it notices, and the port frees then.
+// Loop thread only.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "daemon/backoff.h"
+#include "forward/forward.h"
+#include "forward/pump_set.h"
+#include "net/connect_pool.h"
+#include "ssh/global_requests.h"
+
+namespace tether::forward {
+
+// Connecting to the laptop-side target gives up after this long.
+inline constexpr std::chrono::seconds kTargetConnectTimeout{10};
+
+class RemoteForward : public Forward {
+ public:
+  struct Context {
+    PumpSet* pumps = nullptr;
+    ssh::GlobalRequests* requests = nullptr;
+    net::ConnectPool* connects = nullptr;
+  };
+
+  // A -R spec with a target (host:port or a socket path) that listens on a TCP port.
+  RemoteForward(const config::ForwardSpec& spec, std::string host_alias, Context context);
+  ~RemoteForward() override;
+
+  void SetSession(ssh_session session) override;
+  void OnTick(std::chrono::steady_clock::time_point now) override;
+  void Stop() override;
+  std::string state() const override;
+  std::string error() const override { return error_; }
+
+  // Whether the server's forwarded-tcpip open for address:port belongs to this forward.
+  bool Matches(const std::string& address, uint16_t port) const;
+  // Serves a channel the server opened (already accepted): connects to the target and
+  // pumps. Takes ownership of `channel`.
+  void Serve(ssh_channel channel, const std::string& origin_host, uint16_t origin_port);
+
+ private:
+  enum class State { kDown, kRequesting, kListening, kRetrying, kStopped };
+  void Request();
+  void OnAnswer(Result<uint16_t> answer);
+  void DropPending();
+
+  Context context_;
+  ssh_session session_ = nullptr;
+  State state_ = State::kDown;
+  std::string error_;
+  uint16_t bound_port_ = 0;
+  ssh::GlobalRequests::RequestId request_ = 0;
+  daemon::Backoff backoff_;
+  std::chrono::steady_clock::time_point retry_at_{};
+  uint64_t next_conn_ = 1;
+  // Channels accepted whose laptop-side connect is in flight, by connection number.
+  struct Pending {
+    net::ConnectPool::JobId job;
+    ssh_channel channel;
+  };
+  std::unordered_map<uint64_t, Pending> pending_;
+};
+
+}  // namespace tether::forward

@@ -1,0 +1,106 @@
+#include "net/connect_pool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "net/socket.h"
+
+namespace tether::net {
+
+ConnectPool::ConnectPool(EventLoop& loop) : loop_(loop) {
+  int fds[2];
+  if (::pipe(fds) == 0) {
+    for (int fd : fds) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+    wake_read_.Reset(fds[0]);
+    wake_write_.Reset(fds[1]);
+    loop_.Watch(wake_read_.get(), kReadable, [this](unsigned) { OnWake(); });
+  }
+}
+
+ConnectPool::~ConnectPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  if (wake_read_) loop_.Unwatch(wake_read_.get());
+}
+
+ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::string path,
+                                        std::chrono::milliseconds timeout, Done done) {
+  JobId id = next_id_++;
+  callbacks_.emplace(id, std::move(done));
+  bool refused = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= kMaxQueuedConnects || !wake_write_) {
+      refused = true;
+      finished_.push_back(
+          Finished{id, MakeError("connect", "too many connections waiting to be made")});
+    } else {
+      queue_.push_back(Job{id, std::move(host), port, std::move(path), timeout});
+      if (workers_.size() < static_cast<size_t>(kConnectWorkers) && queue_.size() > 0) {
+        workers_.emplace_back([this] { Work(); });
+      }
+    }
+  }
+  if (refused) {
+    char byte = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_write_.get(), &byte, 1);
+  } else {
+    cv_.notify_one();
+  }
+  return id;
+}
+
+void ConnectPool::Cancel(JobId id) { callbacks_.erase(id); }
+
+void ConnectPool::Work() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Result<UniqueFd> result =
+        job.path.empty() ? ConnectTcp(job.host, job.port, job.timeout) : ConnectUnix(job.path);
+    if (result.ok()) {
+      (void)SetNonBlocking(result->get());
+      if (job.path.empty()) SetNoDelay(result->get());
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_.push_back(Finished{job.id, std::move(result)});
+    }
+    char byte = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_write_.get(), &byte, 1);
+  }
+}
+
+void ConnectPool::OnWake() {
+  char buf[64];
+  while (::read(wake_read_.get(), buf, sizeof buf) > 0) {
+  }
+  std::vector<Finished> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done.swap(finished_);
+  }
+  for (auto& f : done) {
+    auto it = callbacks_.find(f.id);
+    if (it == callbacks_.end()) continue;  // cancelled: the socket closes here
+    Done callback = std::move(it->second);
+    callbacks_.erase(it);
+    callback(std::move(f.result));
+  }
+}
+
+}  // namespace tether::net
