@@ -33,6 +33,7 @@ int Main(int argc, char** argv) {
       ->allow_extra_args(false);
   up_cmd->add_option("-o", up.options, "ssh_config option, as Keyword=value")
       ->allow_extra_args(false);
+  up_cmd->add_option("-J", up.jump, "jump hosts, as ssh -J: [user@]host[:port][,...]");
   up_cmd->add_option("-l", up.user, "remote user");
   up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));
   up_cmd->add_option("-i", up.identity_files, "identity (private key) file")

@@ -21,6 +21,7 @@ struct UpOptions {
   std::vector<std::string> remote_forwards;   // -R
   std::vector<std::string> dynamic_forwards;  // -D
   std::vector<std::string> options;           // -o
+  std::string jump;                           // -J [user@]host[:port][,...]
   std::string user;                           // -l
   int port = 0;                               // -p
   std::vector<std::string> identity_files;    // -i

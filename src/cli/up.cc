@@ -35,8 +35,11 @@ Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOpti
   config::ReadOptions read;
   read.config_file = global.config_file;
   read.options = options.options;
+  if (!options.jump.empty()) read.options.insert(read.options.begin(), "ProxyJump=" + options.jump);
   auto host = config::ReadHostConfig(options.destination, read);
   if (!host.ok()) return host;
+  Status chain = config::ResolveJumpChain(*host, read);
+  if (!chain.ok()) return chain.take_error();
   // The daemon is known by what the user typed (`gpu`, `alice@10.0.0.5:2222`): that is
   // what `status` shows and what `down` takes.
   host->alias = options.destination;
@@ -163,8 +166,10 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
   // Our pid until the daemon writes its own: `status` can tell who is connecting.
   (void)lock.WritePid(::getpid());
   ssh::TtyPrompter prompter(host->batch_mode);
-  std::fprintf(stderr, "tether: connecting to %s (%s@%s:%u)...\n", alias.c_str(),
-               host->user.c_str(), host->hostname.c_str(), host->port);
+  std::string via;
+  for (const auto& hop : host->jump_chain) via += (via.empty() ? " via " : ", ") + hop.alias;
+  std::fprintf(stderr, "tether: connecting to %s (%s@%s:%u%s)...\n", alias.c_str(),
+               host->user.c_str(), host->hostname.c_str(), host->port, via.c_str());
   ssh::ConnectOptions connect;
   connect.log_verbosity = global.verbosity >= 3 ? global.verbosity - 2 : 0;
   auto session = ssh::Session::Connect(*host, prompter, connect);
@@ -211,6 +216,9 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
   }
   std::fflush(stdout);
   std::fflush(stderr);
+  // Only this thread survives fork(): jump-host relays stop here and start again in the
+  // daemon; the parent never touches the session again.
+  (*session)->PauseRelays();
   pid_t child = ::fork();
   if (child < 0) {
     PrintError(ErrnoError("daemon", "fork", errno));
@@ -230,6 +238,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
       ::dup2(log, STDERR_FILENO);
     }
     InitLogging(log_path, global.verbosity);
+    (*session)->ResumeRelays();
     Status s = lock.WritePid(::getpid());
     if (s.ok()) s = d.Start(std::move(*session));
     std::string message = s.ok() ? "ok\n" : "error " + s.error().ToString() + "\n";

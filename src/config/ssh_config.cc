@@ -1152,3 +1152,49 @@ Result<HostConfig> ReadHostConfig(std::string_view destination, const ReadOption
 }
 
 }  // namespace tether::config
+
+namespace tether::config {
+namespace {
+
+// The hops to `hops.back()`, reached through the hops before it: appended to `chain` in
+// connection order.
+Status AppendChain(const std::vector<std::string>& hops, const ReadOptions& options, int depth,
+                   std::vector<HostConfig>& chain) {
+  if (hops.empty()) return Status::Ok();
+  if (depth >= kMaxJumpHops) {
+    return MakeError("config", "ProxyJump goes deeper than " + std::to_string(kMaxJumpHops) +
+                                   " hops (a loop in the configuration?)");
+  }
+  // The -o options of the command line are for the destination, not its jump hosts.
+  ReadOptions hop_options = options;
+  hop_options.options.clear();
+  auto last = ReadHostConfig(hops.back(), hop_options);
+  if (!last.ok()) {
+    Error e = last.take_error();
+    e.message = "jump host " + hops.back() + ": " + e.message;
+    return e;
+  }
+  last->alias = hops.back();
+  // `ProxyJump a,b`: b is reached through a whatever b's own configuration says, as
+  // `ssh -J a b` would; with one hop, that hop's own ProxyJump applies.
+  std::vector<std::string> before(hops.begin(), hops.end() - 1);
+  if (hops.size() == 1) before = last->proxy_jump;
+  if (!last->proxy_command.empty() && before.empty()) {
+    return MakeError("config", "jump host " + hops.back() + ": ProxyCommand is not supported",
+                     "use ProxyJump instead");
+  }
+  Status s = AppendChain(before, options, depth + 1, chain);
+  if (!s.ok()) return s;
+  last->proxy_jump.clear();
+  chain.push_back(std::move(*last));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ResolveJumpChain(HostConfig& host, const ReadOptions& options) {
+  host.jump_chain.clear();
+  return AppendChain(host.proxy_jump, options, 0, host.jump_chain);
+}
+
+}  // namespace tether::config

@@ -48,6 +48,9 @@ struct HostConfig {
   std::vector<ForwardSpec> forwards;        // LocalForward, RemoteForward, DynamicForward
   // Keywords we read but do not act on, and unknown ones, one line each, for -v output.
   std::vector<std::string> notes;
+  // The jump hosts to go through, in connection order (the first is reached directly),
+  // each resolved like a destination of its own. Filled by ResolveJumpChain.
+  std::vector<HostConfig> jump_chain;
 };
 
 struct ReadOptions {
@@ -73,6 +76,16 @@ Result<Destination> ParseDestination(std::string_view text);
 // A user or port in the destination overrides the configuration, as ssh's
 // command line does. Errors name the file and line of a malformed entry.
 Result<HostConfig> ReadHostConfig(std::string_view destination, const ReadOptions& options);
+
+// Deepest chain of jump hosts we follow (a hop's own ProxyJump counts too): a loop in the
+// configuration ends in an error rather than forever.
+inline constexpr int kMaxJumpHops = 8;
+
+// Resolves host.proxy_jump into host.jump_chain the way ssh does: `ProxyJump a,b` reaches
+// b through a, and the last hop is read as a destination of its own (its ProxyJump, if the
+// list has one hop, applies to it as well). Each hop keeps its own user, port, keys and
+// known_hosts.
+Status ResolveJumpChain(HostConfig& host, const ReadOptions& options);
 
 // Shell-style pattern with * and ?, as Host lines use (no negation here).
 bool MatchPattern(std::string_view pattern, std::string_view text);

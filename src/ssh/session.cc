@@ -8,6 +8,7 @@
 
 #include "net/socket.h"
 #include "ssh/host_key.h"
+#include "ssh/jump_relay.h"
 
 namespace tether::ssh {
 namespace {
@@ -68,11 +69,22 @@ int AskPassphrase(const char* /*prompt*/, char* buf, size_t len, int /*echo*/, i
 
 }  // namespace
 
+Session::Session(ssh_session s) : session_(s) {}
+
 Session::~Session() {
   if (session_ != nullptr) {
     ssh_disconnect(session_);
     ssh_free(session_);
   }
+  relay_.reset();  // after: the session ran over it
+}
+
+void Session::PauseRelays() {
+  if (relay_) relay_->Pause();
+}
+
+void Session::ResumeRelays() {
+  if (relay_) relay_->Resume();
 }
 
 void Session::SetNonBlocking() { ssh_set_blocking(session_, 0); }
@@ -80,21 +92,39 @@ void Session::SetNonBlocking() { ssh_set_blocking(session_, 0); }
 Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host,
                                                   Prompter& prompter,
                                                   const ConnectOptions& options) {
-  if (!host.proxy_jump.empty() || !host.proxy_command.empty()) {
-    return HostError(
-        host, MakeError("connect", "ProxyJump/ProxyCommand are not supported by this version",
-                        "connect to a host reachable directly, or forward the "
-                        "jump host's port first"));
+  if (!host.proxy_command.empty()) {
+    return HostError(host, MakeError("connect", "ProxyCommand is not supported",
+                                     "use ProxyJump (or -J) for jump hosts"));
   }
-  std::chrono::milliseconds timeout = host.connect_timeout;
-  auto fd = net::ConnectTcp(host.hostname, host.port, timeout);
-  if (!fd.ok()) return HostError(host, fd.take_error());
-  net::SetNoDelay(fd->get());
-  net::SetKeepAlive(fd->get(), kTcpKeepIdleS, kTcpKeepIntervalS, kTcpKeepCount);
+  if (!host.proxy_jump.empty() && host.jump_chain.empty()) {
+    return HostError(host, MakeError("connect", "ProxyJump was not resolved"));
+  }
+  std::unique_ptr<JumpRelay> relay;
+  Result<UniqueFd> fd = MakeError("connect", "not connected");
+  if (!host.jump_chain.empty()) {
+    // The last hop, reached (recursively) through the ones before it.
+    config::HostConfig hop = host.jump_chain.back();
+    hop.jump_chain.assign(host.jump_chain.begin(), host.jump_chain.end() - 1);
+    ConnectOptions hop_options = options;
+    hop_options.probe = false;
+    auto via = Connect(hop, prompter, hop_options);
+    if (!via.ok()) return via.take_error();
+    auto opened = JumpRelay::Open(std::move(*via), hop.alias, host.hostname, host.port);
+    if (!opened.ok()) return HostError(host, opened.take_error());
+    relay = std::move(*opened);
+    fd = relay->TakeSocket();
+  } else {
+    std::chrono::milliseconds timeout = host.connect_timeout;
+    fd = net::ConnectTcp(host.hostname, host.port, timeout);
+    if (!fd.ok()) return HostError(host, fd.take_error());
+    net::SetNoDelay(fd->get());
+    net::SetKeepAlive(fd->get(), kTcpKeepIdleS, kTcpKeepIntervalS, kTcpKeepCount);
+  }
 
   ssh_session raw = ssh_new();
   if (raw == nullptr) return MakeError("connect", "out of memory");
   std::unique_ptr<Session> session(new Session(raw));
+  session->relay_ = std::move(relay);
 
   // Our own config reader resolved everything; libssh must not read files itself.
   int no = 0;
@@ -139,7 +169,7 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
   if (!authed.ok()) return HostError(host, authed.take_error());
   const char* cipher = ssh_get_cipher_out(raw);
   session->cipher_ = cipher != nullptr ? cipher : "";
-  session->Probe();
+  if (options.probe) session->Probe();
   return session;
 }
 

@@ -20,21 +20,31 @@ namespace tether::ssh {
 
 struct ConnectOptions {
   int log_verbosity = 0;  // libssh's SSH_LOG_* level, from -v
+  bool probe = true;      // run the `uname -sm` probe after login (not for jump hosts)
 };
+
+class JumpRelay;
 
 class Session {
  public:
+  // Closes the session, then the jump hosts it runs through.
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   // Errors name the host and the step (resolve, connect, handshake, host key, auth)
   // and say what to do.
+  // Through host.jump_chain when it has hops, each one checked and authenticated like a
+  // destination of its own.
   static Result<std::unique_ptr<Session>> Connect(const config::HostConfig& host,
                                                   Prompter& prompter,
                                                   const ConnectOptions& options);
 
   ssh_session raw() const { return session_; }
+  // Stops and restarts the threads of the jump hosts this session runs through (see
+  // JumpRelay::Pause): around fork(), in the process that connected.
+  void PauseRelays();
+  void ResumeRelays();
   int fd() const { return ssh_get_fd(session_); }
   // Non-blocking mode for the event loop. The socket itself stays blocking: libssh
   // treats EAGAIN from send() as fatal, and writes only after poll reports POLLOUT.
@@ -49,7 +59,7 @@ class Session {
   const std::string& remote_system() const { return remote_system_; }
 
  private:
-  explicit Session(ssh_session s) : session_(s) {}
+  explicit Session(ssh_session s);
   Status Authenticate(const config::HostConfig& host, Prompter& prompter);
   // Runs `uname -sm` once. Besides telling us the server's system, a session channel
   // makes sshd switch TCP_NODELAY on for the whole connection (it does so only when a
@@ -58,6 +68,7 @@ class Session {
   void Probe();
 
   ssh_session session_;
+  std::unique_ptr<JumpRelay> relay_;  // the jump host we run through, if any
   std::string cipher_;
   std::string auth_method_;
   std::string remote_system_;

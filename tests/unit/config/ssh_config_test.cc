@@ -616,3 +616,85 @@ TEST(MatchPatternList, NeedsOnePositiveMatchAndNoNegatedOne) {
 
 }  // namespace
 }  // namespace tether::config
+
+namespace tether::config {
+namespace {
+
+class JumpChainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/tether-jump-chain-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    root_ = dir;
+    std::filesystem::create_directories(root_ + "/home/.ssh");
+    options_.home = root_ + "/home";
+    options_.local_user = "alice";
+    options_.system_config = "";
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  void Config(const std::string& text) { std::ofstream(root_ + "/home/.ssh/config") << text; }
+  // The chain of `destination` as "user@host:port" per hop, or the error.
+  std::vector<std::string> Chain(const std::string& destination, std::string* error = nullptr) {
+    auto host = ReadHostConfig(destination, options_);
+    EXPECT_TRUE(host.ok());
+    Status s = ResolveJumpChain(*host, options_);
+    if (!s.ok()) {
+      if (error != nullptr) *error = s.error().message;
+      return {};
+    }
+    std::vector<std::string> hops;
+    for (const auto& h : host->jump_chain) {
+      hops.push_back(h.alias + "=" + h.user + "@" + h.hostname + ":" + std::to_string(h.port));
+      EXPECT_TRUE(h.proxy_jump.empty());
+    }
+    return hops;
+  }
+  std::string root_;
+  ReadOptions options_;
+};
+
+TEST_F(JumpChainTest, NoProxyJumpMeansNoChain) {
+  Config("Host gpu\n  HostName 10.0.0.5\n");
+  EXPECT_TRUE(Chain("gpu").empty());
+}
+
+TEST_F(JumpChainTest, EachHopIsResolvedAsADestinationOfItsOwn) {
+  Config(
+      "Host gpu\n  HostName 10.0.0.5\n  ProxyJump login\n"
+      "Host login\n  HostName login.example.org\n  User bob\n  Port 2222\n");
+  EXPECT_EQ(Chain("gpu"), std::vector<std::string>{"login=bob@login.example.org:2222"});
+}
+
+TEST_F(JumpChainTest, HopsComeInConnectionOrderAndAUserOrPortInTheListWins) {
+  Config(
+      "Host gpu\n  ProxyJump carol@a:2200,b\n"
+      "Host a\n  HostName a.example.org\n  Port 22\n"
+      "Host b\n  HostName b.internal\n");
+  EXPECT_EQ(Chain("gpu"), (std::vector<std::string>{"carol@a:2200=carol@a.example.org:2200",
+                                                    "b=alice@b.internal:22"}));
+}
+
+TEST_F(JumpChainTest, ASingleHopsOwnProxyJumpIsFollowed) {
+  Config(
+      "Host node\n  ProxyJump login\n"
+      "Host login\n  ProxyJump bastion\n"
+      "Host bastion\n  HostName bastion.example.org\n");
+  EXPECT_EQ(Chain("node"), (std::vector<std::string>{"bastion=alice@bastion.example.org:22",
+                                                     "login=alice@login:22"}));
+}
+
+TEST_F(JumpChainTest, ALoopIsAnErrorNotAHang) {
+  Config("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n");
+  std::string error;
+  EXPECT_TRUE(Chain("a", &error).empty());
+  EXPECT_NE(error.find("deeper than"), std::string::npos) << error;
+}
+
+TEST_F(JumpChainTest, DashOOptionsAreForTheDestinationOnly) {
+  Config("Host gpu\n  ProxyJump login\n");
+  options_.options = {"Port=2200"};
+  EXPECT_EQ(Chain("gpu"), std::vector<std::string>{"login=alice@login:22"});
+}
+
+}  // namespace
+}  // namespace tether::config
