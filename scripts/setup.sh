@@ -10,6 +10,7 @@ packages=(
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
   # tests, demo and benchmarks: a real sshd and real clients
   openssh-server openssh-client iperf3 curl python3 iproute2 iptables autossh procps tmux
+  tinyproxy
   # code style
   clang-format
 )

@@ -33,6 +33,14 @@ int Main(int argc, char** argv) {
       ->allow_extra_args(false);
   up_cmd->add_option("-o", up.options, "ssh_config option, as Keyword=value")
       ->allow_extra_args(false);
+  up_cmd->add_flag("--proxy{10808}", up.proxy_port,
+                   "give the server internet through the laptop: HTTP and SOCKS on its "
+                   "127.0.0.1:PORT (default 10808; --proxy=PORT)");
+  up_cmd->add_option("--upstream", up.upstream,
+                     "the laptop-side proxy the server's traffic goes through "
+                     "(http://host:port or socks5://host:port)");
+  up_cmd->add_flag("--proxy-open", up.proxy_open,
+                   "let any account on the server use the proxy (no user and token)");
   up_cmd->add_option("-J", up.jump, "jump hosts, as ssh -J: [user@]host[:port][,...]");
   up_cmd->add_option("-l", up.user, "remote user");
   up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));
@@ -54,6 +62,13 @@ int Main(int argc, char** argv) {
       ->add_option("--cancel", forward.cancels,
                    "remove the forward listening at SPEC (\"8000\", \"-R 9000\", a full spec)")
       ->allow_extra_args(false);
+
+  EnvOptions env;
+  CLI::App* env_cmd =
+      app.add_subcommand("env", "print the proxy variables for the server (after up --proxy)");
+  env_cmd->add_option("host", env.host, "the host")->required();
+  env_cmd->add_option("--shell", env.shell, "sh (also bash, zsh) or fish")
+      ->check(CLI::IsMember({"sh", "bash", "zsh", "fish"}));
 
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
@@ -85,6 +100,7 @@ int Main(int argc, char** argv) {
   const std::pair<CLI::App*, std::function<int()>> verbs[] = {
       {up_cmd, [&] { return RunUp(global, up); }},
       {forward_cmd, [&] { return RunForward(global, forward); }},
+      {env_cmd, [&] { return RunEnv(global, env); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},

@@ -21,6 +21,9 @@ struct UpOptions {
   std::vector<std::string> remote_forwards;   // -R
   std::vector<std::string> dynamic_forwards;  // -D
   std::vector<std::string> options;           // -o
+  int proxy_port = 0;                         // --proxy[=PORT]; 0: no server proxy
+  std::string upstream;                       // --upstream URL
+  bool proxy_open = false;                    // --proxy-open
   std::string jump;                           // -J [user@]host[:port][,...]
   std::string user;                           // -l
   int port = 0;                               // -p
@@ -34,6 +37,11 @@ struct ForwardOptions {
   std::vector<std::string> remote_forwards;   // -R
   std::vector<std::string> dynamic_forwards;  // -D
   std::vector<std::string> cancels;           // --cancel [-L|-R|-D]SPEC
+};
+
+struct EnvOptions {
+  std::string host;
+  std::string shell = "sh";  // sh (bash, zsh) or fish
 };
 
 struct DownOptions {
@@ -58,6 +66,7 @@ struct LogsOptions {
 
 int RunUp(const GlobalOptions& global, const UpOptions& options);
 int RunForward(const GlobalOptions& global, const ForwardOptions& options);
+int RunEnv(const GlobalOptions& global, const EnvOptions& options);
 int RunDown(const GlobalOptions& global, const DownOptions& options);
 int RunStatus(const GlobalOptions& global, const StatusOptions& options);
 int RunLs(const GlobalOptions& global, const LsOptions& options);

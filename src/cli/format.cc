@@ -37,7 +37,10 @@ std::string HumanRate(uint64_t bytes_per_second) {
 
 std::string ForwardFlagLine(const nlohmann::json& f) {
   std::string kind = f.value("kind", "local");
-  std::string flag = kind == "remote" ? "-R" : (kind == "dynamic" ? "-D" : "-L");
+  std::string flag = kind == "remote"    ? "-R"
+                     : kind == "dynamic" ? "-D"
+                     : kind == "proxy"   ? "--proxy"
+                                         : "-L";
   std::string line = flag + " " + f.value("listen", "");
   std::string target = f.value("target", "");
   if (target == "socks") return line + " (socks)";

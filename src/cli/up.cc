@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -101,8 +102,16 @@ void PrintForwards(const daemon::HostDaemon& d, const config::HostConfig& host, 
 // Shows what an already running daemon serves. A daemon still connecting (another
 // `tether up` racing us holds the lock) is waited for, bounded, saying so once.
 // The forwards asked for now that it does not have yet are added to it.
+daemon::HostDaemon::ProxyOptions ProxyOptionsOf(const UpOptions& options) {
+  daemon::HostDaemon::ProxyOptions proxy;
+  proxy.port = static_cast<uint16_t>(options.proxy_port);
+  proxy.open = options.proxy_open;
+  proxy.upstream = options.upstream;
+  return proxy;
+}
+
 int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid,
-                const std::vector<config::ForwardSpec>& specs) {
+                const std::vector<config::ForwardSpec>& specs, const UpOptions& options) {
   constexpr auto kPoll = std::chrono::milliseconds(100);
   constexpr int kMaxPolls = 300;  // 30 s: a connection that needs a person's answer
   Result<nlohmann::json> reply = MakeError("control", "not asked yet");
@@ -121,7 +130,21 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
     return 1;
   }
   std::printf("%s is already up (pid %d)\n", alias.c_str(), reply->value("pid", 0));
-  return AddForwardsToRunning(state, daemon::FileNameFor(alias), specs);
+  int code = 0;
+  if (options.proxy_port != 0) {
+    auto added = control::Request(state.SocketPath(alias),
+                                  {{"cmd", "proxy"},
+                                   {"port", options.proxy_port},
+                                   {"open", options.proxy_open},
+                                   {"upstream", options.upstream}},
+                                  std::chrono::seconds(5));
+    if (!added.ok() || !added->value("ok", false)) {
+      std::fprintf(stderr, "tether: %s: %s\n", alias.c_str(),
+                   added.ok() ? added->value("error", "").c_str() : added.error().message.c_str());
+      code = 1;
+    }
+  }
+  return std::max(code, AddForwardsToRunning(state, daemon::FileNameFor(alias), specs));
 }
 
 }  // namespace
@@ -161,7 +184,8 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
     PrintError(lock_outcome.error());
     return 1;
   }
-  if (!lock_outcome->acquired) return ShowRunning(*state, alias, lock_outcome->holder, *specs);
+  if (!lock_outcome->acquired)
+    return ShowRunning(*state, alias, lock_outcome->holder, *specs, options);
 
   // Our pid until the daemon writes its own: `status` can tell who is connecting.
   (void)lock.WritePid(::getpid());
@@ -181,6 +205,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
 
   daemon::HostDaemon d(*host, *state);
   Status bound = d.BindForwards(*specs);
+  if (bound.ok() && options.proxy_port != 0) bound = d.EnableProxy(ProxyOptionsOf(options));
   if (!bound.ok()) {
     Error e = bound.take_error();
     e.message = alias + ": " + e.message;
@@ -278,6 +303,12 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
                 host->user.c_str(), host->hostname.c_str(), host->port);
     std::fflush(stdout);
     code = AddForwardsToRunning(*state, alias, {});
+    if (options.proxy_port != 0) {
+      std::printf(
+          "  the server's programs reach the internet through the laptop once they have "
+          "the variables of `tether env %s` (or use `tether run %s -- CMD`)\n",
+          alias.c_str(), alias.c_str());
+    }
   } else if (reply.rfind("error ", 0) == 0) {
     std::fprintf(stderr, "tether: %s", reply.c_str() + 6);
     code = 1;

@@ -8,10 +8,13 @@
 
 #include <algorithm>
 
+#include <openssl/rand.h>
+
 #include "common/log.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
 #include "net/socket.h"
+#include "proxy/upstream.h"
 
 namespace tether::daemon {
 namespace {
@@ -34,8 +37,31 @@ const char* KindFlag(config::ForwardKind kind) {
 
 }  // namespace
 
+namespace {
+
+// Hex of `bytes` bytes from OpenSSL's CSPRNG.
+std::string RandomHex(size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) std::abort();  // no safe fallback
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : raw) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+// The server proxy's token: 128 bits, enough against guessing through a rate-limited
+// SSH channel for the daemon's lifetime.
+constexpr size_t kProxyTokenBytes = 16;
+
+}  // namespace
+
 HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
     : host_(std::move(host)), state_(std::move(state)), scratch_(new char[forward::kMaxWindow]) {
+  proxy_credentials_.username = "tether-" + RandomHex(4);
+  proxy_credentials_.password = RandomHex(kProxyTokenBytes);
   pump_context_.loop = &loop_;
   pump_context_.scratch = scratch_.get();
   pump_context_.scratch_size = forward::kMaxWindow;
@@ -78,9 +104,9 @@ bool HostDaemon::Supports(const config::ForwardSpec& spec) {
     case config::ForwardKind::kRemote:
       // libssh 0.10 cannot ask the server to listen on a unix socket
       // (streamlocal-forward@openssh.com).
-      return !spec.dynamic && !spec.listen.is_unix();
+      return !spec.listen.is_unix();
     case config::ForwardKind::kDynamic:
-      return false;
+      return true;
   }
   return false;
 }
@@ -100,12 +126,59 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
     context.pumps = pumps_.get();
     context.requests = &requests_;
     context.connects = connects_.get();
-    return std::unique_ptr<forward::Forward>(
-        std::make_unique<forward::RemoteForward>(spec, host_.alias, context));
+    context.loop = &loop_;
+    return std::unique_ptr<forward::Forward>(std::make_unique<forward::RemoteForward>(
+        spec, host_.alias, context, forward::RemoteForward::ProxySettings{}));
   }
   auto fwd = forward::LocalForward::Bind(spec, host_.alias);
   if (!fwd.ok()) return fwd.take_error();
   return std::unique_ptr<forward::Forward>(std::move(*fwd));
+}
+
+Status HostDaemon::EnableProxy(const ProxyOptions& options) {
+  forward::RemoteForward::ProxySettings settings;
+  settings.is_server_proxy = true;
+  settings.use_environment = true;
+  settings.policy.require_auth = !options.open;
+  settings.policy.credentials = proxy_credentials_;
+  if (!options.upstream.empty()) {
+    auto upstream = proxy::ParseUpstreamUrl(options.upstream);
+    if (!upstream.ok()) return upstream.take_error();
+    settings.upstream = *upstream;
+  }
+  config::ForwardSpec spec;
+  spec.kind = config::ForwardKind::kRemote;
+  spec.listen.host = "127.0.0.1";
+  spec.listen.port = options.port;
+  spec.dynamic = true;
+  for (const auto& f : forwards_) {
+    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
+    if (remote != nullptr && remote->is_server_proxy()) {
+      return MakeError(
+          "proxy",
+          "the server proxy already runs on port " + std::to_string(remote->spec().listen.port),
+          "cancel it first: tether forward " + host_.alias + " --cancel -R " +
+              std::to_string(remote->spec().listen.port));
+    }
+  }
+  if (FindForward(spec) != forwards_.end()) {
+    return MakeError("proxy",
+                     "port " + std::to_string(options.port) + " on the server is already forwarded",
+                     "choose another with --proxy=PORT");
+  }
+  if (options.open) {
+    spdlog::warn("[{}] the server proxy is open: every account on the server can use it",
+                 host_.alias);
+  }
+  forward::RemoteForward::Context context;
+  context.loop = &loop_;
+  context.pumps = pumps_.get();
+  context.requests = &requests_;
+  context.connects = connects_.get();
+  forwards_.push_back(
+      std::make_unique<forward::RemoteForward>(spec, host_.alias, context, std::move(settings)));
+  if (control_) StartForward(*forwards_.back());  // running: start now; else Start() does
+  return Status::Ok();
 }
 
 void HostDaemon::StartForward(forward::Forward& fwd) {
@@ -389,10 +462,14 @@ namespace {
 
 nlohmann::json ForwardJson(const forward::Forward& f) {
   const auto& st = *f.stats();
-  return nlohmann::json{{"kind", KindFlag(f.spec().kind)},
+  auto* remote = dynamic_cast<const forward::RemoteForward*>(&f);
+  bool server_proxy = remote != nullptr && remote->is_server_proxy();
+  std::string target = f.spec().dynamic ? "socks" : f.spec().target.ToString();
+  if (server_proxy) target = "laptop: " + remote->ExitDescription();
+  return nlohmann::json{{"kind", server_proxy ? "proxy" : KindFlag(f.spec().kind)},
                         {"spec", f.spec().ToString()},
                         {"listen", f.listen_address()},
-                        {"target", f.spec().dynamic ? "socks" : f.spec().target.ToString()},
+                        {"target", target},
                         {"state", f.state()},
                         {"error", f.error()},
                         {"live", st.live},
@@ -442,6 +519,45 @@ void HostDaemon::RegisterControlHandlers() {
   });
   control_->Register("forward", [this](const control::Json& r) { return AddForward(r); });
   control_->Register("cancel", [this](const control::Json& r) { return CancelForward(r); });
+  control_->Register("env", [this](const control::Json& r) { return ProxyEnv(r); });
+  control_->Register("proxy", [this](const control::Json& r) { return AddProxy(r); });
+}
+
+Result<control::Json> HostDaemon::ProxyEnv(const control::Json&) {
+  for (const auto& f : forwards_) {
+    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
+    if (remote == nullptr || !remote->is_server_proxy()) continue;
+    control::Json reply{
+        {"port", remote->bound_port() != 0 ? remote->bound_port() : remote->spec().listen.port},
+        {"state", remote->state()},
+        {"open", !remote->policy().require_auth}};
+    if (remote->policy().require_auth) {
+      reply["user"] = proxy_credentials_.username;
+      reply["token"] = proxy_credentials_.password;
+    }
+    return reply;
+  }
+  return MakeError("proxy", host_.alias + " has no server proxy",
+                   "start it with `tether up " + host_.alias + " --proxy`");
+}
+
+Result<control::Json> HostDaemon::AddProxy(const control::Json& request) {
+  ProxyOptions options;
+  int port = request.value("port", static_cast<int>(kDefaultProxyPort));
+  if (port < 1 || port > 65535) return MakeError("proxy", "port must be 1..65535");
+  options.port = static_cast<uint16_t>(port);
+  options.open = request.value("open", false);
+  options.upstream = request.value("upstream", "");
+  for (const auto& f : forwards_) {
+    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
+    if (remote != nullptr && remote->is_server_proxy() &&
+        remote->spec().listen.port == options.port) {
+      return control::Json{{"added", false}, {"forward", ForwardJson(*f)}};  // runs already
+    }
+  }
+  Status s = EnableProxy(options);
+  if (!s.ok()) return s.take_error();
+  return control::Json{{"added", true}, {"forward", ForwardJson(*forwards_.back())}};
 }
 
 namespace {

@@ -23,6 +23,7 @@
 #include "forward/window_budget.h"
 #include "net/connect_pool.h"
 #include "net/event_loop.h"
+#include "proxy/target.h"
 #include "ssh/global_requests.h"
 #include "ssh/session.h"
 
@@ -46,6 +47,17 @@ class HostDaemon {
 
   // Binds every forward's listener; errors name the forward and the port.
   Status BindForwards(const std::vector<config::ForwardSpec>& specs);
+
+  // The server proxy (--proxy): HTTP and SOCKS on the server's 127.0.0.1:port, leaving
+  // from the laptop (through `upstream` when set, else the laptop's proxy variables, else
+  // directly). Unless `open`, clients must give the daemon's proxy user and token.
+  struct ProxyOptions {
+    uint16_t port = kDefaultProxyPort;
+    bool open = false;
+    std::string upstream;  // "" or an http:// / socks5:// URL
+  };
+  static constexpr uint16_t kDefaultProxyPort = 10808;
+  Status EnableProxy(const ProxyOptions& options);
   // Takes the connected session and opens the control socket.
   Status Start(std::unique_ptr<ssh::Session> session);
   // Runs until `down` or a signal. A lost link is noticed (keepalive, EOF, errors) and
@@ -83,6 +95,8 @@ class HostDaemon {
   // Hands the channels OnMessage accepted to their remote forwards.
   void ServeAccepted();
   Result<control::Json> CancelForward(const control::Json& request);
+  Result<control::Json> ProxyEnv(const control::Json& request);
+  Result<control::Json> AddProxy(const control::Json& request);
 
   config::HostConfig host_;
   StateDir state_;
@@ -96,6 +110,8 @@ class HostDaemon {
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   ssh::GlobalRequests requests_;
+  // The server proxy's user and token: random per daemon, never logged.
+  proxy::Credentials proxy_credentials_;
   std::unique_ptr<net::ConnectPool> connects_;
   struct Accepted {
     ssh_channel channel;

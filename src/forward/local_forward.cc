@@ -71,6 +71,14 @@ void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session sessi
   loop_ = &loop;
   pumps_ = &pumps;
   session_ = session;
+  if (spec_.dynamic) {
+    // A -D port on the laptop's loopback needs no password, as ssh -D.
+    proxied_ = std::make_unique<ProxyConnections>(
+        loop, proxy::ProxyPolicy{},
+        [this](UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> h, std::string prefix) {
+          ServeProxied(std::move(client), std::move(h), std::move(prefix));
+        });
+  }
   for (auto& l : listeners_) {
     int fd = l.get();
     loop.Watch(fd, net::kReadable, [this, fd](unsigned) { OnAcceptable(fd); });
@@ -82,6 +90,7 @@ void LocalForward::Stop() {
     for (auto& l : listeners_) loop_->Unwatch(l.get());
   }
   listeners_.clear();
+  if (proxied_) proxied_->Clear();
   if (!unix_path_.empty()) {
     ::unlink(unix_path_.c_str());
     unix_path_.clear();
@@ -115,6 +124,10 @@ void LocalForward::Serve(UniqueFd conn) {
       host_alias_ + " fwd " +
       (spec_.listen.is_unix() ? spec_.listen.path : std::to_string(spec_.listen.port)) + " #" +
       std::to_string(n);
+  if (proxied_) {
+    proxied_->Accept(std::move(conn), std::move(prefix));
+    return;
+  }
   spdlog::debug("[{}] connection from {} to {}", prefix,
                 net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
   pumps_->Start(session_, std::move(conn), spec_.target.host, spec_.target.port, spec_.target.path,
@@ -135,6 +148,46 @@ void LocalForward::SetSession(ssh_session session) {
 
 void LocalForward::OnTick(std::chrono::steady_clock::time_point now) {
   ExpireWaiting(now, max_wait_);
+  if (proxied_) proxied_->Expire(now);
+}
+
+namespace {
+
+// The server's reason for refusing a channel, as the proxy protocols can say it.
+proxy::ConnectFailure FailureOf(const std::string& error) {
+  if (error.find("refused") != std::string::npos) return proxy::ConnectFailure::kRefused;
+  if (error.find("prohibited") != std::string::npos) return proxy::ConnectFailure::kNotAllowed;
+  if (error.find("unreachable") != std::string::npos ||
+      error.find("resolve") != std::string::npos || error.find("not known") != std::string::npos) {
+    return proxy::ConnectFailure::kUnreachable;
+  }
+  if (error.find("timed out") != std::string::npos) return proxy::ConnectFailure::kTimedOut;
+  return proxy::ConnectFailure::kOther;
+}
+
+}  // namespace
+
+void LocalForward::ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> handshake,
+                                std::string log_prefix) {
+  if (session_ == nullptr) {
+    // The link went down during the handshake.
+    std::string reply = handshake->Failed(proxy::ConnectFailure::kOther, "the link is down");
+    (void)::send(client.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ++stats_->failed;
+    return;
+  }
+  auto [origin_host, origin_port] = PeerOf(client.get());
+  proxy::Target target = handshake->target();
+  spdlog::debug("[{}] {} {}", log_prefix, proxy::ProtocolName(handshake->protocol()),
+                target.ToString());
+  PumpHooks hooks;
+  hooks.to_channel = handshake->TakeUpstream();
+  std::shared_ptr<proxy::ProxyHandshake> shared(std::move(handshake));
+  hooks.on_open = [shared](bool ok, const std::string& error) {
+    return ok ? shared->Connected() : shared->Failed(FailureOf(error), error);
+  };
+  pumps_->Start(session_, std::move(client), target.host, target.port, "", origin_host, origin_port,
+                stats_, std::move(log_prefix), std::move(hooks));
 }
 
 std::string LocalForward::state() const {

@@ -1,5 +1,8 @@
 // A local forward (-L): listens on the laptop and, for each connection, opens a
-// direct-tcpip (or direct-streamlocal) channel to the target through the server.
+// direct-tcpip (or direct-streamlocal) channel to the target through the server. A
+// dynamic forward (-D) listens the same way and speaks SOCKS4/4a/5 and HTTP CONNECT to
+// each client first: the target it names is opened through the server (names resolved
+// there).
 // Listeners are bound before the daemon goes to the background, so a port in use is
 // reported to the user who ran `tether up`. Loop thread only after Start().
 #pragma once
@@ -13,6 +16,7 @@
 #include "common/unique_fd.h"
 #include "config/forward_spec.h"
 #include "forward/forward.h"
+#include "forward/proxy_connections.h"
 #include "forward/pump_set.h"
 #include "net/event_loop.h"
 
@@ -49,6 +53,9 @@ class LocalForward : public Forward {
       : Forward(std::move(spec), std::move(host_alias)) {}
   void OnAcceptable(int listen_fd);
   void Serve(UniqueFd conn);
+  // -D: a client named its target; open the channel and answer it when that is known.
+  void ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> handshake,
+                    std::string log_prefix);
 
   struct Waiting {
     UniqueFd fd;
@@ -63,6 +70,7 @@ class LocalForward : public Forward {
   ssh_session session_ = nullptr;
   uint64_t next_conn_ = 1;
   std::vector<Waiting> waiting_;
+  std::unique_ptr<ProxyConnections> proxied_;  // -D only
 };
 
 }  // namespace tether::forward

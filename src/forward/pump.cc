@@ -12,12 +12,14 @@
 namespace tether::forward {
 
 Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
-           std::shared_ptr<ForwardStats> stats, std::string log_prefix)
+           std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks)
     : context_(context),
       socket_(std::move(socket)),
       channel_(std::move(channel)),
       stats_(std::move(stats)),
-      log_prefix_(std::move(log_prefix)) {
+      log_prefix_(std::move(log_prefix)),
+      hooks_(std::move(hooks)) {
+  to_channel_ = std::move(hooks_.to_channel);
   ++stats_->live;
   ++stats_->total;
 }
@@ -194,10 +196,17 @@ void Pump::Service() {
       case ssh::Channel::OpenState::kFailed:
         ++stats_->failed;
         spdlog::warn("[{}] server could not open the channel: {}", log_prefix_, channel_->error());
+        if (hooks_.on_open) {
+          // The client's answer (a SOCKS failure code, an HTTP 502): best effort, the
+          // connection closes right after.
+          std::string reply = hooks_.on_open(false, channel_->error());
+          (void)WriteSocket(reply.data(), reply.size());
+        }
         Finish("open failed");
         return;
       case ssh::Channel::OpenState::kOpen:
         OnOpened();
+        if (hooks_.on_open) to_socket_ = hooks_.on_open(true, "");
         break;
     }
   }

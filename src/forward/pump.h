@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -52,11 +53,21 @@ struct PumpContext {
   WindowBudget* budget = nullptr;
 };
 
+// What a proxy's pump does besides moving bytes: answer the client once the channel
+// opens (or fails), and send bytes the client sent early before anything else.
+struct PumpHooks {
+  // Called once when the channel opens (ok) or fails (ok false, with the server's
+  // reason); returns bytes to write to the socket first (a SOCKS or HTTP reply).
+  std::function<std::string(bool ok, const std::string& error)> on_open;
+  // Bytes for the channel before anything read from the socket.
+  std::string to_channel;
+};
+
 class Pump {
  public:
   // `socket` is a connected non-blocking socket; `channel` may still be opening.
   Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
-       std::shared_ptr<ForwardStats> stats, std::string log_prefix);
+       std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks = {});
   ~Pump();
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
@@ -87,6 +98,7 @@ class Pump {
   std::unique_ptr<ssh::Channel> channel_;
   std::shared_ptr<ForwardStats> stats_;
   std::string log_prefix_;
+  PumpHooks hooks_;
 
   std::string to_socket_;  // read from the channel, not yet taken by the socket
   size_t to_socket_off_ = 0;

@@ -14,12 +14,12 @@ PumpSet::~PumpSet() { Clear(); }
 void PumpSet::Start(ssh_session session, UniqueFd socket, const std::string& target_host,
                     uint16_t target_port, const std::string& target_path,
                     const std::string& origin_host, uint16_t origin_port,
-                    std::shared_ptr<ForwardStats> stats, std::string log_prefix) {
+                    std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks) {
   auto entry = std::make_unique<Entry>(this, next_id_++);
   auto channel = std::make_unique<ssh::Channel>(session, target_host, target_port, target_path,
                                                 origin_host, origin_port, entry.get());
   Add(std::move(entry), std::move(socket), std::move(channel), std::move(stats),
-      std::move(log_prefix));
+      std::move(log_prefix), std::move(hooks));
 }
 
 void PumpSet::Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,
@@ -27,16 +27,16 @@ void PumpSet::Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,
   auto entry = std::make_unique<Entry>(this, next_id_++);
   auto wrapped = std::make_unique<ssh::Channel>(session, channel, entry.get());
   Add(std::move(entry), std::move(socket), std::move(wrapped), std::move(stats),
-      std::move(log_prefix));
+      std::move(log_prefix), PumpHooks{});
 }
 
 void PumpSet::Add(std::unique_ptr<Entry> entry, UniqueFd socket,
                   std::unique_ptr<ssh::Channel> channel, std::shared_ptr<ForwardStats> stats,
-                  std::string log_prefix) {
+                  std::string log_prefix, PumpHooks hooks) {
   uint64_t id = entry->id;
   int fd = socket.get();
   entry->pump = std::make_unique<Pump>(context_, std::move(socket), std::move(channel),
-                                       std::move(stats), std::move(log_prefix));
+                                       std::move(stats), std::move(log_prefix), std::move(hooks));
   pumps_.emplace(id, std::move(entry));
   opening_.insert(id);
   context_.loop->Watch(fd, net::kNone, [this, id](unsigned) { Service(id); });

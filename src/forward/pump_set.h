@@ -26,7 +26,8 @@ class PumpSet {
   // Starts a pump between `socket` and a channel opening on `session` to the target.
   void Start(ssh_session session, UniqueFd socket, const std::string& target_host,
              uint16_t target_port, const std::string& target_path, const std::string& origin_host,
-             uint16_t origin_port, std::shared_ptr<ForwardStats> stats, std::string log_prefix);
+             uint16_t origin_port, std::shared_ptr<ForwardStats> stats, std::string log_prefix,
+             PumpHooks hooks = {});
 
   // Starts a pump between `socket` and `channel`, a channel the server opened and we
   // accepted (a remote forward's connection). Takes ownership of both.
@@ -53,7 +54,7 @@ class PumpSet {
   };
   void Service(uint64_t id);
   void Add(std::unique_ptr<Entry> entry, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
-           std::shared_ptr<ForwardStats> stats, std::string log_prefix);
+           std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks);
 
   PumpContext& context_;
   std::unordered_map<uint64_t, std::unique_ptr<Entry>> pumps_;

@@ -1,13 +1,27 @@
 #include "forward/remote_forward.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "common/log.h"
 #include "net/socket.h"
 
 namespace tether::forward {
 
 RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_alias,
-                             Context context)
-    : Forward(spec, std::move(host_alias)), context_(context) {
+                             Context context, ProxySettings proxy)
+    : Forward(spec, std::move(host_alias)), context_(context), proxy_(std::move(proxy)) {
+  if (spec_.dynamic) {
+    exit_ = std::make_unique<LaptopExit>(*context_.loop, *context_.connects, proxy_.upstream,
+                                         proxy_.use_environment);
+    proxied_ = std::make_unique<ProxyConnections>(
+        *context_.loop, proxy_.policy,
+        [this](UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> h, std::string prefix) {
+          exit_->Dispatch(std::move(client), std::move(h), std::move(prefix));
+        });
+  }
   listen_address_ =
       "server " + net::FormatHostPort(spec.listen.host.empty() ? "localhost" : spec.listen.host,
                                       spec.listen.port);
@@ -16,6 +30,8 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
 RemoteForward::~RemoteForward() {
   if (request_ != 0) context_.requests->Forget(request_);
   DropPending();
+  if (proxied_) proxied_->Clear();
+  if (exit_) exit_->Clear();
 }
 
 void RemoteForward::DropPending() {
@@ -80,6 +96,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
 
 void RemoteForward::OnTick(std::chrono::steady_clock::time_point now) {
   if (state_ == State::kRetrying && session_ != nullptr && now >= retry_at_) Request();
+  if (proxied_) proxied_->Expire(now);
 }
 
 void RemoteForward::Stop() {
@@ -123,8 +140,21 @@ bool RemoteForward::Matches(const std::string& address, uint16_t port) const {
 void RemoteForward::Serve(ssh_channel channel, const std::string& origin_host,
                           uint16_t origin_port) {
   uint64_t n = next_conn_++;
-  std::string prefix =
-      host_alias_ + " rfwd " + std::to_string(bound_port_) + " #" + std::to_string(n);
+  std::string prefix = host_alias_ + (proxy_.is_server_proxy ? " proxy " : " rfwd ") +
+                       std::to_string(bound_port_) + " #" + std::to_string(n);
+  if (spec_.dynamic) {
+    // The client on the server speaks SOCKS or HTTP: a pump joins the channel to one end
+    // of a socketpair, the proxy handshake runs on the other.
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
+      spdlog::warn("[{}] socketpair: {}", prefix, std::strerror(errno));
+      ssh_channel_free(channel);
+      return;
+    }
+    context_.pumps->Adopt(session_, channel, UniqueFd(pair[0]), stats_, prefix);
+    proxied_->Accept(UniqueFd(pair[1]), std::move(prefix));
+    return;
+  }
   spdlog::debug("[{}] connection from {} on the server to {}", prefix,
                 net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
   auto job = context_.connects->Connect(

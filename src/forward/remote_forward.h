@@ -1,6 +1,11 @@
 // A remote forward (-R): the server listens (tcpip-forward) and opens a forwarded-tcpip
 // channel for each connection it accepts; the laptop connects each one to the target.
 //
+// Without a target (`-R [bind:]port`, and the server proxy of --proxy) it is a reverse
+// dynamic forward: each connection speaks SOCKS or HTTP to us and leaves from the laptop
+// (LaptopExit). The proxy part runs on a socketpair whose other end a normal pump joins
+// to the channel, so the channel side is the same code as every other forward.
+//
 // After a reconnect the request goes out again on the new session. A refusal is retried
 // with backoff (up to 30 s apart) and shown in status: after a dead link, sshd's child of
 // the old connection may still hold the port until it notices, and the port frees then.
@@ -14,6 +19,8 @@
 
 #include "daemon/backoff.h"
 #include "forward/forward.h"
+#include "forward/laptop_exit.h"
+#include "forward/proxy_connections.h"
 #include "forward/pump_set.h"
 #include "net/connect_pool.h"
 #include "ssh/global_requests.h"
@@ -26,13 +33,23 @@ inline constexpr std::chrono::seconds kTargetConnectTimeout{10};
 class RemoteForward : public Forward {
  public:
   struct Context {
+    net::EventLoop* loop = nullptr;
     PumpSet* pumps = nullptr;
     ssh::GlobalRequests* requests = nullptr;
     net::ConnectPool* connects = nullptr;
   };
+  // For a reverse dynamic forward: who may use it and how connections leave the laptop.
+  struct ProxySettings {
+    proxy::ProxyPolicy policy;
+    std::optional<proxy::UpstreamProxy> upstream;
+    bool use_environment = false;  // the laptop's proxy variables, when no upstream is set
+    bool is_server_proxy = false;  // --proxy (shown as kind "proxy")
+  };
 
-  // A -R spec with a target (host:port or a socket path) that listens on a TCP port.
-  RemoteForward(const config::ForwardSpec& spec, std::string host_alias, Context context);
+  // A -R spec that listens on a TCP port: with a target (host:port or a socket path), or
+  // without one (reverse dynamic, with `proxy`).
+  RemoteForward(const config::ForwardSpec& spec, std::string host_alias, Context context,
+                ProxySettings proxy);
   ~RemoteForward() override;
 
   void SetSession(ssh_session session) override;
@@ -40,6 +57,11 @@ class RemoteForward : public Forward {
   void Stop() override;
   std::string state() const override;
   std::string error() const override { return error_; }
+  bool is_server_proxy() const { return proxy_.is_server_proxy; }
+  const proxy::ProxyPolicy& policy() const { return proxy_.policy; }
+  // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
+  std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
+  uint16_t bound_port() const { return bound_port_; }
 
   // Whether the server's forwarded-tcpip open for address:port belongs to this forward.
   bool Matches(const std::string& address, uint16_t port) const;
@@ -54,6 +76,9 @@ class RemoteForward : public Forward {
   void DropPending();
 
   Context context_;
+  ProxySettings proxy_;
+  std::unique_ptr<LaptopExit> exit_;           // reverse dynamic only
+  std::unique_ptr<ProxyConnections> proxied_;  // reverse dynamic only
   ssh_session session_ = nullptr;
   State state_ = State::kDown;
   std::string error_;

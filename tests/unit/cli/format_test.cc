@@ -140,6 +140,10 @@ TEST(ForwardFlagLine, WritesEachKindAsSshWould) {
             "-R server localhost:9000 -> 127.0.0.1:9000");
   EXPECT_EQ(ForwardFlagLine({{"kind", "dynamic"}, {"listen", "127.0.0.1:1080"}, {"target", "socks"}}),
             "-D 127.0.0.1:1080 (socks)");
+  EXPECT_EQ(ForwardFlagLine({{"kind", "proxy"},
+                             {"listen", "server 127.0.0.1:10808"},
+                             {"target", "laptop: direct"}}),
+            "--proxy server 127.0.0.1:10808 -> laptop: direct");
 }
 
 }  // namespace

@@ -1,0 +1,65 @@
+#include "cli/proxy_env.h"
+
+#include <chrono>
+
+#include "control/control_client.h"
+
+namespace tether::cli {
+namespace {
+
+std::string Quote(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+Variables ProxyVariables(uint16_t port, const std::string& user, const std::string& token) {
+  std::string auth = user.empty() ? "" : user + ":" + token + "@";
+  std::string where = "127.0.0.1:" + std::to_string(port);
+  std::string http = "http://" + auth + where;
+  // socks5h: names are resolved at the proxy, that is through the laptop, which matters on
+  // a server without DNS for the outside world.
+  std::string socks = "socks5h://" + auth + where;
+  std::string no_proxy = "localhost,127.0.0.1,::1";
+  return {{"http_proxy", http},   {"https_proxy", http}, {"HTTP_PROXY", http},
+          {"HTTPS_PROXY", http},  {"ALL_PROXY", socks},  {"all_proxy", socks},
+          {"no_proxy", no_proxy}, {"NO_PROXY", no_proxy}};
+}
+
+Result<Variables> FetchProxyVariables(const daemon::StateDir& state, const std::string& host) {
+  auto reply = control::Request(state.SocketPath(host), {{"cmd", "env"}}, std::chrono::seconds(5));
+  if (!reply.ok()) return reply.take_error();
+  if (!reply->value("ok", false)) {
+    return MakeError("env", reply->value("error", "the daemon refused"), reply->value("hint", ""));
+  }
+  return ProxyVariables(static_cast<uint16_t>(reply->value("port", 0)), reply->value("user", ""),
+                        reply->value("token", ""));
+}
+
+std::string FormatExports(const Variables& vars, const std::string& shell) {
+  std::string out;
+  for (const auto& [name, value] : vars) {
+    if (shell == "fish") {
+      out += "set -gx " + name + " " + Quote(value) + "\n";
+    } else {
+      out += "export " + name + "=" + Quote(value) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string ShellPrefix(const Variables& vars) {
+  std::string out = "export";
+  for (const auto& [name, value] : vars) out += " " + name + "=" + Quote(value);
+  return out + "; ";
+}
+
+}  // namespace tether::cli
