@@ -3,10 +3,47 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace tether::cli {
 
+namespace {
+
+// exec, ssh and run take everything after HOST as the remote command, options included:
+// they are parsed before CLI11 sees them. Global options (-F FILE, -v) may come first.
+std::optional<int> RunPassThroughVerb(int argc, char** argv) {
+  GlobalOptions global;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-F" && i + 1 < argc) {
+      global.config_file = argv[++i];
+    } else if (a.size() >= 2 && a[0] == '-' && a.find_first_not_of('v', 1) == std::string::npos) {
+      global.verbosity += static_cast<int>(a.size()) - 1;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) return std::nullopt;
+  const std::pair<const char*, int (*)(const GlobalOptions&, const std::vector<std::string>&)>
+      verbs[] = {{"exec", RunExecArgs},
+                 {"ssh", RunSshArgs},
+                 {"run", RunRunArgs},
+                 {"ssh-config", RunSshConfigArgs}};
+  for (const auto& [name, run] : verbs) {
+    if (std::string(argv[i]) == name) {
+      return run(global, std::vector<std::string>(argv + i + 1, argv + argc));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 int Main(int argc, char** argv) {
+  if (auto code = RunPassThroughVerb(argc, argv)) return *code;
   CLI::App app{"tether: keep your laptop tethered to remote servers over SSH", "tether"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("tether ") + TETHER_VERSION);
@@ -69,6 +106,12 @@ int Main(int argc, char** argv) {
   env_cmd->add_option("host", env.host, "the host")->required();
   env_cmd->add_option("--shell", env.shell, "sh (also bash, zsh) or fish")
       ->check(CLI::IsMember({"sh", "bash", "zsh", "fish"}));
+
+  // Parsed by RunPassThroughVerb; listed here for --help.
+  app.add_subcommand("exec", "run CMD on HOST over its connection: exec HOST [-t] [--] CMD...");
+  app.add_subcommand("ssh", "ssh's grammar over the connection (rsync -e, GIT_SSH_COMMAND)");
+  app.add_subcommand("run", "run CMD on HOST with the server proxy's variables set");
+  app.add_subcommand("ssh-config", "print a Host block that makes stock ssh use the connection");
 
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");

@@ -72,6 +72,13 @@ int RunStatus(const GlobalOptions& global, const StatusOptions& options);
 int RunLs(const GlobalOptions& global, const LsOptions& options);
 int RunLogs(const GlobalOptions& global, const LogsOptions& options);
 
+// Verbs with ssh's own argument grammar, parsed by hand (everything after HOST is the
+// remote command, options included). `args` are the words after the verb.
+int RunExecArgs(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunSshArgs(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunRunArgs(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunSshConfigArgs(const GlobalOptions& global, const std::vector<std::string>& args);
+
 // Asks the running daemon of `alias` (a state-file name) to add `specs` (ones it already
 // has are kept as they are), waits for the server's answer to remote ones (bounded) and
 // prints every forward it now has. Returns the exit code: 1 if a new forward failed.

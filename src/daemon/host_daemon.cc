@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "control/mux_wire.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
 #include "net/socket.h"
@@ -72,6 +73,8 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
 
 HostDaemon::~HostDaemon() {
   connector_.reset();  // joins an attempt in flight, bounded by its timeouts
+  sessions_.clear();
+  mux_.reset();
   pumps_->Clear();
   forwards_.clear();
   for (auto& a : accepted_) ssh_channel_free(a.channel);
@@ -237,12 +240,22 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
   RegisterControlHandlers();
+  auto mux_listener = net::ListenUnix(state_.MuxPath(host_.alias));
+  if (!mux_listener.ok()) return mux_listener.take_error();
+  mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
+                                              state_.MuxPath(host_.alias), *this);
   for (auto& fwd : forwards_) StartForward(*fwd);
   AttachSession(std::move(session));
   connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
   loop_.AddIterationHook([this] { AfterIteration(); });
-  Status sig = loop_.HandleSignals({SIGTERM, SIGINT, SIGHUP}, [this](int signo) {
+  // SIGWINCH comes from mux clients (ssh relays its own to the master's pid): every
+  // session with a pty checks its terminal's size.
+  Status sig = loop_.HandleSignals({SIGTERM, SIGINT, SIGHUP, SIGWINCH}, [this](int signo) {
+    if (signo == SIGWINCH) {
+      for (auto& [id, session] : sessions_) session->WindowChanged();
+      return;
+    }
     Shutdown(std::string("signal ") + ::strsignal(signo));
   });
   if (!sig.ok()) return sig;
@@ -288,6 +301,10 @@ void HostDaemon::LinkLost(const std::string& why) {
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
+  for (auto& [id, session] : sessions_) {
+    session->Abort("the connection to " + host_.alias + " was lost (" + why + ")");
+  }
+  sessions_.clear();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
   for (auto& a : accepted_) ssh_channel_free(a.channel);
   accepted_.clear();
@@ -388,6 +405,7 @@ void HostDaemon::AfterIteration() {
   requests_.Poll();
   ServeAccepted();
   pumps_->ServiceDirty();
+  ServiceSessions();
   ServeAccepted();  // reading the channels may have polled the session
   bool wants_write = session_->WantsWrite();
   if (wants_write != session_wants_write_) {
@@ -395,6 +413,151 @@ void HostDaemon::AfterIteration() {
     loop_.SetInterest(session_->fd(),
                       wants_write ? net::kReadable | net::kWritable : net::kReadable);
   }
+}
+
+void HostDaemon::ServiceSessions() {
+  // A session's callbacks may end others (EndSession): iterate over ids.
+  std::vector<uint32_t> ids;
+  for (const auto& [id, session] : sessions_) ids.push_back(id);
+  for (uint32_t id : ids) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) continue;
+    it->second->Service();
+    it = sessions_.find(id);
+    if (it != sessions_.end() && it->second->done()) sessions_.erase(it);
+  }
+}
+
+uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
+                               SessionEvents events, const std::string& what) {
+  uint32_t id = next_session_++;
+  std::string prefix = host_.alias + " session #" + std::to_string(id);
+  if (!session_) {
+    // Answered on the next wake-up: the caller is still setting up.
+    auto started = std::move(events.started);
+    loop_.AddTimer(std::chrono::milliseconds(0), [started, alias = host_.alias] {
+      started(false, "the connection to " + alias + " is down; tether is reconnecting", false);
+    });
+    return id;
+  }
+  spdlog::info("[{}] {}", prefix, what);
+  sessions_.emplace(id, std::make_unique<ExecSession>(session_->raw(), loop_, std::move(in),
+                                                      std::move(out), std::move(err),
+                                                      std::move(request), std::move(events.started),
+                                                      std::move(events.finished), prefix));
+  return id;
+}
+
+uint32_t HostDaemon::StartSession(const control::mux::NewSession& request, UniqueFd in,
+                                  UniqueFd out, UniqueFd err, SessionEvents events) {
+  ExecRequest exec;
+  exec.command = request.command;
+  exec.subsystem = request.subsystem;
+  exec.pty = request.want_tty;
+  exec.term = request.term;
+  exec.env = request.env;
+  std::string what = request.subsystem         ? "subsystem " + request.command
+                     : request.command.empty() ? std::string("shell")
+                                               : "exec (" + std::to_string(request.command.size()) +
+                                                     " bytes of command line)";
+  return StartExec(std::move(exec), std::move(in), std::move(out), std::move(err),
+                   std::move(events), what);
+}
+
+uint32_t HostDaemon::StartStdioForward(const control::mux::StdioForward& request, UniqueFd in,
+                                       UniqueFd out, SessionEvents events) {
+  ExecRequest exec;
+  exec.stdio_forward = true;
+  exec.forward_host = request.host;
+  exec.forward_port = static_cast<uint16_t>(request.port);
+  return StartExec(std::move(exec), std::move(in), std::move(out), UniqueFd(), std::move(events),
+                   "stdio forward to " + net::FormatHostPort(request.host, exec.forward_port));
+}
+
+void HostDaemon::EndSession(uint32_t id) { sessions_.erase(id); }
+
+uint32_t HostDaemon::Pid() { return static_cast<uint32_t>(::getpid()); }
+
+void HostDaemon::Terminate() {
+  loop_.AddTimer(std::chrono::milliseconds(0), [this] { Shutdown("ssh -O exit"); });
+}
+
+namespace {
+
+// A mux forward request as a forward spec.
+Result<config::ForwardSpec> SpecOf(const control::mux::Forward& f) {
+  namespace mux = control::mux;
+  config::ForwardSpec spec;
+  switch (f.type) {
+    case mux::kFwdLocal:
+      spec.kind = config::ForwardKind::kLocal;
+      break;
+    case mux::kFwdRemote:
+      spec.kind = config::ForwardKind::kRemote;
+      break;
+    case mux::kFwdDynamic:
+      spec.kind = config::ForwardKind::kDynamic;
+      spec.dynamic = true;
+      break;
+    default:
+      return MakeError("mux", "unknown forward type " + std::to_string(f.type));
+  }
+  if (f.listen_port == mux::kPortStreamLocal) {
+    spec.listen.path = f.listen_host;
+  } else if (f.listen_port > 65535) {
+    return MakeError("mux", "listen port out of range");
+  } else {
+    spec.listen.host = f.listen_host;
+    spec.listen.port = static_cast<uint16_t>(f.listen_port);
+  }
+  if (f.type != mux::kFwdDynamic) {
+    if (f.connect_port == mux::kPortStreamLocal) {
+      spec.target.path = f.connect_host;
+    } else if (f.connect_port > 65535 || f.connect_host.empty()) {
+      // ssh sends a remote dynamic forward (-R port) as a remote one with no target.
+      if (f.type == mux::kFwdRemote) {
+        spec.dynamic = true;
+      } else {
+        return MakeError("mux", "bad target");
+      }
+    } else {
+      spec.target.host = f.connect_host;
+      spec.target.port = static_cast<uint16_t>(f.connect_port);
+    }
+  }
+  // ssh sends "LOCALHOST" for a listen address left out (mux.c, see format_forward).
+  if (spec.listen.host == "LOCALHOST") spec.listen.host.clear();
+  return spec;
+}
+
+}  // namespace
+
+void HostDaemon::OpenForward(const control::mux::Forward& request,
+                             std::function<void(Result<uint32_t>)> done) {
+  auto spec = SpecOf(request);
+  if (!spec.ok()) return done(spec.take_error());
+  bool added = false;
+  auto fwd = AddForwardSpec(*spec, &added);
+  if (!fwd.ok()) return done(fwd.take_error());
+  auto* remote = dynamic_cast<forward::RemoteForward*>(*fwd);
+  if (remote == nullptr) return done(uint32_t{0});
+  remote->WhenAnswered([done](Result<uint16_t> port) {
+    if (!port.ok()) return done(port.take_error());
+    done(uint32_t{*port});
+  });
+}
+
+Status HostDaemon::CloseForward(const control::mux::Forward& request) {
+  auto spec = SpecOf(request);
+  if (!spec.ok()) return spec.take_error();
+  auto it = FindForward(*spec);
+  if (it == forwards_.end()) {
+    return MakeError("forward", "no forward listens on " + spec->listen.ToString());
+  }
+  (*it)->Stop();
+  spdlog::info("[{}] forward cancelled: {}", host_.alias, (*it)->spec().ToFlagString());
+  forwards_.erase(it);
+  return Status::Ok();
 }
 
 int HostDaemon::OnMessage(ssh_session, ssh_message message, void* self_ptr) {
@@ -451,6 +614,9 @@ void HostDaemon::Shutdown(const std::string& why) {
 
 Status HostDaemon::Run() {
   Status s = loop_.Run();
+  for (auto& [id, session] : sessions_) session->Abort("tether down: the daemon stopped");
+  sessions_.clear();
+  mux_.reset();
   pumps_->Clear();
   for (auto& fwd : forwards_) fwd->Stop();
   control_.reset();
@@ -572,6 +738,26 @@ Result<config::ForwardKind> KindOf(const control::Json& request) {
 
 }  // namespace
 
+Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& spec, bool* added) {
+  *added = false;
+  auto existing = FindForward(spec);
+  if (existing != forwards_.end()) {
+    if ((*existing)->spec() == spec) return existing->get();
+    return MakeError("forward",
+                     spec.ToFlagString() + ": " + (*existing)->listen_address() +
+                         " already forwards " + (*existing)->spec().ToFlagString(),
+                     "cancel it first: tether forward " + host_.alias + " --cancel " +
+                         (*existing)->spec().ToFlagString());
+  }
+  auto fwd = MakeForward(spec);
+  if (!fwd.ok()) return fwd.take_error();
+  forwards_.push_back(std::move(*fwd));
+  StartForward(*forwards_.back());
+  spdlog::info("[{}] forward added: {}", host_.alias, spec.ToFlagString());
+  *added = true;
+  return forwards_.back().get();
+}
+
 Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
   auto kind = KindOf(request);
   if (!kind.ok()) return kind.take_error();
@@ -580,23 +766,10 @@ Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
   }
   auto spec = config::ParseForwardSpec(*kind, request["spec"].get<std::string>());
   if (!spec.ok()) return spec.take_error();
-  auto existing = FindForward(*spec);
-  if (existing != forwards_.end()) {
-    if ((*existing)->spec() == *spec) {
-      return control::Json{{"added", false}, {"forward", ForwardJson(**existing)}};
-    }
-    return MakeError("forward",
-                     spec->ToFlagString() + ": " + (*existing)->listen_address() +
-                         " already forwards " + (*existing)->spec().ToFlagString(),
-                     "cancel it first: tether forward " + host_.alias + " --cancel " +
-                         (*existing)->spec().ToFlagString());
-  }
-  auto fwd = MakeForward(*spec);
+  bool added = false;
+  auto fwd = AddForwardSpec(*spec, &added);
   if (!fwd.ok()) return fwd.take_error();
-  forwards_.push_back(std::move(*fwd));
-  StartForward(*forwards_.back());
-  spdlog::info("[{}] forward added: {}", host_.alias, spec->ToFlagString());
-  return control::Json{{"added", true}, {"forward", ForwardJson(*forwards_.back())}};
+  return control::Json{{"added", added}, {"forward", ForwardJson(**fwd)}};
 }
 
 Result<control::Json> HostDaemon::CancelForward(const control::Json& request) {

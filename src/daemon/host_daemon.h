@@ -5,6 +5,8 @@
 #include <libssh/libssh.h>
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,8 +16,10 @@
 #include "common/result.h"
 #include "config/ssh_config.h"
 #include "control/control_server.h"
+#include "control/mux_server.h"
 #include "daemon/backoff.h"
 #include "daemon/connector.h"
+#include "daemon/exec_session.h"
 #include "daemon/keepalive.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
@@ -38,10 +42,10 @@ inline constexpr std::chrono::milliseconds kLinkTick{250};
 // A reconnect attempt without ConnectTimeout gives up after this long.
 inline constexpr std::chrono::seconds kReconnectTimeout{10};
 
-class HostDaemon {
+class HostDaemon : public control::MuxHost {
  public:
   HostDaemon(config::HostConfig host, StateDir state);
-  ~HostDaemon();
+  ~HostDaemon() override;
   HostDaemon(const HostDaemon&) = delete;
   HostDaemon& operator=(const HostDaemon&) = delete;
 
@@ -69,6 +73,18 @@ class HostDaemon {
   static bool Supports(const config::ForwardSpec& spec);
 
   nlohmann::json StatusJson() const;
+
+  // control::MuxHost: sessions and forwards for ssh -S HOST.mux and tether exec/ssh.
+  uint32_t StartSession(const control::mux::NewSession& request, UniqueFd in, UniqueFd out,
+                        UniqueFd err, SessionEvents events) override;
+  uint32_t StartStdioForward(const control::mux::StdioForward& request, UniqueFd in, UniqueFd out,
+                             SessionEvents events) override;
+  void EndSession(uint32_t id) override;
+  void OpenForward(const control::mux::Forward& request,
+                   std::function<void(Result<uint32_t>)> done) override;
+  Status CloseForward(const control::mux::Forward& request) override;
+  uint32_t Pid() override;
+  void Terminate() override;
   const std::vector<std::unique_ptr<forward::Forward>>& forwards() const { return forwards_; }
 
  private:
@@ -89,6 +105,11 @@ class HostDaemon {
   std::vector<std::unique_ptr<forward::Forward>>::iterator FindForward(
       const config::ForwardSpec& spec);
   Result<control::Json> AddForward(const control::Json& request);
+  // Adds `spec` (or finds the same one running): the forward, or why not.
+  Result<forward::Forward*> AddForwardSpec(const config::ForwardSpec& spec, bool* added);
+  uint32_t StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
+                     SessionEvents events, const std::string& what);
+  void ServiceSessions();
   // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
   // a remote forward (and refuses the rest); runs inside libssh, so it only queues.
   static int OnMessage(ssh_session session, ssh_message message, void* self);
@@ -109,6 +130,9 @@ class HostDaemon {
   std::unique_ptr<forward::PumpSet> pumps_;
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
+  std::unique_ptr<control::MuxServer> mux_;
+  std::map<uint32_t, std::unique_ptr<ExecSession>> sessions_;
+  uint32_t next_session_ = 1;
   ssh::GlobalRequests requests_;
   // The server proxy's user and token: random per daemon, never logged.
   proxy::Credentials proxy_credentials_;

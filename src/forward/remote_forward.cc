@@ -68,8 +68,22 @@ void RemoteForward::Request() {
                                        [this](Result<uint16_t> r) { OnAnswer(std::move(r)); });
 }
 
+void RemoteForward::WhenAnswered(std::function<void(Result<uint16_t>)> done) {
+  if (state_ == State::kListening) return done(bound_port_);
+  answer_waiters_.push_back(std::move(done));
+}
+
 void RemoteForward::OnAnswer(Result<uint16_t> answer) {
   request_ = 0;
+  std::vector<std::function<void(Result<uint16_t>)>> waiters;
+  waiters.swap(answer_waiters_);
+  for (auto& w : waiters) {
+    if (answer.ok()) {
+      w(*answer != 0 ? *answer : spec_.listen.port);
+    } else {
+      w(answer.error());
+    }
+  }
   if (answer.ok()) {
     state_ = State::kListening;
     bound_port_ = *answer != 0 ? *answer : spec_.listen.port;

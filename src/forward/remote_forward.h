@@ -62,6 +62,9 @@ class RemoteForward : public Forward {
   // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
   std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
   uint16_t bound_port() const { return bound_port_; }
+  // Calls `done` once with the server's first answer from now (the port it listens on,
+  // or why it refused), or at once if it listens already.
+  void WhenAnswered(std::function<void(Result<uint16_t>)> done);
 
   // Whether the server's forwarded-tcpip open for address:port belongs to this forward.
   bool Matches(const std::string& address, uint16_t port) const;
@@ -87,6 +90,7 @@ class RemoteForward : public Forward {
   daemon::Backoff backoff_;
   std::chrono::steady_clock::time_point retry_at_{};
   uint64_t next_conn_ = 1;
+  std::vector<std::function<void(Result<uint16_t>)>> answer_waiters_;
   // Channels accepted whose laptop-side connect is in flight, by connection number.
   struct Pending {
     net::ConnectPool::JobId job;

@@ -30,7 +30,7 @@ bool ProxyHandshake::CredentialsMatch(const Credentials& offered) const {
 ProxyHandshake::Step ProxyHandshake::Refuse(std::string reason, std::string reply) {
   error_ = std::move(reason);
   reply_ += reply;
-  phase_ = Phase::kDone;
+  phase_ = Phase::kClosed;
   return Step::kClose;
 }
 
@@ -100,7 +100,7 @@ ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
         target_ = r.value();
         upstream_ = std::move(in_);
         in_.clear();
-        phase_ = Phase::kDone;
+        phase_ = Phase::kConnected;
         return Step::kConnect;
       }
       case Phase::kSocks4: {
@@ -111,7 +111,7 @@ ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
         target_ = r.value().target;
         upstream_ = std::move(in_);
         in_.clear();
-        phase_ = Phase::kDone;
+        phase_ = Phase::kConnected;
         return Step::kConnect;
       }
       case Phase::kHttp: {
@@ -135,11 +135,17 @@ ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
         forward_ = req.kind == HttpRequestKind::kForward;
         upstream_ = forward_ ? req.forward_head + in_ : std::move(in_);
         in_.clear();
-        phase_ = Phase::kDone;
+        phase_ = Phase::kConnected;
         return Step::kConnect;
       }
-      case Phase::kDone:
-        return Step::kNeedMore;
+      case Phase::kConnected:
+        // A caller that feeds again before connecting: what the client sent meanwhile is
+        // the tunnel's too.
+        upstream_ += in_;
+        in_.clear();
+        return Step::kConnect;
+      case Phase::kClosed:
+        return Step::kClose;
     }
   }
   return Step::kNeedMore;

@@ -61,7 +61,17 @@ class ProxyHandshake {
   const std::string& error() const { return error_; }
 
  private:
-  enum class Phase { kSniff, kSocks5Greeting, kSocks5Auth, kSocks5Request, kSocks4, kHttp, kDone };
+  // kConnected and kClosed are terminal: Feed keeps answering the same.
+  enum class Phase {
+    kSniff,
+    kSocks5Greeting,
+    kSocks5Auth,
+    kSocks5Request,
+    kSocks4,
+    kHttp,
+    kConnected,
+    kClosed
+  };
   Step Refuse(std::string reason, std::string reply);
   bool CredentialsMatch(const Credentials& offered) const;
 

@@ -16,6 +16,9 @@ constexpr uint16_t kHttpProxyDefaultPort = 80;
 constexpr uint16_t kSocksDefaultPort = 1080;
 // An upstream's answer to CONNECT is a short head; more than this is not a proxy.
 constexpr size_t kMaxUpstreamReplyBytes = 16u << 10;
+// Every answer to CONNECT starts so; anything else is not an HTTP proxy, and may never send
+// the empty line that would end it.
+constexpr std::string_view kHttp1StatusPrefix = "HTTP/1.";
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -48,6 +51,18 @@ std::string Base64(std::string_view in) {
   return std::string(reinterpret_cast<char*>(out.data()), static_cast<size_t>(n));
 }
 
+// `url` for an error message, with the password (between the first ':' of the user info and
+// the last '@') starred out: the message goes to the terminal and the log.
+std::string WithoutPassword(std::string_view url) {
+  size_t sep = url.find("://");
+  size_t start = sep == std::string_view::npos ? 0 : sep + 3;
+  size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return Printable(url);
+  size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return Printable(url);
+  return Printable(url.substr(0, colon + 1)) + "***" + Printable(url.substr(at));
+}
+
 std::string HostForUrl(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
@@ -66,9 +81,13 @@ bool Exempt(std::string_view no_proxy, const std::string& host) {
     entry.erase(entry.find_last_not_of(" \t") + 1);
     if (entry.empty()) continue;
     if (entry == "*") return true;
-    if (entry.front() != '[' && std::count(entry.begin(), entry.end(), ':') == 1) {
+    if (entry.front() == '[') {
+      // "[::1]" or "[::1]:8080": target hosts hold IPv6 addresses without brackets.
+      entry = entry.substr(1, entry.find(']') - 1);
+    } else if (std::count(entry.begin(), entry.end(), ':') == 1) {
       entry.erase(entry.find(':'));
     }
+    if (entry.empty()) continue;
     if (entry.front() == '.') entry.erase(0, 1);
     if (h == entry) return true;
     if (h.size() > entry.size() && h.compare(h.size() - entry.size(), entry.size(), entry) == 0 &&
@@ -89,7 +108,7 @@ std::string UpstreamProxy::ToString() const {
 
 Result<UpstreamProxy> ParseUpstreamUrl(std::string_view url) {
   auto fail = [&](const std::string& why) {
-    return MakeError("upstream", "upstream proxy " + Printable(url) + ": " + why,
+    return MakeError("upstream", "upstream proxy " + WithoutPassword(url) + ": " + why,
                      "use http://host:port or socks5://host:port");
   };
   UpstreamProxy p;
@@ -133,6 +152,8 @@ Result<UpstreamProxy> ParseUpstreamUrl(std::string_view url) {
     size_t colon = hostport.rfind(':');
     p.host = std::string(hostport.substr(0, colon));
     if (colon != std::string_view::npos) port_text = hostport.substr(colon + 1);
+    // "http://::1" would otherwise be host ":" and port 1.
+    if (p.host.find(':') != std::string::npos) return fail("an IPv6 address needs [brackets]");
   }
   if (p.host.empty()) return fail("no host");
   if (!port_text.empty() || hostport.ends_with(":")) {
@@ -187,7 +208,7 @@ UpstreamHandshake::UpstreamHandshake(UpstreamProxy proxy, Target target)
 UpstreamHandshake::Step UpstreamHandshake::Fail(std::string why, bool refused) {
   error_ = "upstream " + proxy_.ToString() + ": " + why;
   refused_ = refused;
-  phase_ = Phase::kDone;
+  phase_ = Phase::kFailed;
   return Step::kFailed;
 }
 
@@ -196,10 +217,15 @@ UpstreamHandshake::Step UpstreamHandshake::Feed(std::string_view bytes) {
   for (int round = 0; round < 4; ++round) {
     switch (phase_) {
       case Phase::kHttpConnect: {
+        const size_t known = std::min(in_.size(), kHttp1StatusPrefix.size());
+        if (in_.compare(0, known, kHttp1StatusPrefix, 0, known) != 0) {
+          return Fail("not an HTTP answer: " + Printable(in_.substr(0, in_.find_first_of("\r\n"))));
+        }
+        // The first empty line of either kind: the target's bytes after it may hold the other.
         size_t end = in_.find("\r\n\r\n");
         size_t skip = 4;
-        if (end == std::string::npos) {
-          end = in_.find("\n\n");
+        if (size_t lf = in_.find("\n\n"); lf < end) {
+          end = lf;
           skip = 2;
         }
         if (end == std::string::npos) {
@@ -212,8 +238,11 @@ UpstreamHandshake::Step UpstreamHandshake::Feed(std::string_view bytes) {
           return Fail("not an HTTP answer: " + Printable(line));
         }
         int status = std::atoi(line.c_str() + 9);
-        if (status / 100 != 2)
-          return Fail("CONNECT " + target_.ToString() + ": " + Printable(line.substr(9)), true);
+        if (status / 100 != 2) {
+          return Fail("CONNECT " + target_.ToString() + ": " + Printable(line.substr(9)),
+                      // 407: our credentials failed, the target was never asked for.
+                      status != kHttpProxyAuthRequired);
+        }
         in_.erase(0, end + skip);
         phase_ = Phase::kDone;
         return Step::kDone;
@@ -244,11 +273,15 @@ UpstreamHandshake::Step UpstreamHandshake::Feed(std::string_view bytes) {
       }
       case Phase::kSocksConnect: {
         if (!sent_connect_) {
+          // Checked before writing: a failed handshake leaves no half request behind.
+          HostKind kind = ClassifyHost(target_.host);
+          if (target_.host.size() > kSocks5MaxDomainBytes) {
+            return Fail("host name too long for SOCKS5");
+          }
           sent_connect_ = true;
           out_ += static_cast<char>(kSocks5Version);
           out_ += static_cast<char>(0x01);  // CONNECT
           out_ += static_cast<char>(0x00);
-          HostKind kind = ClassifyHost(target_.host);
           if (kind == HostKind::kIpv4) {
             unsigned char a[4];
             ::inet_pton(AF_INET, target_.host.c_str(), a);
@@ -260,7 +293,6 @@ UpstreamHandshake::Step UpstreamHandshake::Feed(std::string_view bytes) {
             out_ += static_cast<char>(0x04);
             out_.append(reinterpret_cast<char*>(a), 16);
           } else {
-            if (target_.host.size() > 255) return Fail("host name too long for SOCKS5");
             out_ += static_cast<char>(0x03);
             out_ += static_cast<char>(target_.host.size());
             out_ += target_.host;
@@ -297,6 +329,8 @@ UpstreamHandshake::Step UpstreamHandshake::Feed(std::string_view bytes) {
       }
       case Phase::kDone:
         return Step::kDone;
+      case Phase::kFailed:
+        return Step::kFailed;
     }
   }
   return Step::kNeedMore;

@@ -60,7 +60,8 @@ class UpstreamHandshake {
   bool refused() const { return refused_; }
 
  private:
-  enum class Phase { kHttpConnect, kSocksMethod, kSocksAuth, kSocksConnect, kDone };
+  // kDone and kFailed are terminal: Feed keeps answering the same.
+  enum class Phase { kHttpConnect, kSocksMethod, kSocksAuth, kSocksConnect, kDone, kFailed };
   Step Fail(std::string why, bool refused = false);
 
   UpstreamProxy proxy_;

@@ -1464,12 +1464,12 @@ Result<HttpResponse> HttpGet(uint16_t port, std::string_view path, milliseconds 
 const char* TetherBinary() { return TETHER_BIN; }
 
 CommandResult RunTether(const std::string& state_dir, const std::vector<std::string>& args,
-                        milliseconds timeout, const Env& extra_env) {
+                        milliseconds timeout, const Env& extra_env, std::string_view stdin_data) {
   std::vector<std::string> argv = {TetherBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
   Env env = extra_env;
   env["TETHER_STATE_DIR"] = state_dir;
-  return RunCommand(argv, env, timeout);
+  return RunCommand(argv, env, timeout, stdin_data);
 }
 
 std::vector<pid_t> StopAllTethers(const std::string& state_dir) {

@@ -519,7 +519,7 @@ const char* TetherBinary();
 // Runs `tether args...` with TETHER_STATE_DIR=state_dir (plus `extra_env`).
 CommandResult RunTether(const std::string& state_dir, const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout = std::chrono::seconds(30),
-                        const Env& extra_env = {});
+                        const Env& extra_env = {}, std::string_view stdin_data = {});
 
 // For a test's teardown: `tether down --all` (bounded), then SIGTERM/SIGKILL by PID every
 // daemon whose STATE/HOST.pid still names a live process. Returns the PIDs it had to kill.

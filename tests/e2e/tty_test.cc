@@ -6,43 +6,12 @@
 #include <fstream>
 
 #include "e2e/tether_fixture.h"
+#include "e2e/tmux.h"
 
 namespace tether::testing {
 namespace {
 
 using std::chrono::seconds;
-
-// A private tmux server (its own socket) running one command in a detached window.
-class Tmux {
- public:
-  explicit Tmux(const std::string& socket) : socket_(socket) {}
-  ~Tmux() {
-    CommandResult pid = Run({"display-message", "-p", "#{pid}"});
-    (void)Run({"kill-server"});
-    if (pid.ok()) {
-      pid_t p = static_cast<pid_t>(std::atol(pid.out.c_str()));
-      if (p > 1 && ProcessAlive(p)) TerminatePid(p, std::chrono::milliseconds(2000));
-    }
-  }
-  CommandResult Run(std::vector<std::string> args) {
-    args.insert(args.begin(), {"tmux", "-S", socket_});
-    return RunCommand(args, {}, seconds(10));
-  }
-  bool Start(const std::string& shell_command) {
-    return Run({"new-session", "-d", "-x", "200", "-y", "50", shell_command}).ok();
-  }
-  std::string Screen() { return Run({"capture-pane", "-p", "-J", "-S", "-100"}).out; }
-  bool WaitForText(const std::string& text, std::chrono::milliseconds timeout) {
-    return WaitFor([&] { return Screen().find(text) != std::string::npos; }, timeout,
-                   std::chrono::milliseconds(100));
-  }
-  bool Type(const std::string& keys) {
-    return Run({"send-keys", "-l", keys}).ok() && Run({"send-keys", "Enter"}).ok();
-  }
-
- private:
-  std::string socket_;
-};
 
 using TtyTest = TetherTest;
 

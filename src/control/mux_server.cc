@@ -1,0 +1,362 @@
+#include "control/mux_server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "control/mux_wire.h"
+#include "net/socket.h"
+
+namespace tether::control {
+namespace {
+
+// Clients at once; more are closed at accept (a runaway script must not exhaust fds).
+constexpr size_t kMaxMuxClients = 256;
+// Descriptors one client may have in flight before its request names them.
+constexpr size_t kMaxQueuedFds = 8;
+
+uint32_t RequestIdOf(const mux::ClientMessage& m) {
+  return std::visit(
+      [](const auto& v) -> uint32_t {
+        if constexpr (requires { v.request_id; }) {
+          return v.request_id;
+        } else {
+          return 0;
+        }
+      },
+      m);
+}
+
+}  // namespace
+
+MuxServer::MuxServer(net::EventLoop& loop, UniqueFd listener, std::string path, MuxHost& host)
+    : loop_(loop), listener_(std::move(listener)), path_(std::move(path)), host_(host) {
+  handlers_ = {
+      {mux::kMsgHello, &MuxServer::OnHello},
+      {mux::kNewSession, &MuxServer::OnNewSession},
+      {mux::kNewStdioFwd, &MuxServer::OnStdioForward},
+      {mux::kAliveCheck, &MuxServer::OnAliveCheck},
+      {mux::kTerminate, &MuxServer::OnTerminate},
+      {mux::kOpenFwd, &MuxServer::OnForward},
+      {mux::kCloseFwd, &MuxServer::OnForward},
+      {mux::kStopListening, &MuxServer::OnStopListening},
+      {mux::kProxy, &MuxServer::OnProxy},
+  };
+  loop_.Watch(listener_.get(), net::kReadable, [this](unsigned) { OnAccept(); });
+}
+
+MuxServer::~MuxServer() {
+  StopListening();
+  std::vector<uint64_t> ids;
+  for (const auto& [id, c] : clients_) ids.push_back(id);
+  for (uint64_t id : ids) Drop(id);
+}
+
+void MuxServer::StopListening() {
+  if (!listener_) return;
+  loop_.Unwatch(listener_.get());
+  listener_.Reset();
+  ::unlink(path_.c_str());
+}
+
+MuxServer::Client* MuxServer::Find(uint64_t id) {
+  auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : it->second.get();
+}
+
+void MuxServer::OnAccept() {
+  for (int i = 0; i < 16; ++i) {
+    auto conn = net::Accept(listener_.get());
+    if (!conn.ok() || !conn->valid()) return;
+    if (clients_.size() >= kMaxMuxClients) {
+      spdlog::warn("mux: {} clients already; one refused", clients_.size());
+      continue;
+    }
+    auto c = std::make_unique<Client>();
+    c->id = next_id_++;
+    c->fd = std::move(*conn);
+    uint64_t id = c->id;
+    int fd = c->fd.get();
+    clients_.emplace(id, std::move(c));
+    loop_.Watch(fd, net::kReadable, [this, id](unsigned events) { OnClient(id, events); });
+    // The server speaks first, as ssh's master does.
+    Send(*Find(id), mux::EncodeHello());
+    Flush(*Find(id));
+  }
+}
+
+bool MuxServer::ReadSome(Client& c) {
+  char buf[16384];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  iovec iov{buf, sizeof buf};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(c.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      c.fds.emplace_back(fd);  // owned from here: closed if never used
+    }
+  }
+  if ((msg.msg_flags & MSG_CTRUNC) != 0 || c.fds.size() > kMaxQueuedFds) {
+    spdlog::warn("mux: a client sent more descriptors than any request takes; dropped");
+    return false;
+  }
+  if (n == 0) return false;
+  c.in.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+void MuxServer::OnClient(uint64_t id, unsigned events) {
+  Client* c = Find(id);
+  if (c == nullptr) return;
+  if ((events & (net::kReadable | net::kHangup)) != 0) {
+    if (!ReadSome(*c)) {
+      Drop(id);
+      return;
+    }
+    Process(*c);
+    c = Find(id);
+    if (c == nullptr) return;
+  }
+  Flush(*c);
+}
+
+bool MuxServer::TakeFds(Client& c, size_t count, std::vector<UniqueFd>* out) {
+  // Each descriptor came with one byte of data (mm_send_fd); both must be in.
+  if (c.fds.size() < count || c.in.size() < count) return false;
+  c.in.erase(0, count);
+  for (size_t i = 0; i < count; ++i) {
+    out->push_back(std::move(c.fds.front()));
+    c.fds.pop_front();
+  }
+  return true;
+}
+
+void MuxServer::Process(Client& c) {
+  uint64_t id = c.id;
+  // Bounded by what was read: every round consumes a packet or returns.
+  for (int round = 0; round < 64; ++round) {
+    Client* cp = Find(id);
+    if (cp == nullptr || cp->closing) return;
+    if (cp->waiting) {
+      mux::ClientMessage m = std::move(*cp->waiting);
+      cp->waiting.reset();
+      uint32_t type =
+          std::holds_alternative<mux::NewSession>(m) ? mux::kNewSession : mux::kNewStdioFwd;
+      (this->*handlers_[type])(*cp, m);
+      cp = Find(id);
+      if (cp == nullptr || cp->waiting) return;  // still waiting for descriptors
+      continue;
+    }
+    mux::Frame f = mux::ParseFrame(cp->in);
+    if (f.state == mux::Frame::State::kNeedMore) return;
+    if (f.state == mux::Frame::State::kTooLarge) {
+      spdlog::warn("mux: a packet over {} bytes; client dropped", mux::kMaxPacketBytes);
+      Drop(id);
+      return;
+    }
+    std::string payload(f.payload);
+    cp->in.erase(0, f.consumed);
+    uint32_t unknown_rid = 0;
+    auto message = mux::DecodeClientMessage(payload, &unknown_rid);
+    if (!message.ok()) {
+      spdlog::warn("mux: {}", message.error().message);
+      // A malformed request of a known type ends the client, as mux.c does (stock ssh
+      // would take a failure without its request id as out of sequence); an unknown type
+      // gets MUX_S_FAILURE with its request id.
+      if (!cp->hello || handlers_.count(mux::PayloadType(payload)) != 0) {
+        Drop(id);
+        return;
+      }
+      Send(*cp, mux::EncodeFailure(unknown_rid, message.error().message));
+      continue;
+    }
+    uint32_t type = mux::PayloadType(payload);
+    if (!cp->hello && type != mux::kMsgHello) {
+      spdlog::warn("mux: a request before hello; client dropped");
+      Drop(id);
+      return;
+    }
+    (this->*handlers_[type])(*cp, *message);
+  }
+}
+
+void MuxServer::Send(Client& c, const std::string& payload) { c.out += mux::FramePacket(payload); }
+
+void MuxServer::Flush(Client& c) {
+  while (!c.out.empty()) {
+    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c.out.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    Drop(c.id);
+    return;
+  }
+  if (c.out.empty() && c.closing) {
+    Drop(c.id);
+    return;
+  }
+  loop_.SetInterest(c.fd.get(), c.out.empty() ? net::kReadable : net::kReadable | net::kWritable);
+}
+
+void MuxServer::Drop(uint64_t id) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  Client& c = *it->second;
+  loop_.Unwatch(c.fd.get());
+  if (c.has_session) host_.EndSession(c.session);  // the client went away first
+  clients_.erase(it);
+}
+
+void MuxServer::OnHello(Client& c, mux::ClientMessage& m) {
+  const auto& hello = std::get<mux::Hello>(m);
+  if (hello.version != mux::kMuxVersion) {
+    spdlog::warn("mux: client speaks version {}, we speak {}; dropped", hello.version,
+                 mux::kMuxVersion);
+    Drop(c.id);
+    return;
+  }
+  c.hello = true;
+}
+
+void MuxServer::OnNewSession(Client& c, mux::ClientMessage& m) {
+  auto& request = std::get<mux::NewSession>(m);
+  std::vector<UniqueFd> fds;
+  if (!TakeFds(c, 3, &fds)) {
+    c.waiting = std::move(m);
+    return;
+  }
+  if (c.has_session) {
+    Send(c, mux::EncodeFailure(request.request_id, "Multiple sessions not supported"));
+    return;
+  }
+  uint64_t id = c.id;
+  uint32_t rid = request.request_id;
+  MuxHost::SessionEvents events;
+  // The session's id is known once StartSession returns; the callbacks run later.
+  auto session_id = std::make_shared<uint32_t>(0);
+  events.started = [this, id, rid, session_id](bool ok, const std::string& error, bool tty_failed) {
+    Client* cp = Find(id);
+    if (cp == nullptr) return;
+    if (!ok) {
+      cp->has_session = false;
+      Send(*cp, mux::EncodeFailure(rid, error));
+      cp->closing = true;
+    } else {
+      Send(*cp, mux::EncodeSessionOpened(rid, *session_id));
+      if (tty_failed) Send(*cp, mux::EncodeTtyAllocFail(*session_id));
+    }
+    Flush(*cp);
+  };
+  events.finished = [this, id, session_id](uint32_t exit_value) {
+    Client* cp = Find(id);
+    if (cp == nullptr) return;
+    cp->has_session = false;
+    Send(*cp, mux::EncodeExitMessage(*session_id, exit_value));
+    cp->closing = true;
+    Flush(*cp);
+  };
+  c.has_session = true;
+  *session_id = host_.StartSession(request, std::move(fds[0]), std::move(fds[1]), std::move(fds[2]),
+                                   std::move(events));
+  if (Client* cp = Find(id)) cp->session = *session_id;
+}
+
+void MuxServer::OnStdioForward(Client& c, mux::ClientMessage& m) {
+  auto& request = std::get<mux::StdioForward>(m);
+  std::vector<UniqueFd> fds;
+  if (!TakeFds(c, 2, &fds)) {
+    c.waiting = std::move(m);
+    return;
+  }
+  if (c.has_session) {
+    Send(c, mux::EncodeFailure(request.request_id, "Multiple sessions not supported"));
+    return;
+  }
+  uint64_t id = c.id;
+  uint32_t rid = request.request_id;
+  auto session_id = std::make_shared<uint32_t>(0);
+  MuxHost::SessionEvents events;
+  events.started = [this, id, rid, session_id](bool ok, const std::string& error, bool) {
+    Client* cp = Find(id);
+    if (cp == nullptr) return;
+    if (ok) {
+      Send(*cp, mux::EncodeSessionOpened(rid, *session_id));
+    } else {
+      cp->has_session = false;
+      Send(*cp, mux::EncodeFailure(rid, error));
+      cp->closing = true;
+    }
+    Flush(*cp);
+  };
+  events.finished = [this, id](uint32_t) {
+    // ssh -W has no exit message: the client ends when its descriptors close.
+    Client* cp = Find(id);
+    if (cp == nullptr) return;
+    cp->has_session = false;
+    cp->closing = true;
+    Flush(*cp);
+  };
+  c.has_session = true;
+  *session_id =
+      host_.StartStdioForward(request, std::move(fds[0]), std::move(fds[1]), std::move(events));
+  if (Client* cp = Find(id)) cp->session = *session_id;
+}
+
+void MuxServer::OnAliveCheck(Client& c, mux::ClientMessage& m) {
+  Send(c, mux::EncodeAlive(RequestIdOf(m), host_.Pid()));
+}
+
+void MuxServer::OnTerminate(Client& c, mux::ClientMessage& m) {
+  Send(c, mux::EncodeOk(RequestIdOf(m)));
+  Flush(c);
+  host_.Terminate();
+}
+
+void MuxServer::OnForward(Client& c, mux::ClientMessage& m) {
+  const auto& request = std::get<mux::Forward>(m);
+  uint32_t rid = request.request_id;
+  if (request.close) {
+    Status s = host_.CloseForward(request);
+    Send(c, s.ok() ? mux::EncodeOk(rid) : mux::EncodeFailure(rid, s.error().message));
+    return;
+  }
+  uint64_t id = c.id;
+  bool remote_any_port = request.type == mux::kFwdRemote && request.listen_port == 0;
+  host_.OpenForward(request, [this, id, rid, remote_any_port](Result<uint32_t> port) {
+    Client* cp = Find(id);
+    if (cp == nullptr) return;
+    if (!port.ok()) {
+      Send(*cp, mux::EncodeFailure(rid, port.error().message));
+    } else if (remote_any_port) {
+      Send(*cp, mux::EncodeRemotePort(rid, *port));
+    } else {
+      Send(*cp, mux::EncodeOk(rid));
+    }
+    Flush(*cp);
+  });
+}
+
+void MuxServer::OnStopListening(Client& c, mux::ClientMessage& m) {
+  Send(c, mux::EncodeOk(RequestIdOf(m)));
+  StopListening();
+}
+
+void MuxServer::OnProxy(Client& c, mux::ClientMessage& m) {
+  Send(c, mux::EncodeFailure(RequestIdOf(m), "proxy mode is not supported"));
+}
+
+}  // namespace tether::control

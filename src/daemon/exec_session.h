@@ -1,0 +1,102 @@
+// One remote command (or shell, or subsystem) on a session channel of the daemon's
+// connection, with the caller's stdin, stdout and stderr passed to us as descriptors
+// (by a mux client: stock ssh, or tether exec/ssh). The command line goes to the server
+// as given, run by the user's shell, as ssh does.
+//
+//   opening -> (pty) -> (env) -> exec -> running -> done
+//
+// Running, it moves stdin to the channel and the channel's stdout and stderr to their
+// descriptors, with backpressure (the channel is read only when what it gave was
+// written) and EOF passed on. The exit value is the command's exit status, 128+n for a
+// signal n, 255 when the channel closed without either (as ssh). Loop thread only.
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "net/event_loop.h"
+
+namespace tether::daemon {
+
+struct ExecRequest {
+  std::string command;  // "" with !subsystem: an interactive shell
+  bool subsystem = false;
+  bool pty = false;
+  std::string term;              // $TERM for the pty
+  std::vector<std::string> env;  // NAME=value; the server may refuse them (AcceptEnv)
+  // ssh -W: no command, a direct-tcpip channel to forward_host:forward_port between the
+  // client's stdin and stdout (no stderr descriptor).
+  bool stdio_forward = false;
+  std::string forward_host;
+  uint16_t forward_port = 0;
+};
+
+// Receive window of a session channel: stdout at full speed on a LAN, like OpenSSH's 2 MiB.
+inline constexpr uint32_t kExecWindow = 2u << 20;
+
+class ExecSession {
+ public:
+  // The channel is open and the command started (ok), or not (and why). `tty_failed`:
+  // the pty was refused and the command runs without one.
+  using Started = std::function<void(bool ok, const std::string& error, bool tty_failed)>;
+  // The command ended; called once, after every byte of its output was written.
+  using Finished = std::function<void(uint32_t exit_value)>;
+
+  ExecSession(ssh_session session, net::EventLoop& loop, UniqueFd in, UniqueFd out, UniqueFd err,
+              ExecRequest request, Started started, Finished finished, std::string log_prefix);
+  // Closes the channel (if still open) and gives the descriptors back in blocking mode.
+  ~ExecSession();
+  ExecSession(const ExecSession&) = delete;
+  ExecSession& operator=(const ExecSession&) = delete;
+
+  // Advances the state machine and moves bytes. Call after every wake-up.
+  void Service();
+  // The client's terminal changed size (SIGWINCH reached the daemon): sends it on.
+  void WindowChanged();
+  // The link is gone: ends with 255 and a word on stderr.
+  void Abort(const std::string& why);
+  bool done() const { return state_ == State::kDone; }
+
+ private:
+  enum class State { kOpening, kPty, kEnv, kExec, kRunning, kDone };
+  static void OnExitStatus(ssh_session, ssh_channel, int status, void* self);
+  static void OnExitSignal(ssh_session, ssh_channel, const char* signal, int core,
+                           const char* errmsg, const char* lang, void* self);
+  void Fail(const std::string& why);
+  void Finish();
+  bool MoveInput();
+  bool MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof);
+  void UpdateInterest();
+  bool TerminalSize(int* cols, int* rows) const;
+
+  ssh_session session_;
+  net::EventLoop& loop_;
+  ssh_channel channel_ = nullptr;
+  ssh_channel_callbacks_struct callbacks_{};
+  UniqueFd in_, out_, err_;
+  int in_flags_ = -1, out_flags_ = -1, err_flags_ = -1;  // to restore
+  ExecRequest request_;
+  Started started_;
+  Finished finished_;
+  std::string log_prefix_;
+  State state_ = State::kOpening;
+  size_t env_index_ = 0;
+  bool tty_failed_ = false;
+  int cols_ = 0, rows_ = 0;
+
+  std::string to_channel_;
+  std::string to_out_, to_err_;
+  bool in_eof_ = false, eof_sent_ = false;
+  bool out_eof_ = false, err_eof_ = false;
+  int exit_status_ = -1;
+  int exit_signal_ = 0;
+};
+
+}  // namespace tether::daemon

@@ -1,0 +1,241 @@
+// End-to-end: commands over the daemon's one connection. tether exec/ssh/run and stock
+// ssh, scp and rsync through HOST.mux (OpenSSH's mux protocol), against a real sshd.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
+#include "e2e/tether_fixture.h"
+#include "e2e/tmux.h"
+#include "net/socket.h"
+
+namespace tether::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class ExecTest : public TetherTest {
+ protected:
+  std::string MuxPath() { return state_.File("testhost.mux"); }
+  // Stock OpenSSH through tether's socket (no ControlMaster of its own).
+  CommandResult Ssh(std::vector<std::string> args, std::string_view input = {}) {
+    std::vector<std::string> argv = {"ssh",
+                                     "-F",
+                                     sshd_.config_path(),
+                                     "-o",
+                                     "ControlMaster=no",
+                                     "-o",
+                                     "ControlPath=" + MuxPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, {}, seconds(60), input);
+  }
+  nlohmann::json Host() {
+    auto j = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+    if (!j.is_object() || j["hosts"].empty()) return nlohmann::json::object();
+    return j["hosts"][0];
+  }
+};
+
+TEST_F(ExecTest, ExitCodesAndSignalsPassThrough) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  CommandResult r = Tether({"exec", "testhost", "--", "exit 7"});
+  EXPECT_EQ(r.exit_code, 7) << r.Describe();
+  r = Tether({"exec", "testhost", "true"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  r = Tether({"exec", "testhost", "kill -TERM $$"});
+  EXPECT_EQ(r.exit_code, 128 + 15) << r.Describe();
+  r = Tether({"exec", "testhost", "kill -9 $$"});
+  EXPECT_EQ(r.exit_code, 128 + 9) << r.Describe();
+  // The command line is the arguments joined by spaces, run by the user's shell (as ssh).
+  r = Tether({"exec", "testhost", "echo", "a  b", "$((6*7))"});
+  EXPECT_EQ(r.out, "a b 42\n") << r.Describe();
+}
+
+TEST_F(ExecTest, StartsTheDaemonWhenNoneRuns) {
+  CommandResult r = Tether({"exec", "testhost", "echo", "started"});
+  EXPECT_EQ(r.out, "started\n") << r.Describe();  // the daemon's words went to stderr
+  EXPECT_EQ(Host()["state"], "up");
+}
+
+TEST_F(ExecTest, StdoutAndStderrStayApart) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  CommandResult r = Tether({"exec", "testhost", "echo to-out; echo to-err >&2; echo more-out"});
+  EXPECT_EQ(r.out, "to-out\nmore-out\n");
+  EXPECT_NE(r.err.find("to-err\n"), std::string::npos);
+  EXPECT_EQ(r.err.find("to-out"), std::string::npos);
+}
+
+TEST_F(ExecTest, HundredMegabytesThroughStdinAndStdoutArriveByteIdentical) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  std::string data = PatternBytes(5, 100u << 20);
+  CommandResult r = RunTether(state_.path(), {"-F", sshd_.config_path(), "exec", "testhost", "cat"},
+                              seconds(120), {}, data);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), data.size());
+  EXPECT_EQ(Sha256Hex(r.out), Sha256Hex(data));
+  // And the other way round, from the server.
+  r = Tether({"exec", "testhost", "head -c 50000000 /dev/zero | tr '\\0' x"}, seconds(120));
+  EXPECT_EQ(r.out.size(), 50000000u);
+  EXPECT_EQ(r.out.find_first_not_of('x'), std::string::npos);
+}
+
+TEST_F(ExecTest, StockSshScpAndRsyncRideTheConnection) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  size_t connections_before = Host().value("reconnects", 0);
+  CommandResult r = Ssh({"testhost", "echo", "through-the-mux"});
+  EXPECT_EQ(r.out, "through-the-mux\n") << r.Describe();
+  r = Ssh({"testhost", "exit 3"});
+  EXPECT_EQ(r.exit_code, 3);
+
+  std::string src = scratch_.File("payload.bin");
+  ASSERT_TRUE(WriteFile(src, PatternBytes(9, 3u << 20)).ok());
+  std::string dst = scratch_.File("copied-by-scp.bin");
+  r = RunCommand({"scp", "-q", "-F", sshd_.config_path(), "-o", "ControlMaster=no", "-o",
+                  "ControlPath=" + MuxPath(), src, "testhost:" + dst},
+                 {}, seconds(60));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Sha256Hex(ReadFile(dst).value()), Sha256Hex(ReadFile(src).value()));
+
+  std::string rsync_dst = scratch_.File("copied-by-rsync.bin");
+  r = RunCommand(
+      {"rsync", "-e", std::string(TetherBinary()) + " -F " + sshd_.config_path() + " ssh", src,
+       "testhost:" + rsync_dst},
+      {{"TETHER_STATE_DIR", state_.path()}}, seconds(60));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Sha256Hex(ReadFile(rsync_dst).value()), Sha256Hex(ReadFile(src).value()));
+
+  // Everything went over the daemon's connection: sshd saw one login.
+  std::string log = ReadFile(sshd_.log_path()).value();
+  size_t logins = 0;
+  for (size_t at = 0; (at = log.find("Accepted publickey", at)) != std::string::npos; ++at)
+    ++logins;
+  EXPECT_EQ(logins, 1u) << log;
+  EXPECT_EQ(Host().value("reconnects", 0), connections_before);
+}
+
+TEST_F(ExecTest, GitOverTetherSsh) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  std::string repo = scratch_.File("repo.git");
+  ASSERT_TRUE(RunCommand({"git", "init", "-q", "--bare", repo}).ok());
+  std::string work = scratch_.File("work");
+  ASSERT_TRUE(RunCommand({"git", "init", "-q", work}).ok());
+  ASSERT_TRUE(WriteFile(work + "/README", "hello\n").ok());
+  Env git_env = {
+      {"GIT_SSH_COMMAND", std::string(TetherBinary()) + " -F " + sshd_.config_path() + " ssh"},
+      {"TETHER_STATE_DIR", state_.path()},
+      {"GIT_AUTHOR_NAME", "t"},
+      {"GIT_AUTHOR_EMAIL", "t@example.org"},
+      {"GIT_COMMITTER_NAME", "t"},
+      {"GIT_COMMITTER_EMAIL", "t@example.org"}};
+  ASSERT_TRUE(RunCommand({"git", "-C", work, "add", "README"}, git_env).ok());
+  ASSERT_TRUE(RunCommand({"git", "-C", work, "commit", "-q", "-m", "one"}, git_env).ok());
+  CommandResult push = RunCommand(
+      {"git", "-C", work, "push", "-q", "testhost:" + repo, "HEAD:main"}, git_env, seconds(60));
+  ASSERT_TRUE(push.ok()) << push.Describe();
+  std::string clone = scratch_.File("clone");
+  CommandResult pull = RunCommand({"git", "clone", "-q", "-b", "main", "testhost:" + repo, clone},
+                                  git_env, seconds(60));
+  ASSERT_TRUE(pull.ok()) << pull.Describe();
+  EXPECT_EQ(ReadFile(clone + "/README").value(), "hello\n");
+}
+
+TEST_F(ExecTest, SshDashOCheckForwardCancelAndExit) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  int pid = Host()["pid"];
+  CommandResult r = Ssh({"-O", "check", "testhost"});
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(r.err.find("pid=" + std::to_string(pid)), std::string::npos) << r.err;
+
+  HttpServer http("forwarded by ssh -O\n");
+  uint16_t local = FreeTcpPort();
+  std::string spec = std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port());
+  r = Ssh({"-O", "forward", "-L", spec, "testhost"});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  auto got = HttpGet(local);
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  EXPECT_EQ(got->body, "forwarded by ssh -O\n");
+  r = Ssh({"-O", "cancel", "-L", spec, "testhost"});
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_FALSE(PortAccepts(local));
+
+  // ssh -W through the daemon: stdio to a port on the server's side.
+  r = Ssh({"-W", "127.0.0.1:" + std::to_string(http.port()), "testhost"}, "GET / HTTP/1.0\r\n\r\n");
+  EXPECT_NE(r.out.find("forwarded by ssh -O"), std::string::npos) << r.Describe();
+
+  r = Ssh({"-O", "exit", "testhost"});
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, seconds(10)));
+}
+
+TEST_F(ExecTest, GarbageOnTheMuxSocketGetsAnErrorAndTheDaemonLivesOn) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  auto raw = [&](const std::string& bytes) {
+    auto fd = net::ConnectUnix(MuxPath());
+    if (!fd.ok()) return std::string("connect failed");
+    (void)net::SetNonBlocking(fd->get(), false);
+    (void)SendAll(fd->get(), bytes, seconds(5));
+    ::shutdown(fd->get(), SHUT_WR);
+    auto answer = ReceiveAll(fd->get(), seconds(10));
+    return answer.ok() ? *answer : "error: " + answer.error().message;
+  };
+  auto u32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  std::string hello = u32(8) + u32(1) + u32(4);
+  // Hello from the server arrives first, whatever we send.
+  EXPECT_EQ(raw("garbage, not a packet").substr(0, 12), u32(8) + u32(1) + u32(4));
+  EXPECT_FALSE(raw(u32(0xffffffff) + "x").empty());  // a huge length: dropped
+  // A well-formed unknown request gets MUX_S_FAILURE naming it.
+  std::string unknown = hello + u32(8) + u32(0x10000077) + u32(42);
+  std::string answer = raw(unknown);
+  EXPECT_NE(answer.find(u32(0x80000003) + u32(42)), std::string::npos);
+  EXPECT_NE(answer.find("unsupported request 0x10000077"), std::string::npos);
+  // A new-session request whose descriptors never come, and a truncated one.
+  raw(hello + u32(12) + u32(0x10000002) + u32(7) + u32(0));
+  raw(hello + u32(200) + u32(0x10000002));
+  CommandResult r = Tether({"exec", "testhost", "echo", "still here"});
+  EXPECT_EQ(r.out, "still here\n") << r.Describe();
+}
+
+TEST_F(ExecTest, APtySessionThroughTmuxFollowsTheWindowSize) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  Tmux tmux(scratch_.File("tmux.sock"));
+  ASSERT_TRUE(tmux.Start("env TETHER_STATE_DIR=" + state_.path() + " " + TetherBinary() + " -F " +
+                         sshd_.config_path() + " ssh testhost; echo LOCAL-EXIT=$?; sleep 60"));
+  ASSERT_TRUE(tmux.Type("tty; stty size"));
+  ASSERT_TRUE(tmux.WaitForText("/dev/pts/", seconds(15))) << tmux.Screen();
+  ASSERT_TRUE(tmux.WaitForText("50 200", seconds(5))) << tmux.Screen();
+  ASSERT_TRUE(tmux.Resize(120, 40));
+  ASSERT_TRUE(tmux.Type("stty size"));
+  ASSERT_TRUE(tmux.WaitForText("40 120", seconds(10))) << tmux.Screen();
+  ASSERT_TRUE(tmux.Type("exit 5"));
+  ASSERT_TRUE(tmux.WaitForText("LOCAL-EXIT=5", seconds(10))) << tmux.Screen();
+  // Raw mode was undone: the local shell echoes what is typed again.
+  ASSERT_TRUE(tmux.Type("echo cooked-again"));
+  EXPECT_TRUE(tmux.WaitForText("cooked-again", seconds(5))) << tmux.Screen();
+}
+
+TEST_F(ExecTest, RunSetsTheProxyVariablesWithoutShowingTheTokenInTheCommandLine) {
+  HttpServer internet("fetched through the laptop\n");
+  uint16_t port = FreeTcpPort();
+  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(port)}).ok());
+  CommandResult r = Tether({"run", "testhost", "--",
+                            "curl -sS --max-time 10 --noproxy '' -x \"$http_proxy\" "
+                            "http://127.0.0.1:" +
+                                std::to_string(internet.port()) +
+                                "/; "
+                                "ps -eo args | grep -c [_]_tether_proxy_env=; "
+                                "ps -eo args | grep -c '[t]ether-[0-9a-f]\\{8\\}:'"});
+  EXPECT_EQ(r.out, "fetched through the laptop\n0\n0\n") << r.Describe();
+  // stdin still reaches the command after the variables.
+  r = RunTether(state_.path(), {"-F", sshd_.config_path(), "run", "testhost", "--", "cat"},
+                seconds(30), {}, "piped in\n");
+  EXPECT_EQ(r.out, "piped in\n") << r.Describe();
+  r = Tether({"run", "testhost", "--", "exit 4"});
+  EXPECT_EQ(r.exit_code, 4);
+}
+
+}  // namespace
+}  // namespace tether::testing
