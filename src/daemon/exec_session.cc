@@ -40,11 +40,10 @@ int SignalNumber(const char* name) {
 
 }  // namespace
 
-ExecSession::ExecSession(ssh_session session, net::EventLoop& loop, UniqueFd in, UniqueFd out,
-                         UniqueFd err, ExecRequest request, Started started, Finished finished,
+ExecSession::ExecSession(net::EventLoop& loop, UniqueFd in, UniqueFd out, UniqueFd err,
+                         ExecRequest request, Started started, Finished finished,
                          std::string log_prefix)
-    : session_(session),
-      loop_(loop),
+    : loop_(loop),
       in_(std::move(in)),
       out_(std::move(out)),
       err_(std::move(err)),
@@ -57,16 +56,6 @@ ExecSession::ExecSession(ssh_session session, net::EventLoop& loop, UniqueFd in,
   in_flags_ = MakeNonBlocking(in_.get());
   out_flags_ = MakeNonBlocking(out_.get());
   if (err_) err_flags_ = MakeNonBlocking(err_.get());
-  channel_ = ssh_channel_new(session_);
-  if (channel_ == nullptr) {
-    state_ = State::kDone;
-    return;
-  }
-  ssh_callbacks_init(&callbacks_);
-  callbacks_.userdata = this;
-  callbacks_.channel_exit_status_function = &ExecSession::OnExitStatus;
-  callbacks_.channel_exit_signal_function = &ExecSession::OnExitSignal;
-  ssh_set_channel_callbacks(channel_, &callbacks_);
   // Watched only for wake-ups; Service does the work.
   loop_.Watch(in_.get(), net::kNone, [this](unsigned) { Service(); });
   if (out_.get() != in_.get()) loop_.Watch(out_.get(), net::kNone, [this](unsigned) { Service(); });
@@ -90,6 +79,27 @@ ExecSession::~ExecSession() {
   Restore(in_.get(), in_flags_);
 }
 
+void ExecSession::Rebind(ssh_session session) {
+  if (channel_ != nullptr) {
+    ssh_remove_channel_callbacks(channel_, &callbacks_);
+    ssh_channel_free(channel_);
+    channel_ = nullptr;
+  }
+  session_ = session;
+  refused_ = false;
+  channel_ = ssh_channel_new(session_);
+  if (channel_ == nullptr) {
+    Fail("cannot create a channel");
+    return;
+  }
+  ssh_callbacks_init(&callbacks_);
+  callbacks_.userdata = this;
+  callbacks_.channel_exit_status_function = &ExecSession::OnExitStatus;
+  callbacks_.channel_exit_signal_function = &ExecSession::OnExitSignal;
+  ssh_set_channel_callbacks(channel_, &callbacks_);
+  state_ = State::kOpening;
+}
+
 void ExecSession::OnExitStatus(ssh_session, ssh_channel, int status, void* self) {
   static_cast<ExecSession*>(self)->exit_status_ = status;
 }
@@ -111,7 +121,7 @@ bool ExecSession::TerminalSize(int* cols, int* rows) const {
 }
 
 void ExecSession::WindowChanged() {
-  if (state_ != State::kRunning || !request_.pty) return;
+  if (state_ != State::kRunning || !request_.pty || channel_ == nullptr) return;
   int cols, rows;
   if (!TerminalSize(&cols, &rows) || (cols == cols_ && rows == rows_)) return;
   cols_ = cols;
@@ -152,7 +162,7 @@ void ExecSession::Finish() {
 }
 
 void ExecSession::Service() {
-  if (state_ == State::kDone) return;
+  if (state_ == State::kDone || state_ == State::kParked) return;
   int rc;
   switch (state_) {
     case State::kOpening:
@@ -170,7 +180,15 @@ void ExecSession::Service() {
         rc = ssh_channel_open_session(channel_);
         if (rc == SSH_AGAIN) return;
         if (rc != SSH_OK) {
-          return Fail(std::string("the server refused a session: ") + ssh_get_error(session_));
+          // Past MaxSessions sshd refuses the channel ("open failed"): not a failure of
+          // this command but a sign to use another connection. libssh keeps one error
+          // string per session, which another channel may have overwritten by now, so the
+          // daemon decides by how many sessions are open on this connection (none: a real
+          // refusal, reported with this text).
+          refused_ = true;
+          refusal_ = ssh_get_error(session_);
+          state_ = State::kParked;
+          return;
         }
         state_ = request_.pty ? State::kPty : State::kEnv;
       }
@@ -225,6 +243,7 @@ void ExecSession::Service() {
       [[fallthrough]];
     case State::kRunning:
       break;
+    case State::kParked:
     case State::kDone:
       return;
   }

@@ -49,8 +49,9 @@ class ExecSession {
   // The command ended; called once, after every byte of its output was written.
   using Finished = std::function<void(uint32_t exit_value)>;
 
-  ExecSession(ssh_session session, net::EventLoop& loop, UniqueFd in, UniqueFd out, UniqueFd err,
-              ExecRequest request, Started started, Finished finished, std::string log_prefix);
+  // Created parked: Rebind gives it the connection to run on.
+  ExecSession(net::EventLoop& loop, UniqueFd in, UniqueFd out, UniqueFd err, ExecRequest request,
+              Started started, Finished finished, std::string log_prefix);
   // Closes the channel (if still open) and gives the descriptors back in blocking mode.
   ~ExecSession();
   ExecSession(const ExecSession&) = delete;
@@ -63,9 +64,18 @@ class ExecSession {
   // The link is gone: ends with 255 and a word on stderr.
   void Abort(const std::string& why);
   bool done() const { return state_ == State::kDone; }
+  // Waiting for a connection: new, or refused by sshd's MaxSessions on the last one.
+  bool parked() const { return state_ == State::kParked; }
+  // Whether the last connection refused it for MaxSessions (not a real failure).
+  bool refused_for_max_sessions() const { return refused_; }
+  const std::string& refusal() const { return refusal_; }
+  // Opens its channel on `session` (from parked).
+  void Rebind(ssh_session session);
+  // The connection it runs on (null while parked).
+  ssh_session session() const { return session_; }
 
  private:
-  enum class State { kOpening, kPty, kEnv, kExec, kRunning, kDone };
+  enum class State { kParked, kOpening, kPty, kEnv, kExec, kRunning, kDone };
   static void OnExitStatus(ssh_session, ssh_channel, int status, void* self);
   static void OnExitSignal(ssh_session, ssh_channel, const char* signal, int core,
                            const char* errmsg, const char* lang, void* self);
@@ -76,7 +86,7 @@ class ExecSession {
   void UpdateInterest();
   bool TerminalSize(int* cols, int* rows) const;
 
-  ssh_session session_;
+  ssh_session session_ = nullptr;
   net::EventLoop& loop_;
   ssh_channel channel_ = nullptr;
   ssh_channel_callbacks_struct callbacks_{};
@@ -86,7 +96,9 @@ class ExecSession {
   Started started_;
   Finished finished_;
   std::string log_prefix_;
-  State state_ = State::kOpening;
+  State state_ = State::kParked;
+  bool refused_ = false;
+  std::string refusal_;
   size_t env_index_ = 0;
   bool tty_failed_ = false;
   int cols_ = 0, rows_ = 0;

@@ -73,7 +73,12 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
 
 HostDaemon::~HostDaemon() {
   connector_.reset();  // joins an attempt in flight, bounded by its timeouts
+  extra_connector_.reset();
   sessions_.clear();
+  for (auto& link : extra_links_) {
+    if (ssh_event_ != nullptr) ssh_event_remove_session(ssh_event_, link.session->raw());
+  }
+  extra_links_.clear();
   mux_.reset();
   pumps_->Clear();
   forwards_.clear();
@@ -248,6 +253,8 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   AttachSession(std::move(session));
   connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
+  extra_connector_ = std::make_unique<Connector>(
+      loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnExtraLink(std::move(r)); });
   loop_.AddIterationHook([this] { AfterIteration(); });
   // SIGWINCH comes from mux clients (ssh relays its own to the master's pid): every
   // session with a pty checks its terminal's size.
@@ -278,6 +285,7 @@ void HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
   last_in_bytes_ = 0;
   ssh_set_counters(session_->raw(), &counter_, nullptr);
   requests_.Attach(session_->raw());
+  session_limit_.erase(session_->raw());  // a new session may reuse an old one's address
   ssh_set_message_callback(session_->raw(), &HostDaemon::OnMessage, this);
   auto interval = host_.server_alive_interval_s > 0
                       ? std::chrono::milliseconds(host_.server_alive_interval_s * 1000)
@@ -305,6 +313,7 @@ void HostDaemon::LinkLost(const std::string& why) {
     session->Abort("the connection to " + host_.alias + " was lost (" + why + ")");
   }
   sessions_.clear();
+  DropExtraLinks("the main connection was lost");
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
   for (auto& a : accepted_) ssh_channel_free(a.channel);
   accepted_.clear();
@@ -368,6 +377,7 @@ void HostDaemon::OnLinkTick() {
     fwd->OnTick(now);
     fwd->SampleRate(now);
   }
+  CheckExtraLinks(now);
   if (session_) requests_.Poll();
   if (session_ && keepalive_) {
     if (counter_.in_bytes != last_in_bytes_) {
@@ -394,6 +404,21 @@ void HostDaemon::OnSessionEvents(unsigned /*events*/) {
     int rc = ssh_event_dopoll(ssh_event_, 0);
     if (rc != SSH_OK) break;
   }
+  for (size_t i = 0; i < extra_links_.size();) {
+    if (extra_links_[i].session->IsConnected()) {
+      ++i;
+      continue;
+    }
+    ssh_session dead = extra_links_[i].session->raw();
+    for (auto& [id, s] : sessions_) {
+      if (s->session() == dead) s->Abort("an extra connection to " + host_.alias + " was lost");
+    }
+    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
+    loop_.Unwatch(extra_links_[i].session->fd());
+    ssh_event_remove_session(ssh_event_, dead);
+    session_limit_.erase(dead);
+    extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
+  }
   if (session_ && !session_->IsConnected()) {
     std::string why = session_->LastError();
     LinkLost(why.empty() ? "the server closed the connection" : why);
@@ -419,12 +444,134 @@ void HostDaemon::ServiceSessions() {
   // A session's callbacks may end others (EndSession): iterate over ids.
   std::vector<uint32_t> ids;
   for (const auto& [id, session] : sessions_) ids.push_back(id);
+  bool parked = false;
+  bool ended = false;
   for (uint32_t id : ids) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) continue;
-    it->second->Service();
-    it = sessions_.find(id);
-    if (it != sessions_.end() && it->second->done()) sessions_.erase(it);
+    ExecSession& s = *it->second;
+    ssh_session link = s.session();
+    s.Service();
+    if (s.parked() && s.refused_for_max_sessions()) {
+      // sshd's MaxSessions: this connection holds as many as are open on it now.
+      size_t open = 0;
+      for (const auto& [other_id, other] : sessions_) {
+        if (other_id != id && other->session() == link && !other->done()) ++open;
+      }
+      if (open == 0) {
+        // Refused with nothing else open: not MaxSessions, a policy.
+        s.Abort("the server refused a session: " + s.refusal());
+      } else {
+        session_limit_[link] = open;
+        spdlog::info("[{}] the server allows {} sessions per connection; using another",
+                     host_.alias, open);
+      }
+    }
+    parked |= s.parked();
+    if (s.done()) {
+      sessions_.erase(id);
+      ended = true;
+    }
+  }
+  if (parked || ended) PlaceParked();
+}
+
+ssh_session HostDaemon::PickLink() {
+  std::vector<ssh_session> links;
+  if (session_) links.push_back(session_->raw());
+  for (const auto& l : extra_links_) links.push_back(l.session->raw());
+  for (ssh_session link : links) {
+    auto limit = session_limit_.find(link);
+    if (limit == session_limit_.end()) return link;
+    size_t open = 0;
+    for (const auto& [id, s] : sessions_) {
+      if (s->session() == link && !s->done() && !s->parked()) ++open;
+    }
+    if (open < limit->second) return link;
+  }
+  return nullptr;
+}
+
+void HostDaemon::PlaceParked() {
+  bool waiting = false;
+  for (auto& [id, s] : sessions_) {
+    if (!s->parked()) continue;
+    ssh_session link = PickLink();
+    if (link == nullptr) {
+      waiting = true;
+      break;
+    }
+    s->Rebind(link);
+    s->Service();
+  }
+  if (!waiting || !session_) return;
+  if (extra_links_.size() >= kMaxExtraLinks) return;  // they wait for a session to end
+  if (extra_connector_->running()) return;
+  spdlog::info("[{}] opening another connection for sessions ({} so far)", host_.alias,
+               extra_links_.size() + 1);
+  config::HostConfig host = host_;
+  if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
+  ssh::ConnectOptions options;
+  options.probe = false;
+  extra_connector_->Start(host, options);
+}
+
+void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
+  if (!result.ok() || !session_) {
+    std::string why = result.ok() ? "the main connection is down" : result.error().ToString();
+    spdlog::warn("[{}] another connection for sessions failed: {}", host_.alias, why);
+    // Sessions that cannot get a connection fail (unless one ends and frees a slot).
+    bool any_extra = !extra_links_.empty();
+    for (auto& [id, s] : sessions_) {
+      if (s->parked() && !any_extra) {
+        s->Abort("sshd's MaxSessions is reached and another connection failed: " + why);
+      }
+    }
+    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
+    return;
+  }
+  ExtraLink link;
+  link.session = std::move(*result);
+  link.session->SetNonBlocking();
+  link.idle_since = std::chrono::steady_clock::now();
+  ssh_event_add_session(ssh_event_, link.session->raw());
+  auto dead_after = keepalive_ ? keepalive_->dead_after() : std::chrono::milliseconds(6000);
+  net::SetSendTimeout(link.session->fd(), dead_after);
+  net::SetUserTimeout(link.session->fd(), dead_after);
+  loop_.Watch(link.session->fd(), net::kReadable,
+              [this](unsigned events) { OnSessionEvents(events); });
+  extra_links_.push_back(std::move(link));
+  PlaceParked();
+}
+
+void HostDaemon::DropExtraLinks(const std::string& why) {
+  for (auto& link : extra_links_) {
+    ssh_session raw = link.session->raw();
+    for (auto& [id, s] : sessions_) {
+      if (s->session() == raw) s->Abort(why);
+    }
+    loop_.Unwatch(link.session->fd());
+    ssh_event_remove_session(ssh_event_, raw);
+    session_limit_.erase(raw);
+  }
+  std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
+  extra_links_.clear();
+}
+
+void HostDaemon::CheckExtraLinks(std::chrono::steady_clock::time_point now) {
+  for (size_t i = 0; i < extra_links_.size();) {
+    ssh_session raw = extra_links_[i].session->raw();
+    bool used = false;
+    for (const auto& [id, s] : sessions_) used |= s->session() == raw;
+    if (used) extra_links_[i].idle_since = now;
+    if (!used && now - extra_links_[i].idle_since >= kExtraLinkIdle) {
+      loop_.Unwatch(extra_links_[i].session->fd());
+      ssh_event_remove_session(ssh_event_, raw);
+      session_limit_.erase(raw);
+      extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
+      continue;
+    }
+    ++i;
   }
 }
 
@@ -441,10 +588,12 @@ uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, U
     return id;
   }
   spdlog::info("[{}] {}", prefix, what);
-  sessions_.emplace(id, std::make_unique<ExecSession>(session_->raw(), loop_, std::move(in),
-                                                      std::move(out), std::move(err),
-                                                      std::move(request), std::move(events.started),
-                                                      std::move(events.finished), prefix));
+  auto s = std::make_unique<ExecSession>(loop_, std::move(in), std::move(out), std::move(err),
+                                         std::move(request), std::move(events.started),
+                                         std::move(events.finished), prefix);
+  // Placed (or parked) on the next wake-up: the caller is still setting up.
+  sessions_.emplace(id, std::move(s));
+  loop_.AddTimer(std::chrono::milliseconds(0), [this] { PlaceParked(); });
   return id;
 }
 

@@ -39,6 +39,11 @@ inline constexpr size_t kWindowBudgetBytes = 256u << 20;
 inline constexpr std::chrono::seconds kPendingConnectionWait{30};
 // How often the daemon checks the link (keepalive, waiting connections, sleep).
 inline constexpr std::chrono::milliseconds kLinkTick{250};
+// Further connections a daemon opens for sessions past sshd's MaxSessions (10 by default):
+// with these, 90 more commands at once. Few, so as not to trip MaxStartups.
+inline constexpr size_t kMaxExtraLinks = 8;
+// An extra connection with no session for this long is closed.
+inline constexpr std::chrono::seconds kExtraLinkIdle{60};
 // A reconnect attempt without ConnectTimeout gives up after this long.
 inline constexpr std::chrono::seconds kReconnectTimeout{10};
 
@@ -110,6 +115,13 @@ class HostDaemon : public control::MuxHost {
   uint32_t StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
                      SessionEvents events, const std::string& what);
   void ServiceSessions();
+  // Sessions past MaxSessions: a connection with room for one more (main first), or null.
+  ssh_session PickLink();
+  // Gives parked sessions a connection, asking for a new one when none has room.
+  void PlaceParked();
+  void OnExtraLink(Result<std::unique_ptr<ssh::Session>> result);
+  void DropExtraLinks(const std::string& why);
+  void CheckExtraLinks(std::chrono::steady_clock::time_point now);
   // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
   // a remote forward (and refuses the rest); runs inside libssh, so it only queues.
   static int OnMessage(ssh_session session, ssh_message message, void* self);
@@ -133,6 +145,15 @@ class HostDaemon : public control::MuxHost {
   std::unique_ptr<control::MuxServer> mux_;
   std::map<uint32_t, std::unique_ptr<ExecSession>> sessions_;
   uint32_t next_session_ = 1;
+  // Further connections for sessions (see kMaxExtraLinks), and what we learned of each
+  // connection's MaxSessions (the number open when sshd refused one more).
+  struct ExtraLink {
+    std::unique_ptr<ssh::Session> session;
+    std::chrono::steady_clock::time_point idle_since;
+  };
+  std::vector<ExtraLink> extra_links_;
+  std::unique_ptr<Connector> extra_connector_;
+  std::map<ssh_session, size_t> session_limit_;
   ssh::GlobalRequests requests_;
   // The server proxy's user and token: random per daemon, never logged.
   proxy::Credentials proxy_credentials_;

@@ -237,5 +237,44 @@ TEST_F(ExecTest, RunSetsTheProxyVariablesWithoutShowingTheTokenInTheCommandLine)
   EXPECT_EQ(r.exit_code, 4);
 }
 
+// sshd refuses an eleventh session channel per connection (MaxSessions 10): the daemon
+// opens further connections and spreads the sessions over them.
+class MaxSessionsTest : public ExecTest {
+ protected:
+  void SetUp() override {
+    sshd_options_.extra_config = {"MaxSessions 10", "MaxStartups 100:30:200"};
+    ExecTest::SetUp();
+  }
+};
+
+TEST_F(MaxSessionsTest, HundredCommandsAtOnceAllSucceed) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  constexpr int kCommands = 100;
+  std::vector<Child> children;
+  for (int i = 0; i < kCommands; ++i) {
+    auto child = SpawnProcess({TetherBinary(), "-F", sshd_.config_path(), "exec", "testhost",
+                               "sleep 2; echo done-" + std::to_string(i)},
+                              {{"TETHER_STATE_DIR", state_.path()}},
+                              scratch_.File("exec-" + std::to_string(i) + ".out"));
+    ASSERT_TRUE(child.ok()) << child.error().ToString();
+    children.push_back(std::move(*child));
+  }
+  int ok = 0;
+  for (int i = 0; i < kCommands; ++i) {
+    ASSERT_TRUE(WaitFor([&] { return !children[i].Running(); }, seconds(90))) << i;
+    std::string out = ReadFile(scratch_.File("exec-" + std::to_string(i) + ".out")).value();
+    if (children[i].exit_code() == 0 &&
+        out.find("done-" + std::to_string(i) + "\n") != std::string::npos) {
+      ++ok;
+    } else {
+      ADD_FAILURE() << "command " << i << " exit " << children[i].exit_code().value_or(-1) << ": "
+                    << out;
+    }
+  }
+  EXPECT_EQ(ok, kCommands);
+  std::string log = ReadFile(state_.File("testhost.log")).value();
+  EXPECT_NE(log.find("allows 10 sessions per connection"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tether::testing
