@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: a throwaway sshd on a free loopback port, a small HTTP server behind it,
-# and tether doing its main job: up with a forward, a fetch through it, status, down.
+# and tether doing its main job: up with a forward, a fetch through it, a command over
+# the same connection (tether exec, and stock ssh through the ControlPath socket), a
+# remote forward added at runtime, the server's proxy through the laptop, status, down.
 # Everything it makes is removed at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,23 @@ echo "\$ tether -F $cfg up demo -L $local_port:127.0.0.1:$http_port"
 echo
 echo "\$ curl http://127.0.0.1:$local_port/v1/models"
 curl -sS --max-time 10 "http://127.0.0.1:$local_port/v1/models"
+echo
+echo "\$ tether exec demo -- 'uname -s; echo \$((6*7))'      # over the same connection"
+"$tether" exec demo -- 'uname -s; echo $((6*7))'
+echo
+echo "\$ ssh -o ControlPath=\$(state)/demo.mux demo hostname    # stock ssh rides it too"
+ssh -F "$cfg" -o ControlMaster=no -o ControlPath="$TETHER_STATE_DIR/demo.mux" demo 'echo "stock ssh through tether: $(whoami)@$(hostname)"'
+echo
+rport=$(free_port)
+echo "\$ tether forward demo -R $rport:127.0.0.1:$http_port       # the laptop's port on the server"
+"$tether" forward demo -R "$rport:127.0.0.1:$http_port"
+echo
+proxy_port=$(free_port)
+echo "\$ tether up demo --proxy=$proxy_port                  # internet for the server, through the laptop"
+"$tether" -F "$cfg" up demo --proxy="$proxy_port"
+echo
+echo "\$ tether run demo -- curl -sS -x \"\$http_proxy\" --noproxy '' http://127.0.0.1:$http_port/v1/models"
+"$tether" run demo -- curl -sS --max-time 10 -x '"$http_proxy"' --noproxy "''" "http://127.0.0.1:$http_port/v1/models"
 echo
 echo "\$ tether status"
 "$tether" status

@@ -106,12 +106,23 @@ int Main(int argc, char** argv) {
   env_cmd->add_option("host", env.host, "the host")->required();
   env_cmd->add_option("--shell", env.shell, "sh (also bash, zsh) or fish")
       ->check(CLI::IsMember({"sh", "bash", "zsh", "fish"}));
+  env_cmd->add_flag("--local", env.local,
+                    "for programs on this machine, through the host's -D port");
 
   // Parsed by RunPassThroughVerb; listed here for --help.
   app.add_subcommand("exec", "run CMD on HOST over its connection: exec HOST [-t] [--] CMD...");
   app.add_subcommand("ssh", "ssh's grammar over the connection (rsync -e, GIT_SSH_COMMAND)");
   app.add_subcommand("run", "run CMD on HOST with the server proxy's variables set");
   app.add_subcommand("ssh-config", "print a Host block that makes stock ssh use the connection");
+
+  DoctorOptions doctor;
+  CLI::App* doctor_cmd =
+      app.add_subcommand("doctor", "walk the troubleshooting checklist for HOST");
+  doctor_cmd->add_option("host", doctor.host, "the host")->required();
+  doctor_cmd->add_flag("--json", doctor.json, "machine-readable output");
+  doctor_cmd->add_option("--probe", doctor.probe,
+                         "URL to fetch from the server through --proxy (default a public "
+                         "HTTPS site)");
 
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
@@ -144,6 +155,7 @@ int Main(int argc, char** argv) {
       {up_cmd, [&] { return RunUp(global, up); }},
       {forward_cmd, [&] { return RunForward(global, forward); }},
       {env_cmd, [&] { return RunEnv(global, env); }},
+      {doctor_cmd, [&] { return RunDoctor(global, doctor); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},

@@ -42,6 +42,13 @@ struct ForwardOptions {
 struct EnvOptions {
   std::string host;
   std::string shell = "sh";  // sh (bash, zsh) or fish
+  bool local = false;        // for local programs, through the host's -D port
+};
+
+struct DoctorOptions {
+  std::string host;
+  bool json = false;
+  std::string probe;  // URL fetched from the server through --proxy
 };
 
 struct DownOptions {
@@ -67,6 +74,7 @@ struct LogsOptions {
 int RunUp(const GlobalOptions& global, const UpOptions& options);
 int RunForward(const GlobalOptions& global, const ForwardOptions& options);
 int RunEnv(const GlobalOptions& global, const EnvOptions& options);
+int RunDoctor(const GlobalOptions& global, const DoctorOptions& options);
 int RunDown(const GlobalOptions& global, const DownOptions& options);
 int RunStatus(const GlobalOptions& global, const StatusOptions& options);
 int RunLs(const GlobalOptions& global, const LsOptions& options);

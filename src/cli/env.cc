@@ -2,6 +2,7 @@
 // server proxy of `tether up HOST --proxy`: http_proxy, https_proxy, their upper-case
 // twins, ALL_PROXY (SOCKS5 with names resolved through the laptop) and no_proxy for the
 // server's own loopback. Nothing is written anywhere: paste them, or use `tether run`.
+// With --local, the same for the laptop's own programs, pointing at the host's -D port.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -27,7 +28,8 @@ int RunEnv(const GlobalOptions& /*global*/, const EnvOptions& options) {
                          "run `tether up " + options.host + " --proxy` first"));
     return 1;
   }
-  auto vars = FetchProxyVariables(*state, options.host);
+  auto vars = options.local ? FetchLocalProxyVariables(*state, options.host)
+                            : FetchProxyVariables(*state, options.host);
   if (!vars.ok()) {
     PrintError(vars.error());
     return 1;

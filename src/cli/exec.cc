@@ -258,13 +258,43 @@ int RunSshArgs(const GlobalOptions& global, const std::vector<std::string>& args
   return RunSession(global, plan);
 }
 
+// tether run --local HOST -- CMD: CMD runs here, with the variables of `env --local`.
+int RunLocal(const std::string& host, const std::vector<std::string>& command) {
+  auto state = daemon::StateDir::Open();
+  if (!state.ok()) {
+    PrintError(state.error());
+    return 255;
+  }
+  auto vars = FetchLocalProxyVariables(*state, host);
+  if (!vars.ok()) {
+    PrintError(vars.error());
+    return 255;
+  }
+  for (const auto& [name, value] : *vars) ::setenv(name.c_str(), value.c_str(), 1);
+  std::vector<std::string> words = command;
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  PrintError(ErrnoError("run", command[0], errno));
+  return 127;
+}
+
 int RunRunArgs(const GlobalOptions& global, const std::vector<std::string>& args) {
   SessionPlan plan;
   size_t i = 0;
+  bool local = false;
+  if (i < args.size() && args[i] == "--local") {
+    local = true;
+    ++i;
+  }
   if (i < args.size() && args[i][0] != '-') plan.host = args[i++];
   if (i < args.size() && args[i] == "--") ++i;
   plan.command.assign(args.begin() + static_cast<long>(i), args.end());
-  if (plan.host.empty() || plan.command.empty()) return Usage("tether run HOST [--] CMD...");
+  if (plan.host.empty() || plan.command.empty()) {
+    return Usage("tether run [--local] HOST [--] CMD...");
+  }
+  if (local) return RunLocal(plan.host, plan.command);
   auto state = daemon::StateDir::Open();
   if (!state.ok()) {
     PrintError(state.error());

@@ -1,6 +1,8 @@
 #include "cli/proxy_env.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "control/control_client.h"
 
@@ -42,6 +44,31 @@ Result<Variables> FetchProxyVariables(const daemon::StateDir& state, const std::
   }
   return ProxyVariables(static_cast<uint16_t>(reply->value("port", 0)), reply->value("user", ""),
                         reply->value("token", ""));
+}
+
+Result<Variables> FetchLocalProxyVariables(const daemon::StateDir& state, const std::string& host) {
+  auto reply =
+      control::Request(state.SocketPath(host), {{"cmd", "status"}}, std::chrono::seconds(5));
+  if (!reply.ok()) return reply.take_error();
+  for (const auto& f : reply->value("forwards", nlohmann::json::array())) {
+    if (f.value("kind", "") != "dynamic") continue;
+    std::string listen = f.value("listen", "");
+    size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) continue;
+    Variables vars =
+        ProxyVariables(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)), "", "");
+    // The -D port listens where it was asked to (127.0.0.1 unless told otherwise).
+    std::string where = listen;
+    for (auto& [name, value] : vars) {
+      if (name.find("proxy") == std::string::npos && name.find("PROXY") == std::string::npos)
+        continue;
+      if (name == "no_proxy" || name == "NO_PROXY") continue;
+      value = (name == "ALL_PROXY" || name == "all_proxy" ? "socks5h://" : "http://") + where;
+    }
+    return vars;
+  }
+  return MakeError("env", host + " has no -D forward",
+                   "add one: tether forward " + host + " -D 1080");
 }
 
 std::string FormatExports(const Variables& vars, const std::string& shell) {

@@ -19,6 +19,11 @@ Result<Variables> FetchProxyVariables(const daemon::StateDir& state, const std::
 // The variables for a server proxy on 127.0.0.1:port, with user and token unless open.
 Variables ProxyVariables(uint16_t port, const std::string& user, const std::string& token);
 
+// The variables for local programs pointing at the host's first -D port (which speaks
+// SOCKS5 and HTTP CONNECT): a compute node's tools reach the internet through the jump
+// server or the server behind it. Errors say how to add a -D forward.
+Result<Variables> FetchLocalProxyVariables(const daemon::StateDir& state, const std::string& host);
+
 // `export NAME='value'` lines (sh, bash, zsh) or `set -gx NAME 'value'` (fish), values
 // single-quoted.
 std::string FormatExports(const Variables& vars, const std::string& shell);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -305,6 +306,8 @@ struct Obtained {
   std::optional<bool> clear_all_forwardings;
   std::vector<ForwardSpec> forwards;
   std::vector<std::string> notes;
+  // Keyword -> where its first active line is (doctor shows where each value came from).
+  std::map<std::string, std::string> sources;
 };
 
 template <typename T>
@@ -450,6 +453,7 @@ class Reader {
       return Status::Ok();
     }
 
+    if (*active && !scope.never_match) got_.sources.emplace(rule->name, origin.ToString());
     Line line{origin, scope, rule->name, std::string(text.substr(pos)), {}, active};
     auto words = SplitConfigWords(line.raw_args);
     if (!words) return Fail(line, "unterminated quote");
@@ -1032,6 +1036,7 @@ HostConfig Finish(const Environment& env, Obtained& got) {
                           : ExpandTokens(agent, tokens);
   hc.proxy_jump = got.proxy_jump;
   hc.proxy_command = got.proxy_command;
+  hc.sources = got.sources;
   hc.server_alive_interval_s = got.server_alive_interval_s.value_or(0);
   hc.server_alive_count_max = got.server_alive_count_max.value_or(3);
   if (!got.clear_all_forwardings.value_or(false)) hc.forwards = std::move(got.forwards);
@@ -1128,8 +1133,14 @@ Result<HostConfig> ReadHostConfig(std::string_view destination, const ReadOption
   Obtained got;
   // What the destination says was obtained first, so it wins over every file, as ssh's
   // command line does (and Match user sees it).
-  if (!dest->user.empty()) got.user = dest->user;
-  if (dest->port != 0) got.port = dest->port;
+  if (!dest->user.empty()) {
+    got.user = dest->user;
+    got.sources["User"] = "the destination";
+  }
+  if (dest->port != 0) {
+    got.port = dest->port;
+    got.sources["Port"] = "the destination";
+  }
 
   Reader reader(*env, got);
   for (const std::string& option : options.options) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,9 @@ struct HostConfig {
   std::vector<ForwardSpec> forwards;        // LocalForward, RemoteForward, DynamicForward
   // Keywords we read but do not act on, and unknown ones, one line each, for -v output.
   std::vector<std::string> notes;
+  // Keyword -> where the value came from ("~/.ssh/config:12", "-o \"Port=2222\"", "the
+  // destination"); absent: the default. For `tether doctor`.
+  std::map<std::string, std::string> sources;
   // The jump hosts to go through, in connection order (the first is reached directly),
   // each resolved like a destination of its own. Filled by ResolveJumpChain.
   std::vector<HostConfig> jump_chain;

@@ -306,6 +306,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   if (!session_) return;
   spdlog::warn("[{}] link lost: {}; local listeners stay open", host_.alias, why);
   last_error_ = why;
+  probe_path_ = true;
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
@@ -335,7 +336,9 @@ void HostDaemon::ScheduleReconnect() {
     reconnect_timer_ = 0;
     config::HostConfig host = host_;
     if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
-    connector_->Start(host, ssh::ConnectOptions{});
+    ssh::ConnectOptions options;
+    options.tcp_connect_timeout = kReconnectTcpTimeout;
+    connector_->Start(host, options);
   });
 }
 
@@ -347,12 +350,14 @@ void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
     if (result.error().step == "auth" || result.error().step == "host key") {
       link_state_ = "needs-auth";
     }
+    probe_path_ = result.error().step == "connect" || result.error().step == "resolve";
     spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
     ScheduleReconnect();
     return;
   }
   ++reconnects_;
   backoff_.Reset();
+  probe_path_ = true;
   AttachSession(std::move(*result));
   spdlog::info("[{}] link is back (reconnect #{})", host_.alias, reconnects_);
 }
@@ -360,8 +365,16 @@ void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
 void HostDaemon::OnLinkTick() {
   auto now = std::chrono::steady_clock::now();
   auto boot = BootTime();
-  // Slept: the boot clock ran on while the monotonic one stood still.
+  // Slept: the boot clock ran on while the monotonic one stood still. Stopped (SIGSTOP,
+  // a starved machine): the tick itself came seconds late. Either way the silence we saw
+  // meanwhile says nothing about the link, and the keepalive judges it afresh.
   bool woke = (boot - last_tick_boot_) - (now - last_tick_mono_) > std::chrono::seconds(2);
+  bool stalled = now - last_tick_mono_ > std::chrono::seconds(2);
+  if ((woke || stalled) && session_ && keepalive_) {
+    // Bytes that came in meanwhile count first.
+    if (counter_.in_bytes != last_in_bytes_) last_in_bytes_ = counter_.in_bytes;
+    keepalive_->Resume(now);
+  }
   last_tick_mono_ = now;
   last_tick_boot_ = boot;
   if (woke) {
@@ -372,7 +385,9 @@ void HostDaemon::OnLinkTick() {
       backoff_.Reset();
       ScheduleReconnect();
     }
+    if (session_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
   }
+  if (!session_) ProbeReachability(now);
   for (auto& fwd : forwards_) {
     fwd->OnTick(now);
     fwd->SampleRate(now);
@@ -399,10 +414,41 @@ void HostDaemon::OnLinkTick() {
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
 }
 
+void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
+  if (!probe_path_ || probe_in_flight_ || connector_->running()) return;
+  if (now - last_probe_ < kReachabilityProbe) return;
+  last_probe_ = now;
+  // Through jump hosts, the first hop is what we can reach directly.
+  const config::HostConfig& first = host_.jump_chain.empty() ? host_ : host_.jump_chain.front();
+  probe_in_flight_ = true;
+  connects_->Connect(first.hostname, first.port, "", kReachabilityProbe,
+                     [this](Result<UniqueFd> socket) {
+                       probe_in_flight_ = false;
+                       if (!socket.ok() || session_ || connector_->running()) return;
+                       if (reconnect_timer_ == 0) return;
+                       spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
+                       loop_.CancelTimer(reconnect_timer_);
+                       reconnect_timer_ = 0;
+                       config::HostConfig host = host_;
+                       if (host.connect_timeout.count() == 0) {
+                         host.connect_timeout = kReconnectTimeout;
+                       }
+                       ssh::ConnectOptions options;
+                       options.tcp_connect_timeout = kReconnectTcpTimeout;
+                       connector_->Start(host, options);
+                     });
+}
+
 void HostDaemon::OnSessionEvents(unsigned /*events*/) {
   for (int i = 0; i < kMaxSessionPollsPerWake; ++i) {
     int rc = ssh_event_dopoll(ssh_event_, 0);
     if (rc != SSH_OK) break;
+  }
+  // Any byte is life, and timed here rather than on the next tick: the round-trip time of
+  // a keepalive is then measured to the wake-up, not to 250 ms steps.
+  if (session_ && keepalive_ && counter_.in_bytes != last_in_bytes_) {
+    last_in_bytes_ = counter_.in_bytes;
+    keepalive_->OnReceived(std::chrono::steady_clock::now());
   }
   for (size_t i = 0; i < extra_links_.size();) {
     if (extra_links_[i].session->IsConnected()) {

@@ -44,6 +44,13 @@ inline constexpr std::chrono::milliseconds kLinkTick{250};
 inline constexpr size_t kMaxExtraLinks = 8;
 // An extra connection with no session for this long is closed.
 inline constexpr std::chrono::seconds kExtraLinkIdle{60};
+// While the link is down, the path to the server is probed with a bare TCP connect this
+// often (and each probe gives up after as long): when one gets through, the reconnect
+// starts at once instead of at the next backoff step, so a forward serves again within
+// about a second of the network's return, whatever the outage's length.
+inline constexpr std::chrono::milliseconds kReachabilityProbe{1000};
+// A reconnect's TCP connect gives up after this (see ssh::ConnectOptions).
+inline constexpr std::chrono::milliseconds kReconnectTcpTimeout{2000};
 // A reconnect attempt without ConnectTimeout gives up after this long.
 inline constexpr std::chrono::seconds kReconnectTimeout{10};
 
@@ -98,6 +105,8 @@ class HostDaemon : public control::MuxHost {
   void ScheduleReconnect();
   void OnReconnected(Result<std::unique_ptr<ssh::Session>> result);
   void OnLinkTick();
+  // While the link is down: a TCP probe of the first hop (see kReachabilityProbe).
+  void ProbeReachability(std::chrono::steady_clock::time_point now);
   void OnSessionEvents(unsigned events);
   void AfterIteration();
   void Shutdown(const std::string& why);
@@ -179,6 +188,11 @@ class HostDaemon : public control::MuxHost {
   Backoff backoff_;
   std::unique_ptr<Connector> connector_;
   net::EventLoop::TimerId reconnect_timer_ = 0;
+  // Probing applies after network failures, not after auth or host-key ones (a working
+  // server would be hammered for nothing).
+  bool probe_path_ = true;
+  bool probe_in_flight_ = false;
+  std::chrono::steady_clock::time_point last_probe_{};
   std::chrono::steady_clock::time_point last_tick_mono_;
   std::chrono::nanoseconds last_tick_boot_{0};
 };

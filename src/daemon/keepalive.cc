@@ -30,6 +30,13 @@ Keepalive::Action Keepalive::Tick(Clock::time_point now) {
   return Action::kNone;
 }
 
+void Keepalive::Resume(Clock::time_point now) {
+  // As if the link had been quiet for all intervals but the last: the next Tick probes,
+  // and one interval without an answer is death. (With one allowed miss, the full one.)
+  last_received_ = count_max_ > 1 ? now - interval_ * (count_max_ - 1) : now;
+  probe_sent_.reset();
+}
+
 Keepalive::Clock::time_point Keepalive::NextTick() const {
   auto next = last_received_ + interval_;
   if (probe_sent_) next = std::max(next, *probe_sent_ + interval_);

@@ -27,6 +27,10 @@ class Keepalive {
   void OnReceived(Clock::time_point now);
   // What to do now; kSendProbe means the caller sends one keepalive request.
   Action Tick(Clock::time_point now);
+  // We were not running for a while (stopped, starved, asleep): the silence we measured
+  // says nothing about the link. Judge it afresh: a probe goes out at the next Tick, and
+  // the link is dead if nothing arrives within one interval.
+  void Resume(Clock::time_point now);
   // When Tick should run next.
   Clock::time_point NextTick() const;
 

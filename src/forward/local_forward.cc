@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "common/log.h"
 #include "net/socket.h"
 
@@ -90,6 +92,10 @@ void LocalForward::Stop() {
     for (auto& l : listeners_) loop_->Unwatch(l.get());
   }
   listeners_.clear();
+  if (loop_ != nullptr) {
+    for (auto& w : waiting_) loop_->Unwatch(w.fd.get());
+  }
+  waiting_.clear();
   if (proxied_) proxied_->Clear();
   if (!unix_path_.empty()) {
     ::unlink(unix_path_.c_str());
@@ -109,8 +115,11 @@ void LocalForward::OnAcceptable(int listen_fd) {
     if (!spec_.listen.is_unix()) net::SetNoDelay(conn->get());
     if (session_ == nullptr) {
       // The link is down: hold the connection (the client sees it accepted and waits)
-      // until it is back or the wait runs out.
+      // until it is back or the wait runs out. Watched meanwhile, so that a client that
+      // gives up is let go rather than opened on the server once the link is back.
+      int fd = conn->get();
       waiting_.push_back(Waiting{std::move(*conn), std::chrono::steady_clock::now()});
+      loop_->Watch(fd, net::kReadable, [this, fd](unsigned) { OnWaitingEvent(fd); });
       continue;
     }
     Serve(std::move(*conn));
@@ -134,11 +143,26 @@ void LocalForward::Serve(UniqueFd conn) {
                 origin_host, origin_port, stats_, std::move(prefix));
 }
 
+void LocalForward::OnWaitingEvent(int fd) {
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) {
+    // The client already sent its request: it keeps waiting; stop watching until served.
+    loop_->SetInterest(fd, net::kNone);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  // EOF or an error: the client gave up.
+  loop_->Unwatch(fd);
+  std::erase_if(waiting_, [fd](const Waiting& w) { return w.fd.get() == fd; });
+}
+
 void LocalForward::SetSession(ssh_session session) {
   session_ = session;
   if (session_ == nullptr || pumps_ == nullptr) return;
   std::vector<Waiting> waiting;
   waiting.swap(waiting_);
+  for (auto& w : waiting) loop_->Unwatch(w.fd.get());
   if (!waiting.empty()) {
     spdlog::info("[{} fwd {}] link is back: serving {} waiting connection(s)", host_alias_,
                  listen_address_, waiting.size());
@@ -199,7 +223,11 @@ std::string LocalForward::state() const {
 size_t LocalForward::ExpireWaiting(std::chrono::steady_clock::time_point now,
                                    std::chrono::milliseconds max_wait) {
   size_t before = waiting_.size();
-  std::erase_if(waiting_, [&](const Waiting& w) { return now - w.since >= max_wait; });
+  std::erase_if(waiting_, [&](const Waiting& w) {
+    bool expired = now - w.since >= max_wait;
+    if (expired) loop_->Unwatch(w.fd.get());
+    return expired;
+  });
   size_t closed = before - waiting_.size();
   if (closed > 0) {
     stats_->failed += closed;

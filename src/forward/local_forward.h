@@ -52,6 +52,8 @@ class LocalForward : public Forward {
   LocalForward(config::ForwardSpec spec, std::string host_alias)
       : Forward(std::move(spec), std::move(host_alias)) {}
   void OnAcceptable(int listen_fd);
+  // A held connection (link down) has news: its client sent data or gave up.
+  void OnWaitingEvent(int fd);
   void Serve(UniqueFd conn);
   // -D: a client named its target; open the channel and answer it when that is known.
   void ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> handshake,

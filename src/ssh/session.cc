@@ -115,6 +115,10 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
     fd = relay->TakeSocket();
   } else {
     std::chrono::milliseconds timeout = host.connect_timeout;
+    if (options.tcp_connect_timeout.count() > 0 &&
+        (timeout.count() == 0 || options.tcp_connect_timeout < timeout)) {
+      timeout = options.tcp_connect_timeout;
+    }
     fd = net::ConnectTcp(host.hostname, host.port, timeout);
     if (!fd.ok()) return HostError(host, fd.take_error());
     net::SetNoDelay(fd->get());

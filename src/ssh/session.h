@@ -8,6 +8,7 @@
 
 #include <libssh/libssh.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,10 @@ namespace tether::ssh {
 struct ConnectOptions {
   int log_verbosity = 0;  // libssh's SSH_LOG_* level, from -v
   bool probe = true;      // run the `uname -sm` probe after login (not for jump hosts)
+  // When set, bounds the TCP connect alone (ConnectTimeout still bounds the handshake).
+  // Reconnects use a short one: a SYN lost in a dead network is retransmitted only after
+  // 1, 2, 4 s..., and the daemon would rather try again as soon as the path is back.
+  std::chrono::milliseconds tcp_connect_timeout{0};
 };
 
 class JumpRelay;

@@ -87,3 +87,31 @@ TEST(Backoff, DifferentSeedsSpreadTheDelays) {
 
 }  // namespace
 }  // namespace tether::daemon
+
+namespace tether::daemon {
+namespace {
+
+TEST(KeepaliveResume, AfterAStopItProbesAtOnceAndGivesOneIntervalForTheAnswer) {
+  using std::chrono::milliseconds;
+  auto t0 = Keepalive::Clock::time_point{} + std::chrono::hours(1);
+  Keepalive k(milliseconds(2000), 3, t0);
+  // Stopped for a minute: the silence would read as death.
+  auto later = t0 + std::chrono::seconds(60);
+  EXPECT_EQ(k.Tick(later), Keepalive::Action::kDead);
+  Keepalive resumed(milliseconds(2000), 3, t0);
+  resumed.Resume(later);
+  EXPECT_EQ(resumed.Tick(later), Keepalive::Action::kSendProbe);
+  EXPECT_EQ(resumed.Tick(later + milliseconds(1000)), Keepalive::Action::kNone);
+  EXPECT_EQ(resumed.Tick(later + milliseconds(2000)), Keepalive::Action::kDead);
+  // An answer in time keeps it alive, with the round trip measured.
+  Keepalive answered(milliseconds(2000), 3, t0);
+  answered.Resume(later);
+  EXPECT_EQ(answered.Tick(later), Keepalive::Action::kSendProbe);
+  answered.OnReceived(later + milliseconds(40));
+  EXPECT_EQ(answered.Tick(later + milliseconds(2000)), Keepalive::Action::kNone);
+  ASSERT_TRUE(answered.rtt().has_value());
+  EXPECT_EQ(answered.rtt()->count(), 40);
+}
+
+}  // namespace
+}  // namespace tether::daemon

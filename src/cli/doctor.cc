@@ -1,0 +1,468 @@
+// tether doctor HOST [--json] [--probe URL]: the troubleshooting checklist, walked in
+// order. Each check says pass, warn, fail or skip, what it saw, and what to do. It makes a
+// connection of its own (strict host key checking, never prompting, nothing written to
+// known_hosts) so that it also works when the daemon is down, and asks the daemon what it
+// runs. Exit status 1 when any check fails.
+#include <libssh/libssh.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "cli/errors.h"
+#include "cli/format.h"
+#include "cli/hosts.h"
+#include "cli/port_owner.h"
+#include "cli/proxy_env.h"
+#include "config/ssh_config.h"
+#include "config/tether_config.h"
+#include "control/control_client.h"
+#include "daemon/state_dir.h"
+#include "net/socket.h"
+#include "ssh/host_key.h"
+#include "ssh/prompter.h"
+#include "ssh/session.h"
+
+namespace tether::cli {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Every remote command doctor runs ends within this, whatever the server does.
+constexpr int kRemoteTimeoutMs = 20000;
+// A remote command's output beyond this is not read (a check needs a few lines).
+constexpr size_t kRemoteMaxOutput = 1u << 20;
+// Clock differences: under 2 s nothing notices; past a minute TLS, Kerberos, make and
+// token expiry start to.
+constexpr double kClockWarnS = 2.0;
+constexpr double kClockFailS = 60.0;
+constexpr const char* kDefaultProbeUrl = "https://pypi.org/simple/";
+
+struct Check {
+  std::string name;
+  std::string status;  // pass, warn, fail, skip
+  std::string evidence;
+  std::string fix;
+};
+
+class Report {
+ public:
+  void Add(std::string name, std::string status, std::string evidence, std::string fix = "") {
+    checks_.push_back({std::move(name), std::move(status), std::move(evidence), std::move(fix)});
+    if (!json_) Print(checks_.back());
+  }
+  explicit Report(bool json) : json_(json) {}
+  bool failed() const {
+    for (const auto& c : checks_) {
+      if (c.status == "fail") return true;
+    }
+    return false;
+  }
+  json ToJson(const std::string& host) const {
+    json checks = json::array();
+    for (const auto& c : checks_) {
+      checks.push_back(
+          {{"name", c.name}, {"status", c.status}, {"evidence", c.evidence}, {"fix", c.fix}});
+    }
+    return {{"host", host}, {"ok", !failed()}, {"checks", checks}};
+  }
+
+ private:
+  static void Print(const Check& c) {
+    std::string mark = c.status == "pass"   ? "PASS"
+                       : c.status == "warn" ? "WARN"
+                       : c.status == "skip" ? "SKIP"
+                                            : "FAIL";
+    std::printf("%s  %s\n", mark.c_str(), c.name.c_str());
+    if (!c.evidence.empty()) std::printf("      %s\n", c.evidence.c_str());
+    if (!c.fix.empty()) std::printf("      fix: %s\n", c.fix.c_str());
+    std::fflush(stdout);
+  }
+  bool json_;
+  std::vector<Check> checks_;
+};
+
+struct RemoteResult {
+  bool ran = false;
+  int exit = -1;
+  std::string out;
+  std::string error;
+};
+
+// Runs `command` on the (blocking) session, feeding `input` on stdin. Bounded in time and
+// output.
+RemoteResult RunRemote(ssh_session s, const std::string& command, const std::string& input = "") {
+  RemoteResult r;
+  ssh_channel ch = ssh_channel_new(s);
+  if (ch == nullptr) return r;
+  if (ssh_channel_open_session(ch) != SSH_OK ||
+      ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
+    r.error = ssh_get_error(s);
+    ssh_channel_free(ch);
+    return r;
+  }
+  r.ran = true;
+  if (!input.empty()) ssh_channel_write(ch, input.data(), static_cast<uint32_t>(input.size()));
+  ssh_channel_send_eof(ch);
+  auto deadline = Clock::now() + std::chrono::milliseconds(kRemoteTimeoutMs);
+  char buf[4096];
+  while (Clock::now() < deadline && r.out.size() < kRemoteMaxOutput) {
+    int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 500);
+    if (n > 0) {
+      r.out.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 || ssh_channel_is_eof(ch) != 0) break;
+  }
+  // Drain stderr (bounded) so the exit status can arrive.
+  while (ssh_channel_read_timeout(ch, buf, sizeof buf, 1, 100) > 0) {
+  }
+  r.exit = ssh_channel_get_exit_status(ch);
+  ssh_channel_close(ch);
+  ssh_channel_free(ch);
+  return r;
+}
+
+std::string Source(const config::HostConfig& h, const std::string& keyword) {
+  auto it = h.sources.find(keyword);
+  return it == h.sources.end() ? "default" : it->second;
+}
+
+std::string Describe(const config::HostConfig& h) {
+  std::string s = "HostName " + h.hostname + " (" + Source(h, "HostName") + "); User " + h.user +
+                  " (" + Source(h, "User") + "); Port " + std::to_string(h.port) + " (" +
+                  Source(h, "Port") + ")";
+  std::string keys;
+  for (const auto& k : h.identity_files) keys += (keys.empty() ? "" : ", ") + k;
+  s += "; IdentityFile " + (keys.empty() ? std::string("none") : keys) + " (" +
+       Source(h, "IdentityFile") + ")";
+  if (!h.jump_chain.empty()) {
+    std::string chain;
+    for (const auto& hop : h.jump_chain) {
+      chain += (chain.empty() ? "" : " -> ") + hop.alias + " (" + hop.user + "@" + hop.hostname +
+               ":" + std::to_string(hop.port) + ")";
+    }
+    s += "; ProxyJump " + chain + " (" + Source(h, "ProxyJump") + ")";
+  }
+  return s;
+}
+
+// Listening sockets of the server (its /proc/net/tcp*), as ports.
+std::vector<uint16_t> ServerListeningPorts(ssh_session s) {
+  std::vector<uint16_t> ports;
+  RemoteResult r = RunRemote(s, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null");
+  size_t pos = 0;
+  // Bounded by the output's size.
+  while (pos < r.out.size()) {
+    size_t eol = r.out.find('\n', pos);
+    if (eol == std::string::npos) eol = r.out.size();
+    std::string line = r.out.substr(pos, eol - pos);
+    pos = eol + 1;
+    char local[128] = {0}, remote[128] = {0}, st[8] = {0};
+    if (std::sscanf(line.c_str(), "%*s %127s %127s %7s", local, remote, st) != 3) continue;
+    if (std::string(st) != "0A") continue;
+    std::string l(local);
+    size_t colon = l.rfind(':');
+    if (colon == std::string::npos) continue;
+    ports.push_back(static_cast<uint16_t>(std::stoul(l.substr(colon + 1), nullptr, 16)));
+  }
+  return ports;
+}
+
+uint16_t PortOf(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return 0;
+  return static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1));
+}
+
+}  // namespace
+
+int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
+  Report report(options.json);
+  const std::string& alias = options.host;
+  if (!options.json) std::printf("tether doctor %s\n\n", alias.c_str());
+
+  // 1. The effective configuration, and where each value came from.
+  config::ReadOptions read;
+  read.config_file = global.config_file;
+  auto host = config::ReadHostConfig(alias, read);
+  Status chain = host.ok() ? config::ResolveJumpChain(*host, read) : Status::Ok();
+  if (!host.ok() || !chain.ok()) {
+    const Error& e = host.ok() ? chain.error() : host.error();
+    report.Add("configuration", "fail", e.ToString(), e.hint);
+    if (options.json) std::printf("%s\n", report.ToJson(alias).dump(2).c_str());
+    return 1;
+  }
+  host->alias = alias;
+  auto toml = config::TetherConfig::Load(config::TetherConfig::DefaultPath());
+  if (toml.ok()) toml->ApplyTo(*host);
+  report.Add("configuration", "pass", Describe(*host));
+
+  // 2. The name resolves and TCP reaches the port (the first hop; the later ones are
+  // reached through it, below).
+  const config::HostConfig& first = host->jump_chain.empty() ? *host : host->jump_chain.front();
+  auto t0 = Clock::now();
+  auto tcp = net::ConnectTcp(first.hostname, first.port, std::chrono::seconds(10));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  if (!tcp.ok()) {
+    report.Add(
+        "reach " + net::FormatHostPort(first.hostname, first.port), "fail", tcp.error().ToString(),
+        tcp.error().hint.empty() ? "check the name, the network and any VPN" : tcp.error().hint);
+  } else {
+    report.Add("reach " + net::FormatHostPort(first.hostname, first.port), "pass",
+               "TCP connected in " + std::to_string(ms) + " ms");
+  }
+  tcp = MakeError("doctor", "closed");
+
+  // 3-4. Host key and authentication, on a connection of doctor's own.
+  config::HostConfig strict = *host;
+  strict.strict_host_key_checking = config::StrictHostKeyChecking::kYes;
+  for (auto& hop : strict.jump_chain)
+    hop.strict_host_key_checking = config::StrictHostKeyChecking::kYes;
+  strict.batch_mode = true;
+  ssh::NoPrompter nobody;
+  ssh::ConnectOptions connect;
+  connect.probe = false;
+  if (strict.connect_timeout.count() == 0) strict.connect_timeout = std::chrono::seconds(15);
+  auto session = ssh::Session::Connect(strict, nobody, connect);
+  std::string agent_socket = !host->identity_agent.empty()  ? host->identity_agent
+                             : std::getenv("SSH_AUTH_SOCK") ? std::getenv("SSH_AUTH_SOCK")
+                                                            : "";
+  if (!session.ok()) {
+    const Error& e = session.error();
+    if (e.step == "host key") {
+      report.Add("host key", "fail", e.message, e.hint);
+    } else if (e.step == "auth") {
+      report.Add("host key", "pass", "known and matching");
+      report.Add("authentication", "fail", e.message, e.hint);
+    } else {
+      std::string through = host->jump_chain.empty() ? "" : " (through the jump hosts)";
+      report.Add("ssh connection" + through, "fail", e.ToString(), e.hint);
+    }
+  } else {
+    std::vector<std::string> files = host->user_known_hosts_files;
+    files.insert(files.end(), host->global_known_hosts_files.begin(),
+                 host->global_known_hosts_files.end());
+    auto key = ssh::CheckHostKey((*session)->raw(), ssh::KnownHostsName(host->hostname, host->port),
+                                 files);
+    std::string where;
+    if (key.ok()) {
+      for (const auto& l : key->lines) {
+        if (l.matches) where = l.file + ":" + std::to_string(l.line);
+      }
+    }
+    report.Add("host key", "pass",
+               (key.ok() ? key->server_key_type + " " + key->server_fingerprint : std::string("")) +
+                   (where.empty() ? "" : ", known in " + where));
+    report.Add("authentication", "pass",
+               "logged in as " + host->user + " with " + (*session)->auth_method());
+  }
+  if (agent_socket.empty()) {
+    report.Add("ssh-agent", "warn", "no agent (SSH_AUTH_SOCK is not set)",
+               "a key with a passphrase needs the agent for reconnects without you: ssh-add");
+  } else {
+    auto agent = net::ConnectUnix(agent_socket);
+    report.Add(
+        "ssh-agent", agent.ok() ? "pass" : "warn",
+        agent.ok() ? "answers at " + agent_socket : agent_socket + ": " + agent.error().message,
+        agent.ok() ? "" : "start one (eval $(ssh-agent)) and ssh-add your key");
+  }
+
+  // 5. The daemon.
+  auto state = daemon::StateDir::Open();
+  json status;
+  if (state.ok()) {
+    json hosts = CollectStatus(*state, alias);
+    if (!hosts.empty()) status = hosts[0];
+  }
+  if (status.is_null()) {
+    report.Add("daemon", "fail", alias + " is not up", "tether up " + alias);
+  } else {
+    std::string st = status.value("state", "");
+    std::string evidence =
+        "state " + st + ", pid " + std::to_string(status.value("pid", 0)) + ", up " +
+        std::to_string(status.value("uptime_s", 0)) + " s, RTT " +
+        (status["rtt_ms"].is_number() ? std::to_string(status["rtt_ms"].get<int>()) + " ms" : "-") +
+        ", " + std::to_string(status.value("reconnects", 0)) + " reconnect(s)";
+    std::string last = status.value("last_error", "");
+    if (!last.empty()) evidence += "; last: " + last;
+    report.Add("daemon", st == "up" ? "pass" : "fail", evidence,
+               st == "needs-auth" ? "run `tether up " + alias + "` to log in again" : "");
+  }
+
+  // 6. Local forwards: listening, and by this daemon.
+  int daemon_pid = status.is_null() ? 0 : status.value("pid", 0);
+  json forwards = status.is_null() ? json::array() : status.value("forwards", json::array());
+  bool refused_forward = false;
+  for (const auto& f : forwards) {
+    std::string kind = f.value("kind", "");
+    std::string line = ForwardFlagLine(f);
+    if (kind == "local" || kind == "dynamic") {
+      uint16_t port = PortOf(f.value("listen", ""));
+      if (port == 0) {
+        report.Add("forward " + line, "pass", "unix socket " + f.value("listen", ""));
+        continue;
+      }
+      auto owners = FindPortOwners(port);
+      std::string others;
+      bool ours = false;
+      for (const auto& o : owners) {
+        if (o.pid == daemon_pid) {
+          ours = true;
+        } else {
+          others += (others.empty() ? "" : "; ") +
+                    (o.pid != 0 ? "pid " + std::to_string(o.pid) + " (" + o.command + ")"
+                                : std::string("a process we cannot see"));
+        }
+      }
+      if (!ours) {
+        report.Add("forward " + line, "fail",
+                   "the daemon does not listen on port " + std::to_string(port) +
+                       (others.empty() ? "" : "; held by " + others),
+                   "tether forward " + alias + " " + f.value("spec", ""));
+      } else if (!others.empty()) {
+        // Another program on the same port (another address or family): "localhost"
+        // may reach it instead of the forward.
+        report.Add("forward " + line, "fail",
+                   "port " + std::to_string(port) + " is also held by " + others,
+                   "stop that process, or forward another port");
+      } else {
+        report.Add("forward " + line, "pass",
+                   "listening (pid " + std::to_string(daemon_pid) + "), " +
+                       std::to_string(f.value("total", 0)) + " connection(s), " +
+                       std::to_string(f.value("failed", 0)) + " failed");
+      }
+    }
+  }
+
+  // 7. Remote forwards and the proxy: bound on the server, and answering end to end.
+  ssh_session raw = session.ok() ? (*session)->raw() : nullptr;
+  std::vector<uint16_t> server_ports;
+  if (raw != nullptr) server_ports = ServerListeningPorts(raw);
+  for (const auto& f : forwards) {
+    std::string kind = f.value("kind", "");
+    if (kind != "remote" && kind != "proxy") continue;
+    std::string line = ForwardFlagLine(f);
+    uint16_t port = PortOf(f.value("listen", ""));
+    if (f.value("state", "") != "listening") {
+      refused_forward = true;
+      report.Add("forward " + line, "fail", f.value("state", "") + ": " + f.value("error", ""),
+                 "another process on the server holds the port (ss -ltnp there), or sshd "
+                 "forbids it (see the sshd settings below)");
+      continue;
+    }
+    if (raw == nullptr) {
+      report.Add("forward " + line, "skip", "no connection to check it on the server");
+      continue;
+    }
+    bool bound = std::find(server_ports.begin(), server_ports.end(), port) != server_ports.end();
+    if (!bound) {
+      report.Add(
+          "forward " + line, "fail",
+          "the daemon says listening, but the server lists nothing on port " + std::to_string(port),
+          "tether forward " + alias + " --cancel -R " + std::to_string(port) + " and add it again");
+      continue;
+    }
+    if (kind == "remote") {
+      report.Add("forward " + line, "pass",
+                 "bound on the server; " + std::to_string(f.value("total", 0)) + " connection(s)");
+      continue;
+    }
+    // The proxy: from the server, a request through it to the probe URL.
+    std::string url = options.probe.empty() ? kDefaultProbeUrl : options.probe;
+    auto env =
+        control::Request(state->SocketPath(alias), {{"cmd", "env"}}, std::chrono::seconds(5));
+    std::string proxy_url = "http://127.0.0.1:" + std::to_string(port);
+    if (env.ok() && env->contains("user")) {
+      proxy_url = "http://" + env->value("user", "") + ":" + env->value("token", "") +
+                  "@127.0.0.1:" + std::to_string(port);
+    }
+    // The proxy URL (with its token) travels on stdin, never in the command line.
+    RemoteResult r =
+        RunRemote(raw,
+                  "IFS= read -r p; curl -sS -o /dev/null -w '%{http_code}' --max-time 15 "
+                  "--noproxy '' -x \"$p\" '" +
+                      url + "'",
+                  proxy_url + "\n");
+    // 407 is the proxy refusing our credentials; 502 and 504 its word that the laptop
+    // could not reach the site. Anything else came from the site itself.
+    int code = std::atoi(r.out.c_str());
+    bool answered = r.exit == 0 && code >= 100 && code != 407 && code != 502 && code != 504;
+    report.Add("proxy end to end", answered ? "pass" : "fail",
+               answered
+                   ? "from the server, " + url + " answered HTTP " + r.out + " through the proxy"
+                   : "from the server, " + url + " through the proxy: " +
+                         (r.ran ? "curl exit " + std::to_string(r.exit) + " " + r.out : r.error),
+               answered ? ""
+                        : "is the laptop online? is --upstream (or the laptop's proxy) running? "
+                          "`tether logs " +
+                              alias + "` shows each refused request");
+  }
+  // The laptop-side upstream of the proxy, when one is set.
+  for (const auto& f : forwards) {
+    if (f.value("kind", "") != "proxy") continue;
+    std::string target = f.value("target", "");
+    size_t scheme = target.find("://");
+    if (scheme == std::string::npos) continue;
+    std::string hostport = target.substr(scheme + 3);
+    size_t at = hostport.rfind('@');
+    if (at != std::string::npos) hostport = hostport.substr(at + 1);
+    size_t colon = hostport.rfind(':');
+    std::string uh = hostport.substr(0, colon);
+    if (!uh.empty() && uh.front() == '[') uh = uh.substr(1, uh.size() - 2);
+    uint16_t up = static_cast<uint16_t>(std::atoi(hostport.c_str() + colon + 1));
+    auto c = net::ConnectTcp(uh, up, std::chrono::seconds(3));
+    report.Add("laptop's upstream proxy " + hostport, c.ok() ? "pass" : "fail",
+               c.ok() ? "listening" : c.error().message,
+               c.ok() ? "" : "start the laptop's proxy (e.g. the one on 7890), or drop --upstream");
+  }
+
+  // 8. Clocks.
+  if (raw != nullptr) {
+    timeval before{}, after{};
+    ::gettimeofday(&before, nullptr);
+    RemoteResult r = RunRemote(raw, "date +%s.%N");
+    ::gettimeofday(&after, nullptr);
+    double local = (before.tv_sec + after.tv_sec) / 2.0 + (before.tv_usec + after.tv_usec) / 2e6;
+    char* end = nullptr;
+    double remote = std::strtod(r.out.c_str(), &end);
+    if (r.exit != 0 || end == r.out.c_str()) {
+      report.Add("clock", "skip", "the server did not tell its time (date +%s.%N)");
+    } else {
+      double diff = remote - local;
+      char text[128];
+      std::snprintf(text, sizeof text, "the server's clock is %+.2f s from the laptop's", diff);
+      std::string st = std::fabs(diff) < kClockWarnS   ? "pass"
+                       : std::fabs(diff) < kClockFailS ? "warn"
+                                                       : "fail";
+      report.Add("clock", st, text,
+                 st == "pass" ? "" : "run NTP on both (timedatectl set-ntp true)");
+    }
+  }
+
+  // 9. Why the server refused a forward.
+  if (raw != nullptr && refused_forward) {
+    RemoteResult r = RunRemote(
+        raw,
+        "{ sshd -T 2>/dev/null || cat /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf "
+        "2>/dev/null; } | grep -Ei '^[[:space:]]*(allowtcpforwarding|gatewayports|permitopen|"
+        "permitlisten|maxsessions|disableforwarding)[[:space:]]'");
+    report.Add("sshd settings", r.out.empty() ? "skip" : "warn",
+               r.out.empty() ? "could not read them (sshd -T needs root there)" : r.out,
+               "AllowTcpForwarding must allow remote forwards; PermitListen must allow the port");
+  }
+
+  if (options.json) std::printf("%s\n", report.ToJson(alias).dump(2).c_str());
+  return report.failed() ? 1 : 0;
+}
+
+}  // namespace tether::cli

@@ -1,0 +1,184 @@
+// End-to-end: tether doctor walks the checklist against a real sshd, and each broken
+// piece is named with its evidence; env --local and run --local point local programs at a
+// -D port.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "e2e/tether_fixture.h"
+#include "net/socket.h"
+
+namespace tether::testing {
+namespace {
+
+using std::chrono::seconds;
+
+class DoctorTest : public TetherTest {
+ protected:
+  // The checks of `doctor --json`, by name.
+  std::map<std::string, nlohmann::json> Checks(CommandResult* raw = nullptr,
+                                               std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"doctor", "testhost", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = Tether(args, seconds(90));
+    if (raw != nullptr) *raw = r;
+    std::map<std::string, nlohmann::json> out;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (!j.is_object()) {
+      ADD_FAILURE() << r.Describe();
+      return out;
+    }
+    EXPECT_EQ(j["host"], "testhost");
+    EXPECT_EQ(j["ok"], r.exit_code == 0);
+    for (const auto& c : j["checks"]) {
+      EXPECT_TRUE(c.contains("evidence") && c.contains("fix") && c.contains("status"));
+      out[c.value("name", "")] = c;
+    }
+    return out;
+  }
+};
+
+TEST_F(DoctorTest, AHealthyHostPassesEveryCheck) {
+  HttpServer http("probe target\n");
+  uint16_t local = FreeTcpPort();
+  uint16_t remote = FreeTcpPort();
+  uint16_t proxy = FreeTcpPort();
+  ASSERT_TRUE(Tether({"up", "testhost", "-L",
+                      std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port()), "-R",
+                      std::to_string(remote) + ":127.0.0.1:" + std::to_string(http.port()),
+                      "--proxy=" + std::to_string(proxy)})
+                  .ok());
+  CommandResult raw;
+  auto checks = Checks(&raw, {"--probe", "http://127.0.0.1:" + std::to_string(http.port()) + "/"});
+  EXPECT_EQ(raw.exit_code, 0) << raw.out;
+  for (const std::string name :
+       {"configuration", "host key", "authentication", "daemon", "proxy end to end", "clock"}) {
+    EXPECT_EQ(checks[name].value("status", ""), "pass") << name << ": " << checks[name].dump();
+  }
+  EXPECT_NE(checks["configuration"]["evidence"].get<std::string>().find(sshd_.config_path() + ":"),
+            std::string::npos);
+  EXPECT_NE(
+      checks["host key"]["evidence"].get<std::string>().find(sshd_.host_key_sha256_fingerprint()),
+      std::string::npos);
+  std::string rfwd = "forward -R server localhost:" + std::to_string(remote) +
+                     " -> 127.0.0.1:" + std::to_string(http.port());
+  EXPECT_EQ(checks[rfwd].value("status", ""), "pass") << checks[rfwd].dump();
+}
+
+TEST_F(DoctorTest, AnotherProgramOnTheForwardsPortIsNamedWithItsPid) {
+  HttpServer http;
+  uint16_t port = FreeTcpPort();
+  ASSERT_TRUE(Tether({"up", "testhost", "-L",
+                      std::to_string(port) + ":127.0.0.1:" + std::to_string(http.port())})
+                  .ok());
+  CommandResult raw;
+  auto checks = Checks(&raw);
+  std::string name = "forward -L 127.0.0.1:" + std::to_string(port) +
+                     " -> 127.0.0.1:" + std::to_string(http.port());
+  EXPECT_EQ(checks[name].value("status", ""), "pass") << raw.out;
+  // A dev server on [::1] with the same port: "localhost:PORT" may reach it instead.
+  auto squat =
+      SpawnProcess({"python3", "-c",
+                    "import socket,sys,time\n"
+                    "s=socket.socket(socket.AF_INET6)\n"
+                    "s.bind(('::1', int(sys.argv[1]))); s.listen(); print('ok', flush=True)\n"
+                    "time.sleep(60)\n",
+                    std::to_string(port)},
+                   {}, scratch_.File("squat.out"));
+  ASSERT_TRUE(squat.ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return [&] {
+          auto t = ReadFile(scratch_.File("squat.out"));
+          return t.ok() && *t == "ok\n";
+        }();
+      },
+      seconds(10)));
+  checks = Checks(&raw);
+  EXPECT_EQ(raw.exit_code, 1);
+  EXPECT_EQ(checks[name].value("status", ""), "fail") << raw.out;
+  EXPECT_NE(checks[name].value("evidence", "").find("pid " + std::to_string(squat->pid())),
+            std::string::npos)
+      << checks[name].dump();
+}
+
+TEST_F(DoctorTest, AHostThatIsNotUpFailsTheDaemonCheckWithTheFix) {
+  CommandResult raw;
+  auto checks = Checks(&raw);
+  EXPECT_EQ(raw.exit_code, 1);
+  EXPECT_EQ(checks["daemon"].value("status", ""), "fail");
+  EXPECT_EQ(checks["daemon"].value("fix", ""), "tether up testhost");
+  EXPECT_EQ(checks["authentication"].value("status", ""), "pass");
+}
+
+TEST_F(DoctorTest, AChangedHostKeyFailsTheHostKeyCheckAndNothingElseConnects) {
+  std::string config = scratch_.File("mismatch.conf");
+  ClientConfigOptions options;
+  options.overrides["UserKnownHostsFile"] = sshd_.mismatched_known_hosts_path();
+  ASSERT_TRUE(sshd_.WriteClientConfig(config, options).ok());
+  CommandResult r =
+      RunTether(state_.path(), {"-F", config, "doctor", "testhost", "--json"}, seconds(60));
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.Describe();
+  bool host_key_failed = false;
+  for (const auto& c : j["checks"]) {
+    if (c["name"] == "host key") {
+      host_key_failed = c["status"] == "fail";
+      EXPECT_NE(c["fix"].get<std::string>().find("ssh-keygen -R"), std::string::npos) << c.dump();
+    }
+  }
+  EXPECT_TRUE(host_key_failed) << r.out;
+}
+
+TEST_F(DoctorTest, ARemoteForwardTheServerRefusedFailsWithTheReasonAndSshdSettings) {
+  HttpServer http;
+  auto squatter = net::ListenTcp("127.0.0.1", 0);
+  ASSERT_TRUE(squatter.ok());
+  uint16_t taken = *net::LocalPort((*squatter)[0].get());
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  (void)Tether(
+      {"forward", "testhost", "-R",
+       "127.0.0.1:" + std::to_string(taken) + ":127.0.0.1:" + std::to_string(http.port())});
+  CommandResult raw;
+  auto checks = Checks(&raw);
+  EXPECT_EQ(raw.exit_code, 1);
+  std::string name = "forward -R server 127.0.0.1:" + std::to_string(taken) +
+                     " -> 127.0.0.1:" + std::to_string(http.port());
+  EXPECT_EQ(checks[name].value("status", ""), "fail") << raw.out;
+  EXPECT_NE(checks[name].value("evidence", "").find("retrying"), std::string::npos);
+  EXPECT_TRUE(checks.count("sshd settings")) << raw.out;
+}
+
+TEST_F(DoctorTest, TheProxyProbeFailsWhenTheLaptopCannotReachTheTarget) {
+  uint16_t proxy = FreeTcpPort();
+  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(proxy)}).ok());
+  CommandResult raw;
+  auto checks =
+      Checks(&raw, {"--probe", "http://127.0.0.1:" + std::to_string(FreeTcpPort()) + "/"});
+  EXPECT_EQ(raw.exit_code, 1);
+  EXPECT_EQ(checks["proxy end to end"].value("status", ""), "fail") << raw.out;
+}
+
+TEST_F(DoctorTest, EnvAndRunLocalPointLocalProgramsAtTheDynamicForward) {
+  HttpServer http("via -D for a local tool\n");
+  uint16_t socks = FreeTcpPort();
+  ASSERT_TRUE(Tether({"up", "testhost", "-D", std::to_string(socks)}).ok());
+  CommandResult env = Tether({"env", "--local", "testhost"});
+  ASSERT_TRUE(env.ok()) << env.Describe();
+  EXPECT_NE(env.out.find("export ALL_PROXY='socks5h://127.0.0.1:" + std::to_string(socks) + "'"),
+            std::string::npos)
+      << env.out;
+  EXPECT_NE(env.out.find("export https_proxy='http://127.0.0.1:" + std::to_string(socks) + "'"),
+            std::string::npos);
+  CommandResult run = Tether({"run", "--local", "testhost", "--", "sh", "-c",
+                              "curl -sS --max-time 10 --noproxy '' -x \"$https_proxy\" -p "
+                              "http://127.0.0.1:" +
+                                  std::to_string(http.port()) + "/"});
+  EXPECT_EQ(run.out, "via -D for a local tool\n") << run.Describe();
+  CommandResult none = Tether({"env", "--local", "nohost"});
+  EXPECT_FALSE(none.ok());
+}
+
+}  // namespace
+}  // namespace tether::testing
