@@ -1,0 +1,65 @@
+// The agent's HTTP server: cpp-httplib (Debian's libcpp-httplib 0.11) wired to the
+// status source, the lease and the token. See api.h for the wire format.
+//
+// Every request, on every path, known or not, must carry "Authorization: Bearer <token>";
+// the check runs before the router and before any body is read, so a client without the
+// token learns nothing, not even which paths exist, and cannot make us buffer a body.
+// Answers: 401 (no or wrong token), 400 (malformed request or hours), 404, 409 (extend
+// without a lease), 413 (body over max_body_bytes), 414 (URI over 8 KiB, httplib's
+// compiled-in limit, like the 8 KiB header-line limit). Request line and headers may take
+// 16 KiB in all (bounded_http.h). Refusals (401, 400, 413, 414) close the connection.
+//
+// One log line per request: time, peer, method, path, status. Never headers, never the
+// query string, so the token cannot reach the log even from a confused client.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/lease.h"
+#include "agent/status.h"
+#include "common/result.h"
+
+namespace tether::agent {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (Bind returns it)
+  std::string token;
+  std::string version;
+  // Per socket read/write; a client that stalls longer than this is dropped.
+  std::chrono::seconds io_timeout{5};
+  // /extend's JSON is a few bytes; nothing else takes a body.
+  size_t max_body_bytes = 4096;
+  // Requests are short; this many let a scraper, a status poll and an extend run together
+  // with room for idle keep-alive connections.
+  size_t worker_threads = 8;
+  std::function<void(const std::string& line)> log;  // thread-safe; default: stderr
+};
+
+// Thread-safe snapshot of everything but the lease.
+using StatusSource = std::function<SystemStatus()>;
+
+// Owns the listening socket. Bind once, then Serve (blocking) on one thread; Stop may be
+// called from any thread, before or during Serve. `lease` must outlive the server.
+class AgentServer {
+ public:
+  AgentServer(ServerConfig config, StatusSource status, LeaseKeeper& lease);
+  ~AgentServer();
+  AgentServer(const AgentServer&) = delete;
+  AgentServer& operator=(const AgentServer&) = delete;
+
+  // Binds and listens; returns the port (the chosen one when config.port is 0).
+  Result<int> Bind();
+  // Serves until Stop().
+  Status Serve();
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tether::agent

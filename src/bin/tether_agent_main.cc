@@ -1,0 +1,58 @@
+// tether-agent: the server-side status agent. Parses options; agent::RunAgent does the rest.
+//
+// What the installer (`tether agent install HOST`) can rely on:
+//   tether-agent --version        prints "tether-agent X.Y.Z", exit 0
+//   tether-agent --print-token    prints the 64-hex-digit token (creating it, 0600, in
+//                                 ~/.config/tether/agent-token or --token-file), exit 0
+//   tether-agent --daemon [--pid-file F] [--log-file L] [options]
+//                                 binds first, then detaches (setsid, stdio to the log,
+//                                 default ~/.local/state/tether/agent.log) and exits 0
+//                                 once the port listens, printing the pid; exit 1 (and a
+//                                 reason on stderr) when the port is taken, etc.
+//   Without --daemon it stays in the foreground (for systemd-run --user, nohup, tmux)
+//   and logs to stderr. SIGTERM, SIGINT or SIGHUP stop it cleanly (pid file removed).
+// Exit status: 0 success, 1 failure, 2 bad options. Linux only; no libssh. docs/agent.md
+// has the HTTP API.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "agent/run.h"
+
+int main(int argc, char** argv) {
+  try {
+    tether::agent::AgentOptions o;
+    CLI::App app{"tether-agent: GPU, memory, disk and port status over HTTP with a bearer token"};
+    app.set_version_flag("--version", std::string("tether-agent ") + TETHER_VERSION);
+    app.add_option("--listen", o.listen, "ADDR:PORT to serve on ([::1]:PORT for IPv6)")
+        ->capture_default_str();
+    app.add_option("--token-file", o.token_file,
+                   "token file (default ~/.config/tether/agent-token)");
+    app.add_flag("--print-token", o.print_token,
+                 "print the token (creating it if missing) and exit");
+    app.add_option("--work-dir", o.work_dirs,
+                   "report the disk holding this directory too (repeatable)")
+        ->allow_extra_args(false);
+    app.add_option("--lease-command", o.lease_command,
+                   "run this shell command once when the lease runs out; enables the lease");
+    app.add_option("--lease-hours", o.lease_hours,
+                   "initial lease length in hours (without it, the first POST /extend arms "
+                   "the lease)");
+    app.add_flag("--daemon", o.daemon, "detach once listening");
+    app.add_option("--log-file", o.log_file,
+                   "log file under --daemon (default ~/.local/state/tether/agent.log)");
+    app.add_option("--pid-file", o.pid_file, "write the agent's pid here");
+    app.add_option("--nvidia-smi", o.nvidia_smi, "nvidia-smi program to run")
+        ->capture_default_str();
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      // --help and --version come through here with status 0; misuse exits 2, as documented.
+      return app.exit(e) == 0 ? 0 : 2;
+    }
+    return tether::agent::RunAgent(o, TETHER_VERSION);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tether-agent: internal error: %s\n", e.what());
+    return 70;
+  }
+}

@@ -1,0 +1,434 @@
+// The real HTTP server, started in-process on a free loopback port, talked to with
+// httplib::Client and, for what a well-behaved client never sends, a raw socket.
+#include "agent/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <thread>
+
+#include "agent/api.h"
+#include "agent/metrics.h"
+#include "sample_status.h"
+
+namespace tether::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+const std::string kToken = "5f0e9d8c7b6a59483726150f4e3d2c1b0a99887766554433221100ffeeddccbb";
+
+// Sends `request` on a fresh connection and returns the server's answer: one response
+// (headers and Content-Length bytes of body), or with `until_close` everything until the
+// server closes. Reads give up after 10 s.
+std::string RawExchange(int port, const std::string& request, bool until_close = false) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close before taking it all
+    sent += static_cast<size_t>(n);
+  }
+  std::string answer;
+  char buf[4096];
+  while (true) {
+    if (!until_close) {
+      size_t end = answer.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t length = 0;
+        size_t at = answer.find("Content-Length: ");
+        if (at != std::string::npos && at < end) length = std::stoul(answer.substr(at + 16));
+        if (answer.size() >= end + 4 + length) break;
+      }
+    }
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
+int StatusOf(const std::string& raw) {
+  // "HTTP/1.1 400 Bad Request"
+  if (raw.size() < 12 || raw.rfind("HTTP/1.", 0) != 0) return -1;
+  return std::stoi(raw.substr(9, 3));
+}
+
+class AgentServerTest : public ::testing::Test {
+ protected:
+  void Start(LeaseConfig lease_config = {},
+             std::chrono::seconds io_timeout = std::chrono::seconds(5)) {
+    lease_ = std::make_unique<LeaseKeeper>(lease_config, [](const std::string&) {});
+    ServerConfig config;
+    config.host = "127.0.0.1";
+    config.port = 0;
+    config.token = kToken;
+    config.version = "0.1.0";
+    config.io_timeout = io_timeout;
+    config.log = [this](const std::string& line) {
+      std::lock_guard lock(log_mu_);
+      log_.push_back(line);
+    };
+    server_ = std::make_unique<AgentServer>(
+        config, [] { return testing::SampleStatus(); }, *lease_);
+    auto port = server_->Bind();
+    ASSERT_TRUE(port.ok()) << port.error().ToString();
+    port_ = *port;
+    thread_ = std::thread([this] { EXPECT_TRUE(server_->Serve().ok()); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  httplib::Client Client() {
+    httplib::Client cli("127.0.0.1", port_);
+    cli.set_connection_timeout(5);
+    cli.set_read_timeout(10);
+    return cli;
+  }
+
+  static httplib::Headers Auth(const std::string& value) { return {{"Authorization", value}}; }
+  static httplib::Headers Good() { return Auth("Bearer " + kToken); }
+
+  std::vector<std::string> Log() {
+    std::lock_guard lock(log_mu_);
+    return log_;
+  }
+
+  std::unique_ptr<LeaseKeeper> lease_;
+  std::unique_ptr<AgentServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
+};
+
+TEST_F(AgentServerTest, EveryPathRefusesARequestWithoutTheToken) {
+  Start();
+  auto cli = Client();
+  for (const char* path : {"/status", "/metrics", "/lease", "/nope", "/"}) {
+    auto res = cli.Get(path);
+    ASSERT_TRUE(res) << path << ": " << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 401) << path;
+    EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer realm=\"tether-agent\"");
+    auto body = Json::parse(res->body, nullptr, false);
+    EXPECT_EQ(body["error"], "no bearer token") << res->body;
+  }
+  auto res = cli.Post("/extend", "{\"hours\": 2}", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+}
+
+TEST_F(AgentServerTest, WrongTokensAreRefused) {
+  Start();
+  auto cli = Client();
+  std::string flipped = kToken;
+  flipped[10] = flipped[10] == 'a' ? 'b' : 'a';
+  const std::vector<std::string> headers = {"Bearer " + flipped,
+                                            "Bearer " + kToken.substr(0, 63),
+                                            "Bearer " + kToken + "0",
+                                            "Bearer",
+                                            "Bearer ",
+                                            "Basic " + kToken,
+                                            kToken,
+                                            "Bearer wrong"};
+  for (const std::string& header : headers) {
+    auto res = cli.Get("/status", Auth(header));
+    ASSERT_TRUE(res) << header;
+    EXPECT_EQ(res->status, 401) << header;
+    EXPECT_EQ(Json::parse(res->body, nullptr, false)["error"], "wrong token") << header;
+  }
+}
+
+TEST_F(AgentServerTest, TwoAuthorizationHeadersAreAMalformedRequest) {
+  Start();
+  auto cli = Client();
+  httplib::Headers headers = {{"Authorization", "Bearer " + kToken},
+                              {"Authorization", "Bearer other"}};
+  auto res = cli.Get("/status", headers);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+}
+
+TEST_F(AgentServerTest, TheRightTokenGetsTheStatus) {
+  Start();
+  auto cli = Client();
+  for (const std::string& header :
+       std::vector<std::string>{"Bearer " + kToken, "bearer  " + kToken}) {
+    auto res = cli.Get("/status", Auth(header));
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    Json j = Json::parse(res->body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << res->body;
+    EXPECT_EQ(j["api"], kApiVersion);
+    EXPECT_EQ(j["agent"]["version"], "0.1.0");
+    EXPECT_EQ(j["hostname"], "gpu01");
+    EXPECT_EQ(j["gpus"].size(), 2u);
+    EXPECT_EQ(j["lease"]["enabled"], false);
+  }
+}
+
+TEST_F(AgentServerTest, MetricsAreServedAsPrometheusText) {
+  Start();
+  auto res = Client().Get("/metrics", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), kMetricsContentType);
+  EXPECT_EQ(res->body, RenderMetrics(testing::SampleStatus(), "0.1.0"));
+}
+
+TEST_F(AgentServerTest, UnknownPathsAndMethodsAreNotFoundOnceAuthenticated) {
+  Start();
+  auto cli = Client();
+  auto res = cli.Get("/nope", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  EXPECT_EQ(Json::parse(res->body, nullptr, false)["error"], "not found");
+  res = cli.Get("/extend", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  res = cli.Post("/status", Good(), "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+}
+
+TEST_F(AgentServerTest, WithoutALeaseExtendIsAConflict) {
+  Start();
+  auto cli = Client();
+  auto lease = cli.Get("/lease", Good());
+  ASSERT_TRUE(lease);
+  EXPECT_EQ(lease->status, 200);
+  EXPECT_EQ(Json::parse(lease->body, nullptr, false)["enabled"], false);
+  auto res = cli.Post("/extend", Good(), "{\"hours\": 2}", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 409);
+  EXPECT_NE(
+      Json::parse(res->body, nullptr, false)["hint"].get<std::string>().find("--lease-command"),
+      std::string::npos);
+}
+
+TEST_F(AgentServerTest, ExtendArmsAndLengthensTheLease) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  auto cli = Client();
+  auto before = cli.Get("/lease", Good());
+  ASSERT_TRUE(before);
+  Json b = Json::parse(before->body, nullptr, false);
+  EXPECT_EQ(b["enabled"], true);
+  EXPECT_EQ(b["armed"], false);
+  EXPECT_TRUE(b["remaining_seconds"].is_null());
+
+  auto res = cli.Post("/extend", Good(), "{\"hours\": 2}", "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  Json j = Json::parse(res->body, nullptr, false);
+  EXPECT_EQ(j["armed"], true);
+  EXPECT_NEAR(j["remaining_seconds"].get<double>(), 7200, 5);
+  EXPECT_TRUE(j["expires_at"].is_string());
+
+  res = cli.Post("/extend?hours=0.5", Good(), "", "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_NEAR(Json::parse(res->body, nullptr, false)["remaining_seconds"].get<double>(), 9000, 5);
+
+  auto status = cli.Get("/status", Good());
+  ASSERT_TRUE(status);
+  EXPECT_NEAR(Json::parse(status->body, nullptr, false)["lease"]["remaining_seconds"].get<double>(),
+              9000, 5);
+}
+
+TEST_F(AgentServerTest, APostWithoutBodyOrLengthIsAnsweredAtOnce) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  // What `curl -X POST URL?hours=2` sends: no Content-Length, no body.
+  const auto start = std::chrono::steady_clock::now();
+  std::string raw = RawExchange(port_,
+                                "POST /extend?hours=2 HTTP/1.1\r\nHost: x\r\n"
+                                "Authorization: Bearer " +
+                                    kToken + "\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw), 200) << raw;
+  raw = RawExchange(
+      port_, "POST /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken + "\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw), 404) << raw;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST_F(AgentServerTest, BadExtensionsAreRefusedWithAReason) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  auto cli = Client();
+  for (const char* body : {"", "{", "{\"hours\": \"2\"}", "{\"hours\": -1}", "{\"hours\": 0}",
+                           "{\"hours\": 100000}", "[]"}) {
+    auto res = cli.Post("/extend", Good(), body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, 400) << body;
+    Json j = Json::parse(res->body, nullptr, false);
+    EXPECT_TRUE(j["error"].is_string()) << res->body;
+  }
+  auto res = cli.Post("/extend?hours=lots", Good(), "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  // 700 + 700 hours would be more than a month ahead: refused, and the lease unchanged.
+  ASSERT_EQ(cli.Post("/extend?hours=700", Good(), "", "application/json")->status, 200);
+  res = cli.Post("/extend?hours=700", Good(), "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_NE(res->body.find("720 hours"), std::string::npos) << res->body;
+}
+
+TEST_F(AgentServerTest, AnOversizedBodyIsRefusedWithoutBeingRead) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  // Announces 10 MB and sends none of it: the answer comes from the headers alone.
+  std::string raw =
+      RawExchange(port_, "POST /extend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                             "\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 10000000\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw), 413) << raw;
+  // A real one over the limit, through the client.
+  auto res = Client().Post("/extend", Good(),
+                           "{\"hours\": 1, \"pad\": \"" + std::string(8192, 'x') + "\"}",
+                           "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413);
+  // Without the token the answer is 401 whatever the size.
+  raw = RawExchange(port_, "POST /extend HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw), 401) << raw;
+}
+
+TEST_F(AgentServerTest, MalformedRequestsGet400) {
+  Start();
+  for (const std::string& request : std::vector<std::string>{
+           "GARBAGE\r\n\r\n", "GET\r\n\r\n", "GET /status HTTP/9.9 extra\r\n\r\n",
+           "GET /status\r\n\r\n",
+           // Someone speaking TLS to a plain-HTTP port: the start of a ClientHello.
+           std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15)}) {
+    std::string raw = RawExchange(port_, request);
+    EXPECT_EQ(StatusOf(raw), 400) << request << " -> " << raw;
+  }
+}
+
+TEST_F(AgentServerTest, OversizedUrisAndHeadersAreRefused) {
+  Start();
+  std::string raw = RawExchange(port_, "GET /" + std::string(10000, 'a') + " HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw), 414) << raw.substr(0, 200);
+  // A header line over httplib's 8 KiB line limit: the request is not served.
+  raw = RawExchange(port_, "GET /status HTTP/1.1\r\nAuthorization: Bearer " + kToken +
+                               "\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n");
+  EXPECT_EQ(StatusOf(raw), 400) << raw.substr(0, 200);
+}
+
+TEST_F(AgentServerTest, AFloodOfHeaderLinesIsCutOff) {
+  Start();
+  // Each line is short, so only the per-request budget (16 KiB of head) stops this; the
+  // server closes the connection instead of collecting 2 MB of headers.
+  std::string request = "GET /status HTTP/1.1\r\nAuthorization: Bearer " + kToken + "\r\n";
+  for (int i = 0; i < 100000; ++i) request += "X-Header-" + std::to_string(i) + ": v\r\n";
+  request += "\r\n";
+  std::string raw = RawExchange(port_, request, /*until_close=*/true);
+  EXPECT_EQ(StatusOf(raw), 400) << raw.substr(0, 200);
+}
+
+TEST_F(AgentServerTest, PipelinedRequestsOnOneConnectionAreAllAnswered) {
+  Start();
+  const std::string one =
+      "GET /lease HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken + "\r\n\r\n";
+  const std::string last =
+      "GET /lease HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      "Authorization: Bearer " +
+      kToken + "\r\n\r\n";
+  std::string raw = RawExchange(port_, one + one + last, /*until_close=*/true);
+  size_t answers = 0;
+  for (size_t at = 0; (at = raw.find("HTTP/1.1 200 OK", at)) != std::string::npos; ++at) ++answers;
+  EXPECT_EQ(answers, 3u) << raw;
+}
+
+TEST_F(AgentServerTest, ASilentClientIsDroppedAfterTheIoTimeout) {
+  Start({}, std::chrono::seconds(1));
+  const auto start = std::chrono::steady_clock::now();
+  // Half a request line, then nothing: RawExchange reads until the server closes.
+  std::string raw = RawExchange(port_, "GET /sta", /*until_close=*/true);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8)) << raw;
+}
+
+TEST_F(AgentServerTest, LogsOneLinePerRequestAndNeverTheToken) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  auto cli = Client();
+  ASSERT_TRUE(cli.Get("/status"));
+  ASSERT_TRUE(cli.Get("/status", Good()));
+  ASSERT_TRUE(cli.Get("/status?token=" + kToken, Good()));
+  ASSERT_TRUE(cli.Post("/extend?hours=1", Good(), "", "application/json"));
+  ASSERT_TRUE(cli.Get("/" + kToken, Auth("Bearer nope")));
+  RawExchange(port_, "GET /a\r\nInjected: line HTTP/1.1\r\n\r\n");
+  // httplib logs after it has sent the response: wait (bounded) for the last line.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (Log().size() < 7 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  std::vector<std::string> log = Log();
+  size_t request_lines = 0;
+  for (const std::string& line : log) {
+    EXPECT_EQ(line.find(kToken), std::string::npos) << line;
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+    if (line.rfind("127.0.0.1 ", 0) == 0 || line.rfind("- ", 0) == 0) ++request_lines;
+  }
+  EXPECT_EQ(request_lines, 6u) << ::testing::PrintToString(log);
+  auto has = [&](const std::string& text) {
+    return std::any_of(log.begin(), log.end(),
+                       [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("GET /status 401"));
+  EXPECT_TRUE(has("GET /status 200"));
+  EXPECT_TRUE(has("POST /extend 200"));
+  EXPECT_TRUE(has("lease extended by 3600 s"));
+  EXPECT_TRUE(has("GET /<token> 401"));
+  EXPECT_TRUE(has("- GET - 400"));  // the raw request: one line, the rest not taken as another
+}
+
+TEST_F(AgentServerTest, ASecondServerCannotTakeTheSamePort) {
+  Start();
+  LeaseKeeper lease(LeaseConfig{}, {});
+  ServerConfig config;
+  config.port = port_;
+  config.token = kToken;
+  config.log = [](const std::string&) {};
+  AgentServer second(
+      config, [] { return SystemStatus{}; }, lease);
+  auto bound = second.Bind();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.error().sys_errno, EADDRINUSE) << bound.error().ToString();
+  EXPECT_NE(bound.error().hint.find("--listen"), std::string::npos);
+}
+
+TEST(AgentServer, StopBeforeOrRightAfterServeDoesNotHang) {
+  LeaseKeeper lease(LeaseConfig{}, {});
+  for (int i = 0; i < 20; ++i) {
+    ServerConfig config;
+    config.port = 0;
+    config.token = kToken;
+    config.log = [](const std::string&) {};
+    AgentServer server(
+        config, [] { return SystemStatus{}; }, lease);
+    ASSERT_TRUE(server.Bind().ok());
+    std::thread t([&] { (void)server.Serve(); });
+    if (i % 2 == 0) std::this_thread::sleep_for(milliseconds(i));
+    server.Stop();
+    t.join();
+  }
+}
+
+}  // namespace
+}  // namespace tether::agent
