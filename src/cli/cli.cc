@@ -73,6 +73,9 @@ int Main(int argc, char** argv) {
   up_cmd->add_flag("--proxy{10808}", up.proxy_port,
                    "give the server internet through the laptop: HTTP and SOCKS on its "
                    "127.0.0.1:PORT (default 10808; --proxy=PORT)");
+  up_cmd->add_flag("--agent{8080}", up.agent_port,
+                   "forward the server's tether-agent (on its 127.0.0.1:PORT, default 8080) for "
+                   "`tether status --remote`");
   up_cmd->add_option("--upstream", up.upstream,
                      "the laptop-side proxy the server's traffic goes through "
                      "(http://host:port or socks5://host:port)");
@@ -124,6 +127,17 @@ int Main(int argc, char** argv) {
                          "URL to fetch from the server through --proxy (default a public "
                          "HTTPS site)");
 
+  AgentInstallOptions agent_install;
+  CLI::App* agent_cmd = app.add_subcommand("agent", "the server-side status agent");
+  CLI::App* agent_install_cmd =
+      agent_cmd->add_subcommand("install", "copy tether-agent to HOST and start it");
+  agent_cmd->require_subcommand(1);
+  agent_install_cmd->add_option("host", agent_install.host, "the host")->required();
+  agent_install_cmd->add_option("--dir", agent_install.dir,
+                                "where on the server (default ~/.local: bin/, lib/tether/)");
+  agent_install_cmd->add_option("--port", agent_install.port, "its port on the server's loopback")
+      ->check(CLI::Range(1, 65535));
+
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
   down_cmd->add_option("host", down.host, "the host to stop");
@@ -133,6 +147,8 @@ int Main(int argc, char** argv) {
   CLI::App* status_cmd = app.add_subcommand("status", "show hosts, forwards and live counters");
   status_cmd->add_option("host", status.host, "only this host");
   status_cmd->add_flag("--json", status.json, "machine-readable output (docs/control-protocol.md)");
+  status_cmd->add_flag("--remote", status.remote,
+                       "add the server's GPUs, from tether-agent (`tether up HOST --agent`)");
 
   LsOptions ls;
   CLI::App* ls_cmd = app.add_subcommand("ls", "one line per host");
@@ -156,6 +172,7 @@ int Main(int argc, char** argv) {
       {forward_cmd, [&] { return RunForward(global, forward); }},
       {env_cmd, [&] { return RunEnv(global, env); }},
       {doctor_cmd, [&] { return RunDoctor(global, doctor); }},
+      {agent_install_cmd, [&] { return RunAgentInstall(global, agent_install); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},

@@ -22,6 +22,7 @@ struct UpOptions {
   std::vector<std::string> dynamic_forwards;  // -D
   std::vector<std::string> options;           // -o
   int proxy_port = 0;                         // --proxy[=PORT]; 0: no server proxy
+  int agent_port = 0;                         // --agent[=PORT]; 0: no agent forward
   std::string upstream;                       // --upstream URL
   bool proxy_open = false;                    // --proxy-open
   std::string jump;                           // -J [user@]host[:port][,...]
@@ -59,6 +60,7 @@ struct DownOptions {
 struct StatusOptions {
   std::string host;
   bool json = false;
+  bool remote = false;  // add the server's GPUs (tether-agent, through `up --agent`)
 };
 
 struct LsOptions {
@@ -86,6 +88,18 @@ int RunExecArgs(const GlobalOptions& global, const std::vector<std::string>& arg
 int RunSshArgs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunRunArgs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunSshConfigArgs(const GlobalOptions& global, const std::vector<std::string>& args);
+
+// Starts the host's daemon with `tether up HOST UP_ARGS` (no forwards) when none runs.
+// Its messages go to stderr: stdout belongs to the caller's command.
+Status EnsureUp(const GlobalOptions& global, const std::string& host,
+                const std::vector<std::string>& up_args);
+
+struct AgentInstallOptions {
+  std::string host;
+  std::string dir;  // on the server; "" = ~/.local
+  int port = 8080;  // the agent's port on the server's loopback
+};
+int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& options);
 
 // Asks the running daemon of `alias` (a state-file name) to add `specs` (ones it already
 // has are kept as they are), waits for the server's answer to remote ones (bounded) and

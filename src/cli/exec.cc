@@ -68,8 +68,8 @@ void EnterRawMode() {
   }
 }
 
-// Starts the host's daemon with `tether up HOST` (no forwards) when none runs. Its
-// messages go to stderr: stdout belongs to the command.
+}  // namespace
+
 Status EnsureUp(const GlobalOptions& global, const std::string& host,
                 const std::vector<std::string>& up_args) {
   auto state = daemon::StateDir::Open();
@@ -98,6 +98,8 @@ Status EnsureUp(const GlobalOptions& global, const std::string& host,
   }
   return Status::Ok();
 }
+
+namespace {
 
 std::string JoinCommand(const std::vector<std::string>& words) {
   std::string out;

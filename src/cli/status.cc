@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cli/agent.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/format.h"
@@ -11,6 +12,65 @@
 #include "daemon/state_dir.h"
 
 namespace tether::cli {
+namespace {
+
+std::string OrDash(const nlohmann::json& v, const std::string& unit = "") {
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>()) + unit;
+  if (v.is_number()) return std::to_string(static_cast<int64_t>(v.get<double>() + 0.5)) + unit;
+  return "-";
+}
+
+// The servers' GPUs, from their agents.
+void PrintRemote(const nlohmann::json& hosts) {
+  using nlohmann::json;
+  std::vector<std::vector<std::string>> rows = {
+      {"HOST", "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "PROCESSES"}};
+  std::vector<std::string> notes;
+  for (const auto& h : hosts) {
+    const json& r = h.value("remote", json::object());
+    std::string name = h.value("host", "");
+    if (r.contains("error")) {
+      notes.push_back(name + ": " + r.value("error", "") +
+                      (r.value("hint", "").empty() ? "" : " (" + r.value("hint", "") + ")"));
+      continue;
+    }
+    for (const auto& g : r.value("gpus", json::array())) {
+      std::string mem = "-";
+      if (g["memory_used_bytes"].is_number() && g["memory_total_bytes"].is_number()) {
+        mem = HumanBytes(g["memory_used_bytes"].get<uint64_t>()) + " / " +
+              HumanBytes(g["memory_total_bytes"].get<uint64_t>());
+      }
+      rows.push_back({name, OrDash(g["index"]), g.value("name", ""),
+                      OrDash(g["utilization_percent"], "%"), mem,
+                      OrDash(g["temperature_celsius"], " C"), OrDash(g["power_watts"], " W"),
+                      std::to_string(g.value("processes", json::array()).size())});
+    }
+    const json& gpu = r.value("gpu", json::object());
+    if (gpu.value("state", "") != "ok") {
+      notes.push_back(
+          name + ": GPUs " + gpu.value("state", "unknown") +
+          (gpu.value("error", json()).is_string() ? ": " + gpu.value("error", "") : ""));
+    }
+    const json& cpu = r.value("cpu", json::object());
+    const json& memory = r.value("memory", json::object());
+    if (cpu.contains("load1")) {
+      char line[256];
+      std::snprintf(line, sizeof line, "%s: load %.2f on %d CPUs", name.c_str(),
+                    cpu.value("load1", 0.0), cpu.value("count", 0));
+      std::string m = line;
+      if (memory.contains("available_bytes") && memory.contains("total_bytes")) {
+        m += ", memory " + HumanBytes(memory.value("available_bytes", uint64_t{0})) + " free of " +
+             HumanBytes(memory.value("total_bytes", uint64_t{0}));
+      }
+      notes.push_back(m);
+    }
+  }
+  if (rows.size() > 1) std::printf("\n%s", FormatTable(rows).c_str());
+  if (!notes.empty()) std::printf("\n");
+  for (const auto& n : notes) std::printf("  %s\n", n.c_str());
+}
+
+}  // namespace
 
 int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   auto state = daemon::StateDir::Open();
@@ -20,6 +80,14 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   }
   using nlohmann::json;
   json hosts = CollectStatus(*state, options.host);
+  if (options.remote) {
+    for (auto& h : hosts) {
+      auto remote = FetchAgentStatus(*state, h.value("host", ""));
+      h["remote"] = remote.ok()
+                        ? *remote
+                        : json{{"error", remote.error().message}, {"hint", remote.error().hint}};
+    }
+  }
 
   if (options.json) {
     std::printf("%s\n", json{{"hosts", hosts}}.dump(2).c_str());
@@ -60,6 +128,7 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   }
   if (fwd_rows.size() > 1) std::printf("\n%s", FormatTable(fwd_rows).c_str());
   for (const auto& e : errors) std::printf("  %s\n", e.c_str());
+  if (options.remote) PrintRemote(hosts);
   return 0;
 }
 

@@ -171,6 +171,15 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
     return 1;
   }
   const std::string& alias = host->alias;
+  if (options.agent_port != 0) {
+    // The server's tether-agent, on a unix socket only we can open (state dir 0700).
+    config::ForwardSpec agent;
+    agent.kind = config::ForwardKind::kLocal;
+    agent.listen.path = state->AgentSocketPath(alias);
+    agent.target.host = "127.0.0.1";
+    agent.target.port = static_cast<uint16_t>(options.agent_port);
+    specs->push_back(agent);
+  }
 
   daemon::PidLock lock;
   auto lock_outcome = daemon::PidLock::TryAcquire(state->PidPath(alias), &lock);

@@ -102,6 +102,7 @@ std::vector<std::string> StateDir::Hosts() const {
 void StateDir::RemoveFiles(const std::string& host) const {
   ::unlink(SocketPath(host).c_str());
   ::unlink(MuxPath(host).c_str());
+  ::unlink(AgentSocketPath(host).c_str());
   ::unlink(PidPath(host).c_str());
 }
 

@@ -24,6 +24,8 @@ class StateDir {
   const std::string& path() const { return path_; }
   std::string SocketPath(const std::string& host) const { return File(host, ".sock"); }
   std::string MuxPath(const std::string& host) const { return File(host, ".mux"); }
+  // The laptop end of the tether-agent forward (`tether up HOST --agent`).
+  std::string AgentSocketPath(const std::string& host) const { return File(host, ".agent.sock"); }
   std::string PidPath(const std::string& host) const { return File(host, ".pid"); }
   std::string LogPath(const std::string& host) const { return File(host, ".log"); }
 

@@ -1,0 +1,307 @@
+// tether agent install HOST [--dir DIR] [--port PORT]: copies the tether-agent built with
+// this tether to the server over the daemon's connection, adds the shared libraries the
+// server lacks, starts it (a systemd user unit where there is one, else in the
+// background) and keeps its token on the laptop. Where the laptop's build cannot run on
+// the server (another system or architecture, too old a C library), it says so and how to
+// build the agent there. Also the laptop side of `tether status --remote`.
+#include "cli/agent.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli/cli.h"
+#include "cli/errors.h"
+#include "cli/remote_command.h"
+#include "config/tether_config.h"
+#include "net/socket.h"
+
+namespace tether::cli {
+namespace {
+
+constexpr auto kRemoteTimeout = std::chrono::seconds(60);
+// The agent's /status is a few KiB; more is not an agent.
+constexpr size_t kMaxAgentReply = 4u << 20;
+constexpr int kAgentTimeoutMs = 10000;
+
+std::string Quote(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string AgentsDir() {
+  std::string config = config::TetherConfig::DefaultPath();
+  return config.substr(0, config.rfind('/')) + "/agents";
+}
+
+Result<std::string> ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return MakeError("agent", "cannot read " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The agent binary to copy: TETHER_AGENT_BIN, else the one beside this tether.
+std::string LocalAgentPath() {
+  if (const char* p = std::getenv("TETHER_AGENT_BIN"); p != nullptr && *p != '\0') return p;
+  char self[4096] = {0};
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
+  dir = dir.substr(0, dir.rfind('/'));
+  return dir + "/tether-agent";
+}
+
+// `lib => /path` of our own agent binary, for copying a library the server lacks.
+std::string LocalLibraryPath(const std::string& agent, const std::string& lib) {
+  FILE* p = ::popen(("ldd " + Quote(agent) + " 2>/dev/null").c_str(), "r");
+  if (p == nullptr) return "";
+  char line[1024];
+  std::string found;
+  while (std::fgets(line, sizeof line, p) != nullptr) {
+    std::string l(line);
+    size_t arrow = l.find(" => ");
+    if (arrow == std::string::npos) continue;
+    std::string name = l.substr(0, arrow);
+    name.erase(0, name.find_first_not_of(" \t"));
+    if (name != lib) continue;
+    std::string path = l.substr(arrow + 4);
+    found = path.substr(0, path.find(' '));
+  }
+  ::pclose(p);
+  return found;
+}
+
+std::string BuildHint() {
+  return "build it on the server: install cmake, g++ and the -dev packages scripts/setup.sh "
+         "lists, then `scripts/build.sh` and copy build/src/tether-agent to ~/.local/bin; or "
+         "set TETHER_AGENT_BIN to an agent built for the server";
+}
+
+}  // namespace
+
+std::string AgentRecordPath(const std::string& host) {
+  return AgentsDir() + "/" + daemon::FileNameFor(host) + ".json";
+}
+
+Result<AgentRecord> LoadAgentRecord(const std::string& host) {
+  auto text = ReadAll(AgentRecordPath(host));
+  if (!text.ok()) {
+    return MakeError("agent", "no agent installed on " + host + " from this laptop",
+                     "tether agent install " + host);
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object() || !j.contains("token")) {
+    return MakeError("agent", AgentRecordPath(host) + " is damaged",
+                     "tether agent install " + host);
+  }
+  AgentRecord r;
+  r.token = j.value("token", "");
+  r.port = j.value("port", 8080);
+  return r;
+}
+
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host) {
+  auto record = LoadAgentRecord(host);
+  if (!record.ok()) return record.take_error();
+  auto fd = net::ConnectUnix(state.AgentSocketPath(host));
+  if (!fd.ok()) {
+    return MakeError("agent", "the agent of " + host + " is not forwarded",
+                     "tether up " + host + " --agent");
+  }
+  (void)net::SetNonBlocking(fd->get(), false);
+  timeval tv{kAgentTimeoutMs / 1000, 0};
+  ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  std::string request = "GET /status HTTP/1.1\r\nHost: tether-agent\r\nAuthorization: Bearer " +
+                        record->token + "\r\nConnection: close\r\n\r\n";
+  if (::send(fd->get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return MakeError("agent", "cannot talk to the agent of " + host);
+  }
+  std::string reply;
+  char buf[16384];
+  while (reply.size() < kMaxAgentReply) {
+    ssize_t n = ::recv(fd->get(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  size_t head_end = reply.find("\r\n\r\n");
+  if (reply.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) {
+    return MakeError("agent", "the agent of " + host + " did not answer (is it running there?)",
+                     "tether agent install " + host + " starts it again");
+  }
+  int code = std::atoi(reply.c_str() + 9);
+  std::string body = reply.substr(head_end + 4);
+  if (code == 401) {
+    return MakeError("agent", "the agent of " + host + " refused our token",
+                     "tether agent install " + host + " fetches the current one");
+  }
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (code != 200 || !j.is_object()) {
+    return MakeError("agent", "the agent of " + host + " answered HTTP " + std::to_string(code));
+  }
+  return j;
+}
+
+int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& options) {
+  const std::string& host = options.host;
+  Status up = EnsureUp(global, host, {});
+  if (!up.ok()) {
+    PrintError(up.error());
+    return 1;
+  }
+  auto state = daemon::StateDir::Open();
+  if (!state.ok()) {
+    PrintError(state.error());
+    return 1;
+  }
+  auto remote = [&](const std::string& cmd, const std::string& input = "") {
+    return RunRemoteCommand(*state, host, cmd, input, kRemoteTimeout);
+  };
+
+  // Can our build run there at all?
+  utsname me{};
+  ::uname(&me);
+  std::string local_system = std::string(me.sysname) + " " + me.machine;
+  auto uname = remote("uname -sm");
+  if (!uname.ok()) {
+    PrintError(uname.error());
+    return 1;
+  }
+  std::string server_system = uname->out.substr(0, uname->out.find('\n'));
+  if (server_system != local_system) {
+    PrintError(MakeError(
+        "agent", host + " runs " + server_system + "; the agent built here is for " + local_system,
+        BuildHint()));
+    return 1;
+  }
+
+  std::string agent_path = LocalAgentPath();
+  auto binary = ReadAll(agent_path);
+  if (!binary.ok()) {
+    PrintError(MakeError("agent", "no tether-agent at " + agent_path,
+                         "build it (scripts/build.sh) or set TETHER_AGENT_BIN"));
+    return 1;
+  }
+  // Debug information makes up most of the file: leave it behind when strip is there.
+  std::string stripped = "/tmp/tether-agent-strip-" + std::to_string(::getpid());
+  if (std::system(
+          ("strip -o " + Quote(stripped) + " " + Quote(agent_path) + " 2>/dev/null").c_str()) ==
+      0) {
+    auto small = ReadAll(stripped);
+    if (small.ok()) binary = std::move(small);
+  }
+  ::unlink(stripped.c_str());
+
+  std::string dir = options.dir.empty() ? "\"$HOME/.local\"" : Quote(options.dir);
+  std::string token_flag = options.dir.empty() ? "" : " --token-file \"$D/agent-token\"";
+  std::string prelude = "D=" + dir + "; A=\"$D/bin/tether-agent\"; ";
+  std::fprintf(stderr, "tether: copying tether-agent (%zu KiB) to %s...\n", binary->size() >> 10,
+               host.c_str());
+  auto copied =
+      remote(prelude +
+                 "umask 077; mkdir -p \"$D/bin\" \"$D/lib/tether\" && cat > \"$A.new\" && "
+                 "chmod 700 \"$A.new\" && mv -f \"$A.new\" \"$A\"",
+             *binary);
+  if (!copied.ok() || copied->exit != 0) {
+    PrintError(MakeError("agent", "copying to " + host + " failed: " +
+                                      (copied.ok() ? copied->err : copied.error().message)));
+    return 1;
+  }
+  // Libraries the server lacks go beside it (the agent looks in ../lib/tether first).
+  auto missing = remote(prelude + "ldd \"$A\" 2>&1 | awk '/not found/ {print $1}'");
+  if (missing.ok()) {
+    std::istringstream names(missing->out);
+    std::string lib;
+    while (std::getline(names, lib)) {
+      if (lib.empty()) continue;
+      std::string local = LocalLibraryPath(agent_path, lib);
+      auto bytes = local.empty() ? Result<std::string>(MakeError("agent", "")) : ReadAll(local);
+      if (!bytes.ok()) continue;
+      std::fprintf(stderr, "tether: %s lacks %s: copying ours\n", host.c_str(), lib.c_str());
+      (void)remote(prelude + "cat > \"$D/lib/tether/" + lib + "\"", *bytes);
+    }
+  }
+  auto version = remote(prelude + "\"$A\" --version");
+  if (!version.ok() || version->exit != 0) {
+    PrintError(MakeError("agent",
+                         "the agent built here does not run on " + host + ": " +
+                             (version.ok() ? version->err : version.error().message),
+                         BuildHint()));
+    return 1;
+  }
+  auto token = remote(prelude + "\"$A\" --print-token" + token_flag);
+  std::string token_text = token.ok() ? token->out.substr(0, token->out.find('\n')) : "";
+  if (!token.ok() || token->exit != 0 || token_text.size() != 64) {
+    PrintError(MakeError("agent", "the agent on " + host + " has no usable token: " +
+                                      (token.ok() ? token->err : token.error().message)));
+    return 1;
+  }
+
+  // Stop an agent we started before, then start this one.
+  std::string listen = "127.0.0.1:" + std::to_string(options.port);
+  std::string start =
+      prelude +
+      "if [ -f \"$D/agent.pid\" ]; then kill \"$(cat \"$D/agent.pid\")\" 2>/dev/null; "
+      "i=0; while [ $i -lt 50 ] && kill -0 \"$(cat \"$D/agent.pid\" 2>/dev/null)\" 2>/dev/null; "
+      "do sleep 0.1; i=$((i+1)); done; fi; ";
+  auto has_systemd = remote("systemctl --user show-environment >/dev/null 2>&1");
+  bool systemd = options.dir.empty() && has_systemd.ok() && has_systemd->exit == 0;
+  std::string how;
+  if (systemd) {
+    std::string unit =
+        "[Unit]\nDescription=tether-agent: GPU status for tether\n\n[Service]\n"
+        "ExecStart=%h/.local/bin/tether-agent --listen " +
+        listen + "\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n";
+    auto started = remote(start +
+                              "mkdir -p \"$HOME/.config/systemd/user\" && cat > "
+                              "\"$HOME/.config/systemd/user/tether-agent.service\" && "
+                              "systemctl --user daemon-reload && "
+                              "systemctl --user enable tether-agent >/dev/null 2>&1; "
+                              "systemctl --user restart tether-agent",
+                          unit);
+    systemd = started.ok() && started->exit == 0;
+    how = "a systemd user unit (tether-agent.service)";
+  }
+  if (!systemd) {
+    auto started =
+        remote(start + "\"$A\" --daemon --listen " + listen + " --pid-file \"$D/agent.pid\"" +
+               " --log-file \"$D/agent.log\"" + token_flag);
+    if (!started.ok() || started->exit != 0) {
+      PrintError(MakeError(
+          "agent", "the agent did not start on " + host + ": " +
+                       (started.ok() ? started->err + started->out : started.error().message)));
+      return 1;
+    }
+    how = "the background (" + started->out.substr(0, started->out.find('\n')) + ")";
+  }
+
+  // The token stays on the laptop, 0600 in a 0700 directory.
+  std::string agents = AgentsDir();
+  ::mkdir(agents.substr(0, agents.rfind('/')).c_str(), 0700);
+  ::mkdir(agents.c_str(), 0700);
+  std::string record = AgentRecordPath(host);
+  {
+    mode_t old = ::umask(077);
+    std::ofstream out(record, std::ios::trunc);
+    out << nlohmann::json{{"token", token_text}, {"port", options.port}}.dump() << "\n";
+    ::umask(old);
+  }
+  ::chmod(record.c_str(), 0600);
+  std::printf("%s: %s installed, running in %s, on the server's %s\n", host.c_str(),
+              version->out.substr(0, version->out.find('\n')).c_str(), how.c_str(), listen.c_str());
+  std::printf("  token kept in %s\n", record.c_str());
+  std::printf("  `tether up %s --agent` forwards it; `tether status %s --remote` shows its GPUs\n",
+              host.c_str(), host.c_str());
+  return 0;
+}
+
+}  // namespace tether::cli
