@@ -2,7 +2,8 @@
 # The demo: a throwaway sshd on a free loopback port, a small HTTP server behind it,
 # and tether doing its main job: up with a forward, a fetch through it, a command over
 # the same connection (tether exec, and stock ssh through the ControlPath socket), a
-# remote forward added at runtime, the server's proxy through the laptop, status, down.
+# remote forward added at runtime, the server's proxy through the laptop, status, doctor,
+# down.
 # Everything it makes is removed at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +63,9 @@ echo "\$ tether run demo -- curl -sS -x \"\$http_proxy\" --noproxy '' http://127
 echo
 echo "\$ tether status"
 "$tether" status
+echo
+echo "\$ tether doctor demo --probe http://127.0.0.1:$http_port/    # the troubleshooting checklist"
+"$tether" -F "$cfg" doctor demo --probe "http://127.0.0.1:$http_port/"
 echo
 echo "\$ tether status --json"
 "$tether" status --json
