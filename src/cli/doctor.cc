@@ -373,8 +373,35 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
       continue;
     }
     if (kind == "remote") {
-      report.Add("forward " + line, "pass",
-                 "bound on the server; " + std::to_string(f.value("total", 0)) + " connection(s)");
+      // End to end: a connection made on the server must reach the laptop's target (the
+      // forward's counters tell whether it did and whether the target answered).
+      uint64_t total0 = f.value("total", uint64_t{0});
+      uint64_t failed0 = f.value("failed", uint64_t{0});
+      std::string connect = "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
+                            " && sleep 0.3' 2>/dev/null";
+      RemoteResult probe = RunRemote(raw, connect);
+      uint64_t total1 = total0, failed1 = failed0;
+      json again = CollectStatus(*state, alias);
+      for (const auto& g :
+           again.empty() ? json::array() : again[0].value("forwards", json::array())) {
+        if (g.value("spec", "") == f.value("spec", "") && g.value("kind", "") == "remote") {
+          total1 = g.value("total", total0);
+          failed1 = g.value("failed", failed0);
+        }
+      }
+      if (probe.exit != 0) {
+        report.Add("forward " + line, "warn",
+                   "bound on the server; could not connect to it there (bash /dev/tcp)");
+      } else if (failed1 > failed0) {
+        report.Add("forward " + line, "fail",
+                   "bound on the server, but the laptop's " + f.value("target", "") +
+                       " refused the connection",
+                   "start what should listen on the laptop at " + f.value("target", ""));
+      } else {
+        report.Add("forward " + line, "pass",
+                   "bound on the server; a connection from there reached the laptop (" +
+                       std::to_string(total1 > total0 ? total1 - total0 : 0) + " new)");
+      }
       continue;
     }
     // The proxy: from the server, a request through it to the probe URL.

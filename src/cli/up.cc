@@ -149,7 +149,8 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
 
 }  // namespace
 
-int RunUp(const GlobalOptions& global, const UpOptions& options) {
+int RunUp(const GlobalOptions& global, const UpOptions& given) {
+  UpOptions options = given;
   auto state = daemon::StateDir::Open();
   if (!state.ok()) {
     PrintError(state.error());
@@ -165,6 +166,13 @@ int RunUp(const GlobalOptions& global, const UpOptions& options) {
     PrintError(host.error());
     return 1;
   }
+  // The server proxy from config.toml, unless the command line said otherwise.
+  config::Settings settings = tether_config->SettingsFor(host->alias);
+  if (options.proxy_port == 0 && settings.proxy_port.value_or(0) != 0) {
+    options.proxy_port = *settings.proxy_port;
+  }
+  if (options.upstream.empty() && settings.upstream) options.upstream = *settings.upstream;
+  if (!options.proxy_open && settings.proxy_open) options.proxy_open = *settings.proxy_open;
   auto specs = CollectForwards(options, *host, *tether_config);
   if (!specs.ok()) {
     PrintError(specs.error());

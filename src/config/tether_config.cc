@@ -50,6 +50,18 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
       auto v = ReadSeconds(source, key, node, 1, 100);
       if (!v.ok()) return v.take_error();
       out.keepalive_count_max = *v;
+    } else if (key == "proxy_port") {
+      auto v = ReadSeconds(source, key, node, 0, 65535);
+      if (!v.ok()) return v.take_error();
+      out.proxy_port = *v;
+    } else if (key == "upstream") {
+      auto v = node.value<std::string>();
+      if (!v) return ConfigError(Where(source, node), "upstream must be a URL string");
+      out.upstream = *v;
+    } else if (key == "proxy_open") {
+      auto v = node.value<bool>();
+      if (!v) return ConfigError(Where(source, node), "proxy_open must be true or false");
+      out.proxy_open = *v;
     } else if (std::find(allowed_extra.begin(), allowed_extra.end(), key) == allowed_extra.end()) {
       return ConfigError(Where(source, node), "unknown key \"" + key + "\"");
     }
@@ -146,6 +158,9 @@ Result<HostProfile> ReadProfile(const std::string& source, const toml::table& ta
 void Settings::MergeFrom(const Settings& over) {
   if (over.connect_timeout_s) connect_timeout_s = over.connect_timeout_s;
   if (over.keepalive_interval_s) keepalive_interval_s = over.keepalive_interval_s;
+  if (over.proxy_port) proxy_port = over.proxy_port;
+  if (over.upstream) upstream = over.upstream;
+  if (over.proxy_open) proxy_open = over.proxy_open;
   if (over.keepalive_count_max) keepalive_count_max = over.keepalive_count_max;
 }
 

@@ -20,6 +20,11 @@ struct Settings {
   std::optional<int> connect_timeout_s;
   std::optional<int> keepalive_interval_s;
   std::optional<int> keepalive_count_max;
+  // The server proxy (`tether up --proxy`): its port on the server (0: off), the laptop's
+  // upstream proxy, and whether it is open to every account.
+  std::optional<int> proxy_port;
+  std::optional<std::string> upstream;
+  std::optional<bool> proxy_open;
 
   // Fields set in `over` replace ours.
   void MergeFrom(const Settings& over);

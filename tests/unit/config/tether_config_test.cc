@@ -109,3 +109,33 @@ TEST(MergeForwards, HigherPrecedenceWinsTheSameListenAddress) {
 
 }  // namespace
 }  // namespace tether::config
+
+namespace tether::config {
+namespace {
+
+TEST(TetherConfigProxy, ProfileProxySettingsBeatTheDefaults) {
+  auto c = TetherConfig::Parse(
+      "[settings]\nproxy_port = 10808\nupstream = \"http://127.0.0.1:7890\"\n"
+      "[hosts.gpu]\nproxy_port = 18000\nproxy_open = true\n",
+      "config.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  Settings gpu = c->SettingsFor("gpu");
+  EXPECT_EQ(gpu.proxy_port, 18000);
+  EXPECT_EQ(gpu.upstream, "http://127.0.0.1:7890");
+  EXPECT_EQ(gpu.proxy_open, true);
+  Settings other = c->SettingsFor("other");
+  EXPECT_EQ(other.proxy_port, 10808);
+  EXPECT_FALSE(other.proxy_open.has_value());
+}
+
+TEST(TetherConfigProxy, BadProxySettingsNameTheLineAndKey) {
+  for (const char* text : {"[settings]\nproxy_port = 70000\n", "[settings]\nproxy_open = \"yes\"\n",
+                           "[settings]\nupstream = 7890\n"}) {
+    auto c = TetherConfig::Parse(text, "config.toml");
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_NE(c.error().message.find("config.toml:2"), std::string::npos) << c.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace tether::config
