@@ -27,7 +27,7 @@ Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> 
 Pump::~Pump() {
   --stats_->live;
   if (socket_) context_.loop->Unwatch(socket_.get());
-  context_.budget->Release(window_);
+  context_.budget->Release(reserved_);
 }
 
 void Pump::Finish(const std::string& why) {
@@ -40,7 +40,13 @@ void Pump::OnOpened() {
   open_ = true;
   // Reserve what we can of the initial window; a loaded daemon runs with less.
   uint32_t want = kInitialWindow;
-  while (want > (64u << 10) && !context_.budget->TryReserve(want)) want /= 2;
+  while (want > kMinWindow && !context_.budget->TryReserve(want)) want /= 2;
+  if (want > kMinWindow || context_.budget->TryReserve(want)) {
+    reserved_ = want;
+  }
+  // With the budget spent, a channel still gets the smallest window (what libssh grants
+  // at open anyway), outside the budget: it moves, slowly, and the overshoot is bounded by
+  // kMinWindow per channel.
   window_ = want;
 }
 
@@ -58,6 +64,7 @@ void Pump::MaybeGrowWindow() {
   uint32_t extra = std::min(window_, kMaxWindow - window_);
   if (context_.budget->TryReserve(extra)) {
     window_ += extra;
+    reserved_ += extra;
     spdlog::debug("[{}] receive window {} KiB (waited {} ms for data)", log_prefix_, window_ >> 10,
                   std::chrono::duration_cast<std::chrono::milliseconds>(stall).count());
   }

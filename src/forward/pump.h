@@ -28,6 +28,8 @@ namespace tether::forward {
 
 // 2 MiB: OpenSSH's own channel window, enough for loopback and LAN links.
 inline constexpr uint32_t kInitialWindow = 2u << 20;
+// The smallest window a channel gets, budget or not (libssh's own opening window).
+inline constexpr uint32_t kMinWindow = 64u << 10;
 // 16 MiB: about 1.3 Gbit/s at 100 ms RTT for one stream.
 inline constexpr uint32_t kMaxWindow = 16u << 20;
 // The window grows only after kStalledHalvesToGrow half-windows in a row in each of
@@ -105,7 +107,8 @@ class Pump {
   std::string to_channel_;  // read from the socket, not yet taken by the channel
   size_t to_channel_off_ = 0;
 
-  uint32_t window_ = 0;  // receive window we keep granted (reserved in the budget)
+  uint32_t window_ = 0;    // receive window we keep granted
+  uint32_t reserved_ = 0;  // how much of it the budget holds for us
   uint64_t drained_at_window_ = 0;
   int stalled_halves_ = 0;  // half-windows in a row with a kWindowStall wait
   uint64_t bytes_in_ = 0;
