@@ -10,17 +10,22 @@
 #   BENCH_JSON  also write the results there as JSON
 set -euo pipefail
 
+BENCH_NAME=exec_latency
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 tether=$(realpath "${TETHER:-./build/src/tether}")
 runs=${BENCH_RUNS:-30}
 json_out=${BENCH_JSON:-}
-[[ $runs =~ ^[1-9][0-9]*$ ]] && ((runs <= 500)) || { echo "exec_latency: BENCH_RUNS must be 1..500" >&2; exit 1; }
+if ! [[ $runs =~ ^[1-9][0-9]*$ ]] || ((runs > 500)); then die "BENCH_RUNS must be 1..500"; fi
 
 work=$(mktemp -d /tmp/tether-bench-exec-XXXXXX)
 master_pid=""
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   TETHER_STATE_DIR=$work/state "$tether" down --all >/dev/null 2>&1 || true
-  [[ -n $master_pid ]] && kill "$master_pid" 2>/dev/null || true
+  if [[ -n $master_pid ]]; then kill "$master_pid" 2>/dev/null || true; fi
   "$root/scripts/testbed.sh" stop "$work/sshd" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -34,7 +39,7 @@ export TETHER_STATE_DIR=$work/state
 ssh -F "$cfg" -o ControlMaster=yes -o ControlPath="$work/cm.sock" -N testhost &
 master_pid=$!
 for _ in $(seq 100); do [[ -S $work/cm.sock ]] && break; sleep 0.1; done
-[[ -S $work/cm.sock ]] || { echo "exec_latency: OpenSSH master did not start" >&2; exit 1; }
+[[ -S $work/cm.sock ]] || die "OpenSSH master did not start"
 "$tether" -F "$cfg" up testhost >/dev/null 2>&1
 
 # Milliseconds of one run of "$@".

@@ -18,6 +18,10 @@
 # Ciphers line in the Host block. Exit status 1 if any measurement failed.
 set -euo pipefail
 
+BENCH_NAME=forward_throughput
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 tether=${TETHER:-./build/src/tether}
 seconds=${BENCH_SECONDS:-5}
@@ -27,11 +31,6 @@ read -r -a ciphers <<<"${BENCH_CIPHERS:-chacha20-poly1305@openssh.com aes128-gcm
 readonly LISTEN_TRIES=100 # x 0.1 s for a port to listen
 readonly EXIT_TRIES=30    # x 0.1 s for a process to exit after its run or SIGTERM
 
-die() {
-  echo "forward_throughput: $*" >&2
-  exit 1
-}
-note() { echo "forward_throughput: $*" >&2; }
 
 [[ -x $tether ]] || die "no tether binary at $tether (build it, or set TETHER=path)"
 tether=$(realpath "$tether")
@@ -46,24 +45,6 @@ export TETHER_STATE_DIR=$work/state
 mkdir -m 700 "$TETHER_STATE_DIR"
 ssh_pid=""
 iperf_pid=""
-
-alive() { # PID: running and not a zombie
-  local state
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z* ]]
-}
-
-stop_pid() { # PID: SIGTERM, bounded wait, SIGKILL
-  local pid=$1 i
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < EXIT_TRIES; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {

@@ -51,6 +51,10 @@
 # namespaces are deleted on exit. Exit status 1 if any measurement failed.
 set -euo pipefail
 
+BENCH_NAME=long_link
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 tether=${TETHER:-./build/src/tether}
 relay_bin=${DELAY_RELAY:-./build/tests/delay_relay}
 read -r -a rtts <<<"${BENCH_RTTS:-0 50 100 200}"
@@ -81,11 +85,6 @@ readonly EXIT_TRIES=30   # x 0.1 s for a process to exit after its run or SIGTER
 readonly CMD_TIMEOUT=20  # s for any one ip/sysctl/tether down call
 readonly UP_TIMEOUT=60   # s for `tether up` (a handshake is ~10 round trips)
 
-die() {
-  echo "long_link: $*" >&2
-  exit 1
-}
-note() { echo "long_link: $*" >&2; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (ip netns)"
 [[ -x $tether ]] || die "no tether binary at $tether (build it, or set TETHER=path)"
@@ -127,57 +126,14 @@ iperf_pid=""
 client_pid=""
 relay_pids=()
 
-alive() { # PID: running and not a zombie
-  local st
-  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z* ]]
-}
-
-stop_pid() { # PID: SIGTERM, bounded wait, SIGKILL
-  local pid=$1 i
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < EXIT_TRIES; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
-
 # Background processes are started with a plain `ip netns exec NS CMD &` (never through a
 # shell function, which would fork a subshell): ip execs the command in place, so $! is the
 # command's own PID.
-
-ipc() { timeout "$CMD_TIMEOUT" ip "$@"; } # ip, bounded
 
 run_tether() { # TIMEOUT ARGS...: tether inside the laptop namespace with our state directory
   local t=$1
   shift
   timeout "$t" ip netns exec "$laptop" env TETHER_STATE_DIR="$state" "$tether" "$@"
-}
-
-ns_kill_all() { # NS: every process inside, by PID: SIGTERM, bounded wait, SIGKILL
-  local ns=$1 round pids p
-  for ((round = 0; round < 3; round++)); do
-    mapfile -t pids < <(ipc netns pids "$ns" 2>/dev/null)
-    ((${#pids[@]} > 0)) || return 0
-    for p in "${pids[@]}"; do stop_pid "$p"; done
-  done
-}
-
-# The namespaces of earlier runs whose bench process is gone (a crash, a SIGKILL).
-remove_stale_ns() {
-  local name pid
-  while read -r name _; do
-    [[ $name =~ ^${NS_PREFIX}([0-9]+)-(laptop|server)$ ]] || continue
-    pid=${BASH_REMATCH[1]}
-    if [[ $pid != "$$" ]] && ! alive "$pid"; then
-      note "removing $name, left over by an earlier run"
-      ns_kill_all "$name"
-      ipc netns del "$name" 2>/dev/null || true
-    fi
-  done < <(ipc netns list 2>/dev/null)
 }
 
 tether_daemons_stop() { # after `down`: any daemon still running, by the PID in its pid file
@@ -223,16 +179,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_until() { # TRIES CMD...: true once CMD succeeds, trying every 0.1 s
-  local tries=$1 i
-  shift
-  for ((i = 0; i < tries; i++)); do
-    "$@" && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 listening() { # NS PORT: something listens on PORT inside NS (asked of the kernel: a probe
   # connection would reach the one-off iperf3 server and use it up)

@@ -33,6 +33,10 @@
 # Exit status 1 if a measurement failed (a forward never served again).
 set -euo pipefail
 
+BENCH_NAME=reconnect_vs_autossh
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 tether=${TETHER:-./build/src/tether}
 rounds=${BENCH_ROUNDS:-3}
 outage=${BENCH_OUTAGE:-20}
@@ -51,11 +55,6 @@ readonly START_TRIES=100 # x 0.1 s for something to come up
 readonly EXIT_TRIES=30   # x 0.1 s for a process to exit after SIGTERM
 readonly CMD_TIMEOUT=20  # s for any one ip/iptables/tether call
 
-die() {
-  echo "reconnect_vs_autossh: $*" >&2
-  exit 1
-}
-note() { echo "reconnect_vs_autossh: $*" >&2; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (ip netns, iptables)"
 [[ -x $tether ]] || die "no tether binary at $tether (build it, or set TETHER=path)"
@@ -84,55 +83,12 @@ http_pid=""
 autossh_pid=""
 probe_pid=""
 
-alive() { # PID: running and not a zombie
-  local st
-  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z* ]]
-}
-
-stop_pid() { # PID: SIGTERM, bounded wait, SIGKILL
-  local pid=$1 i
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < EXIT_TRIES; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
-
 # Background processes are started with a plain `ip netns exec NS CMD &` (never through a
 # shell function, which would fork a subshell): ip execs the command in place, so $! is the
 # command's own PID.
 
-ipc() { timeout "$CMD_TIMEOUT" ip "$@"; } # ip, bounded
-
 run_tether() { # ARGS...: tether inside the laptop namespace with our state directory
   timeout "$CMD_TIMEOUT" ip netns exec "$laptop" env TETHER_STATE_DIR="$state" "$tether" "$@"
-}
-
-ns_kill_all() { # NS: every process inside, by PID: SIGTERM, bounded wait, SIGKILL
-  local ns=$1 round pids p
-  for ((round = 0; round < 3; round++)); do
-    mapfile -t pids < <(ipc netns pids "$ns" 2>/dev/null)
-    ((${#pids[@]} > 0)) || return 0
-    for p in "${pids[@]}"; do stop_pid "$p"; done
-  done
-}
-
-# The namespaces of earlier runs whose bench process is gone (a crash, a SIGKILL).
-remove_stale_ns() {
-  local name pid
-  while read -r name _; do
-    [[ $name =~ ^${NS_PREFIX}([0-9]+)-(laptop|server)$ ]] || continue
-    pid=${BASH_REMATCH[1]}
-    if [[ $pid != "$$" ]] && ! alive "$pid"; then
-      note "removing $name, left over by an earlier run"
-      ns_kill_all "$name"
-      ipc netns del "$name" 2>/dev/null || true
-    fi
-  done < <(ipc netns list 2>/dev/null)
 }
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -167,16 +123,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-wait_until() { # TRIES CMD...: true once CMD succeeds, trying every 0.1 s
-  local tries=$1 i
-  shift
-  for ((i = 0; i < tries; i++)); do
-    "$@" && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 http_ok() { # NS PORT: a GET of 127.0.0.1:PORT inside NS answers 200
   timeout 5 ip netns exec "$1" "$python" - "$2" <<'EOF' >/dev/null 2>&1

@@ -232,22 +232,10 @@ void MuxServer::OnHello(Client& c, mux::ClientMessage& m) {
   c.hello = true;
 }
 
-void MuxServer::OnNewSession(Client& c, mux::ClientMessage& m) {
-  auto& request = std::get<mux::NewSession>(m);
-  std::vector<UniqueFd> fds;
-  if (!TakeFds(c, 3, &fds)) {
-    c.waiting = std::move(m);
-    return;
-  }
-  if (c.has_session) {
-    Send(c, mux::EncodeFailure(request.request_id, "Multiple sessions not supported"));
-    return;
-  }
-  uint64_t id = c.id;
-  uint32_t rid = request.request_id;
+MuxHost::SessionEvents MuxServer::SessionEventsFor(uint64_t id, uint32_t rid,
+                                                   std::shared_ptr<uint32_t> session_id,
+                                                   bool exit_message) {
   MuxHost::SessionEvents events;
-  // The session's id is known once StartSession returns; the callbacks run later.
-  auto session_id = std::make_shared<uint32_t>(0);
   events.started = [this, id, rid, session_id](bool ok, const std::string& error, bool tty_failed) {
     Client* cp = Find(id);
     if (cp == nullptr) return;
@@ -261,17 +249,35 @@ void MuxServer::OnNewSession(Client& c, mux::ClientMessage& m) {
     }
     Flush(*cp);
   };
-  events.finished = [this, id, session_id](uint32_t exit_value) {
+  events.finished = [this, id, session_id, exit_message](uint32_t exit_value) {
     Client* cp = Find(id);
     if (cp == nullptr) return;
     cp->has_session = false;
-    Send(*cp, mux::EncodeExitMessage(*session_id, exit_value));
+    // ssh -W has no exit message: its client ends when its descriptors close.
+    if (exit_message) Send(*cp, mux::EncodeExitMessage(*session_id, exit_value));
     cp->closing = true;
     Flush(*cp);
   };
+  return events;
+}
+
+void MuxServer::OnNewSession(Client& c, mux::ClientMessage& m) {
+  auto& request = std::get<mux::NewSession>(m);
+  std::vector<UniqueFd> fds;
+  if (!TakeFds(c, 3, &fds)) {
+    c.waiting = std::move(m);
+    return;
+  }
+  if (c.has_session) {
+    Send(c, mux::EncodeFailure(request.request_id, "Multiple sessions not supported"));
+    return;
+  }
+  uint64_t id = c.id;
+  // The session's id is known once StartSession returns; the callbacks run later.
+  auto session_id = std::make_shared<uint32_t>(0);
   c.has_session = true;
   *session_id = host_.StartSession(request, std::move(fds[0]), std::move(fds[1]), std::move(fds[2]),
-                                   std::move(events));
+                                   SessionEventsFor(id, request.request_id, session_id, true));
   if (Client* cp = Find(id)) cp->session = *session_id;
 }
 
@@ -287,32 +293,11 @@ void MuxServer::OnStdioForward(Client& c, mux::ClientMessage& m) {
     return;
   }
   uint64_t id = c.id;
-  uint32_t rid = request.request_id;
   auto session_id = std::make_shared<uint32_t>(0);
-  MuxHost::SessionEvents events;
-  events.started = [this, id, rid, session_id](bool ok, const std::string& error, bool) {
-    Client* cp = Find(id);
-    if (cp == nullptr) return;
-    if (ok) {
-      Send(*cp, mux::EncodeSessionOpened(rid, *session_id));
-    } else {
-      cp->has_session = false;
-      Send(*cp, mux::EncodeFailure(rid, error));
-      cp->closing = true;
-    }
-    Flush(*cp);
-  };
-  events.finished = [this, id](uint32_t) {
-    // ssh -W has no exit message: the client ends when its descriptors close.
-    Client* cp = Find(id);
-    if (cp == nullptr) return;
-    cp->has_session = false;
-    cp->closing = true;
-    Flush(*cp);
-  };
   c.has_session = true;
   *session_id =
-      host_.StartStdioForward(request, std::move(fds[0]), std::move(fds[1]), std::move(events));
+      host_.StartStdioForward(request, std::move(fds[0]), std::move(fds[1]),
+                              SessionEventsFor(id, request.request_id, session_id, false));
   if (Client* cp = Find(id)) cp->session = *session_id;
 }
 

@@ -92,6 +92,10 @@ class MuxServer {
   void Drop(uint64_t id);
   Client* Find(uint64_t id);
 
+  // The callbacks of a session (or stdio forward) of client `id`: they answer its request
+  // `rid` once it runs, and end the client when it ends.
+  MuxHost::SessionEvents SessionEventsFor(uint64_t id, uint32_t rid,
+                                          std::shared_ptr<uint32_t> session_id, bool exit_message);
   void OnHello(Client& c, mux::ClientMessage& m);
   void OnNewSession(Client& c, mux::ClientMessage& m);
   void OnStdioForward(Client& c, mux::ClientMessage& m);
