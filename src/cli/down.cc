@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "cli/cli.h"
@@ -20,9 +23,26 @@ constexpr auto kPollInterval = std::chrono::milliseconds(20);
 constexpr int kGracefulPolls = 500;  // 10 s for a clean stop
 constexpr int kKillPolls = 150;      // 3 s more after SIGTERM, then SIGKILL
 
-bool WaitGone(const daemon::StateDir& state, const std::string& name, int polls) {
+// Whether `pid` has exited: no such process, or a zombie nobody reaped yet (a daemon's
+// parent is init, which in a container may never reap).
+bool ProcessGone(pid_t pid) {
+  if (pid <= 0) return true;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+#ifdef __linux__
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  size_t paren = line.rfind(')');
+  if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z') return true;
+#endif
+  return false;
+}
+
+// Gone: its lock is free (or its pid file removed, which the daemon does last but for
+// exiting) and the process itself has exited.
+bool WaitGone(const daemon::StateDir& state, const std::string& name, pid_t pid, int polls) {
   for (int i = 0; i < polls; ++i) {
-    if (!daemon::CheckRunning(state.PidPath(name)).running) return true;
+    if (!daemon::CheckRunning(state.PidPath(name)).running && ProcessGone(pid)) return true;
     std::this_thread::sleep_for(kPollInterval);
   }
   return false;
@@ -36,15 +56,15 @@ bool StopHost(const daemon::StateDir& state, const std::string& name) {
     return true;
   }
   auto reply = control::Request(state.SocketPath(name), {{"cmd", "stop"}}, std::chrono::seconds(3));
-  bool gone = reply.ok() && WaitGone(state, name, kGracefulPolls);
+  bool gone = reply.ok() && WaitGone(state, name, probe.pid, kGracefulPolls);
   if (!gone && probe.pid > 0) {
     std::fprintf(stderr, "tether: %s: daemon (pid %d) did not stop cleanly; terminating it\n",
                  name.c_str(), static_cast<int>(probe.pid));
     ::kill(probe.pid, SIGTERM);
-    gone = WaitGone(state, name, kKillPolls);
+    gone = WaitGone(state, name, probe.pid, kKillPolls);
     if (!gone) {
       ::kill(probe.pid, SIGKILL);
-      gone = WaitGone(state, name, kKillPolls);
+      gone = WaitGone(state, name, probe.pid, kKillPolls);
     }
   }
   if (!gone) {
