@@ -44,6 +44,7 @@
 #                     (default chacha20-poly1305@openssh.com, the default of both;
 #                     e.g. aes128-gcm@openssh.com)
 #   BENCH_RELAY_MIB   delay line buffer per direction per connection, MiB (default 64)
+#   BENCH_LANES       tether up --lanes N (default: tether's own default, cores - 1)
 #   BENCH_JSON        also write the results there as JSON
 #   BENCH_KEEP        if 1, keep the work directory (logs of sshd, ssh, tether, relays)
 # Needs root (ip netns), sshd, iperf3, python3 (scripts/setup.sh installs them).
@@ -62,6 +63,7 @@ read -r -a stream_counts <<<"${BENCH_STREAMS:-1 8}"
 seconds=${BENCH_SECONDS:-8}
 cipher=${BENCH_CIPHER:-chacha20-poly1305@openssh.com}
 relay_mib=${BENCH_RELAY_MIB:-64}
+lanes=${BENCH_LANES:-}
 json_out=${BENCH_JSON:-}
 keep=${BENCH_KEEP:-0}
 
@@ -98,6 +100,9 @@ if ! [[ $relay_mib =~ ^[1-9][0-9]*$ ]] || ((relay_mib > 1024)); then
   die "BENCH_RELAY_MIB must be 1..1024"
 fi
 [[ $cipher =~ ^[A-Za-z0-9@._-]+$ ]] || die "BENCH_CIPHER must be one cipher name"
+[[ -z $lanes || $lanes =~ ^[0-8]$ ]] || die "BENCH_LANES must be 0..8"
+lanes_args=()
+[[ -n $lanes ]] && lanes_args=(--lanes "$lanes")
 ((${#rtts[@]} > 0)) || die "BENCH_RTTS is empty"
 ((${#stream_counts[@]} > 0)) || die "BENCH_STREAMS is empty"
 for i in "${!rtts[@]}"; do
@@ -381,7 +386,7 @@ for rtt in "${rtts[@]}"; do
   fi
 
   tether_ok=1
-  if ! run_tether "$UP_TIMEOUT" -F "$work/ssh_config" up "$host" \
+  if ! run_tether "$UP_TIMEOUT" -F "$work/ssh_config" up "$host" "${lanes_args[@]}" \
     -L "$TETHER_PORT:127.0.0.1:$IPERF_PORT" >"$work/tether-up-$rtt.out" 2>&1; then
     note "tether up at RTT $rtt failed: $(tail -n 5 "$work/tether-up-$rtt.out")"
     tether_ok=0
@@ -425,10 +430,10 @@ openssh_version=$(ssh -V 2>&1)
 tether_version=$("$tether" --version 2>&1 | head -n1) || tether_version=unknown
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$results" "$seconds" "$json_out" "$openssh_version" "$tether_version" "$cipher" \
-  "$relay_mib" "$(nproc)" "$load_before" "$load_after" <<'EOF'
+  "$relay_mib" "$(nproc)" "$load_before" "$load_after" "${lanes:-default}" <<'EOF'
 import json, math, sys, time
 (path, seconds, json_out, openssh_version, tether_version, cipher, relay_mib, cores,
- load_before, load_after) = sys.argv[1:]
+ load_before, load_after, lanes) = sys.argv[1:]
 seconds, relay_mib = int(seconds), int(relay_mib)
 nan = float("nan")
 
@@ -449,8 +454,8 @@ def show(x, fmt):
 
 print(f"-L throughput over an emulated link: {seconds} s per run (+2 s omitted), cipher "
       f"{cipher}, delay line buffer {relay_mib} MiB/direction/connection")
-print(f"{openssh_version}; {tether_version}; {cores} cores, load average {load_before} "
-      f"before, {load_after} after")
+print(f"{openssh_version}; {tether_version} (lanes: {lanes}); {cores} cores, load average "
+      f"{load_before} before, {load_after} after")
 print("upload = laptop to server, download = server to laptop; Mbit/s as the receiver "
       "counted them, all streams; tcp = iperf3 through the same link without SSH")
 head = ("", "tcp Mbit/s", "ssh Mbit/s", "tether Mbit/s", "tether/ssh")
@@ -521,6 +526,7 @@ if json_out:
         "seconds_per_run": seconds,
         "omitted_seconds": 2,
         "cipher": cipher,
+        "lanes": lanes,
         "relay_buffer_mib": relay_mib,
         "openssh_version": openssh_version,
         "tether_version": tether_version,

@@ -81,6 +81,12 @@ int Main(int argc, char** argv) {
                      "(http://host:port or socks5://host:port)");
   up_cmd->add_flag("--proxy-open", up.proxy_open,
                    "let any account on the server use the proxy (no user and token)");
+  up_cmd
+      ->add_option("--lanes", up.lanes,
+                   "further connections that carry -L/-D streams, each on its own core "
+                   "(0: all on one connection; default: 0 below 4 cores, else (cores - 2) / 2, "
+                   "at most 3)")
+      ->check(CLI::Range(0, 8));
   up_cmd->add_option("-J", up.jump, "jump hosts, as ssh -J: [user@]host[:port][,...]");
   up_cmd->add_option("-l", up.user, "remote user");
   up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));

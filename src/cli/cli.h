@@ -25,6 +25,7 @@ struct UpOptions {
   int agent_port = 0;                         // --agent[=PORT]; 0: no agent forward
   std::string upstream;                       // --upstream URL
   bool proxy_open = false;                    // --proxy-open
+  int lanes = -1;                             // --lanes N; -1: config.toml or the default
   std::string jump;                           // -J [user@]host[:port][,...]
   std::string user;                           // -l
   int port = 0;                               // -p

@@ -70,6 +70,18 @@ void PrintRemote(const nlohmann::json& hosts) {
   for (const auto& n : notes) std::printf("  %s\n", n.c_str());
 }
 
+// "up/wanted" lanes ("-" when none are wanted), e.g. "1/1", "0/1".
+std::string LanesCell(const nlohmann::json& host) {
+  const auto& lanes = host.value("lanes", nlohmann::json::object());
+  int wanted = lanes.value("wanted", 0);
+  if (wanted == 0) return "-";
+  int up = 0;
+  for (const auto& lane : lanes.value("open", nlohmann::json::array())) {
+    up += lane.value("state", "") == "up" ? 1 : 0;
+  }
+  return std::to_string(up) + "/" + std::to_string(wanted);
+}
+
 }  // namespace
 
 int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
@@ -98,7 +110,8 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
     return options.host.empty() ? 0 : 1;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"HOST", "STATE", "PID", "UPTIME", "RTT", "RECONNECTS", "TARGET"}};
+      {"HOST", "STATE", "PID", "UPTIME", "RTT", "RECONNECTS", "LANES", "TARGET"}};
+  std::vector<std::string> notes;
   for (const auto& h : hosts) {
     std::string target = h.value("user", "") + "@" + h.value("hostname", "") + ":" +
                          std::to_string(h.value("port", 0));
@@ -107,9 +120,12 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
                           : "-";
     rows.push_back({h.value("host", ""), h.value("state", ""), std::to_string(h.value("pid", 0)),
                     HumanDuration(h.value("uptime_s", int64_t{0})), rtt,
-                    std::to_string(h.value("reconnects", 0)), target});
+                    std::to_string(h.value("reconnects", 0)), LanesCell(h), target});
+    std::string lanes_off = h.value("lanes", json::object()).value("off", "");
+    if (!lanes_off.empty()) notes.push_back(h.value("host", "") + ": lanes off: " + lanes_off);
   }
   std::printf("%s", FormatTable(rows).c_str());
+  for (const auto& n : notes) std::printf("  %s\n", n.c_str());
   std::vector<std::vector<std::string>> fwd_rows = {
       {"HOST", "FORWARD", "STATE", "LIVE", "TOTAL", "FAILED", "IN", "OUT", "RATE IN", "RATE OUT"}};
   std::vector<std::string> errors;

@@ -173,6 +173,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   }
   if (options.upstream.empty() && settings.upstream) options.upstream = *settings.upstream;
   if (!options.proxy_open && settings.proxy_open) options.proxy_open = *settings.proxy_open;
+  if (options.lanes < 0) options.lanes = settings.lanes.value_or(daemon::DefaultLanes());
   auto specs = CollectForwards(options, *host, *tether_config);
   if (!specs.ok()) {
     PrintError(specs.error());
@@ -221,6 +222,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   }
 
   daemon::HostDaemon d(*host, *state);
+  d.SetLanes(options.lanes);
   Status bound = d.BindForwards(*specs);
   if (bound.ok() && options.proxy_port != 0) bound = d.EnableProxy(ProxyOptionsOf(options));
   if (!bound.ok()) {

@@ -6,14 +6,15 @@
 namespace tether {
 
 void InitLogging(const std::string& path, int verbosity) {
+  // Thread-safe loggers: connects, jump relays and lanes log from their own threads.
   std::shared_ptr<spdlog::logger> logger;
   if (path.empty()) {
-    logger = spdlog::stderr_logger_st("tether");
+    logger = spdlog::stderr_logger_mt("tether");
   } else {
     // Size-capped: a daemon that runs for weeks keeps at most kLogFiles x kLogFileBytes.
     constexpr size_t kLogFileBytes = 10u << 20;
     constexpr size_t kLogFiles = 3;
-    logger = spdlog::rotating_logger_st("tether", path, kLogFileBytes, kLogFiles);
+    logger = spdlog::rotating_logger_mt("tether", path, kLogFileBytes, kLogFiles);
   }
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   logger->set_level(verbosity <= 0

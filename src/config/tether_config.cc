@@ -22,8 +22,9 @@ Error ConfigError(const std::string& where, const std::string& message) {
   return MakeError("config", where + ": " + message, "see docs/config.md for the format");
 }
 
-Result<int> ReadSeconds(const std::string& source, const std::string& key, const toml::node& node,
-                        int min, int max) {
+// A whole number in [min, max] (seconds, ports, counts).
+Result<int> ReadWholeNumber(const std::string& source, const std::string& key,
+                            const toml::node& node, int min, int max) {
   auto v = node.value<int64_t>();
   if (!v || *v < min || *v > max) {
     return ConfigError(Where(source, node), key + " must be a whole number from " +
@@ -39,21 +40,25 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
   for (const auto& [key_view, node] : table) {
     std::string key(key_view.str());
     if (key == "connect_timeout_s") {
-      auto v = ReadSeconds(source, key, node, 1, 3600);
+      auto v = ReadWholeNumber(source, key, node, 1, 3600);
       if (!v.ok()) return v.take_error();
       out.connect_timeout_s = *v;
     } else if (key == "keepalive_interval_s") {
-      auto v = ReadSeconds(source, key, node, 1, 3600);
+      auto v = ReadWholeNumber(source, key, node, 1, 3600);
       if (!v.ok()) return v.take_error();
       out.keepalive_interval_s = *v;
     } else if (key == "keepalive_count_max") {
-      auto v = ReadSeconds(source, key, node, 1, 100);
+      auto v = ReadWholeNumber(source, key, node, 1, 100);
       if (!v.ok()) return v.take_error();
       out.keepalive_count_max = *v;
     } else if (key == "proxy_port") {
-      auto v = ReadSeconds(source, key, node, 0, 65535);
+      auto v = ReadWholeNumber(source, key, node, 0, 65535);
       if (!v.ok()) return v.take_error();
       out.proxy_port = *v;
+    } else if (key == "lanes") {
+      auto v = ReadWholeNumber(source, key, node, 0, 8);
+      if (!v.ok()) return v.take_error();
+      out.lanes = *v;
     } else if (key == "upstream") {
       auto v = node.value<std::string>();
       if (!v) return ConfigError(Where(source, node), "upstream must be a URL string");
@@ -124,7 +129,7 @@ Result<HostProfile> ReadProfile(const std::string& source, const toml::table& ta
       if (!v.ok()) return v.take_error();
       (key == "hostname" ? p.hostname : p.user) = *v;
     } else if (key == "port") {
-      auto v = ReadSeconds(source, key, node, 1, 65535);
+      auto v = ReadWholeNumber(source, key, node, 1, 65535);
       if (!v.ok()) return v.take_error();
       p.port = static_cast<uint16_t>(*v);
     } else if (key == "identity_file") {
@@ -161,6 +166,7 @@ void Settings::MergeFrom(const Settings& over) {
   if (over.proxy_port) proxy_port = over.proxy_port;
   if (over.upstream) upstream = over.upstream;
   if (over.proxy_open) proxy_open = over.proxy_open;
+  if (over.lanes) lanes = over.lanes;
   if (over.keepalive_count_max) keepalive_count_max = over.keepalive_count_max;
 }
 

@@ -25,6 +25,8 @@ struct Settings {
   std::optional<int> proxy_port;
   std::optional<std::string> upstream;
   std::optional<bool> proxy_open;
+  // Further connections for -L/-D streams (`tether up --lanes`), 0..8.
+  std::optional<int> lanes;
 
   // Fields set in `over` replace ours.
   void MergeFrom(const Settings& over);

@@ -1,26 +1,16 @@
 #include "daemon/connector.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 namespace tether::daemon {
 
 Connector::Connector(net::EventLoop& loop, Done done) : loop_(loop), done_(std::move(done)) {
-  int fds[2];
-  if (::pipe(fds) == 0) {
-    for (int fd : fds) {
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    }
-    wake_read_.Reset(fds[0]);
-    wake_write_.Reset(fds[1]);
-    loop_.Watch(wake_read_.get(), net::kReadable, [this](unsigned) { OnWake(); });
+  if (wake_.valid()) {
+    loop_.Watch(wake_.read_fd(), net::kReadable, [this](unsigned) { OnWake(); });
   }
 }
 
 Connector::~Connector() {
   if (thread_.joinable()) thread_.join();
-  if (wake_read_) loop_.Unwatch(wake_read_.get());
+  if (wake_.valid()) loop_.Unwatch(wake_.read_fd());
 }
 
 void Connector::Start(const config::HostConfig& host, const ssh::ConnectOptions& options) {
@@ -32,15 +22,12 @@ void Connector::Start(const config::HostConfig& host, const ssh::ConnectOptions&
       std::lock_guard<std::mutex> lock(mu_);
       result_.emplace(std::move(result));
     }
-    char byte = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_write_.get(), &byte, 1);
+    wake_.Wake();
   });
 }
 
 void Connector::OnWake() {
-  char buf[16];
-  while (::read(wake_read_.get(), buf, sizeof buf) > 0) {
-  }
+  wake_.Drain();
   std::optional<Result<std::unique_ptr<ssh::Session>>> result;
   {
     std::lock_guard<std::mutex> lock(mu_);

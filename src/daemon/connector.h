@@ -14,6 +14,7 @@
 #include "common/unique_fd.h"
 #include "config/ssh_config.h"
 #include "net/event_loop.h"
+#include "net/wake_pipe.h"
 #include "ssh/session.h"
 
 namespace tether::daemon {
@@ -38,8 +39,7 @@ class Connector {
 
   net::EventLoop& loop_;
   Done done_;
-  UniqueFd wake_read_;
-  UniqueFd wake_write_;
+  net::WakePipe wake_;
   std::thread thread_;
   std::mutex mu_;
   std::optional<Result<std::unique_ptr<ssh::Session>>> result_;  // guarded by mu_

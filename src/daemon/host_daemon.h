@@ -4,6 +4,7 @@
 
 #include <libssh/libssh.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -21,6 +22,7 @@
 #include "daemon/connector.h"
 #include "daemon/exec_session.h"
 #include "daemon/keepalive.h"
+#include "daemon/lane.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
 #include "forward/pump_set.h"
@@ -49,10 +51,22 @@ inline constexpr std::chrono::seconds kExtraLinkIdle{60};
 // starts at once instead of at the next backoff step, so a forward serves again within
 // about a second of the network's return, whatever the outage's length.
 inline constexpr std::chrono::milliseconds kReachabilityProbe{1000};
+// When the keepalive finds the server silent but its TCP stack still acknowledges what we
+// send, sshd is busy, not gone (measured: sshd with 1000 channels whose readers stall
+// answers nothing for many seconds): the link is kept this much longer before it is
+// called dead. A dead path gets no acknowledgments and is dropped as before.
+inline constexpr std::chrono::seconds kBusyServerGrace{60};
 // A reconnect's TCP connect gives up after this (see ssh::ConnectOptions).
 inline constexpr std::chrono::milliseconds kReconnectTcpTimeout{2000};
 // A reconnect attempt without ConnectTimeout gives up after this long.
 inline constexpr std::chrono::seconds kReconnectTimeout{10};
+// Most lanes a daemon opens (see daemon/lane.h), and how long it waits before opening one
+// again after one failed to connect or lost its connection.
+inline constexpr int kMaxLanes = 8;
+inline constexpr std::chrono::seconds kLaneRetry{30};
+// Lanes when neither the command line nor config.toml says: none below 4 cores, then one
+// per 2 cores past the first 2, at most 3 (see the measurements in host_daemon.cc).
+int DefaultLanes();
 
 class HostDaemon : public control::MuxHost {
  public:
@@ -74,6 +88,9 @@ class HostDaemon : public control::MuxHost {
   };
   static constexpr uint16_t kDefaultProxyPort = 10808;
   Status EnableProxy(const ProxyOptions& options);
+  // Further connections for -L and -D streams, each on its own thread (daemon/lane.h);
+  // 0: every stream on the main connection. Before Start().
+  void SetLanes(int lanes) { lanes_wanted_ = std::clamp(lanes, 0, kMaxLanes); }
   // Takes the connected session and opens the control socket.
   Status Start(std::unique_ptr<ssh::Session> session);
   // Runs until `down` or a signal. A lost link is noticed (keepalive, EOF, errors) and
@@ -85,6 +102,8 @@ class HostDaemon : public control::MuxHost {
   static bool Supports(const config::ForwardSpec& spec);
 
   nlohmann::json StatusJson() const;
+  // {"wanted": N, "off": why or "", "open": [{number, state, live, streams, error}]}.
+  nlohmann::json LanesJson() const;
 
   // control::MuxHost: sessions and forwards for ssh -S HOST.mux and tether exec/ssh.
   uint32_t StartSession(const control::mux::NewSession& request, UniqueFd in, UniqueFd out,
@@ -129,6 +148,15 @@ class HostDaemon : public control::MuxHost {
   // Gives parked sessions a connection, asking for a new one when none has room.
   void PlaceParked();
   void OnExtraLink(Result<std::unique_ptr<ssh::Session>> result);
+  // Where a new -L/-D stream runs: on the least busy of the main connection and the lanes
+  // that are up (the main one on a tie). True when a lane took it.
+  bool PlaceStream(forward::NewStream& stream);
+  // Opens the lanes still missing, while the link is up and a -L or -D forward exists.
+  void EnsureLanes(std::chrono::steady_clock::time_point now);
+  // Retires lanes whose connection ended, joins retired ones that finished.
+  void CheckLanes(std::chrono::steady_clock::time_point now);
+  // Stops every lane (the link is lost, or shutdown); their threads end off the loop.
+  void RetireLanes();
   void DropExtraLinks(const std::string& why);
   void CheckExtraLinks(std::chrono::steady_clock::time_point now);
   // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
@@ -163,6 +191,12 @@ class HostDaemon : public control::MuxHost {
   std::vector<ExtraLink> extra_links_;
   std::unique_ptr<Connector> extra_connector_;
   std::map<ssh_session, size_t> session_limit_;
+  int lanes_wanted_ = 0;
+  int next_lane_ = 1;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::vector<std::unique_ptr<Lane>> retiring_;  // told to stop, thread not yet ended
+  std::chrono::steady_clock::time_point lanes_retry_at_{};
+  std::string lanes_off_;  // why lanes stay off (an auth failure), "" otherwise
   ssh::GlobalRequests requests_;
   // The server proxy's user and token: random per daemon, never logged.
   proxy::Credentials proxy_credentials_;
@@ -184,6 +218,9 @@ class HostDaemon : public control::MuxHost {
   int reconnects_ = 0;
   std::optional<Keepalive> keepalive_;
   ssh_counter_struct counter_{};  // socket bytes of the current session
+  // Since when the server has been silent while its TCP stack acknowledges (see
+  // kBusyServerGrace); unset while it answers.
+  std::optional<std::chrono::steady_clock::time_point> server_busy_since_;
   uint64_t last_in_bytes_ = 0;
   Backoff backoff_;
   std::unique_ptr<Connector> connector_;

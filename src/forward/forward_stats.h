@@ -2,19 +2,22 @@
 // byte counters sampled on the daemon's tick into a current rate.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
 
 namespace tether::forward {
 
+// The counters are atomic: streams on a lane (daemon/lane.h) count from the lane's
+// thread. The rates are written on the daemon's loop thread only.
 struct ForwardStats {
-  uint64_t live = 0;       // connections being served now
-  uint64_t total = 0;      // connections accepted since start
-  uint64_t failed = 0;     // connections the far side refused to open (target down, policy)
-  uint64_t bytes_in = 0;   // server -> laptop
-  uint64_t bytes_out = 0;  // laptop -> server
-  double rate_in_bps = 0;  // bytes per second over the last RateMeter::kSpan
+  std::atomic<uint64_t> live{0};       // connections being served now
+  std::atomic<uint64_t> total{0};      // connections accepted since start
+  std::atomic<uint64_t> failed{0};     // connections the far side refused to open
+  std::atomic<uint64_t> bytes_in{0};   // server -> laptop
+  std::atomic<uint64_t> bytes_out{0};  // laptop -> server
+  double rate_in_bps = 0;              // bytes per second over the last RateMeter::kSpan
   double rate_out_bps = 0;
 };
 

@@ -68,10 +68,11 @@ Result<std::unique_ptr<LocalForward>> LocalForward::Bind(const config::ForwardSp
 LocalForward::~LocalForward() { Stop(); }
 
 void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session,
-                         std::chrono::milliseconds max_wait) {
+                         std::chrono::milliseconds max_wait, StreamPlacer placer) {
   max_wait_ = max_wait;
   loop_ = &loop;
   pumps_ = &pumps;
+  placer_ = std::move(placer);
   session_ = session;
   if (spec_.dynamic) {
     // A -D port on the laptop's loopback needs no password, as ssh -D.
@@ -139,8 +140,13 @@ void LocalForward::Serve(UniqueFd conn) {
   }
   spdlog::debug("[{}] connection from {} to {}", prefix,
                 net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
-  pumps_->Start(session_, std::move(conn), spec_.target.host, spec_.target.port, spec_.target.path,
-                origin_host, origin_port, stats_, std::move(prefix));
+  Run(NewStream{std::move(conn), spec_.target.host, spec_.target.port, spec_.target.path,
+                origin_host, origin_port, stats_, std::move(prefix), PumpHooks{}});
+}
+
+void LocalForward::Run(NewStream stream) {
+  if (placer_ && placer_(stream)) return;
+  pumps_->Start(session_, std::move(stream));
 }
 
 void LocalForward::OnWaitingEvent(int fd) {
@@ -210,8 +216,8 @@ void LocalForward::ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHan
   hooks.on_open = [shared](bool ok, const std::string& error) {
     return ok ? shared->Connected() : shared->Failed(FailureOf(error), error);
   };
-  pumps_->Start(session_, std::move(client), target.host, target.port, "", origin_host, origin_port,
-                stats_, std::move(log_prefix), std::move(hooks));
+  Run(NewStream{std::move(client), target.host, target.port, "", origin_host, origin_port, stats_,
+                std::move(log_prefix), std::move(hooks)});
 }
 
 std::string LocalForward::state() const {

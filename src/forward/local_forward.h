@@ -29,11 +29,11 @@ class LocalForward : public Forward {
                                                     std::string host_alias);
   ~LocalForward() override;
 
-  // Starts accepting; each connection becomes a pump on `session` in `pumps`.
-  // `session` may be null (the link is down): connections then wait, see SetSession.
-  // A connection waits at most `max_wait` for the link.
+  // Starts accepting; each connection becomes a pump on `session` in `pumps`, unless
+  // `placer` takes it elsewhere. `session` may be null (the link is down): connections
+  // then wait, see SetSession. A connection waits at most `max_wait` for the link.
   void Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session,
-             std::chrono::milliseconds max_wait);
+             std::chrono::milliseconds max_wait, StreamPlacer placer = {});
   void Stop() override;
 
   // The link went down (null) or came back: listeners stay open either way. While it is
@@ -58,6 +58,8 @@ class LocalForward : public Forward {
   // -D: a client named its target; open the channel and answer it when that is known.
   void ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> handshake,
                     std::string log_prefix);
+  // Runs the stream where the placer puts it, or here.
+  void Run(NewStream stream);
 
   struct Waiting {
     UniqueFd fd;
@@ -69,6 +71,7 @@ class LocalForward : public Forward {
   std::chrono::milliseconds max_wait_{30000};
   net::EventLoop* loop_ = nullptr;
   PumpSet* pumps_ = nullptr;
+  StreamPlacer placer_;
   ssh_session session_ = nullptr;
   uint64_t next_conn_ = 1;
   std::vector<Waiting> waiting_;

@@ -38,8 +38,8 @@ void Pump::Finish(const std::string& why) {
 
 void Pump::OnOpened() {
   open_ = true;
-  // Reserve what we can of the initial window; a loaded daemon runs with less.
-  uint32_t want = kInitialWindow;
+  // Reserve what we can of the start window; a loaded daemon runs with less.
+  uint32_t want = kStartWindow;
   while (want > kMinWindow && !context_.budget->TryReserve(want)) want /= 2;
   if (want > kMinWindow || context_.budget->TryReserve(want)) {
     reserved_ = want;
@@ -51,23 +51,35 @@ void Pump::OnOpened() {
 }
 
 void Pump::MaybeGrowWindow() {
-  // Checked once per half-window drained while the socket kept up. The stream is
-  // limited by the window only if the server also kept us waiting, half-window after
-  // half-window (see kWindowStall): then double it while the budget allows.
+  // Only while the local socket keeps up: a reader that lags gets no more window.
   if (!to_socket_.empty()) return;
+  if (window_ < kInitialWindow) {
+    // Start-up: double for every window drained, up to kInitialWindow.
+    if (bytes_in_ - drained_at_window_ < window_) return;
+    drained_at_window_ = bytes_in_;
+    (void)GrowWindow(std::min(window_, kInitialWindow - window_));
+    return;
+  }
+  // Checked once per half-window drained. The stream is limited by the window only if
+  // the server also kept us waiting, half-window after half-window (see kWindowStall):
+  // then double it while the budget allows.
   if (bytes_in_ - drained_at_window_ < window_ / 2) return;
   drained_at_window_ = bytes_in_;
   auto stall = channel_->TakeLongestStall();
   stalled_halves_ = stall >= kWindowStall ? stalled_halves_ + 1 : 0;
   if (stalled_halves_ < kStalledHalvesToGrow || window_ >= kMaxWindow) return;
   stalled_halves_ = 0;
-  uint32_t extra = std::min(window_, kMaxWindow - window_);
-  if (context_.budget->TryReserve(extra)) {
-    window_ += extra;
-    reserved_ += extra;
+  if (GrowWindow(std::min(window_, kMaxWindow - window_))) {
     spdlog::debug("[{}] receive window {} KiB (waited {} ms for data)", log_prefix_, window_ >> 10,
                   std::chrono::duration_cast<std::chrono::milliseconds>(stall).count());
   }
+}
+
+bool Pump::GrowWindow(uint32_t extra) {
+  if (!context_.budget->TryReserve(extra)) return false;
+  window_ += extra;
+  reserved_ += extra;
+  return true;
 }
 
 long Pump::WriteSocket(const char* data, size_t len) {

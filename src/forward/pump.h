@@ -5,10 +5,12 @@
 //   nothing is pending toward the socket (libssh then holds at most the granted window).
 // - Half-close: EOF from one side is passed on (shutdown(SHUT_WR) / channel EOF) while
 //   the other direction keeps flowing.
-// - The receive window starts at kInitialWindow and doubles, up to kMaxWindow, only
-//   when the window is what limits the stream: the local socket keeps up and the server
-//   leaves the channel waiting (a long link, see kWindowStall). The WindowBudget caps
-//   the sum over all channels.
+// - The receive window grows with what the local socket drains, as TCP autotuning does:
+//   it starts at kStartWindow and doubles for every window the socket takes while keeping
+//   up, up to kInitialWindow; past that it doubles, up to kMaxWindow, only when the window
+//   is what limits the stream: the socket keeps up and the server leaves the channel
+//   waiting (a long link, see kWindowStall). A reader that does not read keeps its
+//   channel at kStartWindow. The WindowBudget caps the sum over all channels.
 // A failure ends this pump only. Owned and driven by a PumpSet on the loop thread.
 #pragma once
 
@@ -26,12 +28,22 @@
 
 namespace tether::forward {
 
-// 2 MiB: OpenSSH's own channel window, enough for loopback and LAN links.
+// Every channel's first window. Small, because a granted window cannot be taken back and
+// sshd fills it whether or not our reader reads: with 1000 stalled readers at 2 MiB each
+// (OpenSSH's window) sshd spent seconds per packet shuffling what it had queued and
+// stopped answering keepalives; at 128 KiB they cost it 125 MiB in all.
+inline constexpr uint32_t kStartWindow = 128u << 10;
+// 2 MiB: OpenSSH's own channel window, enough for loopback and LAN links; reached after
+// about 2 MiB drained at the reader's pace.
 inline constexpr uint32_t kInitialWindow = 2u << 20;
 // The smallest window a channel gets, budget or not (libssh's own opening window).
 inline constexpr uint32_t kMinWindow = 64u << 10;
-// 16 MiB: about 1.3 Gbit/s at 100 ms RTT for one stream.
-inline constexpr uint32_t kMaxWindow = 16u << 20;
+// 64 MiB: about 5 Gbit/s at 100 ms RTT and 2.6 Gbit/s at 200 ms for one stream, past
+// what one core decrypts here (about 4 Gbit/s). Measured download through the delay line
+// (bench/long_link.sh, one stream): a 16 MiB ceiling gave 669 Mbit/s at 100 ms and 351 at
+// 200 ms; 64 MiB gives 2143 and 1316; 128 MiB gave 1614 at 200 ms, for twice the memory a
+// stalled reader can pin. The WindowBudget caps the sum.
+inline constexpr uint32_t kMaxWindow = 64u << 20;
 // The window grows only after kStalledHalvesToGrow half-windows in a row in each of
 // which the server left the channel waiting for data at least kWindowStall (from an
 // empty read to the next data): that is a sender out of window on a long link. A larger
@@ -94,6 +106,8 @@ class Pump {
   void UpdateInterest();
   void Finish(const std::string& why);
   void MaybeGrowWindow();
+  // Adds `extra` to the window if the budget allows.
+  bool GrowWindow(uint32_t extra);
 
   PumpContext& context_;
   UniqueFd socket_;

@@ -11,15 +11,13 @@ void PumpSet::Entry::OnChannelActivity() {
 
 PumpSet::~PumpSet() { Clear(); }
 
-void PumpSet::Start(ssh_session session, UniqueFd socket, const std::string& target_host,
-                    uint16_t target_port, const std::string& target_path,
-                    const std::string& origin_host, uint16_t origin_port,
-                    std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks) {
+void PumpSet::Start(ssh_session session, NewStream stream) {
   auto entry = std::make_unique<Entry>(this, next_id_++);
-  auto channel = std::make_unique<ssh::Channel>(session, target_host, target_port, target_path,
-                                                origin_host, origin_port, entry.get());
-  Add(std::move(entry), std::move(socket), std::move(channel), std::move(stats),
-      std::move(log_prefix), std::move(hooks));
+  auto channel = std::make_unique<ssh::Channel>(session, stream.target_host, stream.target_port,
+                                                stream.target_path, stream.origin_host,
+                                                stream.origin_port, entry.get());
+  Add(std::move(entry), std::move(stream.socket), std::move(channel), std::move(stream.stats),
+      std::move(stream.log_prefix), std::move(stream.hooks));
 }
 
 void PumpSet::Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,

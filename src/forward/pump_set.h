@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -16,6 +17,24 @@
 
 namespace tether::forward {
 
+// A local connection to carry over a channel we open on the server (-L, -D).
+struct NewStream {
+  UniqueFd socket;
+  std::string target_host;
+  uint16_t target_port = 0;
+  std::string target_path;  // a unix socket on the server instead of host:port
+  std::string origin_host;  // the local peer, for the channel's originator fields
+  uint16_t origin_port = 0;
+  std::shared_ptr<ForwardStats> stats;
+  std::string log_prefix;
+  PumpHooks hooks;
+};
+
+// Offered each new stream before it runs on the forward's own session: returns true when
+// it took the stream (to run on another connection, see daemon/lane.h), false to leave it
+// untouched.
+using StreamPlacer = std::function<bool(NewStream&)>;
+
 class PumpSet {
  public:
   explicit PumpSet(PumpContext& context) : context_(context) {}
@@ -23,11 +42,9 @@ class PumpSet {
   PumpSet(const PumpSet&) = delete;
   PumpSet& operator=(const PumpSet&) = delete;
 
-  // Starts a pump between `socket` and a channel opening on `session` to the target.
-  void Start(ssh_session session, UniqueFd socket, const std::string& target_host,
-             uint16_t target_port, const std::string& target_path, const std::string& origin_host,
-             uint16_t origin_port, std::shared_ptr<ForwardStats> stats, std::string log_prefix,
-             PumpHooks hooks = {});
+  // Starts a pump between the stream's socket and a channel opening on `session` to its
+  // target.
+  void Start(ssh_session session, NewStream stream);
 
   // Starts a pump between `socket` and `channel`, a channel the server opened and we
   // accepted (a remote forward's connection). Takes ownership of both.

@@ -1,23 +1,11 @@
 #include "net/connect_pool.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "net/socket.h"
 
 namespace tether::net {
 
 ConnectPool::ConnectPool(EventLoop& loop) : loop_(loop) {
-  int fds[2];
-  if (::pipe(fds) == 0) {
-    for (int fd : fds) {
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    }
-    wake_read_.Reset(fds[0]);
-    wake_write_.Reset(fds[1]);
-    loop_.Watch(wake_read_.get(), kReadable, [this](unsigned) { OnWake(); });
-  }
+  if (wake_.valid()) loop_.Watch(wake_.read_fd(), kReadable, [this](unsigned) { OnWake(); });
 }
 
 ConnectPool::~ConnectPool() {
@@ -28,7 +16,7 @@ ConnectPool::~ConnectPool() {
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
-  if (wake_read_) loop_.Unwatch(wake_read_.get());
+  if (wake_.valid()) loop_.Unwatch(wake_.read_fd());
 }
 
 ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::string path,
@@ -38,7 +26,7 @@ ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::st
   bool refused = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= kMaxQueuedConnects || !wake_write_) {
+    if (queue_.size() >= kMaxQueuedConnects || !wake_.valid()) {
       refused = true;
       finished_.push_back(
           Finished{id, MakeError("connect", "too many connections waiting to be made")});
@@ -50,8 +38,7 @@ ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::st
     }
   }
   if (refused) {
-    char byte = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_write_.get(), &byte, 1);
+    wake_.Wake();
   } else {
     cv_.notify_one();
   }
@@ -80,15 +67,12 @@ void ConnectPool::Work() {
       std::lock_guard<std::mutex> lock(mu_);
       finished_.push_back(Finished{job.id, std::move(result)});
     }
-    char byte = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_write_.get(), &byte, 1);
+    wake_.Wake();
   }
 }
 
 void ConnectPool::OnWake() {
-  char buf[64];
-  while (::read(wake_read_.get(), buf, sizeof buf) > 0) {
-  }
+  wake_.Drain();
   std::vector<Finished> done;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -18,6 +18,7 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "net/event_loop.h"
+#include "net/wake_pipe.h"
 
 namespace tether::net {
 
@@ -62,8 +63,7 @@ class ConnectPool {
   void OnWake();
 
   EventLoop& loop_;
-  UniqueFd wake_read_;
-  UniqueFd wake_write_;
+  WakePipe wake_;
   std::vector<std::thread> workers_;
   std::unordered_map<JobId, Done> callbacks_;  // loop thread only
   JobId next_id_ = 1;

@@ -283,6 +283,19 @@ void SetSendTimeout(int fd, std::chrono::milliseconds timeout) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+std::optional<bool> PeerAcknowledges(int fd, std::chrono::milliseconds within) {
+#ifdef TCP_INFO
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return std::nullopt;
+  return info.tcpi_unacked == 0 || info.tcpi_last_ack_recv <= within.count();
+#else
+  (void)fd;
+  (void)within;
+  return std::nullopt;
+#endif
+}
+
 void SetUserTimeout(int fd, std::chrono::milliseconds timeout) {
 #ifdef TCP_USER_TIMEOUT
   unsigned int ms = static_cast<unsigned int>(timeout.count());

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,12 @@ void SetSendTimeout(int fd, std::chrono::milliseconds timeout);
 // Linux's TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection.
 // A no-op where the platform lacks it (the keepalive still notices).
 void SetUserTimeout(int fd, std::chrono::milliseconds timeout);
+
+// True when the peer's TCP stack acknowledges what we send on TCP socket `fd`: nothing is
+// left unacknowledged, or an acknowledgment came within `within`. Then the path works,
+// whatever the peer's program is doing. nullopt where that cannot be known (not TCP: a
+// jump host's relay, a ProxyCommand; or no TCP_INFO).
+std::optional<bool> PeerAcknowledges(int fd, std::chrono::milliseconds within);
 
 // "127.0.0.1:8000", "[::1]:22".
 std::string FormatHostPort(const std::string& host, uint16_t port);

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstddef>
 #include <limits>
+#include <thread>
 #include <vector>
 
 namespace tether::forward {
@@ -66,6 +68,28 @@ TEST(WindowBudget, RefusesAReservationThatWouldOverflow) {
   EXPECT_EQ(budget.used(), 10u);
   EXPECT_FALSE(budget.TryReserve(std::numeric_limits<size_t>::max() - 5));
   EXPECT_EQ(budget.used(), 10u);
+}
+
+TEST(WindowBudget, ThreadsSharingItNeverPassTheLimitAndEndWithNothingUsed) {
+  // The daemon's loop and its lanes reserve and release from their own threads.
+  constexpr size_t kLimit = 10;
+  constexpr int kRounds = 20000;
+  WindowBudget budget(kLimit);
+  std::atomic<bool> over{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        if (budget.TryReserve(3)) {
+          if (budget.used() > kLimit) over = true;
+          budget.Release(3);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_FALSE(over.load());
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 }  // namespace

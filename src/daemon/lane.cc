@@ -1,0 +1,159 @@
+#include "daemon/lane.h"
+
+#include "common/log.h"
+#include "net/event_loop.h"
+#include "net/socket.h"
+#include "ssh/prompter.h"
+
+namespace tether::daemon {
+namespace {
+
+// As the daemon's main connection: drain up to this many session polls per wake-up.
+constexpr int kMaxSessionPollsPerWake = 256;
+
+}  // namespace
+
+Lane::Lane(int number, config::HostConfig host, ssh::ConnectOptions options,
+           std::chrono::milliseconds dead_after, forward::WindowBudget& budget)
+    : number_(number),
+      host_(std::move(host)),
+      options_(options),
+      dead_after_(dead_after),
+      budget_(budget) {
+  if (!wake_.valid()) {
+    Fail("lane", "cannot make a wake-up pipe");
+    state_ = State::kEnded;
+    finished_ = true;
+    return;
+  }
+  thread_ = std::thread([this] { Main(); });
+}
+
+Lane::~Lane() {
+  RequestStop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Lane::RequestStop() {
+  stop_ = true;
+  if (wake_.valid()) wake_.Wake();
+}
+
+bool Lane::Offer(forward::NewStream& stream) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_.load() != State::kUp || stop_.load()) return false;
+    inbox_.push_back(std::move(stream));
+    ++queued_;
+  }
+  wake_.Wake();
+  return true;
+}
+
+std::string Lane::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+std::string Lane::error_step() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_step_;
+}
+
+void Lane::Fail(const std::string& step, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  error_step_ = step;
+  error_ = why;
+}
+
+void Lane::Main() {
+  ssh::NoPrompter nobody;
+  auto session = ssh::Session::Connect(host_, nobody, options_);
+  if (!session.ok()) {
+    Fail(session.error().step, session.error().ToString());
+    spdlog::warn("[{} lane {}] could not connect: {}", host_.alias, number_,
+                 session.error().ToString());
+  } else if (!stop_.load()) {
+    spdlog::info("[{} lane {}] up: cipher {}", host_.alias, number_, (*session)->cipher());
+    Serve(**session);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = State::kEnded;
+    queued_ -= inbox_.size();
+    inbox_.clear();  // their sockets close: the clients see the connection end
+  }
+  if (session.ok()) session->reset();  // disconnects before finished() says so
+  finished_ = true;
+}
+
+void Lane::Serve(ssh::Session& session) {
+  session.SetNonBlocking();
+  net::SetSendTimeout(session.fd(), dead_after_);
+  net::SetUserTimeout(session.fd(), dead_after_);
+  ssh_event event = ssh_event_new();
+  if (event == nullptr) {
+    Fail("lane", "cannot set up the session's event");
+    return;
+  }
+  ssh_event_add_session(event, session.raw());
+  net::EventLoop loop;
+  // Untouched pages of the scratch buffer cost no memory: it grows resident only as far
+  // as the largest read.
+  std::unique_ptr<char[]> scratch(new char[forward::kMaxWindow]);
+  forward::PumpContext context{&loop, scratch.get(), forward::kMaxWindow, &budget_};
+  {
+    forward::PumpSet pumps(context);
+    loop.Watch(wake_.read_fd(), net::kReadable, [&](unsigned) {
+      wake_.Drain();
+      if (stop_.load()) {
+        loop.Stop();
+        return;
+      }
+      std::deque<forward::NewStream> batch;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        batch.swap(inbox_);
+        queued_ -= batch.size();
+        running_ += batch.size();  // counted before they start, so live() never dips
+      }
+      streams_ += batch.size();
+      for (auto& stream : batch) pumps.Start(session.raw(), std::move(stream));
+    });
+    loop.Watch(session.fd(), net::kReadable, [&](unsigned) {
+      for (int i = 0; i < kMaxSessionPollsPerWake; ++i) {
+        if (ssh_event_dopoll(event, 0) != SSH_OK) break;
+      }
+      if (!session.IsConnected()) {
+        std::string why = session.LastError();
+        Fail("link", why.empty() ? "the server closed the connection" : why);
+        spdlog::warn("[{} lane {}] connection lost: {}", host_.alias, number_, error());
+        loop.Stop();
+      }
+    });
+    bool wants_write = false;
+    loop.AddIterationHook([&] {
+      pumps.ServiceDirty();
+      running_ = pumps.size();
+      bool want = session.WantsWrite();
+      if (want != wants_write) {
+        wants_write = want;
+        loop.SetInterest(session.fd(), want ? net::kReadable | net::kWritable : net::kReadable);
+      }
+    });
+    state_ = State::kUp;
+    if (stop_.load()) wake_.Wake();  // a stop asked during the connect ends the loop at once
+    Status run = loop.Run();
+    if (!run.ok()) Fail("lane", run.error().ToString());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      state_ = State::kEnded;  // no more offers from here on
+    }
+    pumps.Clear();
+    running_ = 0;
+  }
+  ssh_event_remove_session(event, session.raw());
+  ssh_event_free(event);
+}
+
+}  // namespace tether::daemon
