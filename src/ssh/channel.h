@@ -52,8 +52,8 @@ class Channel {
   const std::string& error() const { return error_; }
 
   // Reads what is buffered into `buf` (at most `cap` bytes). `window` is the receive
-  // window to keep granted; it is re-granted once half of it has been consumed, like
-  // OpenSSH, so window adjustments do not go out for every small read.
+  // window to keep granted; it is re-granted once a quarter of it has been consumed, so
+  // window adjustments do not go out for every small read.
   ReadResult Read(char* buf, size_t cap, uint32_t window);
   // Bytes libssh has buffered for us, as last reported by its callbacks.
   size_t buffered() const { return buffered_; }
