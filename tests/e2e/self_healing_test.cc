@@ -1,6 +1,7 @@
 // End-to-end: the link breaks and comes back; tether notices, reconnects, and its local
 // listeners never close.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -114,6 +115,33 @@ TEST(SelfHealingNetTest, NoticesABlackholedLinkWithinSixSecondsAndServesAgainAft
   std::cerr << "forward served again " << serving.count() << " ms after the link returned\n";
   EXPECT_EQ(status()["reconnects"], 1);
   StopAllTethers(state.path());
+}
+
+using BusyServerSlowTest = TetherTest;
+
+TEST_F(BusyServerSlowTest, ASilentSshdWhoseTcpStillAcknowledgesKeepsTheLink) {
+  // sshd's session processes stopped for 10 s: its kernel keeps acknowledging our
+  // keepalives, sshd answers none. Past the keepalive's 6 s that is a busy server, not a
+  // dead path: the link, and a stream on it, must live through it.
+  EchoServer echo;
+  uint16_t local = UpWithForward(echo.port());
+  auto conn = ConnectTcp(local);
+  ASSERT_TRUE(conn.ok()) << conn.error().ToString();
+  ASSERT_TRUE(SendAll(conn->get(), "before\n").ok());
+  auto before = ReceiveUntil(conn->get(), "\n", seconds(10));
+  ASSERT_TRUE(before.ok() && *before == "before\n");
+  std::vector<pid_t> session = ProcessDescendants(sshd_.pid());
+  ASSERT_FALSE(session.empty());
+  for (pid_t p : session) ::kill(p, SIGSTOP);
+  std::this_thread::sleep_for(seconds(10));
+  for (pid_t p : session) ::kill(p, SIGCONT);
+  ASSERT_TRUE(SendAll(conn->get(), "after\n").ok());
+  auto after = ReceiveUntil(conn->get(), "\n", seconds(10));
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  EXPECT_EQ(*after, "after\n");
+  auto host = HostStatus(Tether({"status", "--json"}));
+  EXPECT_EQ(host["reconnects"], 0) << host.dump(2);
+  EXPECT_EQ(host["state"], "up");
 }
 
 }  // namespace

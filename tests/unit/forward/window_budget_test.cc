@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstddef>
 #include <limits>
 #include <thread>
@@ -70,25 +69,32 @@ TEST(WindowBudget, RefusesAReservationThatWouldOverflow) {
   EXPECT_EQ(budget.used(), 10u);
 }
 
-TEST(WindowBudget, ThreadsSharingItNeverPassTheLimitAndEndWithNothingUsed) {
-  // The daemon's loop and its lanes reserve and release from their own threads.
-  constexpr size_t kLimit = 10;
+TEST(WindowBudget, ThreadsSharingItGrantExactlyTheLimitAndGetEveryByteBack) {
+  // The daemon's loop and its lanes reserve and release from their own threads. Four
+  // threads ask for twice the limit, a byte at a time: exactly the limit is granted (a
+  // lost update would grant more), and releasing what each got leaves nothing used.
+  constexpr int kThreads = 4;
   constexpr int kRounds = 20000;
-  WindowBudget budget(kLimit);
-  std::atomic<bool> over{false};
+  WindowBudget budget(kThreads * kRounds / 2);
+  std::vector<int> granted(kThreads, 0);
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < kRounds; ++i) {
-        if (budget.TryReserve(3)) {
-          if (budget.used() > kLimit) over = true;
-          budget.Release(3);
-        }
-      }
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) granted[t] += budget.TryReserve(1) ? 1 : 0;
     });
   }
   for (auto& th : threads) th.join();
-  EXPECT_FALSE(over.load());
+  int total = 0;
+  for (int g : granted) total += g;
+  EXPECT_EQ(total, kThreads * kRounds / 2);
+  EXPECT_EQ(budget.used(), budget.limit());
+  threads.clear();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < granted[t]; ++i) budget.Release(1);
+    });
+  }
+  for (auto& th : threads) th.join();
   EXPECT_EQ(budget.used(), 0u);
 }
 
