@@ -115,7 +115,7 @@ mbps=nan
 client_cpg=nan
 server_cpg=nan
 measure() { # PORT STREAMS upload|download CLIENT_PID LABEL
-  local port=$1 streams=$2 direction=$3 client=$4 label=$5 i c0 s0 c1 s1 bytes=0
+  local port=$1 streams=$2 direction=$3 client=$4 label=$5 c0 s0 c1 s1 bytes=0
   mbps=nan
   client_cpg=nan
   server_cpg=nan
@@ -143,16 +143,7 @@ print("%.1f %d" % (s["bits_per_second"] / 1e6, s["bytes"]))' "$work/run.json" ||
       server_cpg=$(per_gb "$s0" "$s1" "$bytes")
     fi
   fi
-  if [[ $mbps == nan ]]; then
-    note "$label: iperf3 failed: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error",""))' "$work/run.json" 2>/dev/null) $(tail -n 3 "$work/run.err")"
-  fi
-  # The one-off server exits after its client; give it a moment, then make sure.
-  for ((i = 0; i < EXIT_TRIES; i++)); do
-    alive "$iperf_pid" || break
-    sleep 0.1
-  done
-  stop_pid "$iperf_pid"
-  iperf_pid=""
+  finish_iperf_run "$label"
 }
 
 "$root/scripts/testbed.sh" start "$work/sshd"

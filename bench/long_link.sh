@@ -44,7 +44,7 @@
 #                     (default chacha20-poly1305@openssh.com, the default of both;
 #                     e.g. aes128-gcm@openssh.com)
 #   BENCH_RELAY_MIB   delay line buffer per direction per connection, MiB (default 64)
-#   BENCH_LANES       tether up --lanes N (default: tether's own default, cores - 1)
+#   BENCH_LANES       tether up --lanes N (default: tether's own: none below 4 cores)
 #   BENCH_JSON        also write the results there as JSON
 #   BENCH_KEEP        if 1, keep the work directory (logs of sshd, ssh, tether, relays)
 # Needs root (ip netns), sshd, iperf3, python3 (scripts/setup.sh installs them).
@@ -225,33 +225,7 @@ ipc -n "$laptop" link set tlv0 up
 ipc -n "$server" link set tlv1 up
 
 # sshd in the server namespace, with keys and configs of its own (as scripts/testbed.sh).
-if [[ ! -d $PRIVSEP_DIR ]]; then
-  mkdir -p "$PRIVSEP_DIR"
-  chmod 755 "$PRIVSEP_DIR"
-fi
-for key in host_ed25519 id_ed25519; do
-  ssh-keygen -q -t ed25519 -N '' -C "tether-bench-$key" -f "$work/$key" </dev/null
-done
-cp "$work/id_ed25519.pub" "$work/authorized_keys"
-chmod 600 "$work/authorized_keys"
-cat >"$work/sshd_config" <<EOF
-ListenAddress $SERVER_IP
-ListenAddress 127.0.0.1
-Port $SSHD_PORT
-HostKey $work/host_ed25519
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-StrictModes no
-UsePAM no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-MaxStartups 100
-LogLevel VERBOSE
-PrintMotd no
-EOF
+write_sshd_files "$work" "ListenAddress $SERVER_IP" "ListenAddress 127.0.0.1" "Port $SSHD_PORT"
 host_key=$(cut -d' ' -f1,2 "$work/host_ed25519.pub")
 {
   echo "$SERVER_IP $host_key"
@@ -274,14 +248,8 @@ Host link-$r
   Ciphers $cipher
 EOF
 done >"$work/ssh_config"
-chmod 600 "$work/sshd_config" "$work/known_hosts" "$work/ssh_config"
-
-: >"$work/sshd.log" # before sshd starts: the first look for its "listening" line may come first
-ip netns exec "$server" "$SSHD" -D -e -f "$work/sshd_config" </dev/null >>"$work/sshd.log" 2>&1 &
-sshd_pid=$!
-# shellcheck disable=SC2317  # invoked by wait_until
-sshd_listening() { grep -q "Server listening on $SERVER_IP port $SSHD_PORT" "$work/sshd.log"; }
-wait_until "$START_TRIES" sshd_listening || die "sshd did not start: $(tail -n 5 "$work/sshd.log")"
+chmod 600 "$work/known_hosts" "$work/ssh_config"
+start_sshd_in "$server" "$work" "$SERVER_IP port $SSHD_PORT"
 
 start_relay() { # RTT LISTEN_PORT CONNECT_PORT NAME: a delay line in the server namespace
   local rtt=$1 lport=$2 cport=$3 name=$4 half log pid i
@@ -309,7 +277,7 @@ start_relay() { # RTT LISTEN_PORT CONNECT_PORT NAME: a delay line in the server 
 # iperf_pid and client_pid if we are interrupted.)
 mbps=nan
 measure() { # ADDR PORT STREAMS upload|download LABEL
-  local addr=$1 port=$2 streams=$3 direction=$4 label=$5 i
+  local addr=$1 port=$2 streams=$3 direction=$4 label=$5
   : >"$work/iperf-server.log"
   ip netns exec "$server" iperf3 -s -1 -p "$IPERF_PORT" </dev/null \
     >"$work/iperf-server.log" 2>&1 &
@@ -341,16 +309,7 @@ print("%.1f" % (r["end"]["sum_received"]["bits_per_second"] / 1e6))
 EOF
     ) || mbps=nan
   fi
-  if [[ $mbps == nan ]]; then
-    note "$label: iperf3 failed: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error",""))' "$work/run.json" 2>/dev/null) $(tail -n 3 "$work/run.err")"
-  fi
-  # The one-off server exits after its client; give it a moment, then make sure.
-  for ((i = 0; i < EXIT_TRIES; i++)); do
-    alive "$iperf_pid" || break
-    sleep 0.1
-  done
-  stop_pid "$iperf_pid"
-  iperf_pid=""
+  finish_iperf_run "$label"
 }
 
 # ---------------------------------------------------------------------------------------

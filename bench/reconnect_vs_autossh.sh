@@ -152,32 +152,7 @@ ipc netns exec "$laptop" iptables -S INPUT >/dev/null 2>&1 ||
   die "iptables does not work in a namespace (apt-get install iptables)"
 
 # sshd in the server namespace, with keys and configs of its own (as scripts/testbed.sh).
-if [[ ! -d $PRIVSEP_DIR ]]; then
-  mkdir -p "$PRIVSEP_DIR"
-  chmod 755 "$PRIVSEP_DIR"
-fi
-for key in host_ed25519 id_ed25519; do
-  ssh-keygen -q -t ed25519 -N '' -C "tether-bench-$key" -f "$work/$key" </dev/null
-done
-cp "$work/id_ed25519.pub" "$work/authorized_keys"
-chmod 600 "$work/authorized_keys"
-cat >"$work/sshd_config" <<EOF
-ListenAddress $SERVER_IP
-Port 22
-HostKey $work/host_ed25519
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-StrictModes no
-UsePAM no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-MaxStartups 100
-LogLevel VERBOSE
-PrintMotd no
-EOF
+write_sshd_files "$work" "ListenAddress $SERVER_IP" "Port 22"
 echo "$SERVER_IP $(cut -d' ' -f1,2 "$work/host_ed25519.pub")" >"$work/known_hosts"
 cat >"$work/ssh_config" <<EOF
 Host testhost
@@ -190,13 +165,8 @@ Host testhost
   StrictHostKeyChecking yes
   BatchMode yes
 EOF
-chmod 600 "$work/sshd_config" "$work/known_hosts" "$work/ssh_config"
-
-: >"$work/sshd.log" # before sshd starts: the first look for its "listening" line may come first
-ip netns exec "$server" "$SSHD" -D -e -f "$work/sshd_config" </dev/null >>"$work/sshd.log" 2>&1 &
-sshd_pid=$!
-sshd_listening() { grep -q "Server listening on $SERVER_IP port 22" "$work/sshd.log"; }
-wait_until "$START_TRIES" sshd_listening || die "sshd did not start: $(tail -n 5 "$work/sshd.log")"
+chmod 600 "$work/known_hosts" "$work/ssh_config"
+start_sshd_in "$server" "$work" "$SERVER_IP port 22"
 
 # The HTTP server: python3's threading http.server, with a listen backlog of 512 rather
 # than socketserver's 5. On reconnect tether opens every connection it held during the

@@ -261,44 +261,42 @@ MuxHost::SessionEvents MuxServer::SessionEventsFor(uint64_t id, uint32_t rid,
   return events;
 }
 
-void MuxServer::OnNewSession(Client& c, mux::ClientMessage& m) {
-  auto& request = std::get<mux::NewSession>(m);
+void MuxServer::StartClientSession(
+    Client& c, mux::ClientMessage& m, uint32_t rid, size_t fd_count, bool exit_message,
+    const std::function<uint32_t(std::vector<UniqueFd>&, MuxHost::SessionEvents)>& start) {
   std::vector<UniqueFd> fds;
-  if (!TakeFds(c, 3, &fds)) {
+  if (!TakeFds(c, fd_count, &fds)) {
     c.waiting = std::move(m);
     return;
   }
   if (c.has_session) {
-    Send(c, mux::EncodeFailure(request.request_id, "Multiple sessions not supported"));
+    Send(c, mux::EncodeFailure(rid, "Multiple sessions not supported"));
     return;
   }
   uint64_t id = c.id;
-  // The session's id is known once StartSession returns; the callbacks run later.
+  // The session's id is known once `start` returns; the callbacks run later.
   auto session_id = std::make_shared<uint32_t>(0);
   c.has_session = true;
-  *session_id = host_.StartSession(request, std::move(fds[0]), std::move(fds[1]), std::move(fds[2]),
-                                   SessionEventsFor(id, request.request_id, session_id, true));
+  *session_id = start(fds, SessionEventsFor(id, rid, session_id, exit_message));
   if (Client* cp = Find(id)) cp->session = *session_id;
+}
+
+void MuxServer::OnNewSession(Client& c, mux::ClientMessage& m) {
+  auto& request = std::get<mux::NewSession>(m);
+  StartClientSession(c, m, request.request_id, 3, true,
+                     [&](std::vector<UniqueFd>& fds, MuxHost::SessionEvents events) {
+                       return host_.StartSession(request, std::move(fds[0]), std::move(fds[1]),
+                                                 std::move(fds[2]), std::move(events));
+                     });
 }
 
 void MuxServer::OnStdioForward(Client& c, mux::ClientMessage& m) {
   auto& request = std::get<mux::StdioForward>(m);
-  std::vector<UniqueFd> fds;
-  if (!TakeFds(c, 2, &fds)) {
-    c.waiting = std::move(m);
-    return;
-  }
-  if (c.has_session) {
-    Send(c, mux::EncodeFailure(request.request_id, "Multiple sessions not supported"));
-    return;
-  }
-  uint64_t id = c.id;
-  auto session_id = std::make_shared<uint32_t>(0);
-  c.has_session = true;
-  *session_id =
-      host_.StartStdioForward(request, std::move(fds[0]), std::move(fds[1]),
-                              SessionEventsFor(id, request.request_id, session_id, false));
-  if (Client* cp = Find(id)) cp->session = *session_id;
+  StartClientSession(c, m, request.request_id, 2, false,
+                     [&](std::vector<UniqueFd>& fds, MuxHost::SessionEvents events) {
+                       return host_.StartStdioForward(request, std::move(fds[0]), std::move(fds[1]),
+                                                      std::move(events));
+                     });
 }
 
 void MuxServer::OnAliveCheck(Client& c, mux::ClientMessage& m) {

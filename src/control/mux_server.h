@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -96,6 +97,12 @@ class MuxServer {
   // `rid` once it runs, and end the client when it ends.
   MuxHost::SessionEvents SessionEventsFor(uint64_t id, uint32_t rid,
                                           std::shared_ptr<uint32_t> session_id, bool exit_message);
+  // What a session and a stdio forward share: take the request's `fd_count` descriptors
+  // (or wait for them), allow one per client, and run `start` with the events of
+  // SessionEventsFor; `start` returns the session's id.
+  void StartClientSession(
+      Client& c, mux::ClientMessage& m, uint32_t rid, size_t fd_count, bool exit_message,
+      const std::function<uint32_t(std::vector<UniqueFd>&, MuxHost::SessionEvents)>& start);
   void OnHello(Client& c, mux::ClientMessage& m);
   void OnNewSession(Client& c, mux::ClientMessage& m);
   void OnStdioForward(Client& c, mux::ClientMessage& m);

@@ -38,9 +38,17 @@ const char* KindFlag(config::ForwardKind kind) {
   return "local";
 }
 
-}  // namespace
+// ServerAliveInterval and ServerAliveCountMax, or the keepalive's defaults.
+std::chrono::milliseconds KeepaliveInterval(const config::HostConfig& host) {
+  return host.server_alive_interval_s > 0
+             ? std::chrono::milliseconds(host.server_alive_interval_s * 1000)
+             : Keepalive::kDefaultInterval;
+}
 
-namespace {
+int KeepaliveCountMax(const config::HostConfig& host) {
+  return host.server_alive_count_max > 0 ? host.server_alive_count_max
+                                         : Keepalive::kDefaultCountMax;
+}
 
 // Hex of `bytes` bytes from OpenSSL's CSPRNG.
 std::string RandomHex(size_t bytes) {
@@ -306,12 +314,8 @@ void HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
   requests_.Attach(session_->raw());
   session_limit_.erase(session_->raw());  // a new session may reuse an old one's address
   ssh_set_message_callback(session_->raw(), &HostDaemon::OnMessage, this);
-  auto interval = host_.server_alive_interval_s > 0
-                      ? std::chrono::milliseconds(host_.server_alive_interval_s * 1000)
-                      : Keepalive::kDefaultInterval;
-  int count_max =
-      host_.server_alive_count_max > 0 ? host_.server_alive_count_max : Keepalive::kDefaultCountMax;
-  keepalive_.emplace(interval, count_max, std::chrono::steady_clock::now());
+  keepalive_.emplace(KeepaliveInterval(host_), KeepaliveCountMax(host_),
+                     std::chrono::steady_clock::now());
   server_busy_since_.reset();
   // A blocking write into a dead link must fail within the same bound as the keepalive.
   net::SetSendTimeout(session_->fd(), keepalive_->dead_after());
@@ -356,12 +360,32 @@ void HostDaemon::ScheduleReconnect() {
                backoff_.attempts());
   reconnect_timer_ = loop_.AddTimer(delay, [this] {
     reconnect_timer_ = 0;
-    config::HostConfig host = host_;
-    if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
-    ssh::ConnectOptions options;
-    options.tcp_connect_timeout = kReconnectTcpTimeout;
-    connector_->Start(host, options);
+    Redial();
   });
+}
+
+config::HostConfig HostDaemon::RedialHost() const {
+  config::HostConfig host = host_;
+  if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
+  return host;
+}
+
+void HostDaemon::Redial() {
+  ssh::ConnectOptions options;
+  options.tcp_connect_timeout = kReconnectTcpTimeout;
+  connector_->Start(RedialHost(), options);
+}
+
+void HostDaemon::NoteBytesReceived(std::chrono::steady_clock::time_point now) {
+  if (!keepalive_ || counter_.in_bytes == last_in_bytes_) return;
+  last_in_bytes_ = counter_.in_bytes;
+  keepalive_->OnReceived(now);
+  server_busy_since_.reset();
+}
+
+std::chrono::milliseconds HostDaemon::DeadAfter() const {
+  return keepalive_ ? keepalive_->dead_after()
+                    : KeepaliveInterval(host_) * KeepaliveCountMax(host_);
 }
 
 void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
@@ -418,11 +442,7 @@ void HostDaemon::OnLinkTick() {
   CheckLanes(now);
   if (session_) requests_.Poll();
   if (session_ && keepalive_) {
-    if (counter_.in_bytes != last_in_bytes_) {
-      last_in_bytes_ = counter_.in_bytes;
-      keepalive_->OnReceived(now);
-      server_busy_since_.reset();
-    }
+    NoteBytesReceived(now);
     switch (keepalive_->Tick(now)) {
       case Keepalive::Action::kNone:
         break;
@@ -444,12 +464,10 @@ void HostDaemon::OnLinkTick() {
           keepalive_->Resume(now);
           break;
         }
+        auto silent = keepalive_->dead_after() +
+                      (server_busy_since_ ? now - *server_busy_since_ : std::chrono::seconds(0));
         LinkLost("no answer from the server for " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                    server_busy_since_
-                                        ? now - *server_busy_since_ + keepalive_->dead_after()
-                                        : keepalive_->dead_after())
-                                    .count()) +
+                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) +
                  " s");
         break;
       }
@@ -473,13 +491,7 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
                        spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
                        loop_.CancelTimer(reconnect_timer_);
                        reconnect_timer_ = 0;
-                       config::HostConfig host = host_;
-                       if (host.connect_timeout.count() == 0) {
-                         host.connect_timeout = kReconnectTimeout;
-                       }
-                       ssh::ConnectOptions options;
-                       options.tcp_connect_timeout = kReconnectTcpTimeout;
-                       connector_->Start(host, options);
+                       Redial();
                      });
 }
 
@@ -490,11 +502,7 @@ void HostDaemon::OnSessionEvents(unsigned /*events*/) {
   }
   // Any byte is life, and timed here rather than on the next tick: the round-trip time of
   // a keepalive is then measured to the wake-up, not to 250 ms steps.
-  if (session_ && keepalive_ && counter_.in_bytes != last_in_bytes_) {
-    last_in_bytes_ = counter_.in_bytes;
-    keepalive_->OnReceived(std::chrono::steady_clock::now());
-    server_busy_since_.reset();
-  }
+  if (session_) NoteBytesReceived(std::chrono::steady_clock::now());
   for (size_t i = 0; i < extra_links_.size();) {
     if (extra_links_[i].session->IsConnected()) {
       ++i;
@@ -600,11 +608,9 @@ void HostDaemon::PlaceParked() {
   if (extra_connector_->running()) return;
   spdlog::info("[{}] opening another connection for sessions ({} so far)", host_.alias,
                extra_links_.size() + 1);
-  config::HostConfig host = host_;
-  if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
   ssh::ConnectOptions options;
   options.probe = false;
-  extra_connector_->Start(host, options);
+  extra_connector_->Start(RedialHost(), options);
 }
 
 void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
@@ -626,9 +632,8 @@ void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
   link.session->SetNonBlocking();
   link.idle_since = std::chrono::steady_clock::now();
   ssh_event_add_session(ssh_event_, link.session->raw());
-  auto dead_after = keepalive_ ? keepalive_->dead_after() : std::chrono::milliseconds(6000);
-  net::SetSendTimeout(link.session->fd(), dead_after);
-  net::SetUserTimeout(link.session->fd(), dead_after);
+  net::SetSendTimeout(link.session->fd(), DeadAfter());
+  net::SetUserTimeout(link.session->fd(), DeadAfter());
   loop_.Watch(link.session->fd(), net::kReadable,
               [this](unsigned events) { OnSessionEvents(events); });
   extra_links_.push_back(std::move(link));
@@ -695,16 +700,14 @@ void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
     return dynamic_cast<const forward::LocalForward*>(f.get()) != nullptr;
   });
   if (!has_local) return;
-  config::HostConfig host = host_;
-  if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
+  config::HostConfig host = RedialHost();
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
-  auto dead_after = keepalive_ ? keepalive_->dead_after() : std::chrono::milliseconds(6000);
   while (static_cast<int>(lanes_.size()) < lanes_wanted_) {
     int number = next_lane_++;
     spdlog::info("[{}] opening lane {} (another connection for forwarded streams)", host_.alias,
                  number);
-    lanes_.push_back(std::make_unique<Lane>(number, host, options, dead_after, budget_));
+    lanes_.push_back(std::make_unique<Lane>(number, host, options, DeadAfter(), budget_));
   }
 }
 

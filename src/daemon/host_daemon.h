@@ -122,6 +122,15 @@ class HostDaemon : public control::MuxHost {
   void AttachSession(std::unique_ptr<ssh::Session> session);
   void LinkLost(const std::string& why);
   void ScheduleReconnect();
+  // The host as the daemon dials it again (reconnects, lanes, extra links): the handshake
+  // bounded by kReconnectTimeout unless ConnectTimeout says otherwise.
+  config::HostConfig RedialHost() const;
+  // Starts a reconnect now: TCP connect within kReconnectTcpTimeout.
+  void Redial();
+  // Any byte from the server is life: the keepalive hears it and the server is not busy.
+  void NoteBytesReceived(std::chrono::steady_clock::time_point now);
+  // When a silent link counts as dead: the keepalive's verdict, or what it will be.
+  std::chrono::milliseconds DeadAfter() const;
   void OnReconnected(Result<std::unique_ptr<ssh::Session>> result);
   void OnLinkTick();
   // While the link is down: a TCP probe of the first hop (see kReachabilityProbe).

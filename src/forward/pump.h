@@ -38,12 +38,12 @@ inline constexpr uint32_t kStartWindow = 128u << 10;
 inline constexpr uint32_t kInitialWindow = 2u << 20;
 // The smallest window a channel gets, budget or not (libssh's own opening window).
 inline constexpr uint32_t kMinWindow = 64u << 10;
-// 64 MiB: about 5 Gbit/s at 100 ms RTT and 2.6 Gbit/s at 200 ms for one stream, past
-// what one core decrypts here (about 4 Gbit/s). Measured download through the delay line
-// (bench/long_link.sh, one stream): a 16 MiB ceiling gave 669 Mbit/s at 100 ms and 351 at
-// 200 ms; 64 MiB gives 2143 and 1316; 128 MiB gave 1614 at 200 ms, for twice the memory a
-// stalled reader can pin. The WindowBudget caps the sum.
-inline constexpr uint32_t kMaxWindow = 64u << 20;
+// 128 MiB: about 5 Gbit/s at 200 ms RTT for one stream, past what one core decrypts here
+// (about 4 Gbit/s). Measured download through the delay line at 200 ms (bench/long_link.sh,
+// one stream, aes128-gcm): a 64 MiB ceiling gave 1637 Mbit/s, 128 MiB 2740, 256 MiB 2843;
+// with 16 MiB, 100 ms gave 669 against 2143 with 64 MiB. It is also what one reader that
+// stops after a fast start can pin; the WindowBudget caps the sum over all channels.
+inline constexpr uint32_t kMaxWindow = 128u << 20;
 // The window grows only after kStalledHalvesToGrow half-windows in a row in each of
 // which the server left the channel waiting for data at least kWindowStall (from an
 // empty read to the next data): that is a sender out of window on a long link. A larger
