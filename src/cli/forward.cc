@@ -116,6 +116,7 @@ int RunForward(const GlobalOptions& /*global*/, const ForwardOptions& options) {
     return 1;
   }
   int code = 0;
+  bool cancelled_remote = false;
   for (const auto& text : options.cancels) {
     auto [kind, spec] = SplitKind(text);
     nlohmann::json request = {{"cmd", "cancel"}, {"spec", spec}};
@@ -127,6 +128,18 @@ int RunForward(const GlobalOptions& /*global*/, const ForwardOptions& options) {
       continue;
     }
     std::printf("cancelled %s\n", ForwardFlagLine((*reply)["cancelled"]).c_str());
+    if ((*reply)["cancelled"].value("kind", "") == "remote") cancelled_remote = true;
+  }
+  // A cancelled -R is over when the server has answered: it stops listening first. Wait
+  // (bounded) until no request is unanswered, so the port is free when we return.
+  for (int i = 0; cancelled_remote && i < kMaxRequestPolls; ++i) {
+    auto status = Ask(*state, name, {{"cmd", "status"}});
+    if (!status.ok() || status->value("server_requests", 0) == 0) break;
+    if (i == 0) {
+      std::fprintf(stderr, "tether: %s: waiting for the server to stop listening...\n",
+                   options.host.c_str());
+    }
+    std::this_thread::sleep_for(kRequestPoll);
   }
   std::vector<config::ForwardSpec> specs;
   const std::pair<config::ForwardKind, const std::vector<std::string>*> groups[] = {

@@ -22,8 +22,9 @@
 namespace tether::daemon {
 namespace {
 
-// libssh reads at most 4 KiB per poll of the session: drain up to this many polls per
-// wake-up (1 MiB) before serving the channels, so one busy link cannot starve the rest.
+// libssh takes at most 4 KiB per poll of the session: drain up to this many polls per
+// wake-up (1 MiB, plus what the read-ahead still holds) before serving the channels, so
+// one busy link cannot starve the rest.
 constexpr int kMaxSessionPollsPerWake = 256;
 
 const char* KindFlag(config::ForwardKind kind) {
@@ -307,6 +308,7 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
 void HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
   session_ = std::move(session);
   session_->SetNonBlocking();
+  session_->EnableReadAhead();
   ssh_event_add_session(ssh_event_, session_->raw());
   counter_ = ssh_counter_struct{};
   last_in_bytes_ = 0;
@@ -496,10 +498,8 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
 }
 
 void HostDaemon::OnSessionEvents(unsigned /*events*/) {
-  for (int i = 0; i < kMaxSessionPollsPerWake; ++i) {
-    int rc = ssh_event_dopoll(ssh_event_, 0);
-    if (rc != SSH_OK) break;
-  }
+  // Extra links share the main session's event (and exist only while it does).
+  if (session_) session_->Drain(ssh_event_, kMaxSessionPollsPerWake);
   // Any byte is life, and timed here rather than on the next tick: the round-trip time of
   // a keepalive is then measured to the wake-up, not to 250 ms steps.
   if (session_) NoteBytesReceived(std::chrono::steady_clock::now());
@@ -999,6 +999,7 @@ nlohmann::json HostDaemon::StatusJson() const {
       {"cipher", session_ ? session_->cipher() : ""},
       {"remote_system", session_ ? session_->remote_system() : ""},
       {"window_budget_used", budget_.used()},
+      {"server_requests", session_ ? requests_.pending() : 0},
       {"lanes", LanesJson()},
       {"forwards", fwds}};
 }

@@ -89,6 +89,7 @@ void Lane::Main() {
 
 void Lane::Serve(ssh::Session& session) {
   session.SetNonBlocking();
+  session.EnableReadAhead();
   net::SetSendTimeout(session.fd(), dead_after_);
   net::SetUserTimeout(session.fd(), dead_after_);
   ssh_event event = ssh_event_new();
@@ -121,9 +122,7 @@ void Lane::Serve(ssh::Session& session) {
       for (auto& stream : batch) pumps.Start(session.raw(), std::move(stream));
     });
     loop.Watch(session.fd(), net::kReadable, [&](unsigned) {
-      for (int i = 0; i < kMaxSessionPollsPerWake; ++i) {
-        if (ssh_event_dopoll(event, 0) != SSH_OK) break;
-      }
+      session.Drain(event, kMaxSessionPollsPerWake);
       if (!session.IsConnected()) {
         std::string why = session.LastError();
         Fail("link", why.empty() ? "the server closed the connection" : why);

@@ -56,6 +56,8 @@ class GlobalRequests {
   void Poll();
 
   bool idle() const { return slot_ == Slot::kFree && queue_.empty(); }
+  // Forward requests and cancels not answered yet (keepalives aside).
+  size_t pending() const { return queue_.size(); }
 
  private:
   enum class Slot { kFree, kKeepalive, kFlushing, kRequest };

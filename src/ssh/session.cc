@@ -72,6 +72,7 @@ int AskPassphrase(const char* /*prompt*/, char* buf, size_t len, int /*echo*/, i
 Session::Session(ssh_session s) : session_(s) {}
 
 Session::~Session() {
+  read_ahead_.reset();  // unregistered before libssh closes the socket
   if (session_ != nullptr) {
     ssh_disconnect(session_);
     ssh_free(session_);
@@ -88,6 +89,19 @@ void Session::ResumeRelays() {
 }
 
 void Session::SetNonBlocking() { ssh_set_blocking(session_, 0); }
+
+void Session::Drain(ssh_event event, int max_polls) {
+  ReadAhead::Scope scope;
+  // Past max_polls, only what the read-ahead holds: 4 KiB a poll, nothing read anew.
+  const int bound = max_polls + static_cast<int>(ReadAhead::kCapacity / 4096) + 1;
+  for (int i = 0; i < bound && (i < max_polls || read_ahead_pending() > 0); ++i) {
+    if (ssh_event_dopoll(event, 0) != SSH_OK) break;
+  }
+}
+
+void Session::EnableReadAhead() {
+  if (!read_ahead_ && fd() >= 0) read_ahead_ = std::make_unique<ReadAhead>(session_);
+}
 
 Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host,
                                                   Prompter& prompter,

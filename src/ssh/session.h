@@ -16,6 +16,7 @@
 #include "common/unique_fd.h"
 #include "config/ssh_config.h"
 #include "ssh/prompter.h"
+#include "ssh/read_ahead.h"
 
 namespace tether::ssh {
 
@@ -54,6 +55,15 @@ class Session {
   // Non-blocking mode for the event loop. The socket itself stays blocking: libssh
   // treats EAGAIN from send() as fatal, and writes only after poll reports POLLOUT.
   void SetNonBlocking();
+  // From now on libssh gets the socket's bytes from reads of up to 256 KiB rather than
+  // 4 KiB (ssh/read_ahead.h). Polls of the session must then run inside a
+  // ReadAhead::Scope and go on until read_ahead_pending() is 0. Once connected.
+  void EnableReadAhead();
+  size_t read_ahead_pending() const { return read_ahead_ ? read_ahead_->pending() : 0; }
+  // Lets libssh take in what has arrived: polls `event` (which holds this session) without
+  // waiting, up to `max_polls` times while there is something to read, each poll taking
+  // at most 4 KiB, then on until the read-ahead is empty.
+  void Drain(ssh_event event, int max_polls);
   bool IsConnected() const { return ssh_is_connected(session_) != 0; }
   // True when libssh holds output that waits for the socket to become writable.
   bool WantsWrite() const { return (ssh_get_poll_flags(session_) & SSH_WRITE_PENDING) != 0; }
@@ -74,6 +84,7 @@ class Session {
 
   ssh_session session_;
   std::unique_ptr<JumpRelay> relay_;  // the jump host we run through, if any
+  std::unique_ptr<ReadAhead> read_ahead_;
   std::string cipher_;
   std::string auth_method_;
   std::string remote_system_;
