@@ -14,6 +14,8 @@ packages=(
   tinyproxy rsync git
   # code style
   clang-format
+  # build cache: a fresh clone on the same machine reuses objects (scripts/build.sh)
+  ccache
 )
 
 missing=()

@@ -12,9 +12,8 @@
 
 namespace tether::agent::testing {
 
-inline std::string FixturePath(const std::string& name) {
-  return std::string(TETHER_AGENT_TESTDATA) + "/" + name;
-}
+// tests/unit/agent/testdata/NAME (the one file built with the tree's path, test_util.cc).
+std::string FixturePath(const std::string& name);
 
 inline std::string ReadPath(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
