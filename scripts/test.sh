@@ -1,18 +1,100 @@
 #!/usr/bin/env bash
-# Builds and runs every test: unit tests, then end-to-end tests against a real sshd,
-# then the unit tests and the fast end-to-end tests again under ASan+UBSan.
+# Builds and runs tether's tests. Three tiers (docs/testing.md says what is in each):
+#
+#   scripts/test.sh           what CI runs (.ci/run): the unit tests and every end-to-end
+#                             test against a real sshd, then the unit tests and the fast
+#                             end-to-end tests again under ASan + UBSan. Before you push.
+#   scripts/test.sh --quick   the inner loop: the unit tests and a smoke set of end-to-end
+#                             tests, normal build only. A few minutes after a change.
+#   scripts/test.sh --all     CI's tiers, then what is too slow for every push: the fuzz
+#                             targets for a bounded time each, the slow end-to-end tests under
+#                             the sanitizers, and the suite against further sshds.
+#
+# Environment: TEST_JOBS (tests run side by side, default 4: most of an end-to-end test is
+# waiting on sshd and the network), JOBS (compile jobs, default 2), TETHER_SKIP_SANITIZE=1.
+# Objects come from ccache (scripts/build.sh), so a fresh clone on a machine that built
+# before compiles little.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== build"
-scripts/build.sh
-echo "== tests"
-ctest --test-dir build --output-on-failure --timeout 600
+mode=ci
+case "${1:-}" in
+  "") ;;
+  --quick) mode=quick ;;
+  --all) mode=all ;;
+  -h | --help)
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "test.sh: unknown argument '$1' (use --quick, --all or nothing)" >&2
+    exit 2
+    ;;
+esac
+test_jobs=${TEST_JOBS:-4}
+
+# A smoke set for --quick: one test or two from each area, a minute on two cores.
+smoke='^(ConnectTest\.(UnknownHostKeyIsRefused|AcceptNewAddsAnUnknownKey|WrongKeyIsAnAuthError)'
+smoke+='|LocalForwardTest\.(DownloadArrivesByteIdentical|RefusedTargetCloses)'
+smoke+='|RemoteForwardTest\.MovesDataByteIdenticalBothWays'
+smoke+='|ExecTest\.(ExitCodesAndSignalsPassThrough|StockSshScpAndRsyncRideTheConnection|GarbageOnTheMuxSocket)'
+smoke+='|ProxyTest\.DynamicForwardSpeaks'
+smoke+='|LifecycleTest\.(DownLeavesNoProcessAndNoFile|GarbageOnTheControlSocket|KilledDaemonIsNoticed)'
+smoke+='|SelfHealingTest\.ReconnectsWhenTheServerDropsTheConnection'
+smoke+='|JumpTest\.ReachesTheTargetThroughProxyJump'
+smoke+='|DoctorTest\.AHealthyHostPassesEveryCheck)'
+
+timings=()
+stage() {  # stage NAME COMMAND...: runs it, prints and remembers how long it took
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo "== $name"
+  "$@"
+  local took=$((SECONDS - start))
+  timings+=("$(printf '%-34s %4d s' "$name" "$took")")
+  echo "== $name: ${took} s"
+}
+summary() {
+  echo "== stage times"
+  printf '   %s\n' "${timings[@]}"
+}
+trap summary EXIT
+
+run_ctest() {  # run_ctest BUILD_DIR CTEST_ARGS...
+  local dir=$1
+  shift
+  ctest --test-dir "$dir" --output-on-failure --timeout 600 -j "$test_jobs" "$@"
+}
+
+sanitized() {  # sanitized COMMAND...: with ASan and UBSan failing at the first report
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$@"
+}
+
+stage "build" scripts/build.sh
+
+if [[ $mode == quick ]]; then
+  stage "unit tests" run_ctest build -L unit
+  stage "end-to-end smoke set" run_ctest build -R "$smoke"
+  exit 0
+fi
+
+stage "unit and end-to-end tests" run_ctest build
 
 if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
-  echo "== sanitizer build (ASan + UBSan)"
-  BUILD_DIR=build-asan scripts/build.sh -DTETHER_SANITIZE=ON
-  echo "== tests under ASan + UBSan"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure --timeout 600 -E Slow
+  stage "sanitizer build (ASan + UBSan)" \
+    env BUILD_DIR=build-asan scripts/build.sh -DTETHER_SANITIZE=ON
+  # The slow tier is left out here: under the sanitizers each byte costs several times
+  # more CPU, and the slow tests' bounds are about time (--all runs them).
+  stage "tests under ASan + UBSan" sanitized run_ctest build-asan -E Slow
+fi
+
+if [[ $mode == all ]]; then
+  if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
+    stage "slow tests under ASan + UBSan" sanitized run_ctest build-asan -R Slow
+  fi
+  if [[ -x scripts/fuzz.sh ]]; then
+    stage "fuzz targets" scripts/fuzz.sh
+  fi
 fi

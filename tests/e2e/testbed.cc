@@ -309,17 +309,31 @@ TempDir& TempDir::operator=(TempDir&& other) noexcept {
 
 std::string TempDir::File(std::string_view name) const { return path_ + "/" + std::string(name); }
 
+// Test processes run side by side (ctest -j), and each asks for ports it binds later, or
+// has sshd or the daemon bind. A port from the kernel's ephemeral range (bind to 0) may be
+// handed to some process's outgoing connection in the meantime, and two processes asking
+// at once may be given the same one. So ports come from below the ephemeral range
+// (kFirstTestPort..kEndTestPort), each process starting at its own place and walking on,
+// and only ports that bind now (on 127.0.0.1, and not listened on by anyone) are given.
+constexpr uint16_t kFirstTestPort = 20000;
+constexpr uint16_t kEndTestPort = 32000;  // Linux's ip_local_port_range starts at 32768
+
 uint16_t FreeTcpPort() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 0;
-  socklen_t len = sizeof addr;
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-  return ntohs(addr.sin_port);
+  constexpr int kRange = kEndTestPort - kFirstTestPort;
+  // Spaced 197 apart per PID, so concurrent runs start far from each other.
+  static int next = static_cast<int>((static_cast<unsigned>(::getpid()) * 197u) % kRange);
+  for (int tries = 0; tries < kRange; ++tries) {
+    const uint16_t port = static_cast<uint16_t>(kFirstTestPort + next);
+    next = (next + 1) % kRange;
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return port;
+  }
+  return 0;
 }
 
 bool PortAccepts(uint16_t port, milliseconds timeout) { return ConnectTcp(port, timeout).ok(); }

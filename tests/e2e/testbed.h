@@ -57,8 +57,9 @@ class TempDir {
   std::string path_;
 };
 
-// A 127.0.0.1 TCP port that was free a moment ago (bind port 0, read it, close); 0 if none.
-// Another process may take it before you bind it: use it at once.
+// A 127.0.0.1 TCP port that was free a moment ago, from below the ephemeral range and from
+// a stretch of its own per process (tests run side by side); 0 if none. Another process
+// may still take it before you bind it: use it at once.
 uint16_t FreeTcpPort();
 
 // True if something accepts a TCP connection on 127.0.0.1:port within `timeout`.
