@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -15,16 +14,6 @@ namespace tether::testing {
 namespace {
 
 using std::chrono::seconds;
-
-// VmHWM (peak resident set) of `pid`, in bytes; 0 if unknown.
-uint64_t PeakRss(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
 
 using MemorySlowTest = TetherTest;
 
@@ -59,8 +48,22 @@ TEST_F(MemorySlowTest, StalledReadersKeepTheDaemonWithinItsWindowBudgetAndLoseNo
         return s.is_object() && s["hosts"][0]["forwards"][0]["live"] == kReaders;
       },
       seconds(60)));
-  std::this_thread::sleep_for(seconds(3));  // let the windows fill
-  uint64_t peak = PeakRss(pid);
+  // Let the windows fill: the budget in use stops growing (two readings 500 ms apart agree).
+  uint64_t last_used = UINT64_MAX;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto s = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+        if (!s.is_object() || !s["hosts"][0]["window_budget_used"].is_number()) return false;
+        uint64_t used = s["hosts"][0]["window_budget_used"];
+        bool settled = used == last_used && used > 0;
+        last_used = used;
+        return settled;
+      },
+      seconds(20), std::chrono::milliseconds(500)))
+      << "the window budget in use never settled";
+  auto peak_read = ProcessMemoryBytes(pid, "VmHWM");  // the peak resident set
+  ASSERT_TRUE(peak_read.ok()) << peak_read.error().ToString();
+  const uint64_t peak = *peak_read;
   status = nlohmann::json::parse(Tether({"status", "--json"}).out);
   uint64_t budget_used = status["hosts"][0]["window_budget_used"];
   std::cerr << kReaders << " stalled readers: daemon peak RSS " << (peak >> 20)

@@ -98,7 +98,9 @@ int ExitCodeFromStatus(int status) {
 struct ProcStat {
   char state = '?';
   pid_t ppid = 0;
-  uint64_t start_time = 0;  // clock ticks after boot: tells a reused PID apart
+  uint64_t user_ticks = 0;    // utime
+  uint64_t system_ticks = 0;  // stime
+  uint64_t start_time = 0;    // clock ticks after boot: tells a reused PID apart
 };
 
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
@@ -115,6 +117,8 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
   ProcStat st;
   st.state = fields[0][0];
   st.ppid = static_cast<pid_t>(std::strtol(fields[1].c_str(), nullptr, 10));
+  st.user_ticks = std::strtoull(fields[11].c_str(), nullptr, 10);    // field 14 of stat
+  st.system_ticks = std::strtoull(fields[12].c_str(), nullptr, 10);  // field 15
   st.start_time = std::strtoull(fields[19].c_str(), nullptr, 10);
   return st;
 }
@@ -294,6 +298,59 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+// ---------------------------------------------------------------------------------------
+// A hermetic environment
+
+namespace {
+
+// What the test binary's own environment must not pass on to tether, sshd or a client:
+// the runner's agent, askpass, tether settings and proxies would change what a test
+// measures (an agent key logs in where the test means a file key to; a config.toml in
+// the runner's home adds forwards and settings). Tests that want one set it on purpose.
+constexpr const char* kUnsetVariables[] = {
+    "SSH_AUTH_SOCK",    "SSH_AGENT_PID",     "SSH_ASKPASS",   "SSH_ASKPASS_REQUIRE",
+    "DISPLAY",          "WAYLAND_DISPLAY",   "TETHER_CONFIG", "TETHER_STATE_DIR",
+    "TETHER_AGENT_BIN", "XDG_RUNTIME_DIR",   "TMUX",          "TMUX_TMPDIR",
+    "http_proxy",       "https_proxy",       "all_proxy",     "no_proxy",
+    "HTTP_PROXY",       "HTTPS_PROXY",       "ALL_PROXY",     "NO_PROXY",
+    "socks_proxy",      "SOCKS_PROXY",       "CURL_HOME",     "GIT_SSH",
+    "GIT_SSH_COMMAND",  "GIT_CONFIG_GLOBAL", "RSYNC_RSH"};
+
+// Before main(): HOME becomes a fresh private directory of this test process, and the
+// XDG directories live inside it, so nothing in the runner's home is read or written.
+struct HermeticEnvironment {
+  HermeticEnvironment() {
+    for (const char* name : kUnsetVariables) ::unsetenv(name);
+    const std::string& home = home_dir.path();
+    for (const char* sub : {"/.ssh", "/.config", "/.local", "/.local/state", "/.cache"}) {
+      ::mkdir((home + sub).c_str(), 0700);
+    }
+    ::setenv("HOME", home.c_str(), 1);
+    ::setenv("XDG_CONFIG_HOME", (home + "/.config").c_str(), 1);
+    ::setenv("XDG_STATE_HOME", (home + "/.local/state").c_str(), 1);
+    ::setenv("XDG_CACHE_HOME", (home + "/.cache").c_str(), 1);
+    ::setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+  }
+  ~HermeticEnvironment() {
+    // A forked child that exits normally must not take the parent's home with it.
+    if (::getpid() != creator) home_dir.Release();
+  }
+  TempDir home_dir;
+  pid_t creator = ::getpid();
+};
+
+HermeticEnvironment& Hermetic() {
+  static HermeticEnvironment env;
+  return env;
+}
+
+// Runs at load time, before any test (and before gtest's main) looks at the environment.
+[[maybe_unused]] const bool g_hermetic = (Hermetic(), true);
+
+}  // namespace
+
+const std::string& TestHome() { return Hermetic().home_dir.path(); }
+
 TempDir::TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
 
 TempDir& TempDir::operator=(TempDir&& other) noexcept {
@@ -334,6 +391,42 @@ uint16_t FreeTcpPort() {
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return port;
   }
   return 0;
+}
+
+Result<milliseconds> ProcessCpuTime(pid_t pid) {
+  std::optional<ProcStat> st = ReadProcStat(pid);
+  if (!st) return MakeError("cpu time", "cannot read /proc/" + std::to_string(pid) + "/stat");
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  if (hz <= 0) return MakeError("cpu time", "no clock tick rate");
+  return milliseconds((st->user_ticks + st->system_ticks) * 1000 / static_cast<uint64_t>(hz));
+}
+
+Result<uint64_t> ProcessMemoryBytes(pid_t pid, std::string_view field) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.take_error();
+  std::istringstream in(*text);
+  std::string line;
+  const std::string key = std::string(field) + ":";
+  while (std::getline(in, line)) {  // "VmRSS:\t   12345 kB"
+    if (line.rfind(key, 0) != 0) continue;
+    uint64_t kib = std::strtoull(line.c_str() + key.size(), nullptr, 10);
+    if (kib == 0) return MakeError("memory", path + ": " + line);
+    return kib * 1024;
+  }
+  return MakeError("memory", path + " has no " + key);
+}
+
+Result<size_t> OpenDescriptorCount(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd";
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator(path, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  if (ec) return MakeError("descriptors", path + ": " + ec.message());
+  return n;
 }
 
 bool PortAccepts(uint16_t port, milliseconds timeout) { return ConnectTcp(port, timeout).ok(); }

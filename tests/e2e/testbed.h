@@ -50,6 +50,8 @@ class TempDir {
   TempDir& operator=(TempDir&& other) noexcept;
 
   const std::string& path() const { return path_; }
+  // Forgets the directory without removing it.
+  void Release() { path_.clear(); }
   // path() + "/" + name.
   std::string File(std::string_view name) const;
 
@@ -57,10 +59,26 @@ class TempDir {
   std::string path_;
 };
 
+// The HOME of every process this test binary starts: a private directory made before
+// main() and removed at exit. The binary also unsets what of the runner's environment
+// would leak in (SSH_AUTH_SOCK, TETHER_CONFIG, XDG_RUNTIME_DIR, proxy variables, ...) and
+// points XDG_CONFIG_HOME, XDG_STATE_HOME and XDG_CACHE_HOME inside it. A test that wants
+// one of them sets it on purpose, in the command's extra environment.
+const std::string& TestHome();
+
 // A 127.0.0.1 TCP port that was free a moment ago, from below the ephemeral range and from
 // a stretch of its own per process (tests run side by side); 0 if none. Another process
 // may still take it before you bind it: use it at once.
 uint16_t FreeTcpPort();
+
+// What /proc says of a process (Linux). Each is an error when it cannot be read, so that
+// a bound on it never passes for want of a reading.
+// CPU time (user + system) the process has used so far.
+Result<std::chrono::milliseconds> ProcessCpuTime(pid_t pid);
+// A size field of /proc/PID/status ("VmRSS", "VmHWM"), in bytes.
+Result<uint64_t> ProcessMemoryBytes(pid_t pid, std::string_view field);
+// How many descriptors the process has open.
+Result<size_t> OpenDescriptorCount(pid_t pid);
 
 // True if something accepts a TCP connection on 127.0.0.1:port within `timeout`.
 bool PortAccepts(uint16_t port, std::chrono::milliseconds timeout = std::chrono::milliseconds(500));

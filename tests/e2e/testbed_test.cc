@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -434,6 +435,51 @@ TEST(TestBedTether, StopAllTethersEndsADaemonNamedByAPidFile) {
   ASSERT_TRUE(WriteFile(state.File("fake.pid"), std::to_string(pid) + "\n").ok());
   StopAllTethers(state.path());
   EXPECT_FALSE(ProcessAlive(pid));
+}
+
+// ---------------------------------------------------------------------------------------
+// A hermetic environment
+
+TEST(TestBedEnvironment, EveryProcessGetsAPrivateHomeAndNoneOfTheRunnersAgentOrSettings) {
+  CommandResult r = RunCommand({"sh", "-c",
+                                "echo \"$HOME|$XDG_CONFIG_HOME|${SSH_AUTH_SOCK-unset}|"
+                                "${TETHER_CONFIG-unset}|${XDG_RUNTIME_DIR-unset}\""},
+                               {}, 10s);
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.out, TestHome() + "|" + TestHome() + "/.config|unset|unset|unset\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(TestHome().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+// The runner's home is the test binary's environment: start the binary again with a home
+// whose config.toml, ssh_config and agent would each break tether if read, and the same
+// end-to-end tests must still pass.
+TEST(TestBedEnvironment, AHostileHomeOfTheRunnerChangesNothing) {
+  TempDir hostile;
+  ASSERT_TRUE(WriteFile(hostile.File(".tether.toml"), "this is [not toml\n").ok());
+  std::filesystem::create_directories(hostile.File(".config/tether"));
+  std::filesystem::create_directories(hostile.File(".ssh"));
+  ASSERT_TRUE(WriteFile(hostile.File(".config/tether/config.toml"),
+                        "[settings]\nkeepalive_interval_s = \"never\"\n")
+                  .ok());
+  ASSERT_TRUE(
+      WriteFile(hostile.File(".ssh/config"), "Host *\n  Port 1\n  HostName 192.0.2.1\n").ok());
+  char self[4096] = {};
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  ASSERT_GT(n, 0);
+  Env env = {{"HOME", hostile.path()},
+             {"XDG_CONFIG_HOME", hostile.File(".config")},
+             {"TETHER_CONFIG", hostile.File(".tether.toml")},
+             {"SSH_AUTH_SOCK", hostile.File("no-agent.sock")},
+             {"http_proxy", "http://127.0.0.1:1"},
+             {"ALL_PROXY", "socks5://127.0.0.1:1"}};
+  CommandResult r = RunCommand({std::string(self, static_cast<size_t>(n)),
+                                "--gtest_filter=LocalForwardTest.DownloadArrivesByteIdentical:"
+                                "ExecTest.ExitCodesAndSignalsPassThrough"},
+                               env, 120s);
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_NE(r.out.find("[  PASSED  ] 2 tests"), std::string::npos) << r.out;
 }
 
 }  // namespace

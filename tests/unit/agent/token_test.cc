@@ -79,6 +79,8 @@ TEST(Token, ConcurrentFirstStartsAgreeOnOneToken) {
     });
   }
   for (auto& t : threads) t.join();
+  // Every start got a token (none failed), and all of them the same one.
+  ASSERT_EQ(tokens[0].size(), 64u) << tokens[0];
   for (const std::string& t : tokens) EXPECT_EQ(t, tokens[0]);
 }
 
