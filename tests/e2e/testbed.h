@@ -82,6 +82,14 @@ bool ProcessAlive(pid_t pid);
 // The PIDs of every live descendant of `pid` (children, grandchildren, ...), from /proc.
 std::vector<pid_t> ProcessDescendants(pid_t pid);
 
+// CPU time `pid` has used so far, user plus system, all its threads (utime + stime of
+// /proc/PID/stat), in seconds; an error if /proc cannot be read or parsed, so that a
+// bound on it never passes for want of a figure.
+Result<double> ProcessCpuSeconds(pid_t pid);
+// How many times the threads of `pid` were scheduled onto a CPU so far (the sum of the
+// timeslice counts of /proc/PID/task/*/schedstat): its wake-ups, near enough.
+Result<uint64_t> ProcessRuns(pid_t pid);
+
 // Sends SIGTERM to `pid`, waits up to `grace` for it to die, then SIGKILL and waits up to
 // 5 s more. For processes that are not our children (daemons); by PID only. True if dead.
 bool TerminatePid(pid_t pid, std::chrono::milliseconds grace = std::chrono::seconds(5));
