@@ -68,6 +68,8 @@ ExecSession::~ExecSession() {
   for (int fd : {in_.get(), out_.get(), err_.get()}) {
     if (fd >= 0) loop_.Unwatch(fd);
   }
+  // Unwatching twice (after Detach) is harmless: the descriptors are still ours, so their
+  // numbers cannot belong to anyone else yet.
   if (channel_ != nullptr) {
     ssh_remove_channel_callbacks(channel_, &callbacks_);
     ssh_channel_free(channel_);  // sends EOF and CLOSE if still open
@@ -150,6 +152,15 @@ void ExecSession::Abort(const std::string& why) {
   exit_status_ = kExitLinkLost;
   state_ = State::kDone;
   if (finished_) finished_(kExitLinkLost);
+}
+
+void ExecSession::Detach() {
+  started_ = nullptr;
+  finished_ = nullptr;
+  for (int fd : {in_.get(), out_.get(), err_.get()}) {
+    if (fd >= 0) loop_.Unwatch(fd);
+  }
+  state_ = State::kDone;
 }
 
 void ExecSession::Finish() {
@@ -239,6 +250,8 @@ void ExecSession::Service() {
         auto started = std::move(started_);
         started_ = nullptr;
         started(true, "", tty_failed_);
+        // Telling the client can fail and end it: then this session was detached.
+        if (state_ == State::kDone) return;
       }
       [[fallthrough]];
     case State::kRunning:

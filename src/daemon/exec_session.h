@@ -69,6 +69,10 @@ class ExecSession {
   void WindowChanged();
   // The link is gone: ends with 255 and a word on stderr.
   void Abort(const std::string& why);
+  // The client went away: no callback runs again, its descriptors are no longer watched,
+  // and it is done. Safe from inside its own callbacks; the owner destroys it later, once
+  // none of its calls is on the stack (never from within Started or Finished).
+  void Detach();
   bool done() const { return state_ == State::kDone; }
   // Waiting for a connection: new, or refused by sshd's MaxSessions on the last one.
   bool parked() const { return state_ == State::kParked; }
