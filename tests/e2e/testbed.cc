@@ -1502,7 +1502,15 @@ Result<HttpResponse> HttpGet(uint16_t port, std::string_view path, milliseconds 
 // ---------------------------------------------------------------------------------------
 // The tether binary
 
-const char* TetherBinary() { return TETHER_BIN; }
+const char* TetherBinary() {
+  // TETHER_E2E_BIN runs the suite against another build of tether (a sanitizer build's)
+  // without building the tests there too.
+  static const char* const binary = [] {
+    const char* other = std::getenv("TETHER_E2E_BIN");
+    return other != nullptr && *other != '\0' ? other : TETHER_BIN;
+  }();
+  return binary;
+}
 
 CommandResult RunTether(const std::string& state_dir, const std::vector<std::string>& args,
                         milliseconds timeout, const Env& extra_env, std::string_view stdin_data) {

@@ -521,7 +521,8 @@ Result<HttpResponse> HttpGet(uint16_t port, std::string_view path = "/",
 // ---------------------------------------------------------------------------------------
 // The tether binary
 
-// The tether binary under test (the TETHER_BIN compile definition).
+// The tether binary under test: $TETHER_E2E_BIN if set (e.g. a sanitizer build's), else the
+// TETHER_BIN compile definition.
 const char* TetherBinary();
 
 // Runs `tether args...` with TETHER_STATE_DIR=state_dir (plus `extra_env`).
