@@ -1,6 +1,10 @@
 #include "cli/cli.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <functional>
 #include <optional>
@@ -42,7 +46,22 @@ std::optional<int> RunPassThroughVerb(int argc, char** argv) {
 
 }  // namespace
 
+// As ssh's sanitise_stdfd: a closed stdin, stdout or stderr gets /dev/null. Otherwise the
+// next descriptor we open (the mux socket) takes its number and is handed to the daemon as
+// the command's stdio.
+static void SanitizeStdio() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    int null = ::open("/dev/null", O_RDWR);  // the lowest free number: `fd` itself
+    if (null >= 0 && null != fd) {
+      ::dup2(null, fd);
+      ::close(null);
+    }
+  }
+}
+
 int Main(int argc, char** argv) {
+  SanitizeStdio();
   if (auto code = RunPassThroughVerb(argc, argv)) return *code;
   CLI::App app{"tether: keep your laptop tethered to remote servers over SSH", "tether"};
   app.require_subcommand(1);

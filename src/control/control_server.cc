@@ -9,14 +9,22 @@
 #include "net/socket.h"
 
 namespace tether::control {
+namespace {
+
+// Connections accepted per wake-up: a burst of clients cannot hold the loop.
+constexpr int kAcceptBurst = 16;
+
+}  // namespace
 
 ControlServer::ControlServer(net::EventLoop& loop, UniqueFd listener)
     : loop_(loop), listener_(std::move(listener)) {
-  loop_.Watch(listener_.get(), net::kReadable, [this](unsigned) { OnAccept(); });
+  acceptor_ =
+      std::make_unique<net::Acceptor>(loop_, listener_.get(), "control", kAcceptBurst,
+                                      [this](UniqueFd conn) { OnAccepted(std::move(conn)); });
 }
 
 ControlServer::~ControlServer() {
-  loop_.Unwatch(listener_.get());
+  acceptor_.reset();
   for (auto& [fd, client] : clients_) loop_.Unwatch(fd);
 }
 
@@ -52,18 +60,13 @@ Json ControlServer::HandleLine(const std::string& line) const {
   return out;
 }
 
-void ControlServer::OnAccept() {
-  // Bounded burst per wake-up.
-  for (int i = 0; i < 16; ++i) {
-    auto conn = net::Accept(listener_.get());
-    if (!conn.ok() || !conn->valid()) return;
-    if (clients_.size() >= kMaxClients) continue;  // closes it
-    int fd = conn->get();
-    auto client = std::make_unique<Client>();
-    client->fd = std::move(*conn);
-    clients_.emplace(fd, std::move(client));
-    loop_.Watch(fd, net::kReadable, [this, fd](unsigned events) { OnClient(fd, events); });
-  }
+void ControlServer::OnAccepted(UniqueFd conn) {
+  if (clients_.size() >= kMaxClients) return;  // closes it
+  int fd = conn.get();
+  auto client = std::make_unique<Client>();
+  client->fd = std::move(conn);
+  clients_.emplace(fd, std::move(client));
+  loop_.Watch(fd, net::kReadable, [this, fd](unsigned events) { OnClient(fd, events); });
 }
 
 void ControlServer::Drop(int fd) {

@@ -13,6 +13,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "net/acceptor.h"
 #include "net/event_loop.h"
 
 namespace tether::control {
@@ -49,12 +50,13 @@ class ControlServer {
     bool draining = false;  // answered and shut down; discard input until EOF
     size_t discarded = 0;
   };
-  void OnAccept();
+  void OnAccepted(UniqueFd conn);
   void OnClient(int fd, unsigned events);
   void Drop(int fd);
 
   net::EventLoop& loop_;
   UniqueFd listener_;
+  std::unique_ptr<net::Acceptor> acceptor_;  // watches listener_
   std::map<std::string, Handler> handlers_;
   std::unordered_map<int, std::unique_ptr<Client>> clients_;
 };

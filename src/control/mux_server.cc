@@ -17,6 +17,8 @@ namespace {
 constexpr size_t kMaxMuxClients = 256;
 // Descriptors one client may have in flight before its request names them.
 constexpr size_t kMaxQueuedFds = 8;
+// Connections accepted per wake-up: a burst of clients cannot hold the loop.
+constexpr int kAcceptBurst = 16;
 
 uint32_t RequestIdOf(const mux::ClientMessage& m) {
   return std::visit(
@@ -45,7 +47,9 @@ MuxServer::MuxServer(net::EventLoop& loop, UniqueFd listener, std::string path, 
       {mux::kStopListening, &MuxServer::OnStopListening},
       {mux::kProxy, &MuxServer::OnProxy},
   };
-  loop_.Watch(listener_.get(), net::kReadable, [this](unsigned) { OnAccept(); });
+  acceptor_ =
+      std::make_unique<net::Acceptor>(loop_, listener_.get(), "mux", kAcceptBurst,
+                                      [this](UniqueFd conn) { OnAccepted(std::move(conn)); });
 }
 
 MuxServer::~MuxServer() {
@@ -57,7 +61,7 @@ MuxServer::~MuxServer() {
 
 void MuxServer::StopListening() {
   if (!listener_) return;
-  loop_.Unwatch(listener_.get());
+  acceptor_.reset();
   listener_.Reset();
   ::unlink(path_.c_str());
 }
@@ -67,25 +71,21 @@ MuxServer::Client* MuxServer::Find(uint64_t id) {
   return it == clients_.end() ? nullptr : it->second.get();
 }
 
-void MuxServer::OnAccept() {
-  for (int i = 0; i < 16; ++i) {
-    auto conn = net::Accept(listener_.get());
-    if (!conn.ok() || !conn->valid()) return;
-    if (clients_.size() >= kMaxMuxClients) {
-      spdlog::warn("mux: {} clients already; one refused", clients_.size());
-      continue;
-    }
-    auto c = std::make_unique<Client>();
-    c->id = next_id_++;
-    c->fd = std::move(*conn);
-    uint64_t id = c->id;
-    int fd = c->fd.get();
-    clients_.emplace(id, std::move(c));
-    loop_.Watch(fd, net::kReadable, [this, id](unsigned events) { OnClient(id, events); });
-    // The server speaks first, as ssh's master does.
-    Send(*Find(id), mux::EncodeHello());
-    Flush(*Find(id));
+void MuxServer::OnAccepted(UniqueFd conn) {
+  if (clients_.size() >= kMaxMuxClients) {
+    spdlog::warn("mux: {} clients already; one refused", clients_.size());
+    return;
   }
+  auto c = std::make_unique<Client>();
+  c->id = next_id_++;
+  c->fd = std::move(conn);
+  uint64_t id = c->id;
+  int fd = c->fd.get();
+  clients_.emplace(id, std::move(c));
+  loop_.Watch(fd, net::kReadable, [this, id](unsigned events) { OnClient(id, events); });
+  // The server speaks first, as ssh's master does.
+  Send(*Find(id), mux::EncodeHello());
+  if (Client* cp = Find(id)) Flush(*cp);
 }
 
 bool MuxServer::ReadSome(Client& c) {

@@ -23,6 +23,7 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "control/mux_codec.h"
+#include "net/acceptor.h"
 #include "net/event_loop.h"
 
 namespace tether::control {
@@ -82,7 +83,7 @@ class MuxServer {
   };
   using Handler = void (MuxServer::*)(Client& c, mux::ClientMessage& message);
 
-  void OnAccept();
+  void OnAccepted(UniqueFd conn);
   void OnClient(uint64_t id, unsigned events);
   bool ReadSome(Client& c);
   void Process(Client& c);
@@ -114,6 +115,7 @@ class MuxServer {
 
   net::EventLoop& loop_;
   UniqueFd listener_;
+  std::unique_ptr<net::Acceptor> acceptor_;  // watches listener_ while it is open
   std::string path_;
   MuxHost& host_;
   std::map<uint32_t, Handler> handlers_;

@@ -56,7 +56,7 @@ ExecSession::ExecSession(net::EventLoop& loop, UniqueFd in, UniqueFd out, Unique
   in_flags_ = MakeNonBlocking(in_.get());
   out_flags_ = MakeNonBlocking(out_.get());
   if (err_) err_flags_ = MakeNonBlocking(err_.get());
-  // Watched only for wake-ups; Service does the work.
+  // Watched only for wake-ups, and only while UpdateInterest asks; Service does the work.
   loop_.Watch(in_.get(), net::kNone, [this](unsigned) { Service(); });
   if (out_.get() != in_.get()) loop_.Watch(out_.get(), net::kNone, [this](unsigned) { Service(); });
   if (err_ && err_.get() != in_.get() && err_.get() != out_.get()) {
@@ -68,6 +68,8 @@ ExecSession::~ExecSession() {
   for (int fd : {in_.get(), out_.get(), err_.get()}) {
     if (fd >= 0) loop_.Unwatch(fd);
   }
+  // Unwatching twice (after Detach) is harmless: the descriptors are still ours, so their
+  // numbers cannot belong to anyone else yet.
   if (channel_ != nullptr) {
     ssh_remove_channel_callbacks(channel_, &callbacks_);
     ssh_channel_free(channel_);  // sends EOF and CLOSE if still open
@@ -150,6 +152,15 @@ void ExecSession::Abort(const std::string& why) {
   exit_status_ = kExitLinkLost;
   state_ = State::kDone;
   if (finished_) finished_(kExitLinkLost);
+}
+
+void ExecSession::Detach() {
+  started_ = nullptr;
+  finished_ = nullptr;
+  for (int fd : {in_.get(), out_.get(), err_.get()}) {
+    if (fd >= 0) loop_.Unwatch(fd);
+  }
+  state_ = State::kDone;
 }
 
 void ExecSession::Finish() {
@@ -239,6 +250,8 @@ void ExecSession::Service() {
         auto started = std::move(started_);
         started_ = nullptr;
         started(true, "", tty_failed_);
+        // Telling the client can fail and end it: then this session was detached.
+        if (state_ == State::kDone) return;
       }
       [[fallthrough]];
     case State::kRunning:
@@ -249,8 +262,17 @@ void ExecSession::Service() {
   }
   for (int round = 0; round < 4; ++round) {
     bool progress = MoveInput();
-    progress |= MoveOutput(0, out_, to_out_, out_eof_);
-    if (err_) progress |= MoveOutput(1, err_, to_err_, err_eof_);
+    progress |= MoveOutput(0, out_, to_out_, out_eof_, out_failed_);
+    if (err_) progress |= MoveOutput(1, err_, to_err_, err_eof_, err_failed_);
+    if (out_failed_ && eof_sent_ && !close_sent_) {
+      // Nothing more to send and nowhere to put what comes: close, as ssh does when both
+      // its input and output are closed. sshd then closes the command's pipes and the
+      // command gets EPIPE/SIGPIPE, instead of running on with its output dropped.
+      spdlog::debug("[{}] stdout's reader is gone and stdin ended: closing", log_prefix_);
+      close_sent_ = true;
+      ssh_channel_close(channel_);
+      progress = true;  // the next round sees the channel closed
+    }
     if (!progress) break;
   }
   bool closed = ssh_channel_is_closed(channel_) != 0 || ssh_channel_is_eof(channel_) != 0;
@@ -295,7 +317,8 @@ bool ExecSession::MoveInput() {
   return progress;
 }
 
-bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof) {
+bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof,
+                             bool& failed) {
   bool progress = false;
   while (!pending.empty()) {
     ssize_t n = ::write(fd.get(), pending.data(), pending.size());
@@ -305,7 +328,9 @@ bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, 
       continue;
     }
     if (n < 0 && WouldBlock()) return progress;
-    pending.clear();  // the reader went away: drop its output, the command carries on
+    pending.clear();  // the reader went away: drop its output from now on
+    failed = true;
+    progress = true;
     break;
   }
   if (eof) return progress;
@@ -314,8 +339,13 @@ bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, 
   int n = ssh_channel_read_timeout(channel_, buf.data(), static_cast<uint32_t>(buf.size()),
                                    is_stderr, 0);
   if (n > 0) {
+    if (failed) return true;  // read anyway, so that the window stays open
     ssize_t w = ::write(fd.get(), buf.data(), static_cast<size_t>(n));
-    if (w < 0) w = WouldBlock() ? 0 : n;  // a gone reader: drop
+    if (w < 0 && !WouldBlock()) {
+      failed = true;  // a gone reader: drop
+      w = n;
+    }
+    if (w < 0) w = 0;
     if (w < n) pending.assign(buf.data() + w, static_cast<size_t>(n - w));
     return true;
   }

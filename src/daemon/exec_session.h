@@ -8,7 +8,13 @@
 // Running, it moves stdin to the channel and the channel's stdout and stderr to their
 // descriptors, with backpressure (the channel is read only when what it gave was
 // written) and EOF passed on. The exit value is the command's exit status, 128+n for a
-// signal n, 255 when the channel closed without either (as ssh). Loop thread only.
+// signal n, 255 when the channel closed without either (as ssh).
+//
+// At rest it costs nothing: a descriptor is watched only while there is something to do
+// with it (stdin until its EOF, stdout/stderr while output waits), so a command waiting
+// on the server wakes the daemon only when the server sends. When stdout's reader is gone
+// (EPIPE) the output is dropped, and once stdin is done too the channel is closed, as
+// ssh does: the command then sees the failure on its next write. Loop thread only.
 #pragma once
 
 #include <libssh/callbacks.h>
@@ -63,6 +69,10 @@ class ExecSession {
   void WindowChanged();
   // The link is gone: ends with 255 and a word on stderr.
   void Abort(const std::string& why);
+  // The client went away: no callback runs again, its descriptors are no longer watched,
+  // and it is done. Safe from inside its own callbacks; the owner destroys it later, once
+  // none of its calls is on the stack (never from within Started or Finished).
+  void Detach();
   bool done() const { return state_ == State::kDone; }
   // Waiting for a connection: new, or refused by sshd's MaxSessions on the last one.
   bool parked() const { return state_ == State::kParked; }
@@ -82,7 +92,7 @@ class ExecSession {
   void Fail(const std::string& why);
   void Finish();
   bool MoveInput();
-  bool MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof);
+  bool MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof, bool& failed);
   void UpdateInterest();
   bool TerminalSize(int* cols, int* rows) const;
 
@@ -107,6 +117,8 @@ class ExecSession {
   std::string to_out_, to_err_;
   bool in_eof_ = false, eof_sent_ = false;
   bool out_eof_ = false, err_eof_ = false;
+  bool out_failed_ = false, err_failed_ = false;  // the reader went away: output dropped
+  bool close_sent_ = false;
   int exit_status_ = -1;
   int exit_signal_ = 0;
 };

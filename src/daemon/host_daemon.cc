@@ -592,16 +592,23 @@ ssh_session HostDaemon::PickLink() {
 }
 
 void HostDaemon::PlaceParked() {
+  // Over a snapshot of ids: a session's callbacks may end sessions (EndSession).
+  std::vector<uint32_t> parked;
+  for (const auto& [id, s] : sessions_) {
+    if (s->parked()) parked.push_back(id);
+  }
   bool waiting = false;
-  for (auto& [id, s] : sessions_) {
-    if (!s->parked()) continue;
+  for (uint32_t id : parked) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || !it->second->parked()) continue;
     ssh_session link = PickLink();
     if (link == nullptr) {
       waiting = true;
       break;
     }
-    s->Rebind(link);
-    s->Service();
+    ExecSession& s = *it->second;
+    s.Rebind(link);
+    s.Service();
   }
   if (!waiting || !session_) return;
   if (extra_links_.size() >= kMaxExtraLinks) return;  // they wait for a session to end
@@ -789,7 +796,26 @@ uint32_t HostDaemon::StartStdioForward(const control::mux::StdioForward& request
                    "stdio forward to " + net::FormatHostPort(request.host, exec.forward_port));
 }
 
-void HostDaemon::EndSession(uint32_t id) { sessions_.erase(id); }
+void HostDaemon::EndSession(uint32_t id) {
+  // The mux client went away, often from inside the session's own callbacks (telling the
+  // client its command started fails on a socket it shut down): erasing the session here
+  // would free it under its own Service and change sessions_ under loops over it. It is
+  // detached now and erased on the next round.
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  it->second->Detach();
+  ReapSessionsSoon();
+}
+
+void HostDaemon::ReapSessionsSoon() {
+  if (reap_scheduled_) return;
+  reap_scheduled_ = true;
+  // Timers run from the top of the loop, never inside a session's call.
+  loop_.AddTimer(std::chrono::milliseconds(0), [this] {
+    reap_scheduled_ = false;
+    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
+  });
+}
 
 uint32_t HostDaemon::Pid() { return static_cast<uint32_t>(::getpid()); }
 

@@ -156,6 +156,9 @@ class HostDaemon : public control::MuxHost {
   ssh_session PickLink();
   // Gives parked sessions a connection, asking for a new one when none has room.
   void PlaceParked();
+  // Erases finished sessions on the next round of the loop, when none of their calls can
+  // be on the stack (see EndSession).
+  void ReapSessionsSoon();
   void OnExtraLink(Result<std::unique_ptr<ssh::Session>> result);
   // Where a new -L/-D stream runs: on the least busy of the main connection and the lanes
   // that are up (the main one on a tie). True when a lane took it.
@@ -189,7 +192,10 @@ class HostDaemon : public control::MuxHost {
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<control::MuxServer> mux_;
+  // Sessions are erased only where none of their calls is on the stack: by ServiceSessions
+  // right after its own call returns, or by ReapSessionsSoon's timer.
   std::map<uint32_t, std::unique_ptr<ExecSession>> sessions_;
+  bool reap_scheduled_ = false;
   uint32_t next_session_ = 1;
   // Further connections for sessions (see kMaxExtraLinks), and what we learned of each
   // connection's MaxSessions (the number open when sshd refused one more).

@@ -83,15 +83,14 @@ void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session sessi
         });
   }
   for (auto& l : listeners_) {
-    int fd = l.get();
-    loop.Watch(fd, net::kReadable, [this, fd](unsigned) { OnAcceptable(fd); });
+    acceptors_.push_back(std::make_unique<net::Acceptor>(
+        loop, l.get(), host_alias_ + " fwd " + listen_address_, kAcceptBurst,
+        [this](UniqueFd conn) { OnAccepted(std::move(conn)); }));
   }
 }
 
 void LocalForward::Stop() {
-  if (loop_ != nullptr) {
-    for (auto& l : listeners_) loop_->Unwatch(l.get());
-  }
+  acceptors_.clear();  // before the descriptors they watch
   listeners_.clear();
   if (loop_ != nullptr) {
     for (auto& w : waiting_) loop_->Unwatch(w.fd.get());
@@ -105,26 +104,18 @@ void LocalForward::Stop() {
   loop_ = nullptr;
 }
 
-void LocalForward::OnAcceptable(int listen_fd) {
-  for (int i = 0; i < kAcceptBurst; ++i) {
-    auto conn = net::Accept(listen_fd);
-    if (!conn.ok()) {
-      spdlog::warn("[{} fwd {}] accept: {}", host_alias_, listen_address_, conn.error().message);
-      return;
-    }
-    if (!conn->valid()) return;
-    if (!spec_.listen.is_unix()) net::SetNoDelay(conn->get());
-    if (session_ == nullptr) {
-      // The link is down: hold the connection (the client sees it accepted and waits)
-      // until it is back or the wait runs out. Watched meanwhile, so that a client that
-      // gives up is let go rather than opened on the server once the link is back.
-      int fd = conn->get();
-      waiting_.push_back(Waiting{std::move(*conn), std::chrono::steady_clock::now()});
-      loop_->Watch(fd, net::kReadable, [this, fd](unsigned) { OnWaitingEvent(fd); });
-      continue;
-    }
-    Serve(std::move(*conn));
+void LocalForward::OnAccepted(UniqueFd conn) {
+  if (!spec_.listen.is_unix()) net::SetNoDelay(conn.get());
+  if (session_ == nullptr) {
+    // The link is down: hold the connection (the client sees it accepted and waits)
+    // until it is back or the wait runs out. Watched meanwhile, so that a client that
+    // gives up is let go rather than opened on the server once the link is back.
+    int fd = conn.get();
+    waiting_.push_back(Waiting{std::move(conn), std::chrono::steady_clock::now()});
+    loop_->Watch(fd, net::kReadable, [this, fd](unsigned) { OnWaitingEvent(fd); });
+    return;
   }
+  Serve(std::move(conn));
 }
 
 void LocalForward::Serve(UniqueFd conn) {

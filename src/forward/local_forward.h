@@ -18,6 +18,7 @@
 #include "forward/forward.h"
 #include "forward/proxy_connections.h"
 #include "forward/pump_set.h"
+#include "net/acceptor.h"
 #include "net/event_loop.h"
 
 namespace tether::forward {
@@ -51,7 +52,7 @@ class LocalForward : public Forward {
  private:
   LocalForward(config::ForwardSpec spec, std::string host_alias)
       : Forward(std::move(spec), std::move(host_alias)) {}
-  void OnAcceptable(int listen_fd);
+  void OnAccepted(UniqueFd conn);
   // A held connection (link down) has news: its client sent data or gave up.
   void OnWaitingEvent(int fd);
   void Serve(UniqueFd conn);
@@ -67,7 +68,8 @@ class LocalForward : public Forward {
   };
 
   std::vector<UniqueFd> listeners_;
-  std::string unix_path_;  // removed on Stop
+  std::vector<std::unique_ptr<net::Acceptor>> acceptors_;  // one a listener, while started
+  std::string unix_path_;                                  // removed on Stop
   std::chrono::milliseconds max_wait_{30000};
   net::EventLoop* loop_ = nullptr;
   PumpSet* pumps_ = nullptr;

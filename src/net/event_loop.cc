@@ -123,6 +123,7 @@ Status EventLoop::RunOnce(std::chrono::milliseconds max_wait) {
   pollfds_.clear();
   std::vector<uint64_t> generations;
   for (auto& [fd, w] : watchers_) {
+    if (w.interest == kNone) continue;  // see Watch: hang-ups must not wake it
     short events = 0;
     if (w.interest & kReadable) events |= POLLIN;
     if (w.interest & kWritable) events |= POLLOUT;

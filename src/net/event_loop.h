@@ -40,7 +40,10 @@ class EventLoop {
 
   // Registers (or replaces) the handler for `fd`. A handler may Watch/Unwatch any fd,
   // including its own, while it runs; an fd unwatched during a dispatch round is not
-  // called again in that round.
+  // called again in that round. An fd whose interest is kNone is left out of poll(2)
+  // altogether, so its handler is not called at all: poll reports POLLHUP and POLLERR
+  // whatever events were asked, and a hung-up descriptor nobody reads (stdin at EOF, a
+  // pipe whose reader left) would otherwise wake the loop at once, every round.
   void Watch(int fd, unsigned interest, FdHandler handler);
   void SetInterest(int fd, unsigned interest);
   void Unwatch(int fd);

@@ -118,8 +118,9 @@ void JumpRelay::RunRounds() {
   bool inner_eof = false;    // the next session closed its end
   bool channel_eof = false;  // the jump host's side closed
   while (!stop_.load() && !pause_.load()) {
-    pollfd fds[2] = {{inner_.get(), static_cast<short>(inner_eof ? 0 : POLLIN), 0},
-                     {ssh_get_fd(s), POLLIN, 0}};
+    // A closed inner end is left out (fd -1), not polled for nothing: poll reports its
+    // POLLHUP whatever was asked, and the thread would spin until the channel ends.
+    pollfd fds[2] = {{inner_eof ? -1 : inner_.get(), POLLIN, 0}, {ssh_get_fd(s), POLLIN, 0}};
     ::poll(fds, 2, kPollIntervalMs);
     // Channel to socket: everything libssh has, until it has nothing (data already
     // decrypted does not wake the socket again). The count grows the window to it.

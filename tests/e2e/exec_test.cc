@@ -2,9 +2,15 @@
 // ssh, scp and rsync through HOST.mux (OpenSSH's mux protocol), against a real sshd.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "control/mux_codec.h"
 #include "e2e/tether_fixture.h"
 #include "e2e/tmux.h"
 #include "net/socket.h"
@@ -197,6 +203,57 @@ TEST_F(ExecTest, GarbageOnTheMuxSocketGetsAnErrorAndTheDaemonLivesOn) {
   raw(hello + u32(200) + u32(0x10000002));
   CommandResult r = Tether({"exec", "testhost", "echo", "still here"});
   EXPECT_EQ(r.out, "still here\n") << r.Describe();
+}
+
+// Passes `fd` over a unix socket as ssh's mux client does: one byte with SCM_RIGHTS.
+bool SendFd(int socket, int fd) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+  return ::sendmsg(socket, &msg, MSG_NOSIGNAL) == 1;
+}
+
+// The daemon tells the client its command started, the send fails (the client shut its
+// reading side), the client is dropped and its session ended: all inside the session's
+// own call. Under ASan that was a use-after-free; it must be an ordinary goodbye.
+TEST_F(ExecTest, AClientThatStopsReadingAsItsSessionStartsLeavesTheDaemonServing) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  int pid = Host()["pid"];
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto fd = net::ConnectUnix(MuxPath());
+    ASSERT_TRUE(fd.ok()) << fd.error().ToString();
+    auto hello =
+        ReceiveUntil(fd->get(), control::mux::FramePacket(control::mux::EncodeHello()), seconds(5));
+    ASSERT_TRUE(hello.ok()) << hello.error().ToString();
+    control::mux::NewSession request;
+    request.request_id = 1;
+    request.command = "echo never-read";
+    std::string packets = control::mux::FramePacket(control::mux::EncodeClientHello()) +
+                          control::mux::FramePacket(control::mux::EncodeNewSession(request));
+    ASSERT_TRUE(SendAll(fd->get(), packets, seconds(5)).ok());
+    UniqueFd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    UniqueFd null_out(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(SendFd(fd->get(), null_in.get()));
+    ASSERT_TRUE(SendFd(fd->get(), null_out.get()));
+    ASSERT_TRUE(SendFd(fd->get(), null_out.get()));
+    ASSERT_EQ(::shutdown(fd->get(), SHUT_RD), 0);
+    // The session opens a round trip later, and its answer fails then.
+    std::this_thread::sleep_for(milliseconds(500));
+    ASSERT_TRUE(ProcessAlive(pid)) << "the daemon died on attempt " << attempt;
+  }
+  CommandResult r = Tether({"exec", "testhost", "echo", "still here"});
+  EXPECT_EQ(r.out, "still here\n") << r.Describe();
+  EXPECT_EQ(Host()["pid"], pid);
 }
 
 TEST_F(ExecTest, APtySessionThroughTmuxFollowsTheWindowSize) {

@@ -483,6 +483,47 @@ bool ProcessAlive(pid_t pid) {
   return st->state != 'Z' && st->state != 'X';
 }
 
+Result<double> ProcessCpuSeconds(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.take_error();
+  size_t close = text->rfind(')');
+  if (close == std::string::npos) return MakeError("cpu", path + ": no ')'");
+  std::istringstream in(text->substr(close + 1));
+  std::vector<std::string> fields;
+  std::string f;
+  while (in >> f && fields.size() < 13) fields.push_back(f);
+  if (fields.size() < 13) return MakeError("cpu", path + ": too few fields");
+  // Fields 14 and 15 of proc(5) (utime, stime), counted from the state (field 3).
+  char* end = nullptr;
+  unsigned long long utime = std::strtoull(fields[11].c_str(), &end, 10);
+  if (end == fields[11].c_str()) return MakeError("cpu", path + ": utime is not a number");
+  unsigned long long stime = std::strtoull(fields[12].c_str(), &end, 10);
+  if (end == fields[12].c_str()) return MakeError("cpu", path + ": stime is not a number");
+  long ticks = ::sysconf(_SC_CLK_TCK);
+  if (ticks <= 0) return MakeError("cpu", "sysconf(_SC_CLK_TCK) failed");
+  return static_cast<double>(utime + stime) / static_cast<double>(ticks);
+}
+
+Result<uint64_t> ProcessRuns(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  uint64_t runs = 0;
+  int threads = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    // "<ns on cpu> <ns waiting> <timeslices run>" (Documentation/scheduler/sched-stats).
+    auto text = ReadFile(entry.path().string() + "/schedstat");
+    if (!text.ok()) continue;  // a thread that just ended
+    std::istringstream in(*text);
+    uint64_t on_cpu = 0, waiting = 0, slices = 0;
+    if (!(in >> on_cpu >> waiting >> slices)) return MakeError("runs", entry.path().string());
+    runs += slices;
+    ++threads;
+  }
+  if (ec || threads == 0) return MakeError("runs", "cannot read " + dir + "/*/schedstat");
+  return runs;
+}
+
 std::vector<pid_t> ProcessDescendants(pid_t root) {
   std::map<pid_t, std::vector<pid_t>> children;
   DIR* proc = ::opendir("/proc");
@@ -1568,7 +1609,15 @@ Result<HttpResponse> HttpGet(uint16_t port, std::string_view path, milliseconds 
 // ---------------------------------------------------------------------------------------
 // The tether binary
 
-const char* TetherBinary() { return TETHER_BIN; }
+const char* TetherBinary() {
+  // TETHER_E2E_BIN runs the suite against another build of tether (a sanitizer build's)
+  // without building the tests there too.
+  static const char* const binary = [] {
+    const char* other = std::getenv("TETHER_E2E_BIN");
+    return other != nullptr && *other != '\0' ? other : TETHER_BIN;
+  }();
+  return binary;
+}
 
 CommandResult RunTether(const std::string& state_dir, const std::vector<std::string>& args,
                         milliseconds timeout, const Env& extra_env, std::string_view stdin_data) {

@@ -101,6 +101,14 @@ bool ProcessAlive(pid_t pid);
 // The PIDs of every live descendant of `pid` (children, grandchildren, ...), from /proc.
 std::vector<pid_t> ProcessDescendants(pid_t pid);
 
+// CPU time `pid` has used so far, user plus system, all its threads (utime + stime of
+// /proc/PID/stat), in seconds; an error if /proc cannot be read or parsed, so that a
+// bound on it never passes for want of a figure.
+Result<double> ProcessCpuSeconds(pid_t pid);
+// How many times the threads of `pid` were scheduled onto a CPU so far (the sum of the
+// timeslice counts of /proc/PID/task/*/schedstat): its wake-ups, near enough.
+Result<uint64_t> ProcessRuns(pid_t pid);
+
 // Sends SIGTERM to `pid`, waits up to `grace` for it to die, then SIGKILL and waits up to
 // 5 s more. For processes that are not our children (daemons); by PID only. True if dead.
 bool TerminatePid(pid_t pid, std::chrono::milliseconds grace = std::chrono::seconds(5));
@@ -532,7 +540,8 @@ Result<HttpResponse> HttpGet(uint16_t port, std::string_view path = "/",
 // ---------------------------------------------------------------------------------------
 // The tether binary
 
-// The tether binary under test (the TETHER_BIN compile definition).
+// The tether binary under test: $TETHER_E2E_BIN if set (e.g. a sanitizer build's), else the
+// TETHER_BIN compile definition.
 const char* TetherBinary();
 
 // Runs `tether args...` with TETHER_STATE_DIR=state_dir (plus `extra_env`).

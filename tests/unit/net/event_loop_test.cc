@@ -250,6 +250,38 @@ TEST(EventLoop, StopsReportingAfterSetInterestNone) {
   EXPECT_EQ(calls, 2);
 }
 
+// poll(2) reports POLLHUP whatever was asked: stdin at EOF, watched for nothing, once
+// woke the daemon every round (100% of a core for as long as the command ran).
+TEST(EventLoop, DoesNotWakeForAHungUpDescriptorThatWantsNothing) {
+  EventLoop loop;
+  Pipe p = MakePipe();
+  int calls = 0;
+  loop.Watch(p.read.get(), kNone, [&](unsigned) { ++calls; });
+  p.write.Reset();
+
+  const auto start = Clock::now();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(loop.RunOnce(20ms).ok());
+
+  EXPECT_EQ(calls, 0);
+  EXPECT_GE(Clock::now() - start, 90ms) << "RunOnce returned early: something woke poll";
+}
+
+TEST(EventLoop, ReportsTheHangupOnceInterestComesBack) {
+  EventLoop loop;
+  Pipe p = MakePipe();
+  std::vector<unsigned> calls;
+  loop.Watch(p.read.get(), kNone, [&](unsigned events) { calls.push_back(events); });
+  p.write.Reset();
+  ASSERT_TRUE(loop.RunOnce(10ms).ok());
+  ASSERT_TRUE(calls.empty());
+
+  loop.SetInterest(p.read.get(), kReadable);
+  ASSERT_TRUE(loop.RunOnce(1s).ok());
+
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_TRUE(calls[0] & kHangup) << calls[0];
+}
+
 TEST(EventLoop, RunsIterationHooksAfterEveryRoundInOrder) {
   EventLoop loop;
   Pipe p = MakePipe();
