@@ -98,9 +98,7 @@ int ExitCodeFromStatus(int status) {
 struct ProcStat {
   char state = '?';
   pid_t ppid = 0;
-  uint64_t user_ticks = 0;    // utime
-  uint64_t system_ticks = 0;  // stime
-  uint64_t start_time = 0;    // clock ticks after boot: tells a reused PID apart
+  uint64_t start_time = 0;  // clock ticks after boot: tells a reused PID apart
 };
 
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
@@ -117,8 +115,6 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
   ProcStat st;
   st.state = fields[0][0];
   st.ppid = static_cast<pid_t>(std::strtol(fields[1].c_str(), nullptr, 10));
-  st.user_ticks = std::strtoull(fields[11].c_str(), nullptr, 10);    // field 14 of stat
-  st.system_ticks = std::strtoull(fields[12].c_str(), nullptr, 10);  // field 15
   st.start_time = std::strtoull(fields[19].c_str(), nullptr, 10);
   return st;
 }
@@ -391,14 +387,6 @@ uint16_t FreeTcpPort() {
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return port;
   }
   return 0;
-}
-
-Result<milliseconds> ProcessCpuTime(pid_t pid) {
-  std::optional<ProcStat> st = ReadProcStat(pid);
-  if (!st) return MakeError("cpu time", "cannot read /proc/" + std::to_string(pid) + "/stat");
-  const long hz = ::sysconf(_SC_CLK_TCK);
-  if (hz <= 0) return MakeError("cpu time", "no clock tick rate");
-  return milliseconds((st->user_ticks + st->system_ticks) * 1000 / static_cast<uint64_t>(hz));
 }
 
 Result<uint64_t> ProcessMemoryBytes(pid_t pid, std::string_view field) {

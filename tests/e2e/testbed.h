@@ -71,15 +71,6 @@ const std::string& TestHome();
 // may still take it before you bind it: use it at once.
 uint16_t FreeTcpPort();
 
-// What /proc says of a process (Linux). Each is an error when it cannot be read, so that
-// a bound on it never passes for want of a reading.
-// CPU time (user + system) the process has used so far.
-Result<std::chrono::milliseconds> ProcessCpuTime(pid_t pid);
-// A size field of /proc/PID/status ("VmRSS", "VmHWM"), in bytes.
-Result<uint64_t> ProcessMemoryBytes(pid_t pid, std::string_view field);
-// How many descriptors the process has open.
-Result<size_t> OpenDescriptorCount(pid_t pid);
-
 // True if something accepts a TCP connection on 127.0.0.1:port within `timeout`.
 bool PortAccepts(uint16_t port, std::chrono::milliseconds timeout = std::chrono::milliseconds(500));
 
@@ -108,6 +99,10 @@ Result<double> ProcessCpuSeconds(pid_t pid);
 // How many times the threads of `pid` were scheduled onto a CPU so far (the sum of the
 // timeslice counts of /proc/PID/task/*/schedstat): its wake-ups, near enough.
 Result<uint64_t> ProcessRuns(pid_t pid);
+// A size field of /proc/PID/status ("VmRSS", "VmHWM"), in bytes; an error if unreadable.
+Result<uint64_t> ProcessMemoryBytes(pid_t pid, std::string_view field);
+// How many descriptors `pid` has open (/proc/PID/fd); an error if unreadable.
+Result<size_t> OpenDescriptorCount(pid_t pid);
 
 // Sends SIGTERM to `pid`, waits up to `grace` for it to die, then SIGKILL and waits up to
 // 5 s more. For processes that are not our children (daemons); by PID only. True if dead.
