@@ -1,6 +1,10 @@
 #include "cli/cli.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <functional>
 #include <optional>
@@ -10,6 +14,18 @@
 namespace tether::cli {
 
 namespace {
+
+// Started with stdin, stdout or stderr closed (`cmd <&-`, as agents and daemons do), the
+// first socket we open would become descriptor 0, 1 or 2: exec would pass its own mux
+// socket to the daemon as the command's stdin, and a log line would land in a socket.
+// /dev/null takes the free slots first, as OpenSSH's sanitise_stdfd() does.
+void OpenMissingStdio() {
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int null = ::open("/dev/null", O_RDWR);   // the lowest free descriptor: this one
+    if (null > STDERR_FILENO) ::close(null);  // cannot happen; never leak it
+  }
+}
 
 // exec, ssh and run take everything after HOST as the remote command, options included:
 // they are parsed before CLI11 sees them. Global options (-F FILE, -v) may come first.
@@ -43,6 +59,7 @@ std::optional<int> RunPassThroughVerb(int argc, char** argv) {
 }  // namespace
 
 int Main(int argc, char** argv) {
+  OpenMissingStdio();
   if (auto code = RunPassThroughVerb(argc, argv)) return *code;
   CLI::App app{"tether: keep your laptop tethered to remote servers over SSH", "tether"};
   app.require_subcommand(1);
