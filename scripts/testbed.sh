@@ -14,7 +14,8 @@
 # Use: ssh -F DIR/ssh_config testhost ...   tether -F DIR/ssh_config up demo -L ...
 set -euo pipefail
 
-readonly SSHD=/usr/sbin/sshd
+# $TETHER_TEST_SSHD picks another sshd, e.g. OpenSSH 10.0 from scripts/openssh10.sh.
+readonly SSHD=${TETHER_TEST_SSHD:-/usr/sbin/sshd}
 # Debian's sshd refuses to start as root without its privilege-separation directory, and a
 # fresh container has none (no sshd ever ran there).
 readonly PRIVSEP_DIR=/run/sshd

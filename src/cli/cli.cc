@@ -15,6 +15,18 @@ namespace tether::cli {
 
 namespace {
 
+// Started with stdin, stdout or stderr closed (`cmd <&-`, as agents and daemons do), the
+// first socket we open would become descriptor 0, 1 or 2: exec would pass its own mux
+// socket to the daemon as the command's stdin, and a log line would land in a socket.
+// /dev/null takes the free slots first, as OpenSSH's sanitise_stdfd() does.
+void OpenMissingStdio() {
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int null = ::open("/dev/null", O_RDWR);   // the lowest free descriptor: this one
+    if (null > STDERR_FILENO) ::close(null);  // cannot happen; never leak it
+  }
+}
+
 // exec, ssh and run take everything after HOST as the remote command, options included:
 // they are parsed before CLI11 sees them. Global options (-F FILE, -v) may come first.
 std::optional<int> RunPassThroughVerb(int argc, char** argv) {
@@ -46,22 +58,8 @@ std::optional<int> RunPassThroughVerb(int argc, char** argv) {
 
 }  // namespace
 
-// As ssh's sanitise_stdfd: a closed stdin, stdout or stderr gets /dev/null. Otherwise the
-// next descriptor we open (the mux socket) takes its number and is handed to the daemon as
-// the command's stdio.
-static void SanitizeStdio() {
-  for (int fd = 0; fd <= 2; ++fd) {
-    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
-    int null = ::open("/dev/null", O_RDWR);  // the lowest free number: `fd` itself
-    if (null >= 0 && null != fd) {
-      ::dup2(null, fd);
-      ::close(null);
-    }
-  }
-}
-
 int Main(int argc, char** argv) {
-  SanitizeStdio();
+  OpenMissingStdio();
   if (auto code = RunPassThroughVerb(argc, argv)) return *code;
   CLI::App app{"tether: keep your laptop tethered to remote servers over SSH", "tether"};
   app.require_subcommand(1);

@@ -372,9 +372,10 @@ config::HostConfig HostDaemon::RedialHost() const {
   return host;
 }
 
-void HostDaemon::Redial() {
+void HostDaemon::Redial(UniqueFd first_hop) {
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
+  if (first_hop) options.first_hop_socket = std::make_shared<UniqueFd>(std::move(first_hop));
   connector_->Start(RedialHost(), options);
 }
 
@@ -493,7 +494,7 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
                        spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
                        loop_.CancelTimer(reconnect_timer_);
                        reconnect_timer_ = 0;
-                       Redial();
+                       Redial(std::move(*socket));
                      });
 }
 

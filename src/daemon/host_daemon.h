@@ -46,10 +46,12 @@ inline constexpr std::chrono::milliseconds kLinkTick{250};
 inline constexpr size_t kMaxExtraLinks = 8;
 // An extra connection with no session for this long is closed.
 inline constexpr std::chrono::seconds kExtraLinkIdle{60};
-// While the link is down, the path to the server is probed with a bare TCP connect this
-// often (and each probe gives up after as long): when one gets through, the reconnect
-// starts at once instead of at the next backoff step, so a forward serves again within
-// about a second of the network's return, whatever the outage's length.
+// While the link is down, the path to the server is probed with a TCP connect this often
+// (and each probe gives up after as long): when one gets through, the reconnect starts at
+// once on that very connection instead of at the next backoff step, so a forward serves
+// again within about a second of the network's return, whatever the outage's length. The
+// probe is not closed and dialled again: OpenSSH 9.8+ penalises a connection that closes
+// without authenticating (PerSourcePenalties), so the probe that finds sshd logs in.
 inline constexpr std::chrono::milliseconds kReachabilityProbe{1000};
 // When the keepalive finds the server silent but its TCP stack still acknowledges what we
 // send, sshd is busy, not gone (measured: sshd with 1000 channels whose readers stall
@@ -126,7 +128,8 @@ class HostDaemon : public control::MuxHost {
   // bounded by kReconnectTimeout unless ConnectTimeout says otherwise.
   config::HostConfig RedialHost() const;
   // Starts a reconnect now: TCP connect within kReconnectTcpTimeout.
-  void Redial();
+  // `first_hop` (optional): the reachability probe's connection, to log in on.
+  void Redial(UniqueFd first_hop = {});
   // Any byte from the server is life: the keepalive hears it and the server is not busy.
   void NoteBytesReceived(std::chrono::steady_clock::time_point now);
   // When a silent link counts as dead: the keepalive's verdict, or what it will be.

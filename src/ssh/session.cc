@@ -133,7 +133,14 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
         (timeout.count() == 0 || options.tcp_connect_timeout < timeout)) {
       timeout = options.tcp_connect_timeout;
     }
-    fd = net::ConnectTcp(host.hostname, host.port, timeout);
+    if (options.first_hop_socket && options.first_hop_socket->valid()) {
+      fd = std::move(*options.first_hop_socket);
+      // libssh drives a blocking socket in blocking mode (see SetNonBlocking).
+      Status blocking = net::SetNonBlocking(fd->get(), false);
+      if (!blocking.ok()) return HostError(host, blocking.take_error());
+    } else {
+      fd = net::ConnectTcp(host.hostname, host.port, timeout);
+    }
     if (!fd.ok()) return HostError(host, fd.take_error());
     net::SetNoDelay(fd->get());
     net::SetKeepAlive(fd->get(), kTcpKeepIdleS, kTcpKeepIntervalS, kTcpKeepCount);

@@ -27,6 +27,13 @@ struct ConnectOptions {
   // Reconnects use a short one: a SYN lost in a dead network is retransmitted only after
   // 1, 2, 4 s..., and the daemon would rather try again as soon as the path is back.
   std::chrono::milliseconds tcp_connect_timeout{0};
+  // A TCP connection to the first hop that is already made (the daemon's reachability
+  // probe): used instead of a connect of our own, once. The connection that found the
+  // server is then the one that logs in: OpenSSH 9.8+ (PerSourcePenalties) counts every
+  // connection that closes without authenticating against the client's address, and
+  // refuses the address once enough add up. Shared because options are copied to the
+  // thread that connects; whoever connects first takes the socket.
+  std::shared_ptr<UniqueFd> first_hop_socket;
 };
 
 class JumpRelay;

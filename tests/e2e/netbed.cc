@@ -49,7 +49,6 @@ constexpr const char* kTcpRmem = "4096 131072 67108864";
 constexpr const char* kTcpWmem = "4096 16384 67108864";
 constexpr const char* kCoreMemMax = "67108864";
 constexpr milliseconds kStartTimeout{10000};
-constexpr const char* kSshdPath = "/usr/sbin/sshd";
 // Debian's sshd refuses to start as root without its privilege-separation directory.
 constexpr const char* kPrivsepDir = "/run/sshd";
 
@@ -637,7 +636,7 @@ Status ServerSshd::Launch() {
   const std::string log = log_path();
   auto before = ReadFile(log);
   const size_t log_offset = before.ok() ? before->size() : 0;
-  auto child = SpawnProcess(InNetNs(ns_, {kSshdPath, "-D", "-e", "-f", sshd_config_path()}), {},
+  auto child = SpawnProcess(InNetNs(ns_, {SshdBinary(), "-D", "-e", "-f", sshd_config_path()}), {},
                             log, /*die_with_parent_thread=*/true);
   if (!child.ok()) return child.take_error();
   listener_ = std::move(*child);

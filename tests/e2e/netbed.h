@@ -197,7 +197,7 @@ struct ServerSshdOptions {
   bool listen_on_loopback = true;
 };
 
-// `/usr/sbin/sshd -D -e -f sshd_config` inside a namespace on ip:port (and 127.0.0.1:port),
+// `SshdBinary() -D -e -f sshd_config` inside a namespace on ip:port (and 127.0.0.1:port),
 // with its own keys and configs in a TempDir laid out as Sshd's:
 //   host_ed25519[.pub], id_ed25519[.pub] (authorized), wrong_ed25519[.pub] (not authorized),
 //   authorized_keys, sshd_config, sshd.log, known_hosts ("IP <host key>"; AddKnownHost adds

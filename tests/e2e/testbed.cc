@@ -724,7 +724,7 @@ Result<Child> SpawnProcess(const std::vector<std::string>& argv, const Env& extr
 
 namespace {
 
-constexpr const char* kSshdPath = "/usr/sbin/sshd";
+constexpr const char* kDefaultSshd = "/usr/sbin/sshd";
 // Debian's sshd is built with this privilege-separation directory and refuses to start as
 // root without it; a fresh container has no /run/sshd because no sshd ran there yet.
 constexpr const char* kPrivsepDir = "/run/sshd";
@@ -783,6 +783,26 @@ std::string CurrentUser() {
 }
 
 }  // namespace
+
+const std::string& SshdBinary() {
+  static const std::string path = [] {
+    const char* env = std::getenv("TETHER_TEST_SSHD");
+    return std::string(env != nullptr && *env != '\0' ? env : kDefaultSshd);
+  }();
+  return path;
+}
+
+Result<std::string> SshdVersion() {
+  // `sshd -V` prints "OpenSSH_10.0p2, OpenSSL ..." (9.2 adds " Debian-2+deb12u7").
+  CommandResult r = RunCommand({SshdBinary(), "-V"}, {}, std::chrono::seconds(10));
+  std::string text = r.err + r.out;
+  size_t at = text.find("OpenSSH_");
+  if (at == std::string::npos) {
+    return MakeError("sshd", SshdBinary() + " -V does not say its version: " + r.Describe());
+  }
+  size_t end = text.find_first_of(" ,\n", at);
+  return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
 
 Sshd::~Sshd() { Stop(); }
 
@@ -884,7 +904,7 @@ Status Sshd::Launch() {
   const std::string log = log_path();
   auto before = ReadFile(log);
   const size_t log_offset = before.ok() ? before->size() : 0;
-  auto child = SpawnProcess({kSshdPath, "-D", "-e", "-f", sshd_config_path()}, {}, log,
+  auto child = SpawnProcess({SshdBinary(), "-D", "-e", "-f", sshd_config_path()}, {}, log,
                             /*die_with_parent_thread=*/true);
   if (!child.ok()) return child.take_error();
   listener_ = std::move(*child);

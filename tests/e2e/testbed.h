@@ -199,6 +199,12 @@ struct ClientConfigOptions {
   std::vector<std::string> extra_lines;
 };
 
+// The sshd binary the tests run: $TETHER_TEST_SSHD when set (OpenSSH 10.0 from
+// scripts/openssh10.sh, say), else Debian's /usr/sbin/sshd. Read once.
+const std::string& SshdBinary();
+// Its version as `sshd -V` names it ("OpenSSH_10.0p2"), or why not.
+Result<std::string> SshdVersion();
+
 // One OpenSSH sshd on 127.0.0.1:<free port>, with its own keys and config in a TempDir:
 //   host_ed25519[.pub]     host key            known_hosts        [127.0.0.1]:PORT <host key>
 //   id_ed25519[.pub]       authorized user key  wrong_ed25519[.pub] a key sshd does not accept
@@ -206,7 +212,7 @@ struct ClientConfigOptions {
 //   authorized_keys, sshd_config, sshd.pid, sshd.log (sshd's stderr), ssh_config:
 //     Host testhost -> this sshd as the current user with id_ed25519, BatchMode, strict
 //     host key checking against known_hosts.
-// Runs sshd as `/usr/sbin/sshd -D -e -f sshd_config`. Not thread-safe; start it from the
+// Runs sshd as `SshdBinary() -D -e -f sshd_config`. Not thread-safe; start it from the
 // test's main thread (see SpawnProcess).
 class Sshd {
  public:
