@@ -79,6 +79,16 @@ class ExecSession {
   // Whether the last connection refused it for MaxSessions (not a real failure).
   bool refused_for_max_sessions() const { return refused_; }
   const std::string& refusal() const { return refusal_; }
+  // Whether it counts against sshd's MaxSessions on its connection: a session channel
+  // (not a stdio forward, a direct-tcpip channel) that sshd confirmed and that is not done.
+  bool holds_session() const {
+    return !request_.stdio_forward && state_ != State::kParked && state_ != State::kOpening &&
+           state_ != State::kDone;
+  }
+  // The same, counting a session channel whose open is still in flight.
+  bool holds_or_opens_session() const {
+    return !request_.stdio_forward && state_ != State::kParked && state_ != State::kDone;
+  }
   // Opens its channel on `session` (from parked).
   void Rebind(ssh_session session);
   // The connection it runs on (null while parked).

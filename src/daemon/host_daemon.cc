@@ -553,18 +553,32 @@ void HostDaemon::ServiceSessions() {
     ssh_session link = s.session();
     s.Service();
     if (s.parked() && s.refused_for_max_sessions()) {
-      // sshd's MaxSessions: this connection holds as many as are open on it now.
-      size_t open = 0;
+      // sshd's MaxSessions: this connection holds at least as many sessions as sshd has
+      // confirmed on it. Only those count: sessions parked here earlier hold nothing, and
+      // opens still in flight may be refused too. sshd may also still hold sessions that
+      // ended here (their close crosses the refusal), so what is seen can be below the
+      // limit but never above it: the limit is the largest count seen.
+      size_t confirmed = 0;
+      size_t asked = 0;
       for (const auto& [other_id, other] : sessions_) {
-        if (other_id != id && other->session() == link && !other->done()) ++open;
+        if (other_id == id || other->session() != link) continue;
+        confirmed += other->holds_session() ? 1 : 0;
+        asked += other->holds_or_opens_session() ? 1 : 0;
       }
-      if (open == 0) {
-        // Refused with nothing else open: not MaxSessions, a policy.
+      auto known = session_limit_.find(link);
+      if (asked == 0 && known == session_limit_.end()) {
+        // Refused with nothing else open or opening: not MaxSessions, a policy.
         s.Abort("the server refused a session: " + s.refusal());
       } else {
-        session_limit_[link] = open;
-        spdlog::info("[{}] the server allows {} sessions per connection; using another",
-                     host_.alias, open);
+        size_t limit = std::max<size_t>(confirmed, 1);
+        if (known == session_limit_.end() || known->second < limit) {
+          session_limit_[link] = limit;
+          spdlog::info("[{}] the server allows {} sessions per connection; using another",
+                       host_.alias, limit);
+        }
+        // Not on this connection again until one of its sessions ends (or, if it was
+        // sshd's backlog of closes, a moment later): see PlaceParked.
+        refused_on_[id] = link;
       }
     }
     parked |= s.parked();
@@ -573,19 +587,21 @@ void HostDaemon::ServiceSessions() {
       ended = true;
     }
   }
+  std::erase_if(refused_on_, [this](const auto& kv) { return sessions_.count(kv.first) == 0; });
   if (parked || ended) PlaceParked();
 }
 
-ssh_session HostDaemon::PickLink() {
+ssh_session HostDaemon::PickLink(ssh_session avoid) {
   std::vector<ssh_session> links;
   if (session_) links.push_back(session_->raw());
   for (const auto& l : extra_links_) links.push_back(l.session->raw());
   for (ssh_session link : links) {
+    if (link == avoid) continue;
     auto limit = session_limit_.find(link);
     if (limit == session_limit_.end()) return link;
     size_t open = 0;
     for (const auto& [id, s] : sessions_) {
-      if (s->session() == link && !s->done() && !s->parked()) ++open;
+      if (s->session() == link && s->holds_or_opens_session()) ++open;
     }
     if (open < limit->second) return link;
   }
@@ -602,16 +618,30 @@ void HostDaemon::PlaceParked() {
   for (uint32_t id : parked) {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || !it->second->parked()) continue;
-    ssh_session link = PickLink();
+    auto refused = refused_on_.find(id);
+    ssh_session link = PickLink(refused == refused_on_.end() ? nullptr : refused->second);
     if (link == nullptr) {
       waiting = true;
-      break;
+      continue;  // another one may still fit where this one was refused
     }
+    refused_on_.erase(id);
     ExecSession& s = *it->second;
     s.Rebind(link);
     s.Service();
   }
   if (!waiting || !session_) return;
+  // Parked sessions are placed again when a session ends or a connection comes. A refusal
+  // can also come from sshd's backlog of closes (sessions that ended here but whose close
+  // sshd had not yet read), which neither event marks: forget the refusals and try again
+  // shortly, bounded to one retry in flight.
+  if (!place_retry_armed_) {
+    place_retry_armed_ = true;
+    loop_.AddTimer(kParkedRetry, [this] {
+      place_retry_armed_ = false;
+      refused_on_.clear();
+      PlaceParked();
+    });
+  }
   if (extra_links_.size() >= kMaxExtraLinks) return;  // they wait for a session to end
   if (extra_connector_->running()) return;
   spdlog::info("[{}] opening another connection for sessions ({} so far)", host_.alias,

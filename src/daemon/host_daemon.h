@@ -44,6 +44,9 @@ inline constexpr std::chrono::milliseconds kLinkTick{250};
 // Further connections a daemon opens for sessions past sshd's MaxSessions (10 by default):
 // with these, 90 more commands at once. Few, so as not to trip MaxStartups.
 inline constexpr size_t kMaxExtraLinks = 8;
+// How soon sessions refused for MaxSessions are placed again when nothing else (a session
+// ending, a connection coming up) has done it: a round trip or two on most links.
+inline constexpr std::chrono::milliseconds kParkedRetry{100};
 // An extra connection with no session for this long is closed.
 inline constexpr std::chrono::seconds kExtraLinkIdle{60};
 // While the link is down, the path to the server is probed with a TCP connect this often
@@ -156,7 +159,9 @@ class HostDaemon : public control::MuxHost {
                      SessionEvents events, const std::string& what);
   void ServiceSessions();
   // Sessions past MaxSessions: a connection with room for one more (main first), or null.
-  ssh_session PickLink();
+  // The first connection with room for one more session (its learned MaxSessions), other
+  // than `avoid`; null if none.
+  ssh_session PickLink(ssh_session avoid = nullptr);
   // Gives parked sessions a connection, asking for a new one when none has room.
   void PlaceParked();
   // Erases finished sessions on the next round of the loop, when none of their calls can
@@ -209,6 +214,9 @@ class HostDaemon : public control::MuxHost {
   std::vector<ExtraLink> extra_links_;
   std::unique_ptr<Connector> extra_connector_;
   std::map<ssh_session, size_t> session_limit_;
+  // Parked sessions and the connection that last refused them for MaxSessions.
+  std::map<uint32_t, ssh_session> refused_on_;
+  bool place_retry_armed_ = false;
   int lanes_wanted_ = 0;
   int next_lane_ = 1;
   std::vector<std::unique_ptr<Lane>> lanes_;
