@@ -8,7 +8,8 @@
 //   byte 0   bits 0-1: how many descriptors the client passes (0-3, each with one byte of
 //            data, as ssh's mm_send_fd does); bit 2: send the client hello first;
 //            bit 3: half-close (SHUT_WR) after the bytes instead of staying open
-//   byte 1   where in the stream the descriptors go (byte 1 / 256 of the way)
+//   byte 1   where in the stream the descriptors go (byte 1 / 255 of the way: 255 is
+//            after the last byte)
 //   rest     the bytes the client writes (requests, with or without their descriptors)
 // Besides memory safety (run it under ASan) it checks that every packet the server sends
 // decodes as a server message, and that once the client is gone the server holds no
@@ -142,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool hello = (flags & 4u) != 0;
   const bool half_close = (flags & 8u) != 0;
   const std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
-  const size_t fds_at = stream.size() * data[1] / 256;
+  const size_t fds_at = stream.size() * data[1] / 255;
 
   auto conn = net::ConnectUnix(f.path);
   if (!conn.ok()) {  // an earlier input stopped the listener (ssh -O stop)
