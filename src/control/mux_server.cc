@@ -42,8 +42,9 @@ Status Validate(const mux::ClientMessage& m) {
       return MakeError("mux", "TERM is " + std::to_string(s->term.size()) +
                                   " bytes long; at most " + std::to_string(kMaxTermBytes));
     }
-    if (s->subsystem && s->command.empty())
+    if (s->subsystem && s->command.empty()) {
       return MakeError("mux", "a subsystem request names no subsystem");
+    }
   } else if (const auto* f = std::get_if<mux::StdioForward>(&m)) {
     // The session's target is a TCP port (16 bits): a streamlocal one (ssh -W /path)
     // would be truncated to port 65534.
@@ -225,6 +226,9 @@ void MuxServer::Process(Client& c) {
       // stock ssh in sequence, and it prints the reason.
       spdlog::warn("mux: {}", valid.error().message);
       Send(*cp, mux::EncodeFailure(RequestIdOf(*message), valid.error().message));
+      // A session's descriptors, and their bytes, follow its request and would be read as
+      // the next packet: that client is done (ssh exits on the failure anyway).
+      if (type == mux::kNewSession || type == mux::kNewStdioFwd) cp->closing = true;
       continue;
     }
     Dispatch(*cp, type, *message);
