@@ -11,7 +11,8 @@
 # the same corpora without clang: ctest --test-dir build -L fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+# Absolute: a target may change its working directory while it runs.
+build_dir=$(realpath -m "${FUZZ_BUILD_DIR:-build-fuzz}")
 seconds=${FUZZ_SECONDS:-30}
 targets=(control_line forward_spec http_proxy mux_codec mux_server nvidia_smi proxy_handshake
   socks ssh_config upstream)
@@ -39,7 +40,7 @@ for t in "${targets[@]}"; do
   # -timeout: one input taking over 10 s is a hang, reported like a crash.
   if ! "$build_dir/tests/${t}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$build_dir/crashes/$t-" -print_final_stats=1 \
-    "$out" "tests/fuzz/corpus/$t" >"$build_dir/$t.log" 2>&1; then
+    "$out" "$PWD/tests/fuzz/corpus/$t" >"$build_dir/$t.log" 2>&1; then
     echo "fuzz: $t FAILED (see $build_dir/$t.log and $build_dir/crashes/)" >&2
     tail -30 "$build_dir/$t.log" >&2
     failed+=("$t")

@@ -10,12 +10,14 @@
 // be cancelled by its own spec. After each input every forward
 // a valid request added is cancelled again through the same handlers, so the daemon's
 // state (and its bound ports) stays bounded over a long run.
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,11 +32,18 @@ namespace {
 using tether::control::ControlServer;
 using tether::control::Json;
 
+struct Fixture;
+Fixture& TheFixture();
+
 struct Fixture {
   Fixture() {
     spdlog::set_level(spdlog::level::off);  // a refusal per input would flood the output
     char dir[] = "/tmp/tether-control-fuzz-XXXXXX";
-    if (::mkdtemp(dir) == nullptr || ::chdir(dir) != 0) std::abort();
+    if (::mkdtemp(dir) == nullptr) std::abort();
+    work_dir = ::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (work_dir < 0) std::abort();
+    path = dir;
+    std::atexit([] { std::filesystem::remove_all(TheFixture().path); });
     tether::config::HostConfig host;
     host.alias = "gpu";
     host.hostname = "127.0.0.1";
@@ -42,6 +51,8 @@ struct Fixture {
     server = std::make_unique<ControlServer>(loop, tether::UniqueFd());
     daemon->RegisterControlHandlers(*server);
   }
+  std::string path;   // the fixture's directory, removed at exit
+  int work_dir = -1;  // where relative socket paths land (see below)
   tether::net::EventLoop loop;
   std::unique_ptr<tether::daemon::HostDaemon> daemon;
   std::unique_ptr<ControlServer> server;
@@ -76,10 +87,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Fixture& f = TheFixture();
   std::string line(reinterpret_cast<const char*>(data), size);
   // No '/': a forward on a unix socket then listens on a relative path, in the fixture's
-  // directory (the current one), never anywhere else on this machine (fuzzers run as root).
+  // directory, never anywhere else on this machine (fuzzers run as root). The working
+  // directory is the fixture's only while the daemon runs: libFuzzer opens its corpus
+  // files by relative paths between inputs.
   for (char& c : line) {
     if (c == '/') c = '_';
   }
+  const int cwd = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cwd < 0 || ::fchdir(f.work_dir) != 0) std::abort();
   CheckReply(f.server->HandleLine(line));  // an exception aborts the run
   // Undo what a valid request added, by the forwards' own specs.
   for (size_t round = 0; round < 64 && !f.daemon->forwards().empty(); ++round) {
@@ -94,5 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Require(reply.value("ok", false));
   }
   Require(f.daemon->forwards().empty());
+  if (::fchdir(cwd) != 0) std::abort();
+  ::close(cwd);
   return 0;
 }

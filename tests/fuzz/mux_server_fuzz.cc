@@ -23,8 +23,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -49,19 +51,27 @@ void Require(bool ok) {
   if (!ok) std::abort();
 }
 
+struct Fixture;
+Fixture& TheFixture();
+
 struct Fixture {
   Fixture() {
     spdlog::set_level(spdlog::level::off);
     char dir[] = "/tmp/tether-mux-fuzz-XXXXXX";
     if (::mkdtemp(dir) == nullptr) std::abort();
-    path = std::string(dir) + "/gpu.mux";
+    dir_path = dir;
+    path = dir_path + "/gpu.mux";
     Listen();
+    std::atexit([] { std::filesystem::remove_all(TheFixture().dir_path); });
   }
   // (Again) after ssh -O stop closed the listener.
   void Listen() {
     server.reset();
     auto listener = net::ListenUnix(path);
-    if (!listener.ok()) std::abort();
+    if (!listener.ok()) {
+      std::fprintf(stderr, "mux_server_fuzz: %s\n", listener.error().ToString().c_str());
+      std::abort();
+    }
     server = std::make_unique<control::MuxServer>(loop, std::move(*listener), path, host);
   }
   void Run(int rounds) {
@@ -72,6 +82,7 @@ struct Fixture {
 
   net::EventLoop loop;
   control::FakeMuxHost host{loop};
+  std::string dir_path;  // removed at exit
   std::string path;
   std::unique_ptr<control::MuxServer> server;
 };
