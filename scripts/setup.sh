@@ -14,6 +14,8 @@ packages=(
   tinyproxy rsync git
   # code style
   clang-format
+  # fuzzing: libFuzzer comes with clang's runtime libraries (scripts/fuzz.sh)
+  clang libclang-rt-14-dev
   # build cache: a fresh clone on the same machine reuses objects (scripts/build.sh)
   ccache
 )

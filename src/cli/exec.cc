@@ -26,6 +26,7 @@
 #include "cli/hosts.h"
 #include "cli/mux_client.h"
 #include "cli/proxy_env.h"
+#include "cli/ssh_args.h"
 #include "control/mux_wire.h"
 #include "daemon/state_dir.h"
 
@@ -115,6 +116,9 @@ struct SessionPlan {
   bool shell_gets_tty = false;       // a shell (no command) gets one when stdin is a terminal
   std::vector<std::string> up_args;  // for starting the daemon (-l, -p)
   std::string stdin_prefix;          // tether run: a line the command's shell reads first
+  bool stdin_null = false;           // tether ssh -n: stdin from /dev/null
+  bool subsystem = false;            // tether ssh -s: the command is a subsystem's name
+  std::vector<std::string> env;      // NAME=value for the session (SendEnv, SetEnv)
 };
 
 int RunSession(const GlobalOptions& global, const SessionPlan& plan) {
@@ -146,9 +150,16 @@ int RunSession(const GlobalOptions& global, const SessionPlan& plan) {
   request.escape_char = mux::kNoEscapeChar;
   if (const char* term = std::getenv("TERM")) request.term = term;
   if (const char* lang = std::getenv("LANG")) request.env.push_back(std::string("LANG=") + lang);
+  request.env.insert(request.env.end(), plan.env.begin(), plan.env.end());
+  request.subsystem = plan.subsystem;
 
   int in = STDIN_FILENO;
   UniqueFd pipe_read;
+  UniqueFd dev_null;
+  if (plan.stdin_null) {
+    dev_null.Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (dev_null.valid()) in = dev_null.get();
+  }
   if (!plan.stdin_prefix.empty()) {
     // The first line goes to the command's shell, then our stdin follows it.
     int p[2];
@@ -223,40 +234,41 @@ int RunExecArgs(const GlobalOptions& global, const std::vector<std::string>& arg
 }
 
 int RunSshArgs(const GlobalOptions& global, const std::vector<std::string>& args) {
-  // ssh's grammar, as far as rsync, git and people use it: options first, then the
-  // destination, then the command. Options that take a value are consumed with it.
+  auto parsed = ParseSshArgs(args);
+  if (!parsed.ok()) {
+    // As ssh for a bad option: the reason on stderr, exit 255 (what rsync and git report).
+    std::fprintf(stderr, "tether ssh: %s\n", parsed.error().message.c_str());
+    if (!parsed.error().hint.empty()) std::fprintf(stderr, "  %s\n", parsed.error().hint.c_str());
+    return 255;
+  }
+  const SshArgs& ssh = *parsed;
+  if (ssh.verbose > 0) {
+    for (const auto& note : ssh.notes) std::fprintf(stderr, "tether ssh: %s\n", note.c_str());
+  }
+  if (ssh.print_version) {
+    std::fprintf(stderr, "tether ssh (tether %s)\n", TETHER_VERSION);
+    return 0;
+  }
+  if (ssh.print_config) {
+    // What ssh -G would say, as far as tether ssh decides it (git runs `-G` to learn
+    // whether this is an OpenSSH-like client that takes -p and -o SendEnv).
+    std::printf("host %s\n", ssh.host.c_str());
+    if (!ssh.user.empty()) std::printf("user %s\n", ssh.user.c_str());
+    if (!ssh.port.empty()) std::printf("port %s\n", ssh.port.c_str());
+    return 0;
+  }
   SessionPlan plan;
   plan.shell_gets_tty = true;
-  std::string user, port;
-  size_t i = 0;
-  const std::string with_value = "bcDEeFIiJLlmOopQRSWw";
-  for (; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--") {
-      ++i;
-      break;
-    }
-    if (a.size() < 2 || a[0] != '-') break;
-    // Flags may be bundled (-tt, -qT); a value may be attached (-p2222) or follow.
-    for (size_t k = 1; k < a.size(); ++k) {
-      char f = a[k];
-      if (with_value.find(f) != std::string::npos) {
-        std::string value =
-            k + 1 < a.size() ? a.substr(k + 1) : (i + 1 < args.size() ? args[++i] : "");
-        if (f == 'l') user = value;
-        if (f == 'p') port = value;
-        break;
-      }
-      if (f == 't') plan.force_tty = true;
-      if (f == 'T') plan.no_tty = true;
-    }
-  }
-  if (i >= args.size())
-    return Usage("tether ssh [-p port] [-l user] [-o option] [-tT] HOST [CMD...]");
-  plan.host = args[i++];
-  plan.command.assign(args.begin() + static_cast<long>(i), args.end());
-  if (!user.empty()) plan.up_args.insert(plan.up_args.end(), {"-l", user});
-  if (!port.empty()) plan.up_args.insert(plan.up_args.end(), {"-p", port});
+  plan.host = ssh.host;
+  plan.command = ssh.command;
+  plan.force_tty = ssh.force_tty;
+  plan.no_tty = ssh.no_tty;
+  plan.stdin_null = ssh.stdin_null;
+  plan.subsystem = ssh.subsystem;
+  plan.env = SelectSendEnv(ssh.send_env, environ);
+  plan.env.insert(plan.env.end(), ssh.set_env.begin(), ssh.set_env.end());
+  if (!ssh.user.empty()) plan.up_args.insert(plan.up_args.end(), {"-l", ssh.user});
+  if (!ssh.port.empty()) plan.up_args.insert(plan.up_args.end(), {"-p", ssh.port});
   return RunSession(global, plan);
 }
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "net/peer_uid.h"
 #include "net/socket.h"
 
 namespace tether::control {
@@ -32,6 +33,30 @@ void ControlServer::Register(const std::string& cmd, Handler handler) {
   handlers_[cmd] = std::move(handler);
 }
 
+namespace {
+
+// How much of an unknown "cmd" an error quotes back.
+constexpr size_t kMaxQuotedCmdBytes = 64;
+
+// The last resort: handlers answer Errors, but one that throws all the same (a JSON
+// accessor missed in review, std::bad_alloc) must cost the client its request, never the
+// daemon and its forwards.
+Result<Json> RunHandler(const std::string& cmd, const Handler& handler, const Json& request) {
+  try {
+    return handler(request);
+  } catch (const std::exception& e) {
+    spdlog::error("control: the \"{}\" handler failed: {}", cmd, e.what());
+    return MakeError("control", "internal error in \"" + cmd + "\": " + e.what(),
+                     "this is a bug in tether; the daemon carries on");
+  } catch (...) {
+    spdlog::error("control: the \"{}\" handler failed", cmd);
+    return MakeError("control", "internal error in \"" + cmd + "\"",
+                     "this is a bug in tether; the daemon carries on");
+  }
+}
+
+}  // namespace
+
 Json ControlServer::HandleLine(const std::string& line) const {
   // nlohmann's lexer stops at a NUL byte and would ignore what follows: refuse it here.
   if (line.find('\0') != std::string::npos) {
@@ -46,9 +71,17 @@ Json ControlServer::HandleLine(const std::string& line) const {
   }
   auto handler = handlers_.find(cmd->get<std::string>());
   if (handler == handlers_.end()) {
-    return Json{{"ok", false}, {"error", "unknown cmd \"" + cmd->get<std::string>() + "\""}};
+    std::string name = cmd->get<std::string>();
+    // Quoted back, but bounded: the line may be 64 KiB.
+    if (name.size() > kMaxQuotedCmdBytes) {
+      size_t cut = kMaxQuotedCmdBytes;
+      // Not inside a UTF-8 sequence: the reply must stay valid JSON text.
+      while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+      name = name.substr(0, cut) + "...";
+    }
+    return Json{{"ok", false}, {"error", "unknown cmd \"" + name + "\""}};
   }
-  Result<Json> reply = handler->second(request);
+  Result<Json> reply = RunHandler(handler->first, handler->second, request);
   if (!reply.ok()) {
     Json out{{"ok", false}, {"error", reply.error().message}};
     if (!reply.error().hint.empty()) out["hint"] = reply.error().hint;
@@ -62,6 +95,15 @@ Json ControlServer::HandleLine(const std::string& line) const {
 
 void ControlServer::OnAccepted(UniqueFd conn) {
   if (clients_.size() >= kMaxClients) return;  // closes it
+  if (Status peer = net::CheckPeerIsOwner(conn.get()); !peer.ok()) {
+    // The token of `env` and every forward are the owner's: refused, with a reason the
+    // peer can read, and logged as OpenSSH's mux master does.
+    spdlog::warn("control: {}; refused", peer.error().message);
+    std::string reply =
+        Json{{"ok", false}, {"error", "permission denied: " + peer.error().message}}.dump() + "\n";
+    (void)::send(conn.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return;  // closes it
+  }
   int fd = conn.get();
   auto client = std::make_unique<Client>();
   client->fd = std::move(conn);

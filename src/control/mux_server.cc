@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "control/mux_wire.h"
+#include "net/peer_uid.h"
 #include "net/socket.h"
 
 namespace tether::control {
@@ -19,6 +20,9 @@ constexpr size_t kMaxMuxClients = 256;
 constexpr size_t kMaxQueuedFds = 8;
 // Connections accepted per wake-up: a burst of clients cannot hold the loop.
 constexpr int kAcceptBurst = 16;
+// Longest TERM a session may ask for: terminal names are a few bytes; sshd would pass a
+// longer one to the remote environment as it is.
+constexpr size_t kMaxTermBytes = 256;
 
 uint32_t RequestIdOf(const mux::ClientMessage& m) {
   return std::visit(
@@ -30,6 +34,30 @@ uint32_t RequestIdOf(const mux::ClientMessage& m) {
         }
       },
       m);
+}
+
+// What a decoded request may still not ask for (the codec checked its shape: lengths,
+// NULs, port ranges). The error's message goes back to the client as MUX_S_FAILURE.
+Status Validate(const mux::ClientMessage& m) {
+  if (const auto* s = std::get_if<mux::NewSession>(&m)) {
+    if (s->term.size() > kMaxTermBytes) {
+      return MakeError("mux", "TERM is " + std::to_string(s->term.size()) +
+                                  " bytes long; at most " + std::to_string(kMaxTermBytes));
+    }
+    if (s->subsystem && s->command.empty()) {
+      return MakeError("mux", "a subsystem request names no subsystem");
+    }
+  } else if (const auto* f = std::get_if<mux::StdioForward>(&m)) {
+    // The session's target is a TCP port (16 bits): a streamlocal one (ssh -W /path)
+    // would be truncated to port 65534.
+    if (f->port == mux::kPortStreamLocal) {
+      return MakeError("mux", "a stdio forward to a unix socket is not supported");
+    }
+    if (f->host.empty() || f->port == 0 || f->port > 65535) {
+      return MakeError("mux", "a stdio forward needs a host and a port in 1..65535");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -74,6 +102,11 @@ MuxServer::Client* MuxServer::Find(uint64_t id) {
 void MuxServer::OnAccepted(UniqueFd conn) {
   if (clients_.size() >= kMaxMuxClients) {
     spdlog::warn("mux: {} clients already; one refused", clients_.size());
+    return;
+  }
+  if (Status peer = net::CheckPeerIsOwner(conn.get()); !peer.ok()) {
+    // As mux.c: closed before the hello, and logged.
+    spdlog::warn("mux: {}; refused", peer.error().message);
     return;
   }
   auto c = std::make_unique<Client>();
@@ -154,7 +187,7 @@ void MuxServer::Process(Client& c) {
       cp->waiting.reset();
       uint32_t type =
           std::holds_alternative<mux::NewSession>(m) ? mux::kNewSession : mux::kNewStdioFwd;
-      (this->*handlers_[type])(*cp, m);
+      Dispatch(*cp, type, m);
       cp = Find(id);
       if (cp == nullptr || cp->waiting) return;  // still waiting for descriptors
       continue;
@@ -188,8 +221,44 @@ void MuxServer::Process(Client& c) {
       Drop(id);
       return;
     }
-    (this->*handlers_[type])(*cp, *message);
+    if (Status valid = Validate(*message); !valid.ok()) {
+      // Well-formed but not something we can serve: a failure with its request id keeps
+      // stock ssh in sequence, and it prints the reason.
+      spdlog::warn("mux: {}", valid.error().message);
+      Send(*cp, mux::EncodeFailure(RequestIdOf(*message), valid.error().message));
+      // A session's descriptors, and their bytes, follow its request and would be read as
+      // the next packet: that client is done (ssh exits on the failure anyway).
+      if (type == mux::kNewSession || type == mux::kNewStdioFwd) cp->closing = true;
+      continue;
+    }
+    Dispatch(*cp, type, *message);
   }
+}
+
+void MuxServer::Dispatch(Client& c, uint32_t type, mux::ClientMessage& m) {
+  uint64_t id = c.id;
+  auto handler = handlers_.find(type);
+  if (handler == handlers_.end()) {  // the codec decodes only types in the table
+    Send(c, mux::EncodeFailure(RequestIdOf(m), "unsupported request"));
+    return;
+  }
+  // The last resort: handlers do not throw, but one that does all the same (std::bad_alloc,
+  // a bug) ends this client with a reason, never the daemon with every session and forward.
+  std::string what;
+  try {
+    (this->*handler->second)(c, m);
+    return;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "unknown exception";
+  }
+  spdlog::error("mux: request 0x{:08x} failed: {}; client dropped", type, what);
+  Client* cp = Find(id);
+  if (cp == nullptr) return;
+  Send(*cp, mux::EncodeFailure(RequestIdOf(m), "internal error: " + what));
+  cp->closing = true;  // its state may be half-updated: answer, then close
+  Flush(*cp);
 }
 
 void MuxServer::Send(Client& c, const std::string& payload) { c.out += mux::FramePacket(payload); }

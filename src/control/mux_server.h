@@ -87,6 +87,9 @@ class MuxServer {
   void OnClient(uint64_t id, unsigned events);
   bool ReadSome(Client& c);
   void Process(Client& c);
+  // Runs the handler of a valid, decoded request; an exception from it ends the client
+  // with MUX_S_FAILURE and is logged, never escapes into the loop.
+  void Dispatch(Client& c, uint32_t type, mux::ClientMessage& message);
   // The request's descriptors: true when all have arrived (taken off the queue).
   bool TakeFds(Client& c, size_t count, std::vector<UniqueFd>* out);
   void Send(Client& c, const std::string& payload);

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "control/json_fields.h"
 #include "control/mux_wire.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
@@ -272,7 +273,7 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   auto listener = net::ListenUnix(state_.SocketPath(host_.alias));
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
-  RegisterControlHandlers();
+  RegisterControlHandlers(*control_);
   auto mux_listener = net::ListenUnix(state_.MuxPath(host_.alias));
   if (!mux_listener.ok()) return mux_listener.take_error();
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
@@ -1061,21 +1062,21 @@ nlohmann::json HostDaemon::StatusJson() const {
       {"forwards", fwds}};
 }
 
-void HostDaemon::RegisterControlHandlers() {
-  control_->Register(
-      "status", [this](const control::Json&) -> Result<control::Json> { return StatusJson(); });
-  control_->Register("stop", [this](const control::Json&) -> Result<control::Json> {
+void HostDaemon::RegisterControlHandlers(control::ControlServer& server) {
+  server.Register("status",
+                  [this](const control::Json&) -> Result<control::Json> { return StatusJson(); });
+  server.Register("stop", [this](const control::Json&) -> Result<control::Json> {
     // Reply first, stop on the next wake-up.
     loop_.AddTimer(std::chrono::milliseconds(0), [this] { Shutdown("tether down"); });
     return control::Json{{"stopping", true}};
   });
-  control_->Register("ping", [](const control::Json&) -> Result<control::Json> {
+  server.Register("ping", [](const control::Json&) -> Result<control::Json> {
     return control::Json{{"pong", true}};
   });
-  control_->Register("forward", [this](const control::Json& r) { return AddForward(r); });
-  control_->Register("cancel", [this](const control::Json& r) { return CancelForward(r); });
-  control_->Register("env", [this](const control::Json& r) { return ProxyEnv(r); });
-  control_->Register("proxy", [this](const control::Json& r) { return AddProxy(r); });
+  server.Register("forward", [this](const control::Json& r) { return AddForward(r); });
+  server.Register("cancel", [this](const control::Json& r) { return CancelForward(r); });
+  server.Register("env", [this](const control::Json& r) { return ProxyEnv(r); });
+  server.Register("proxy", [this](const control::Json& r) { return AddProxy(r); });
 }
 
 Result<control::Json> HostDaemon::ProxyEnv(const control::Json&) {
@@ -1097,12 +1098,16 @@ Result<control::Json> HostDaemon::ProxyEnv(const control::Json&) {
 }
 
 Result<control::Json> HostDaemon::AddProxy(const control::Json& request) {
+  auto port = control::OptionalIntField(request, "port", 1, 65535);
+  if (!port.ok()) return port.take_error();
+  auto open = control::OptionalBoolField(request, "open");
+  if (!open.ok()) return open.take_error();
+  auto upstream = control::OptionalStringField(request, "upstream");
+  if (!upstream.ok()) return upstream.take_error();
   ProxyOptions options;
-  int port = request.value("port", static_cast<int>(kDefaultProxyPort));
-  if (port < 1 || port > 65535) return MakeError("proxy", "port must be 1..65535");
-  options.port = static_cast<uint16_t>(port);
-  options.open = request.value("open", false);
-  options.upstream = request.value("upstream", "");
+  options.port = static_cast<uint16_t>(port->value_or(kDefaultProxyPort));
+  options.open = open->value_or(false);
+  options.upstream = upstream->value_or("");
   for (const auto& f : forwards_) {
     auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
     if (remote != nullptr && remote->is_server_proxy() &&
@@ -1117,12 +1122,21 @@ Result<control::Json> HostDaemon::AddProxy(const control::Json& request) {
 
 namespace {
 
-Result<config::ForwardKind> KindOf(const control::Json& request) {
-  std::string kind = request.value("kind", "");
+Result<config::ForwardKind> KindNamed(const std::string& kind) {
   if (kind == "local") return config::ForwardKind::kLocal;
   if (kind == "remote") return config::ForwardKind::kRemote;
   if (kind == "dynamic") return config::ForwardKind::kDynamic;
   return MakeError("control", "\"kind\" must be \"local\", \"remote\" or \"dynamic\"");
+}
+
+// The request's "kind", when it has one.
+Result<std::optional<config::ForwardKind>> OptionalKind(const control::Json& request) {
+  auto kind = control::OptionalStringField(request, "kind");
+  if (!kind.ok()) return kind.take_error();
+  if (!kind->has_value()) return std::optional<config::ForwardKind>();
+  auto named = KindNamed(**kind);
+  if (!named.ok()) return named.take_error();
+  return std::optional<config::ForwardKind>(*named);
 }
 
 }  // namespace
@@ -1148,12 +1162,15 @@ Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& 
 }
 
 Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
-  auto kind = KindOf(request);
+  auto kind = OptionalKind(request);
   if (!kind.ok()) return kind.take_error();
-  if (!request.contains("spec") || !request["spec"].is_string()) {
-    return MakeError("control", "\"spec\" must be a string");
+  if (!kind->has_value()) {
+    return MakeError("control",
+                     "\"kind\" is missing: it must be \"local\", \"remote\" or \"dynamic\"");
   }
-  auto spec = config::ParseForwardSpec(*kind, request["spec"].get<std::string>());
+  auto text = control::StringField(request, "spec");
+  if (!text.ok()) return text.take_error();
+  auto spec = config::ParseForwardSpec(**kind, *text);
   if (!spec.ok()) return spec.take_error();
   bool added = false;
   auto fwd = AddForwardSpec(*spec, &added);
@@ -1162,30 +1179,28 @@ Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
 }
 
 Result<control::Json> HostDaemon::CancelForward(const control::Json& request) {
-  // Without a kind: whichever forward listens there, laptop side first.
-  if (!request.contains("kind")) {
-    control::Json local = request, remote = request;
-    local["kind"] = "local";
-    remote["kind"] = "remote";
-    auto as_local = CancelForward(local);
-    if (as_local.ok()) return as_local;
-    auto as_remote = CancelForward(remote);
-    if (as_remote.ok()) return as_remote;
-    return as_local;
-  }
-  auto kind = KindOf(request);
+  auto kind = OptionalKind(request);
   if (!kind.ok()) return kind.take_error();
-  if (!request.contains("spec") || !request["spec"].is_string()) {
-    return MakeError("control", "\"spec\" must be a string");
-  }
-  const std::string text = request["spec"].get<std::string>();
+  auto text = control::StringField(request, "spec");
+  if (!text.ok()) return text.take_error();
+  if (kind->has_value()) return CancelForwardAt(**kind, *text);
+  // Without a kind: whichever forward listens there, laptop side first.
+  auto as_local = CancelForwardAt(config::ForwardKind::kLocal, *text);
+  if (as_local.ok()) return as_local;
+  auto as_remote = CancelForwardAt(config::ForwardKind::kRemote, *text);
+  if (as_remote.ok()) return as_remote;
+  return as_local;
+}
+
+Result<control::Json> HostDaemon::CancelForwardAt(config::ForwardKind kind,
+                                                  const std::string& text) {
   // A whole spec, or only where it listens ("8000", "127.0.0.1:8000", a socket path), as
   // ssh -O cancel takes it.
-  auto spec = config::ParseForwardSpec(*kind, text);
+  auto spec = config::ParseForwardSpec(kind, text);
   if (!spec.ok()) {
     auto listen_only = config::ParseForwardSpec(config::ForwardKind::kDynamic, text);
     if (!listen_only.ok()) return spec.take_error();
-    listen_only->kind = *kind;
+    listen_only->kind = kind;
     spec = std::move(listen_only);
   }
   auto it = FindForward(*spec);

@@ -106,6 +106,12 @@ class HostDaemon : public control::MuxHost {
   // Whether this version can run a forward of this kind and shape.
   static bool Supports(const config::ForwardSpec& spec);
 
+  // Puts the daemon's control commands (docs/control-protocol.md) on `server`. Start() does
+  // it on HOST.sock; tests and fuzzers on a server without a listener, on a daemon that
+  // was never started (no link: the handlers answer as during an outage). The daemon
+  // must outlive the server. Loop thread.
+  void RegisterControlHandlers(control::ControlServer& server);
+
   nlohmann::json StatusJson() const;
   // {"wanted": N, "off": why or "", "open": [{number, state, live, streams, error}]}.
   nlohmann::json LanesJson() const;
@@ -144,7 +150,6 @@ class HostDaemon : public control::MuxHost {
   void OnSessionEvents(unsigned events);
   void AfterIteration();
   void Shutdown(const std::string& why);
-  void RegisterControlHandlers();
   // Makes the forward of `spec` (binding its listeners for -L/-D), without starting it.
   Result<std::unique_ptr<forward::Forward>> MakeForward(const config::ForwardSpec& spec);
   // Starts a made forward on the loop and the current session (if any).
@@ -185,6 +190,8 @@ class HostDaemon : public control::MuxHost {
   // Hands the channels OnMessage accepted to their remote forwards.
   void ServeAccepted();
   Result<control::Json> CancelForward(const control::Json& request);
+  // Cancels the forward of `kind` listening where `text` (a spec or its listening side) says.
+  Result<control::Json> CancelForwardAt(config::ForwardKind kind, const std::string& text);
   Result<control::Json> ProxyEnv(const control::Json& request);
   Result<control::Json> AddProxy(const control::Json& request);
 

@@ -1,10 +1,7 @@
 // libFuzzer target for the forward-spec grammar (src/config/forward_spec.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I src \
-//     tests/fuzz/forward_spec_fuzz.cc src/config/forward_spec.cc src/common/result.cc \
-//     -o /tmp/forward_spec_fuzz
-//   /tmp/forward_spec_fuzz -max_total_time=60
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/forward_spec/ as the ctest fuzz.forward_spec (label fuzz).
 //
 // Besides memory safety it checks the promise of ForwardSpec::ToString: whatever parses
 // prints back to a spec that parses to the same value.

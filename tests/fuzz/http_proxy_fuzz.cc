@@ -1,11 +1,7 @@
 // libFuzzer target for the HTTP proxy request parser (src/proxy/http_proxy.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -fno-sanitize-recover=undefined -I src \
-//     tests/fuzz/http_proxy_fuzz.cc src/proxy/http_proxy.cc src/proxy/target.cc \
-//     src/common/result.cc -o /tmp/http_proxy_fuzz
-//   /tmp/http_proxy_fuzz -max_total_time=60 -max_len=20000
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/http_proxy/ as the ctest fuzz.http_proxy (label fuzz).
 //
 // Besides memory safety it checks:
 //   - the tri-state promise: done consumes the head, which alone parses the same and one

@@ -1,10 +1,7 @@
 // libFuzzer target for the OpenSSH mux protocol codec (src/control/mux_codec.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I src \
-//     tests/fuzz/mux_codec_fuzz.cc src/control/mux_codec.cc src/common/result.cc \
-//     -o /tmp/mux_codec_fuzz
-//   /tmp/mux_codec_fuzz -max_total_time=60
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/mux_codec/ as the ctest fuzz.mux_codec (label fuzz).
 //
 // The input is read twice: as one payload, and as a stream of framed packets the way the
 // server reads its socket. Besides memory safety it checks what the server relies on:

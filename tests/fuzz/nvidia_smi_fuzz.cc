@@ -1,12 +1,8 @@
 // libFuzzer target for the agent's text parsers: nvidia-smi CSV (src/agent/nvidia_smi.cc),
 // /proc files (src/agent/proc.cc) and tmux lines (src/agent/tmux.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root (one
-// command line, split here):
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I src
-//     tests/fuzz/nvidia_smi_fuzz.cc src/agent/nvidia_smi.cc src/agent/proc.cc
-//     src/agent/tmux.cc src/agent/text.cc src/common/result.cc -o /tmp/nvidia_smi_fuzz
-//   /tmp/nvidia_smi_fuzz -max_total_time=60 tests/unit/agent/testdata/nvidia_smi
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/nvidia_smi/ as the ctest fuzz.nvidia_smi (label fuzz).
 //
 // Besides memory safety it checks what the encoders rely on: a parsed GPU has a name and
 // no negative or non-finite value, and the report's state agrees with its GPU list.
@@ -15,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <utility>
 
 #include "agent/nvidia_smi.h"
 #include "agent/proc.h"
@@ -45,24 +42,32 @@ void CheckGpu(const Gpu& gpu) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
+  // The GPU query's answer, then (after the first NUL, which neither answer contains) the
+  // compute-apps query's: parsed apart, and interpreted together as the agent does.
+  const size_t cut = input.find('\0');
+  const std::string_view gpu_out = input.substr(0, cut);
+  const std::string_view apps_out =
+      cut == std::string_view::npos ? std::string_view() : input.substr(cut + 1);
 
-  auto gpus = tether::agent::ParseGpuQuery(input);
+  auto gpus = tether::agent::ParseGpuQuery(gpu_out);
   if (gpus.ok()) {
     for (const Gpu& gpu : *gpus) CheckGpu(gpu);
   }
-  auto apps = tether::agent::ParseComputeApps(input);
+  auto apps = tether::agent::ParseComputeApps(apps_out);
   if (apps.ok()) {
     for (const auto& p : *apps) Check(p.pid > 0);
   }
-  // The same bytes as the GPU answer and as the process answer, with either exit status.
-  for (int exit_code : {0, 9}) {
-    const tether::agent::NvidiaSmiRun run{exit_code, std::string(input), ""};
-    auto report = tether::agent::InterpretNvidiaSmi(run, run);
+  // Either run may fail (nvidia-smi exits 9 without a driver, for one).
+  for (auto [gpu_exit, apps_exit] : {std::pair{0, 0}, std::pair{0, 9}, std::pair{9, 0}}) {
+    const tether::agent::NvidiaSmiRun gpu_run{gpu_exit, std::string(gpu_out), ""};
+    const tether::agent::NvidiaSmiRun apps_run{apps_exit, std::string(apps_out), ""};
+    auto report = tether::agent::InterpretNvidiaSmi(gpu_run, apps_run);
     Check((report.state == GpuState::kOk) == !report.gpus.empty());
     if (report.state == GpuState::kError) Check(!report.error.empty());
     for (const Gpu& gpu : report.gpus) CheckGpu(gpu);
   }
 
+  // The /proc and tmux parsers take the whole input.
   (void)tether::agent::ParseLoadAvg(input);
   (void)tether::agent::ParseUptime(input);
   (void)tether::agent::ParseMemInfo(input);

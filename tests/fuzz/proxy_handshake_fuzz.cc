@@ -1,12 +1,7 @@
 // libFuzzer target for the server side of a proxy connection (src/proxy/handshake.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -fno-sanitize-recover=undefined -I src \
-//     tests/fuzz/proxy_handshake_fuzz.cc src/proxy/handshake.cc src/proxy/socks.cc \
-//     src/proxy/http_proxy.cc src/proxy/sniff.cc src/proxy/target.cc src/common/result.cc \
-//     -lcrypto -o /tmp/proxy_handshake_fuzz
-//   /tmp/proxy_handshake_fuzz -max_total_time=60
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/proxy_handshake/ as the ctest fuzz.proxy_handshake (label fuzz).
 //
 // The first byte picks the policy (bit 0: auth required) and how the stream is cut into
 // reads (the rest of it); the other bytes are what the client sends. Besides memory safety

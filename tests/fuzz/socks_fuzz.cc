@@ -1,11 +1,7 @@
 // libFuzzer target for the SOCKS4/4a/5 parsers and encoders (src/proxy/socks.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -fno-sanitize-recover=undefined -I src \
-//     tests/fuzz/socks_fuzz.cc src/proxy/socks.cc src/proxy/target.cc src/proxy/sniff.cc \
-//     -o /tmp/socks_fuzz
-//   /tmp/socks_fuzz -max_total_time=60
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/socks/ as the ctest fuzz.socks (label fuzz).
 //
 // Besides memory safety it checks the tri-state promise every caller relies on, for each
 // parser and any input:

@@ -1,10 +1,7 @@
 // libFuzzer target for the ssh_config reader (src/config/ssh_config.cc).
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I src \
-//     tests/fuzz/ssh_config_fuzz.cc src/config/ssh_config.cc src/config/forward_spec.cc \
-//     src/common/result.cc -o /tmp/ssh_config_fuzz
-//   /tmp/ssh_config_fuzz -max_total_time=60
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/ssh_config/ as the ctest fuzz.ssh_config (label fuzz).
 //
 // The input's first line is a destination, the rest a config file given as -F. The reader
 // works on files, so each input is written to one unlinked temporary file (Linux). Home

@@ -1,12 +1,8 @@
 // libFuzzer target for the upstream-proxy side (src/proxy/upstream.cc): URL parsing, the
 // choice from the environment, the client side of CONNECT and SOCKS5, ToAbsoluteForm.
 //
-// Not part of the CMake build. Build and run it with clang from the repository root:
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//     -fno-sanitize-recover=undefined -I src \
-//     tests/fuzz/upstream_fuzz.cc src/proxy/upstream.cc src/proxy/target.cc \
-//     src/common/result.cc -lcrypto -o /tmp/upstream_fuzz
-//   /tmp/upstream_fuzz -max_total_time=60
+// Built by tests/CMakeLists.txt: with libFuzzer by scripts/fuzz.sh, or replayed over
+// tests/fuzz/corpus/upstream/ as the ctest fuzz.upstream (label fuzz).
 //
 // One input serves every part. Besides memory safety it checks:
 //   - a URL that parses has a host and a port, prints (without credentials) to a URL that

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +18,7 @@
 
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "test_support/other_uid.h"
 
 namespace tether::control {
 namespace {
@@ -40,6 +42,10 @@ void RegisterTestHandlers(ControlServer& server) {
   server.Register("nothing", [](const Json&) -> Result<Json> { return Json(); });
   server.Register("claims-failure", [](const Json&) -> Result<Json> {
     return Json{{"ok", false}, {"x", 1}};
+  });
+  // A handler with a bug: nlohmann throws type_error for a field of another type.
+  server.Register("throws", [](const Json& request) -> Result<Json> {
+    return Json{{"n", request.value("n", 0)}};
   });
 }
 
@@ -121,6 +127,16 @@ TEST_F(HandleLineTest, TurnsWhatTheHandlerReturnsIntoTheReply) {
   for (const AnsweredCase& c : cases) {
     EXPECT_EQ(server_.HandleLine(c.line), c.want) << c.name;
   }
+}
+
+TEST_F(HandleLineTest, AnswersAnErrorWhenAHandlerThrowsAndCarriesOn) {
+  Json reply;
+  ASSERT_NO_THROW(reply = server_.HandleLine(R"({"cmd":"throws","n":"x"})"));
+  EXPECT_EQ(reply.value("ok", true), false) << reply.dump();
+  EXPECT_NE(reply.value("error", "").find("internal error in \"throws\""), std::string::npos)
+      << reply.dump();
+  EXPECT_FALSE(reply.value("hint", "").empty()) << reply.dump();
+  EXPECT_EQ(server_.HandleLine(R"({"cmd":"throws","n":2})"), (Json{{"ok", true}, {"n", 2}}));
 }
 
 TEST_F(HandleLineTest, NeverThrowsOnInvalidUtf8OrNulBytes) {
@@ -335,6 +351,33 @@ TEST_F(ControlSocketTest, RefusesAValidRequestJustOverTheLimit) {
   const Json reply = Json::parse(lines[0]);
   EXPECT_EQ(reply.value("ok", true), false) << lines[0];
   EXPECT_NE(reply.value("error", "").find("too long"), std::string::npos) << lines[0];
+}
+
+// Whatever the socket file's mode says (a umask, a shared state directory), another
+// account's process is refused at accept, with a reason, and the owner is served.
+TEST_F(ControlSocketTest, RefusesAPeerOfAnotherUidAndKeepsServingItsOwner) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(path_.c_str(), 0666), 0);
+  auto outcome =
+      test_support::ConnectAsUid(path_, test_support::kNobodyUid, "{\"cmd\":\"ping\"}\n", [&] {
+        Status s = loop_.RunOnce(10ms);
+        EXPECT_TRUE(s.ok());
+      });
+  ASSERT_TRUE(outcome.ran);
+  ASSERT_TRUE(outcome.connected) << "the socket file should let it connect";
+  EXPECT_TRUE(outcome.eof) << "the server should close the connection";
+  const Json refusal = Json::parse(outcome.received, nullptr, false);
+  EXPECT_EQ(refusal.value("ok", true), false) << outcome.received;
+  EXPECT_NE(refusal.value("error", "").find("permission denied"), std::string::npos)
+      << outcome.received;
+  EXPECT_EQ(outcome.received.find("pong"), std::string::npos) << "it was served";
+
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("{\"cmd\":\"ping\"}\n");
+  ASSERT_TRUE(Drive(*client, [&] { return !client->Lines().empty(); }));
+  EXPECT_EQ(Json::parse(client->Lines()[0]), (Json{{"ok", true}, {"pong", true}}));
 }
 
 }  // namespace
