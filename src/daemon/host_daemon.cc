@@ -1059,7 +1059,16 @@ nlohmann::json HostDaemon::StatusJson() const {
       {"window_budget_used", budget_.used()},
       {"server_requests", session_ ? requests_.pending() : 0},
       {"lanes", LanesJson()},
+      {"sessions", SessionsJson()},
       {"forwards", fwds}};
+}
+
+nlohmann::json HostDaemon::SessionsJson() const {
+  size_t parked = 0;
+  for (const auto& [id, s] : sessions_) parked += s->parked() ? 1 : 0;
+  return nlohmann::json{{"live", sessions_.size() - parked},
+                        {"waiting", parked},
+                        {"connections", (session_ ? 1 : 0) + extra_links_.size()}};
 }
 
 void HostDaemon::RegisterControlHandlers(control::ControlServer& server) {

@@ -113,6 +113,9 @@ class HostDaemon : public control::MuxHost {
   void RegisterControlHandlers(control::ControlServer& server);
 
   nlohmann::json StatusJson() const;
+  // Commands and mux sessions: running, waiting for room (MaxSessions), and the
+  // connections they are spread over (the main one and those opened past MaxSessions).
+  nlohmann::json SessionsJson() const;
   // {"wanted": N, "off": why or "", "open": [{number, state, live, streams, error}]}.
   nlohmann::json LanesJson() const;
 

@@ -1,9 +1,11 @@
 // End-to-end: -L forwards through a real sshd, driven by the real tether binary.
 #include <gtest/gtest.h>
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <cctype>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
@@ -201,6 +203,14 @@ TEST_F(LocalForwardTest, ListensOnAnIpv6BindAddressInBrackets) {
 }
 
 TEST_F(LocalForwardTest, ReachesAUnixSocketOnTheServer) {
+  // libssh 0.10.6 reads the server's OpenSSH version from its banner one digit at a time
+  // and takes "OpenSSH_10.0" for no OpenSSH at all; it then refuses to open
+  // direct-streamlocal channels ("We're not connected to an OpenSSH server!").
+  if (auto v = SshdVersion(); v.ok() && v->rfind("OpenSSH_1", 0) == 0 && v->size() > 9 &&
+                              std::isdigit(static_cast<unsigned char>((*v)[9]))) {
+    GTEST_SKIP() << "libssh 0.10.6 cannot open a unix-socket forward to " << *v
+                 << " (it misreads a two-digit major version)";
+  }
   // A unix-socket HTTP service on the server side, as a model server may offer.
   std::string path = scratch_.File("model.sock");
   std::string script =

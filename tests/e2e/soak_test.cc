@@ -39,9 +39,11 @@ constexpr int kWarmupCommands = 2 * kConcurrency;
 constexpr size_t kBigInputBytes = 100 * 1024;
 // A command that takes longer than this is stuck: fail it rather than hang the soak.
 constexpr milliseconds kCommandTimeout = seconds(60);
-// Commands still waiting to start after this fail unrun. With the last command's timeout
-// and the settle wait it stays inside ctest's 300 s for the e2e tests.
-constexpr milliseconds kSoakDeadline = seconds(200);
+// Commands still waiting to start after this fail unrun. Most of a command's cost is the
+// server's: sshd's session and the account's shell rc (on this machine root's ~/.bashrc
+// runs pyenv init, ~115 ms a command), so 2000 on two cores take 3-4 minutes. With the
+// last command's timeout and the settle wait it stays inside the soak's ctest timeout.
+constexpr milliseconds kSoakDeadline = seconds(480);
 // Descriptors of finished sessions are closed within a loop turn or two; what is still
 // open after this has leaked.
 constexpr milliseconds kSettle = seconds(10);
@@ -58,58 +60,18 @@ int SoakCommands() {
 
 // --- What /proc says about the daemon; every read failure is an error, never a zero.
 
-Result<int> OpenDescriptors(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return ErrnoError("proc", "opendir " + dir, errno);
-  int count = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ++count;
-  }
-  ::closedir(d);
-  return count;
-}
-
-Result<uint64_t> ResidentBytes(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/status";
-  std::ifstream in(path);
-  if (!in) return MakeError("proc", "cannot read " + path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // in kB
-  }
-  return MakeError("proc", path + " has no VmRSS line");
-}
-
-// utime + stime, in seconds.
-Result<double> CpuSeconds(pid_t pid) {
-  auto text = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!text.ok()) return text.take_error();
-  // The command name (field 2) may hold spaces: count fields from the closing paren.
-  size_t paren = text->rfind(')');
-  if (paren == std::string::npos) return MakeError("proc", "unreadable stat: " + *text);
-  std::istringstream in(text->substr(paren + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  // Fields 3..13, then utime (14) and stime (15).
-  for (int i = 3; i <= 13 && in >> field; ++i) {
-  }
-  if (!(in >> utime >> stime)) return MakeError("proc", "stat without utime/stime: " + *text);
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
 struct DaemonSample {
-  int descriptors = 0;
+  size_t descriptors = 0;
   uint64_t rss_bytes = 0;
   double cpu_s = 0;
 };
 
 Result<DaemonSample> Sample(pid_t pid) {
-  auto fds = OpenDescriptors(pid);
+  auto fds = OpenDescriptorCount(pid);
   if (!fds.ok()) return fds.take_error();
-  auto rss = ResidentBytes(pid);
+  auto rss = ProcessMemoryBytes(pid, "VmRSS");
   if (!rss.ok()) return rss.take_error();
-  auto cpu = CpuSeconds(pid);
+  auto cpu = ProcessCpuSeconds(pid);
   if (!cpu.ok()) return cpu.take_error();
   return DaemonSample{*fds, *rss, *cpu};
 }
@@ -283,6 +245,12 @@ TEST_F(SoakSlowTest, TwoThousandMixedCommandsFiftyAtOnceLeaveTheDaemonAsTheyFoun
   ASSERT_EQ(failed, 0) << "warm-up: " << shown.front();
   auto before = Sample(pid);
   ASSERT_TRUE(before.ok()) << before.error().ToString();
+  long before_connections = -1;
+  {
+    auto s = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+    ASSERT_TRUE(s.is_object() && s["hosts"][0]["sessions"]["connections"].is_number()) << s.dump();
+    before_connections = s["hosts"][0]["sessions"]["connections"].get<long>();
+  }
 
   const int commands = SoakCommands();
   const auto t0 = Clock::now();
@@ -291,21 +259,34 @@ TEST_F(SoakSlowTest, TwoThousandMixedCommandsFiftyAtOnceLeaveTheDaemonAsTheyFoun
   for (const auto& f : shown) ADD_FAILURE() << f;
   EXPECT_EQ(failed, 0) << failed << " of " << commands << " commands went wrong";
 
-  // Descriptors: back where they were once the last sessions are torn down.
-  int descriptors = -1;
+  // Descriptors: back where they were once the last sessions are torn down, give or take
+  // the connections opened past MaxSessions (one socket each), which close only after a
+  // minute unused.
+  auto connections = [&]() -> long {
+    auto s = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+    if (!s.is_object() || !s["hosts"][0]["sessions"]["connections"].is_number()) return -1;
+    return s["hosts"][0]["sessions"]["connections"].get<long>();
+  };
+  const long connections_before = before_connections;
+  long connections_after = -1;
+  long allowed = -1;
+  size_t descriptors = 0;
   Status read = Status::Ok();
   WaitFor(
       [&] {
-        auto fds = OpenDescriptors(pid);
+        connections_after = connections();
+        auto fds = OpenDescriptorCount(pid);
         if (!fds.ok()) {
           read = fds.take_error();
           return true;
         }
         descriptors = *fds;
-        return descriptors <= before->descriptors;
+        allowed = static_cast<long>(before->descriptors) + connections_after - connections_before;
+        return connections_after > 0 && static_cast<long>(descriptors) <= allowed;
       },
       kSettle, milliseconds(100));
   ASSERT_TRUE(read.ok()) << read.error().ToString();
+  ASSERT_GT(connections_after, 0) << "status --json has no sessions.connections";
   auto after = Sample(pid);
   ASSERT_TRUE(after.ok()) << after.error().ToString();
 
@@ -313,14 +294,15 @@ TEST_F(SoakSlowTest, TwoThousandMixedCommandsFiftyAtOnceLeaveTheDaemonAsTheyFoun
   std::fprintf(stderr,
                "soak: %d commands, %d at once, %.1f s wall (%.1f commands/s); daemon CPU %.2f s "
                "= %.2f ms a command\n"
-               "soak: daemon descriptors %d at up, %d before, %d after; RSS %.1f MiB at up, "
+               "soak: daemon descriptors %zu at up, %zu before, %zu after (connections %ld "
+               "before, %ld after); RSS %.1f MiB at up, "
                "%.1f before, %.1f after\n",
                commands, kConcurrency, wall_s, commands / wall_s, cpu_s, 1000.0 * cpu_s / commands,
-               at_up->descriptors, before->descriptors, descriptors,
-               static_cast<double>(at_up->rss_bytes) / (1 << 20),
+               at_up->descriptors, before->descriptors, descriptors, before_connections,
+               connections_after, static_cast<double>(at_up->rss_bytes) / (1 << 20),
                static_cast<double>(before->rss_bytes) / (1 << 20),
                static_cast<double>(after->rss_bytes) / (1 << 20));
-  EXPECT_LE(descriptors, before->descriptors) << "the daemon leaked descriptors";
+  EXPECT_LE(static_cast<long>(descriptors), allowed) << "the daemon leaked descriptors";
   EXPECT_LT(after->rss_bytes, at_up->rss_bytes + kMaxRssGrowthBytes)
       << "RSS grew from " << at_up->rss_bytes << " to " << after->rss_bytes << " bytes";
   EXPECT_TRUE(ProcessAlive(pid));
