@@ -50,6 +50,20 @@ echo
 echo "\$ ssh -o ControlPath=\$(state)/demo.mux demo hostname    # stock ssh rides it too"
 ssh -F "$cfg" -o ControlMaster=no -o ControlPath="$TETHER_STATE_DIR/demo.mux" demo 'echo "stock ssh through tether: $(whoami)@$(hostname)"'
 echo
+echo "\$ seq 20 | xargs -P 10 -I{} tether exec demo -- 'echo {}' | sort -n | tr '\\n' ' '"
+echo "                     # an agent's burst: 10 at once, stdin /dev/null (xargs gives it)"
+seq 20 | xargs -P 10 -I{} "$tether" exec demo -- 'echo {}' | sort -n | tr '\n' ' '
+echo
+echo
+echo "\$ echo '{\"cmd\":\"forward\",\"kind\":1}' | (the daemon's control socket)   # bad input: an answer, no crash"
+python3 - "$TETHER_STATE_DIR/demo.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"cmd":"forward","kind":1}\n')
+print(s.makefile().readline().strip())
+PY
+echo
 rport=$(free_port)
 echo "\$ tether forward demo -R $rport:127.0.0.1:$http_port       # the laptop's port on the server"
 "$tether" forward demo -R "$rport:127.0.0.1:$http_port"
