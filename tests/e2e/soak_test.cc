@@ -37,13 +37,17 @@ constexpr int kConcurrency = 50;
 constexpr int kWarmupCommands = 2 * kConcurrency;
 // What is piped in and must come back byte for byte.
 constexpr size_t kBigInputBytes = 100 * 1024;
-// A command that takes longer than this is stuck: fail it rather than hang the soak.
-constexpr milliseconds kCommandTimeout = seconds(60);
+// A command that takes longer than this is stuck: fail it rather than hang the soak. The
+// server's shell rc can hold a command for a while on its own: on this machine root's
+// ~/.bashrc runs pyenv init, whose rehash waits up to 60 s (PYENV_REHASH_TIMEOUT) for a
+// lock that 50 shells starting at once contend for (one command of 500 measured over 60 s).
+// Past 60 s and a margin, the wait is ours.
+constexpr milliseconds kCommandTimeout = seconds(120);
 // Commands still waiting to start after this fail unrun. Most of a command's cost is the
 // server's: sshd's session and the account's shell rc (on this machine root's ~/.bashrc
 // runs pyenv init, ~115 ms a command), so 2000 on two cores take 3-4 minutes. With the
 // last command's timeout and the settle wait it stays inside the soak's ctest timeout.
-constexpr milliseconds kSoakDeadline = seconds(480);
+constexpr milliseconds kSoakDeadline = seconds(420);
 // Descriptors of finished sessions are closed within a loop turn or two; what is still
 // open after this has leaked.
 constexpr milliseconds kSettle = seconds(10);

@@ -91,11 +91,20 @@ TEST(TestBedRunCommand, CopesWithLargeOutputOnBothPipes) {
 }
 
 TEST(TestBedRunCommand, KillsTheProcessGroupAtTheTimeout) {
+  TempDir dir;
+  const std::string pid_file = dir.File("background.pid");
   auto start = std::chrono::steady_clock::now();
-  auto r = RunCommand({"sh", "-c", "sleep 30 & sleep 30"}, {}, 300ms);
+  auto r = RunCommand({"sh", "-c", "sleep 30 & echo $! > " + pid_file + "; sleep 30"}, {}, 500ms);
   EXPECT_TRUE(r.timed_out);
   EXPECT_EQ(r.exit_code, 128 + SIGKILL);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  // The whole group, not only the shell: its background sleep is gone too.
+  auto text = ReadFile(pid_file);
+  ASSERT_TRUE(text.ok()) << text.error().ToString();
+  const pid_t background = static_cast<pid_t>(std::atol(text->c_str()));
+  ASSERT_GT(background, 1);
+  EXPECT_TRUE(WaitFor([&] { return !ProcessAlive(background); }, 5s))
+      << "the background sleep " << background << " outlived its group";
 }
 
 TEST(TestBedRunCommand, ReportsAMissingProgram) {

@@ -2,7 +2,9 @@
 #include "agent/run.h"
 
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
+#include <utility>
 
 #include "test_util.h"
 
@@ -12,10 +14,19 @@ namespace {
 using testing::ReadPath;
 using testing::TempDir;
 
+// RunAgent(o) with its stderr: exit 2 alone could be any usage error.
+std::pair<int, std::string> RunForUsage(const AgentOptions& o) {
+  ::testing::internal::CaptureStderr();
+  int code = RunAgent(o, "0.1.0");
+  return {code, ::testing::internal::GetCapturedStderr()};
+}
+
 TEST(RunAgent, LeaseHoursWithoutACommandIsAUsageError) {
   AgentOptions o;
   o.lease_hours = 2;
-  EXPECT_EQ(RunAgent(o, "0.1.0"), 2);
+  auto [code, err] = RunForUsage(o);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("--lease-hours needs --lease-command"), std::string::npos) << err;
 }
 
 TEST(RunAgent, LeaseHoursMustBePositiveAndAtMostAMonth) {
@@ -23,14 +34,20 @@ TEST(RunAgent, LeaseHoursMustBePositiveAndAtMostAMonth) {
     AgentOptions o;
     o.lease_command = "true";
     o.lease_hours = hours;
-    EXPECT_EQ(RunAgent(o, "0.1.0"), 2) << hours;
+    auto [code, err] = RunForUsage(o);
+    EXPECT_EQ(code, 2) << hours;
+    EXPECT_NE(err.find("--lease-hours must be more than 0 and at most 720"), std::string::npos)
+        << hours << ": " << err;
   }
 }
 
 TEST(RunAgent, ABadListenAddressIsAUsageError) {
   AgentOptions o;
   o.listen = "::1:8080";
-  EXPECT_EQ(RunAgent(o, "0.1.0"), 2);
+  auto [code, err] = RunForUsage(o);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(err.find("tether-agent: listen:"), std::string::npos) << err;
+  EXPECT_NE(err.find("::1"), std::string::npos) << err;
 }
 
 TEST(RunAgent, PrintTokenCreatesThenPrintsTheSameToken) {
