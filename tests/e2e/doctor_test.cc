@@ -116,6 +116,7 @@ TEST_F(DoctorTest, AChangedHostKeyFailsTheHostKeyCheckAndNothingElseConnects) {
   ClientConfigOptions options;
   options.overrides["UserKnownHostsFile"] = sshd_.mismatched_known_hosts_path();
   ASSERT_TRUE(sshd_.WriteClientConfig(config, options).ok());
+  const std::string log_before = ReadFileOrEmpty(sshd_.log_path());
   CommandResult r =
       RunTether(state_.path(), {"-F", config, "doctor", "testhost", "--json"}, seconds(60));
   EXPECT_EQ(r.exit_code, 1) << r.Describe();
@@ -127,8 +128,21 @@ TEST_F(DoctorTest, AChangedHostKeyFailsTheHostKeyCheckAndNothingElseConnects) {
       host_key_failed = c["status"] == "fail";
       EXPECT_NE(c["fix"].get<std::string>().find("ssh-keygen -R"), std::string::npos) << c.dump();
     }
+    // Nothing is tried on a server whose key is wrong: no login, no remote check. What
+    // may pass is what needs no login: the configuration, the TCP reach, the laptop's agent.
+    std::string name = c.value("name", "");
+    bool local = name == "configuration" || name.rfind("reach ", 0) == 0 || name == "ssh-agent";
+    if (!local) {
+      EXPECT_NE(c["status"], "pass") << "checked on a server with a changed key: " << c.dump();
+    }
   }
   EXPECT_TRUE(host_key_failed) << r.out;
+  // sshd saw one connection (doctor's own, which stopped at the key) and no login: no
+  // second connection, no probe, no key offered.
+  std::string log = ReadFileOrEmpty(sshd_.log_path()).substr(log_before.size());
+  EXPECT_EQ(CountOccurrences(log, "Connection from"), 1u) << log;
+  EXPECT_EQ(CountOccurrences(log, "Accepted"), 0u) << log;
+  EXPECT_EQ(CountOccurrences(log, "Failed publickey"), 0u) << log;
 }
 
 TEST_F(DoctorTest, ARemoteForwardTheServerRefusedFailsWithTheReasonAndSshdSettings) {

@@ -183,15 +183,22 @@ TEST_F(ManagerTest, LogsShowConnectionPrefixesAndFollowNewLines) {
   EXPECT_NE(logs.out.find("[testhost] up:"), std::string::npos) << logs.out;
   EXPECT_NE(logs.out.find("[testhost fwd " + std::to_string(local) + " #1]"), std::string::npos)
       << logs.out;
-  // -f: a connection made while following shows up in the output.
-  std::thread later([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
-    (void)HttpGet(local);
-  });
-  CommandResult follow = Tether({"logs", "testhost", "-n", "1", "-f"}, seconds(3));
-  later.join();
-  EXPECT_TRUE(follow.timed_out);
-  EXPECT_NE(follow.out.find("#2]"), std::string::npos) << follow.out;
+  // -f: a connection made while following shows up in the output. The connection is made
+  // once `logs -f` has printed its one line of history, so it is following by then.
+  std::string out = scratch_.File("follow.out");
+  auto follow =
+      SpawnProcess({TetherBinary(), "-F", sshd_.config_path(), "logs", "testhost", "-n", "1", "-f"},
+                   {{"TETHER_STATE_DIR", state_.path()}}, out);
+  ASSERT_TRUE(follow.ok()) << follow.error().ToString();
+  auto printed = [&](std::string_view what) {
+    return ReadFileOrEmpty(out).find(what) != std::string::npos;
+  };
+  ASSERT_TRUE(WaitFor([&] { return printed("\n"); }, seconds(10))) << ReadFileOrEmpty(out);
+  EXPECT_FALSE(printed("#2]"));
+  ASSERT_TRUE(HttpGet(local).ok());
+  EXPECT_TRUE(WaitFor([&] { return printed("#2]"); }, seconds(10))) << ReadFileOrEmpty(out);
+  EXPECT_TRUE(follow->Running()) << "logs -f ended by itself";
+  follow->Terminate();
 }
 
 TEST_F(ManagerTest, LogsOfAnUnknownHostIsAClearError) {

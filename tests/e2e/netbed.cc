@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -187,6 +188,9 @@ size_t KillNetNsProcesses(const std::string& ns, milliseconds grace) {
   return signalled.size();
 }
 
+// Where `ip netns exec` finds files to bind over /etc for the namespace's processes.
+std::string NetNsEtcDir(const std::string& ns) { return "/etc/netns/" + ns; }
+
 void DeleteNetNs(const std::string& ns) {
   KillNetNsProcesses(ns, milliseconds(3000));
   // Two tries: a delete racing a process that is still leaving can fail once.
@@ -194,6 +198,8 @@ void DeleteNetNs(const std::string& ns) {
     if (RunCommand({"ip", "netns", "del", ns}, {}, kToolTimeout).ok()) break;
     std::this_thread::sleep_for(milliseconds(100));
   }
+  std::error_code ec;
+  std::filesystem::remove_all(NetNsEtcDir(ns), ec);  // SetHosts' files, if any
 }
 
 // (pid, n) from "tth-<pid>-<n>", or nullopt for other names.
@@ -408,6 +414,16 @@ std::vector<pid_t> NetNs::Pids() const {
 size_t NetNs::KillAll(milliseconds grace) {
   if (name_.empty()) return 0;
   return KillNetNsProcesses(name_, grace);
+}
+
+Status NetNs::SetHosts(const std::vector<std::string>& names) const {
+  if (name_.empty()) return MakeError("netns", "no namespace");
+  std::error_code ec;
+  std::filesystem::create_directories(NetNsEtcDir(name_), ec);
+  if (ec) return MakeError("netns", NetNsEtcDir(name_) + ": " + ec.message());
+  std::string hosts = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n";
+  for (const auto& line : names) hosts += line + "\n";
+  return WriteFile(NetNsEtcDir(name_) + "/hosts", hosts, 0644);
 }
 
 void NetNs::Destroy() {

@@ -83,6 +83,10 @@ class NetNs {
   // kernel autotuning still grows buffers up to the raised tcp_rmem/tcp_wmem maximums.
   bool core_buffers_raised() const { return core_buffers_raised_; }
 
+  // The /etc/hosts of processes started in the namespace from now on (`ip netns exec`
+  // binds /etc/netns/NAME/hosts over it): localhost, then `names` ("10.0.0.1 some.name").
+  // What RunIn's threads resolve is the machine's own /etc/hosts. Removed with the namespace.
+  Status SetHosts(const std::vector<std::string>& names) const;
   // InNetNs(name(), argv).
   std::vector<std::string> Wrap(const std::vector<std::string>& argv) const;
   // RunCommand inside the namespace. Any thread.

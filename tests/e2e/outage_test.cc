@@ -153,8 +153,10 @@ TEST_F(OutageTest, ReconnectsAndServesAfterSshdIsKilledWithSigkillAndStartedAgai
   std::cerr << "sshd killed -9: tether noticed after " << noticed_ms
             << " ms; the forward served again " << serving_ms << " ms after sshd restarted\n";
   ASSERT_GE(serving_ms, 0) << Host().dump();
-  // The backoff after 2 s of refused attempts (0.5 s, 1 s, 2 s, +-20 %) bounds the wait.
-  EXPECT_LE(serving_ms, 5000);
+  // Not the backoff (0.5 s, 1 s, 2 s after 2 s of refused attempts): the reachability probe,
+  // once a second while the link is down, finds sshd back and logs in on that connection.
+  EXPECT_LE(serving_ms, (kServeAgainBound + kLoadedMachineSlack).count())
+      << "a restarted sshd must be found by the next probe, not the next backoff step";
   auto host = Host();
   EXPECT_EQ(host["state"], "up") << host.dump();
   EXPECT_EQ(host["reconnects"], 1) << host.dump();
@@ -215,7 +217,8 @@ void BlackholeThenRestore(OutageNetTest& t, std::chrono::seconds outage,
 // Note: with the current reconnect schedule this passes because a restore at 20 s falls just
 // before a SYN retransmission of the second attempt (it starts ~11.5 s after the link is
 // declared dead, and the kernel resends its SYN 1 s and 3 s later); see the test below.
-TEST_F(OutageSlowTest, ServesWithinASecondAfterATwentySecondBlackholeAndAWaitingCurlSucceeds) {
+TEST_F(OutageSlowTest,
+       ServesWithinASecondAndAHalfAfterATwentySecondBlackholeAndAWaitingCurlSucceeds) {
   BlackholeThenRestore(*this, 20s, 10s);
 }
 
@@ -223,7 +226,7 @@ TEST_F(OutageSlowTest, ServesWithinASecondAfterATwentySecondBlackholeAndAWaiting
 // probes the server once a second while the link is down, so where the restore falls in the
 // backoff schedule does not matter (before the probe: found again 0.2 to ~5 s after the
 // restore, 4.8 s measured here).
-TEST_F(OutageSlowTest, ServesWithinASecondAfterATwentyFiveSecondBlackhole) {
+TEST_F(OutageSlowTest, ServesWithinASecondAndAHalfAfterATwentyFiveSecondBlackhole) {
   BlackholeThenRestore(*this, 25s, 10s);
 }
 

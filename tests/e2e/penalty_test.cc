@@ -52,12 +52,6 @@ std::string ReadLog(const std::string& path) {
   return *text;
 }
 
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) ++n;
-  return n;
-}
-
 // Lines of `text` that speak of penalties or refusals.
 std::string PenaltyLines(const std::string& text) {
   std::string lines;
@@ -199,7 +193,8 @@ TEST_F(PerSourcePenaltiesNetSlowTest, OutagesReconnectProbesAndDoctorNeverGetThe
   std::string log = SshdLog();
   EXPECT_EQ(PenaltyLines(log), "") << "sshd penalised or refused the laptop";
   // Every reconnect and every doctor run was a login of its own: the log was watched.
-  EXPECT_GE(Count(log, "Accepted publickey"), size_t{1 + kBlackholes + kDrops + kDoctorRuns})
+  EXPECT_GE(CountOccurrences(log, "Accepted publickey"),
+            size_t{1 + kBlackholes + kDrops + kDoctorRuns})
       << sshd_.LogTail(8000);
   EXPECT_EQ(Host().value("reconnects", 0), kBlackholes + kDrops) << Host().dump();
   // And a fresh login from the laptop still works.

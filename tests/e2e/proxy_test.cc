@@ -38,12 +38,13 @@ class ProxyTest : public TetherTest {
   }
 };
 
-TEST_F(ProxyTest, DynamicForwardSpeaksSocks5Socks4AndHttpWithNamesResolvedOnTheServer) {
+TEST_F(ProxyTest, DynamicForwardSpeaksSocks5Socks4AndHttp) {
   HttpServer http("through -D\n");
   uint16_t socks = FreeTcpPort();
   ASSERT_TRUE(Tether({"up", "testhost", "-D", std::to_string(socks)}).ok());
   std::string proxy = "127.0.0.1:" + std::to_string(socks);
-  // socks5h: "localhost" is resolved by the server, not by curl.
+  // socks5h/socks4a/HTTP pass the name on, socks5/socks4 an address curl resolved (where
+  // each is resolved is ProxyNetTest.NamesAreResolvedWhereTheTrafficLeaves's subject).
   for (const auto& flags : std::vector<std::vector<std::string>>{{"--socks5-hostname", proxy},
                                                                  {"--socks5", proxy},
                                                                  {"--socks4a", proxy},
@@ -77,21 +78,30 @@ TEST_F(ProxyTest, GarbageOnAProxyPortIsRefusedAndTheDaemonLivesOn) {
   HttpServer http;
   uint16_t socks = FreeTcpPort();
   ASSERT_TRUE(Tether({"up", "testhost", "-D", std::to_string(socks)}).ok());
-  const std::vector<std::string> garbage = {
-      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),  // a TLS hello
-      std::string("\x05\x01\x00\x05\x01\x00\x09\x00\x00", 9),           // bad address type
-      std::string("\x04\x02\x00\x50\x7f\x00\x00\x01\x00", 9),           // SOCKS4 BIND
-      "GET /not-a-proxy-request HTTP/1.1\r\nHost: x\r\n\r\n",
-      "CONNECT " + std::string(20000, 'a') + ":80 HTTP/1.1\r\n\r\n",
-      std::string(5000, '\0'),
+  // Each is answered in its own protocol's words where it has any, then closed; the
+  // answer's start, byte for byte.
+  const std::vector<std::pair<std::string, std::string>> garbage = {
+      // A TLS hello is no request: closed without a word.
+      {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), ""},
+      // SOCKS5 with a bad address type: "no authentication", then "address type not supported".
+      {std::string("\x05\x01\x00\x05\x01\x00\x09\x00\x00", 9), std::string("\x05\x00\x05\x08", 4)},
+      // SOCKS4 BIND: "rejected".
+      {std::string("\x04\x02\x00\x50\x7f\x00\x00\x01\x00", 9), std::string("\x00\x5b", 2)},
+      {"GET /not-a-proxy-request HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+      {"CONNECT " + std::string(20000, 'a') + ":80 HTTP/1.1\r\n\r\n", "HTTP/1.1 431 "},
+      {std::string(5000, '\0'), ""},
   };
-  for (const auto& bytes : garbage) {
+  for (const auto& [bytes, expected] : garbage) {
     auto fd = ConnectTcp(socks);
     ASSERT_TRUE(fd.ok());
     (void)SendAll(fd->get(), bytes, seconds(5));
     ::shutdown(fd->get(), SHUT_WR);
     auto answer = ReceiveAll(fd->get(), seconds(10));
-    EXPECT_TRUE(answer.ok()) << "left hanging: " << answer.error().ToString();
+    ASSERT_TRUE(answer.ok()) << "left hanging: " << answer.error().ToString();
+    EXPECT_EQ(answer->substr(0, expected.size()), expected) << ::testing::PrintToString(*answer);
+    if (expected.empty()) {
+      EXPECT_EQ(*answer, "");
+    }
   }
   // A half-written request is dropped after the handshake timeout at the latest; the
   // daemon serves others meanwhile.
@@ -274,6 +284,65 @@ TEST(ProxyNetTest, AServerWithoutInternetReachesItThroughTheLaptop) {
     EXPECT_TRUE(through.ok()) << flags << ": " << through.Describe();
     EXPECT_EQ(through.out, "the laptop's internet\n") << flags;
   }
+  StopAllTethers(state.path());
+}
+
+// Where a name is resolved: a -D client's on the server (socks5h, socks4a, HTTP proxy), the
+// server proxy's on the laptop. Each namespace has a name only it knows.
+TEST(ProxyNetTest, NamesAreResolvedWhereTheTrafficLeaves) {
+  auto net = LaptopServer::Create();
+  if (!net.ok()) GTEST_SKIP() << net.error().ToString();
+  ASSERT_TRUE((*net)->server.SetHosts({"127.0.0.1 only-on-the-server.test"}).ok());
+  ASSERT_TRUE((*net)->laptop.SetHosts({"127.0.0.1 only-on-the-laptop.test"}).ok());
+  ServerSshd sshd;
+  ASSERT_TRUE(sshd.Start((*net)->server, (*net)->server_ip).ok());
+  auto server_web = (*net)->server.MakeServer<HttpServer>("the server's web\n");
+  ASSERT_TRUE(server_web.ok());
+  auto laptop_web = (*net)->laptop.MakeServer<HttpServer>("the laptop's web\n");
+  ASSERT_TRUE(laptop_web.ok());
+  const std::string on_server =
+      "http://only-on-the-server.test:" + std::to_string((*server_web)->port()) + "/";
+  const std::string on_laptop =
+      "http://only-on-the-laptop.test:" + std::to_string((*laptop_web)->port()) + "/";
+
+  TempDir state;
+  const uint16_t socks = 1080;  // the laptop namespace's own port space is empty
+  CommandResult up = (*net)->laptop.RunTether(
+      state.path(),
+      {"-F", sshd.config_path(), "up", "testhost", "-D", std::to_string(socks), "--proxy"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  auto curl = [](const NetNs& ns, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10", "--noproxy", ""};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return ns.Run(argv, {}, seconds(15));
+  };
+  const std::string proxy = "127.0.0.1:" + std::to_string(socks);
+  for (const auto& flags : std::vector<std::vector<std::string>>{
+           {"--socks5-hostname", proxy}, {"--socks4a", proxy}, {"-x", "http://" + proxy}}) {
+    std::vector<std::string> args = flags;
+    args.push_back(on_server);
+    CommandResult r = curl((*net)->laptop, args);
+    EXPECT_TRUE(r.ok()) << flags[0] << ": " << r.Describe();
+    EXPECT_EQ(r.out, "the server's web\n") << flags[0];
+  }
+  // The laptop cannot resolve the server's name itself (curl tries, with --socks5), so the
+  // name above was resolved on the server.
+  CommandResult local = curl((*net)->laptop, {"--socks5", proxy, on_server});
+  EXPECT_FALSE(local.ok());
+  EXPECT_NE(local.err.find("resolve host: only-on-the-server.test"), std::string::npos)
+      << local.Describe();
+
+  // The other way: the server proxy leaves from the laptop, and resolves names there.
+  CommandResult env = (*net)->laptop.RunTether(state.path(), {"env", "testhost"});
+  ASSERT_TRUE(env.ok()) << env.Describe();
+  CommandResult through = (*net)->server.Run(
+      {"sh", "-c",
+       env.out + "curl -sS --max-time 10 --noproxy '' -x \"$http_proxy\" " + on_laptop});
+  EXPECT_TRUE(through.ok()) << through.Describe();
+  EXPECT_EQ(through.out, "the laptop's web\n");
+  CommandResult direct = curl((*net)->server, {on_laptop});
+  EXPECT_NE(direct.err.find("resolve host: only-on-the-laptop.test"), std::string::npos)
+      << "the server resolved the laptop's name: " << direct.Describe();
   StopAllTethers(state.path());
 }
 

@@ -95,9 +95,13 @@ TEST_F(RemoteForwardTest, ATargetThatRefusesEndsThatConnectionAndCountsAsFailed)
         return Forward("server localhost:" + std::to_string(server_port)).value("failed", 0) == 1;
       },
       seconds(5)));
-  // The daemon lives on and the forward still serves.
-  HttpServer later;
-  ASSERT_TRUE(Tether({"forward", "testhost", "-R", Spec(FreeTcpPort(), later.port())}).ok());
+  // The daemon lives on and the same forward serves once its target listens.
+  HttpServer later("now it answers\n", closed);
+  ASSERT_TRUE(later.status().ok()) << later.status().error().ToString();
+  auto response = HttpGet(server_port);
+  ASSERT_TRUE(response.ok()) << response.error().ToString();
+  EXPECT_EQ(response->body, "now it answers\n");
+  EXPECT_EQ(Host()["reconnects"], 0);
 }
 
 TEST_F(RemoteForwardTest, RetriesWhileThePortIsTakenOnTheServerAndListensOnceItFrees) {
@@ -189,13 +193,16 @@ TEST_F(RemoteForwardTest, ForwardsAskedWhileKeepalivesAreInFlightAllGetTheirOwnA
   ASSERT_TRUE(Tether({"up", "testhost", "-o", "ServerAliveInterval=1", "-L",
                       Spec(FreeTcpPort(), laptop_service.port())})
                   .ok());
-  std::this_thread::sleep_for(milliseconds(1200));
+  // The keepalive cycle runs once one has been answered (it gives the RTT).
+  ASSERT_TRUE(WaitFor([&] { return Host()["rtt_ms"].is_number(); }, seconds(10))) << Host().dump();
   std::vector<uint16_t> ports;
   for (int i = 0; i < 8; ++i) {
     ports.push_back(FreeTcpPort());
     CommandResult add =
         Tether({"forward", "testhost", "-R", Spec(ports.back(), laptop_service.port())});
     ASSERT_TRUE(add.ok()) << add.Describe();
+    // Not a wait for something: the asks are spread over the keepalive's 1 s cycle on
+    // purpose (130 ms, 260 ms, ... apart), so that some land while a probe is in flight.
     std::this_thread::sleep_for(milliseconds(130 * (i + 1)));
   }
   for (uint16_t port : ports) {

@@ -50,15 +50,19 @@ TEST_F(SelfHealingTest, AConnectionMadeDuringTheOutageWaitsAndIsServed) {
         return HostStatus(Tether({"status", "--json"}))["state"] == "reconnecting";
       },
       seconds(10)));
-  EXPECT_TRUE(PortAccepts(local)) << "the local listener closed during the outage";
-  Result<HttpResponse> during = MakeError("test", "not run");
-  std::thread client([&] { during = HttpGet(local, "/during", seconds(40)); });
-  std::this_thread::sleep_for(seconds(2));
+  // The connection is made, and its request sent, while sshd is down (no sleep: the order
+  // is the code's); then the server comes back and the held connection is served.
+  auto conn = ConnectTcp(local);
+  ASSERT_TRUE(conn.ok()) << "the local listener closed during the outage: "
+                         << conn.error().ToString();
+  ASSERT_TRUE(
+      SendAll(conn->get(), "GET /during HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+  ASSERT_EQ(HostStatus(Tether({"status", "--json"}))["state"], "reconnecting");
   Status restarted = sshd_.Restart();
   ASSERT_TRUE(restarted.ok()) << restarted.error().ToString();
-  client.join();
-  ASSERT_TRUE(during.ok()) << during.error().ToString();
-  EXPECT_EQ(during->status, 200);
+  auto answer = ReceiveAll(conn->get(), seconds(40));
+  ASSERT_TRUE(answer.ok()) << answer.error().ToString();
+  EXPECT_EQ(answer->rfind("HTTP/1.1 200", 0), 0u) << *answer;
   EXPECT_EQ(http.request_lines().back(), "GET /during HTTP/1.1");
 }
 
@@ -76,7 +80,7 @@ TEST_F(SelfHealingTest, AnIdleLinkReportsItsRoundTripTime) {
 }
 
 // A dead Wi-Fi: packets vanish, nothing says the link is gone. Only keepalives notice.
-TEST(SelfHealingNetTest, NoticesABlackholedLinkWithinSixSecondsAndServesAgainAfter) {
+TEST(SelfHealingNetTest, NoticesABlackholedLinkWithinSevenSecondsAndServesAgainAfter) {
   auto net = LaptopServer::Create();
   if (!net.ok()) GTEST_SKIP() << net.error().ToString();
   ServerSshd sshd;
@@ -105,7 +109,9 @@ TEST(SelfHealingNetTest, NoticesABlackholedLinkWithinSixSecondsAndServesAgainAft
   ASSERT_TRUE(WaitFor([&] { return status()["state"] != "up"; }, seconds(12))) << status().dump();
   auto noticed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - cut);
   std::cerr << "dead link noticed after " << noticed.count() << " ms\n";
-  EXPECT_LE(noticed.count(), 7000);  // 6 s with the defaults, plus the status polls
+  // 6 s with the defaults (3 keepalives 2 s apart), plus up to a second for the status polls
+  // (each a tether process in the namespace) that see it.
+  EXPECT_LE(noticed.count(), 7000);
 
   ASSERT_TRUE((*net)->link.Blackhole(false).ok());
   auto restored = std::chrono::steady_clock::now();

@@ -448,6 +448,20 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+std::string ReadFileOrEmpty(const std::string& path) {
+  auto text = ReadFile(path);
+  return text.ok() ? std::move(*text) : std::string();
+}
+
+size_t CountOccurrences(std::string_view text, std::string_view needle) {
+  if (needle.empty()) return 0;
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string_view::npos;
+       at = text.find(needle, at + needle.size()))
+    ++count;
+  return count;
+}
+
 bool WaitFor(const std::function<bool()>& condition, milliseconds timeout, milliseconds interval) {
   if (interval.count() <= 0) interval = milliseconds(1);
   auto deadline = Clock::now() + timeout;

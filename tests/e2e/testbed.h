@@ -76,6 +76,10 @@ bool PortAccepts(uint16_t port, std::chrono::milliseconds timeout = std::chrono:
 
 Status WriteFile(const std::string& path, std::string_view content, int mode = 0600);
 Result<std::string> ReadFile(const std::string& path);
+// The file's contents, or "" if it cannot be read (for logs a test may look at first).
+std::string ReadFileOrEmpty(const std::string& path);
+// How many times `needle` occurs in `text` (not overlapping), e.g. sshd.log's logins.
+size_t CountOccurrences(std::string_view text, std::string_view needle);
 
 // Polls `condition` every `interval` until it is true or `timeout` passes; returns its last
 // value. The loop is bounded by both (at most timeout / interval + 1 calls).
