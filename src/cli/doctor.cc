@@ -258,7 +258,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     std::vector<std::string> files = host->user_known_hosts_files;
     files.insert(files.end(), host->global_known_hosts_files.begin(),
                  host->global_known_hosts_files.end());
-    auto key = ssh::CheckHostKey((*session)->raw(), ssh::KnownHostsName(host->hostname, host->port),
+    auto key = ssh::CheckHostKey((*session)->raw(), ssh::KnownHostsNameFor(*host),
                                  files);
     std::string where;
     if (key.ok()) {

@@ -693,8 +693,6 @@ class Reader {
   Status OnIgnoreUnknown(const Line& line) { return SetVerbatim(line, got_.ignore_unknown); }
 
   Status OnHostKeyAlias(const Line& line) {
-    // Only %k uses it for now; known_hosts lookups do not, so say so.
-    if (*line.active && !got_.host_key_alias) Note(line, "only used for %k");
     return SetVerbatim(line, got_.host_key_alias);
   }
 
@@ -1016,6 +1014,7 @@ HostConfig Finish(const Environment& env, Obtained& got) {
     hc.identity_files = expand_all(got.identity_files);
   }
   hc.identities_only = got.identities_only.value_or(false);
+  hc.host_key_alias = got.host_key_alias.value_or("");
   hc.user_known_hosts_files = got.user_known_hosts_files
                                   ? expand_all(*got.user_known_hosts_files)
                                   : std::vector<std::string>{env.home + "/.ssh/known_hosts",

@@ -35,6 +35,9 @@ struct HostConfig {
   std::vector<std::string> user_known_hosts_files;
   // GlobalKnownHostsFile (default /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2).
   std::vector<std::string> global_known_hosts_files;
+  // HostKeyAlias, verbatim: the name the host's key is looked up and saved under in
+  // known_hosts instead of "host" or "[host]:port" ("" = none).
+  std::string host_key_alias;
   StrictHostKeyChecking strict_host_key_checking = StrictHostKeyChecking::kAsk;
   std::chrono::seconds connect_timeout{0};  // 0: the system's TCP timeout
   bool batch_mode = false;                  // never prompt

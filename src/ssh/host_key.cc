@@ -74,11 +74,25 @@ std::string DescribeLines(const HostKeyCheck& check) {
   return s;
 }
 
+// For an unknown plain key of a host that known_hosts trusts a certificate authority for.
+std::string CertAuthorityNote(const HostKeyCheck& check) {
+  if (check.cert_authorities.empty()) return "";
+  const KnownHostsLine& ca = check.cert_authorities.front();
+  return " (" + ca.file + ":" + std::to_string(ca.line) +
+         " trusts a certificate authority for it, but a plain key is not a certificate, and "
+         "this version checks no host certificates)";
+}
+
 }  // namespace
 
 std::string KnownHostsName(const std::string& host, uint16_t port) {
   if (port == 22) return host;
   return "[" + host + "]:" + std::to_string(port);
+}
+
+std::string KnownHostsNameFor(const config::HostConfig& host) {
+  if (!host.host_key_alias.empty()) return host.host_key_alias;
+  return KnownHostsName(host.hostname, host.port);
 }
 
 Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_name,
@@ -101,7 +115,22 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
     // Bounded by the file's size; a known_hosts file is read once per connection.
     while (std::getline(in, text)) {
       ++line_no;
-      if (text.empty() || text[0] == '#' || text[0] == '@') continue;
+      if (text.empty() || text[0] == '#') continue;
+      // "@marker hosts type key": the marker is cut off, the rest parsed as a plain line.
+      enum class Marker { kNone, kRevoked, kCertAuthority } marker = Marker::kNone;
+      if (text[0] == '@') {
+        size_t end = text.find_first_of(" \t");
+        std::string word = text.substr(0, end);
+        if (word == "@revoked") {
+          marker = Marker::kRevoked;
+        } else if (word == "@cert-authority") {
+          marker = Marker::kCertAuthority;
+        } else {
+          continue;
+        }
+        size_t rest = end == std::string::npos ? text.size() : text.find_first_not_of(" \t", end);
+        text = rest == std::string::npos ? std::string() : text.substr(rest);
+      }
       ssh_knownhosts_entry* entry = nullptr;
       if (ssh_known_hosts_parse_line(known_name.c_str(), text.c_str(), &entry) != SSH_OK ||
           entry == nullptr) {
@@ -114,8 +143,16 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
       line.key_type = KeyType(entry->publickey);
       line.fingerprint = Fingerprint(entry->publickey);
       line.matches = ssh_key_cmp(server_key.get(), entry->publickey, SSH_KEY_CMP_PUBLIC) == 0;
-      if (!line.matches && line.key_type == check.server_key_type) same_type_differs = true;
       ssh_knownhosts_entry_free(entry);
+      if (marker == Marker::kRevoked) {
+        if (line.matches) check.revoked.push_back(std::move(line));
+        continue;
+      }
+      if (marker == Marker::kCertAuthority) {
+        check.cert_authorities.push_back(std::move(line));
+        continue;
+      }
+      if (!line.matches && line.key_type == check.server_key_type) same_type_differs = true;
       if (line.matches) check.verdict = HostKeyVerdict::kKnown;
       check.lines.push_back(std::move(line));
     }
@@ -123,11 +160,15 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
   if (check.verdict != HostKeyVerdict::kKnown && !check.lines.empty()) {
     check.verdict = same_type_differs ? HostKeyVerdict::kChanged : HostKeyVerdict::kOtherType;
   }
+  if (check.server_key_type.find("-cert-v01@openssh.com") != std::string::npos) {
+    check.verdict = HostKeyVerdict::kCertificate;
+  }
+  if (!check.revoked.empty()) check.verdict = HostKeyVerdict::kRevoked;
   return check;
 }
 
 Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompter& prompter) {
-  std::string known_name = KnownHostsName(host.hostname, host.port);
+  std::string known_name = KnownHostsNameFor(host);
   std::vector<std::string> files = host.user_known_hosts_files;
   files.insert(files.end(), host.global_known_hosts_files.begin(),
                host.global_known_hosts_files.end());
@@ -141,6 +182,20 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
   switch (check.verdict) {
     case HostKeyVerdict::kKnown:
       return Status::Ok();
+    case HostKeyVerdict::kRevoked: {
+      const KnownHostsLine& line = check.revoked.front();
+      return MakeError("host key",
+                       "the host key of " + known_name + " (" + offered + ") is REVOKED in " +
+                           line.file + ":" + std::to_string(line.line),
+                       "do not connect: the server's administrator must give it a new host key");
+    }
+    case HostKeyVerdict::kCertificate:
+      return MakeError("host key",
+                       known_name + " offers a host certificate (" + check.server_key_type +
+                           "), which this version cannot check against @cert-authority lines",
+                       "take the -cert-v01@openssh.com algorithms out of HostKeyAlgorithms, so "
+                       "that the server offers its plain key, and add that key to " +
+                           user_file);
     case HostKeyVerdict::kChanged:
     case HostKeyVerdict::kOtherType: {
       // Never accepted, whatever StrictHostKeyChecking says: this is what a
@@ -165,7 +220,8 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
   switch (host.strict_host_key_checking) {
     case StrictHostKeyChecking::kYes:
       return MakeError("host key",
-                       "no known host key for " + known_name + "; the server offers " + offered,
+                       "no known host key for " + known_name + "; the server offers " + offered +
+                           CertAuthorityNote(check),
                        "check the fingerprint with the server's administrator, then add it: "
                        "`ssh-keyscan -p " +
                            std::to_string(host.port) + " " + host.hostname + " >> " + user_file +
@@ -178,7 +234,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
       if (!prompter.CanPrompt()) {
         return MakeError("host key",
                          "no known host key for " + known_name + "; the server offers " + offered +
-                             ", and there is no terminal to ask",
+                             ", and there is no terminal to ask" + CertAuthorityNote(check),
                          "run `tether up` from a terminal once, or add the key to " + user_file +
                              " (or set StrictHostKeyChecking accept-new for this host)");
       }

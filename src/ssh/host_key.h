@@ -16,6 +16,9 @@ namespace tether::ssh {
 
 // "host" for port 22, "[host]:port" otherwise: the name known_hosts files use.
 std::string KnownHostsName(const std::string& host, uint16_t port);
+// The name `host`'s key is looked up and saved under: its HostKeyAlias verbatim (no port,
+// as ssh does), else KnownHostsName(hostname, port).
+std::string KnownHostsNameFor(const config::HostConfig& host);
 
 // A known_hosts line that names the host.
 struct KnownHostsLine {
@@ -26,16 +29,22 @@ struct KnownHostsLine {
   bool matches = false;     // same key as the server's
 };
 
-enum class HostKeyVerdict { kKnown, kUnknown, kChanged, kOtherType };
+// kRevoked: an "@revoked" line for this host holds the server's very key; refused before
+// anything else. kCertificate: the server's key is a certificate, which this version does
+// not check against "@cert-authority" lines (libssh 0.10 has no host certificate check).
+enum class HostKeyVerdict { kKnown, kUnknown, kChanged, kOtherType, kRevoked, kCertificate };
 
 struct HostKeyCheck {
   HostKeyVerdict verdict = HostKeyVerdict::kUnknown;
   std::string server_key_type;
   std::string server_fingerprint;
-  std::vector<KnownHostsLine> lines;  // every line naming this host
+  std::vector<KnownHostsLine> lines;    // every plain line naming this host (hashed ones too)
+  std::vector<KnownHostsLine> revoked;  // "@revoked" lines naming this host
+  std::vector<KnownHostsLine> cert_authorities;  // "@cert-authority" lines naming this host
 };
 
-// Looks the server's key up in `files` (in order). Missing files are skipped.
+// Looks the server's key up in `files` (in order). Missing files are skipped; lines with
+// a marker other than @revoked and @cert-authority are skipped, as ssh does.
 Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_name,
                                   const std::vector<std::string>& files);
 

@@ -505,6 +505,19 @@ TEST_F(SshConfigTest, KnownHostsFileListsComeFromTheFirstLine) {
   EXPECT_EQ(hc.global_known_hosts_files, (std::vector<std::string>{"/etc/one", "/etc/two"}));
 }
 
+TEST_F(SshConfigTest, HostKeyAliasIsKeptVerbatimAndTheFirstOneWins) {
+  WriteUserConfig(
+      "Host gpu\n"
+      "  HostKeyAlias gpu-cluster\n"
+      "  HostKeyAlias second\n"
+      "  UserKnownHostsFile ~/.ssh/kh_%k\n");
+  const HostConfig hc = Read("gpu");
+  EXPECT_EQ(hc.host_key_alias, "gpu-cluster");
+  EXPECT_EQ(hc.user_known_hosts_files, (std::vector<std::string>{home_ + "/.ssh/kh_gpu-cluster"}));
+  EXPECT_FALSE(HasNoteContaining(hc, "HostKeyAlias"));
+  EXPECT_EQ(Read("other").host_key_alias, "");
+}
+
 TEST_F(SshConfigTest, UnknownAndUnusedKeywordsBecomeNotes) {
   WriteUserConfig(
       "Host gpu\n"

@@ -31,5 +31,16 @@ TEST(KnownHostsName, IsTheHostOnPort22AndBracketedWithThePortOtherwise) {
   }
 }
 
+TEST(KnownHostsNameFor, IsTheHostKeyAliasVerbatimWhenSetWhateverThePort) {
+  config::HostConfig host;
+  host.hostname = "10.0.0.5";
+  host.port = 2222;
+  EXPECT_EQ(KnownHostsNameFor(host), "[10.0.0.5]:2222");
+  host.host_key_alias = "gpu-cluster";
+  EXPECT_EQ(KnownHostsNameFor(host), "gpu-cluster");
+  host.port = 22;
+  EXPECT_EQ(KnownHostsNameFor(host), "gpu-cluster");
+}
+
 }  // namespace
 }  // namespace tether::ssh
