@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/clock_check.h"
 #include "cli/errors.h"
 #include "cli/format.h"
 #include "cli/hosts.h"
@@ -41,10 +42,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kRemoteTimeoutMs = 20000;
 // A remote command's output beyond this is not read (a check needs a few lines).
 constexpr size_t kRemoteMaxOutput = 1u << 20;
-// Clock differences: under 2 s nothing notices; past a minute TLS, Kerberos, make and
-// token expiry start to.
-constexpr double kClockWarnS = 2.0;
-constexpr double kClockFailS = 60.0;
 constexpr const char* kDefaultProbeUrl = "https://pypi.org/simple/";
 
 struct Check {
@@ -258,8 +255,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     std::vector<std::string> files = host->user_known_hosts_files;
     files.insert(files.end(), host->global_known_hosts_files.begin(),
                  host->global_known_hosts_files.end());
-    auto key = ssh::CheckHostKey((*session)->raw(), ssh::KnownHostsNameFor(*host),
-                                 files);
+    auto key = ssh::CheckHostKey((*session)->raw(), ssh::KnownHostsNameFor(*host), files);
     std::string where;
     if (key.ok()) {
       for (const auto& l : key->lines) {
@@ -465,20 +461,16 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     ::gettimeofday(&before, nullptr);
     RemoteResult r = RunRemote(raw, "date +%s.%N");
     ::gettimeofday(&after, nullptr);
-    double local = (before.tv_sec + after.tv_sec) / 2.0 + (before.tv_usec + after.tv_usec) / 2e6;
+    const double sent = before.tv_sec + before.tv_usec / 1e6;
+    const double answered = after.tv_sec + after.tv_usec / 1e6;
     char* end = nullptr;
     double remote = std::strtod(r.out.c_str(), &end);
     if (r.exit != 0 || end == r.out.c_str()) {
       report.Add("clock", "skip", "the server did not tell its time (date +%s.%N)");
     } else {
-      double diff = remote - local;
-      char text[128];
-      std::snprintf(text, sizeof text, "the server's clock is %+.2f s from the laptop's", diff);
-      std::string st = std::fabs(diff) < kClockWarnS   ? "pass"
-                       : std::fabs(diff) < kClockFailS ? "warn"
-                                                       : "fail";
-      report.Add("clock", st, text,
-                 st == "pass" ? "" : "run NTP on both (timedatectl set-ntp true)");
+      ClockCheck clock = JudgeClock(remote, sent, answered);
+      report.Add("clock", clock.status, clock.evidence,
+                 clock.status == "pass" ? "" : "run NTP on both (timedatectl set-ntp true)");
     }
   }
 

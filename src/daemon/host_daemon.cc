@@ -268,6 +268,7 @@ void RaiseDescriptorLimit() {
 
 Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   RaiseDescriptorLimit();
+  if (session) remote_system_ = session->remote_system();
   ssh_event_ = ssh_event_new();
   if (ssh_event_ == nullptr) return MakeError("daemon", "cannot set up the session's event");
   auto listener = net::ListenUnix(state_.SocketPath(host_.alias));
@@ -376,6 +377,9 @@ config::HostConfig HostDaemon::RedialHost() const {
 void HostDaemon::Redial(UniqueFd first_hop) {
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
+  // No `uname` on a reconnect: it runs the user's shell rc, which can take seconds (a
+  // pyenv or conda init), and the forwards would wait for it. The system is the same one.
+  options.probe = false;
   if (first_hop) options.first_hop_socket = std::make_shared<UniqueFd>(std::move(first_hop));
   connector_->Start(RedialHost(), options);
 }
@@ -1055,7 +1059,7 @@ nlohmann::json HostDaemon::StatusJson() const {
       {"reconnects", reconnects_},
       {"last_error", last_error_},
       {"cipher", session_ ? session_->cipher() : ""},
-      {"remote_system", session_ ? session_->remote_system() : ""},
+      {"remote_system", remote_system_},
       {"window_budget_used", budget_.used()},
       {"server_requests", session_ ? requests_.pending() : 0},
       {"lanes", LanesJson()},

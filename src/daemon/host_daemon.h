@@ -246,6 +246,8 @@ class HostDaemon : public control::MuxHost {
   };
   std::vector<Accepted> accepted_;
   std::chrono::steady_clock::time_point started_;
+  // `uname -sm` of the server, from the first login (reconnects skip the probe).
+  std::string remote_system_;
   bool session_wants_write_ = false;
 
   // The link: state for `status`, keepalive accounting, reconnects.

@@ -41,6 +41,48 @@ TEST_F(SelfHealingTest, ReconnectsWhenTheServerDropsTheConnection) {
   EXPECT_FALSE(host["last_error"].get<std::string>().empty());
 }
 
+// A server whose shell takes seconds to start (a conda or pyenv init in ~/.bashrc; here
+// BASH_ENV, which bash reads before every command sshd runs): a reconnect runs no command,
+// so the forwards serve again as soon as the login is done.
+class SlowShellTest : public TetherTest {
+ protected:
+  void SetUp() override {
+    slow_rc_ = scratch_.File("slow_rc.sh");
+    ASSERT_TRUE(WriteFile(slow_rc_, "sleep 3\n", 0644).ok());
+    sshd_options_.extra_config = {"SetEnv BASH_ENV=" + slow_rc_};
+    TetherTest::SetUp();
+  }
+  std::string slow_rc_;
+};
+
+TEST_F(SlowShellTest, AReconnectDoesNotWaitForTheServersShell) {
+  HttpServer http;
+  uint16_t local = UpWithForward(http.port());
+  ASSERT_TRUE(HttpGet(local).ok());
+  // The shell really is slow: a command takes its 3 s.
+  auto t0 = std::chrono::steady_clock::now();
+  CommandResult slow = Tether({"exec", "testhost", "true"}, seconds(90));
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(slow.ok()) << slow.Describe();
+  ASSERT_GE(took, seconds(3));
+
+  const auto system_before = HostStatus(Tether({"status", "--json"}))["remote_system"];
+  sshd_.DropConnections();
+  auto dropped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HostStatus(Tether({"status", "--json"}))["reconnects"] == 1;
+      },
+      seconds(10)));
+  ASSERT_TRUE(HttpGet(local, "/", seconds(10)).ok());
+  auto serving =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - dropped);
+  std::cerr << "served again " << serving.count() << " ms after the drop\n";
+  EXPECT_LT(serving, milliseconds(2500)) << "the reconnect waited for the server's shell";
+  // What the first login learnt of the server is kept.
+  EXPECT_EQ(HostStatus(Tether({"status", "--json"}))["remote_system"], system_before);
+}
+
 TEST_F(SelfHealingTest, AConnectionMadeDuringTheOutageWaitsAndIsServed) {
   HttpServer http;
   uint16_t local = UpWithForward(http.port());
