@@ -350,7 +350,10 @@ bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, 
     return true;
   }
   if (n == SSH_ERROR || ssh_channel_is_eof(channel_) != 0 || ssh_channel_is_closed(channel_) != 0) {
-    if (ssh_channel_poll(channel_, is_stderr) <= 0) {
+    // A channel we closed gives nothing more (libssh answers a read with an error), though
+    // what arrived before our close may still sit in its buffer: that is dropped, or this
+    // stream would never end (found with `tether exec HOST yes | head -1`).
+    if (close_sent_ || ssh_channel_poll(channel_, is_stderr) <= 0) {
       eof = true;
       progress = true;
     }
