@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <fstream>
 #include <memory>
 
@@ -126,6 +127,30 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
   return check;
 }
 
+Status AskAboutHostKey(Prompter& prompter, const std::string& known_name,
+                       const std::string& key_type, const std::string& fingerprint) {
+  prompter.Tell("The authenticity of host '" + known_name + "' can't be established.");
+  prompter.Tell(key_type + " key fingerprint is " + fingerprint + ".");
+  Error refused = MakeError("host key", "host key for " + known_name + " not accepted",
+                            "nothing was written to known_hosts; connect again to be asked again");
+  std::string question = "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
+  for (int asked = 0; asked < kHostKeyQuestions; ++asked) {
+    auto answer = prompter.Ask(question, true);
+    if (!answer) return refused;
+    // Words as typed, with the spaces around them dropped.
+    size_t begin = answer->find_first_not_of(" \t");
+    size_t end = answer->find_last_not_of(" \t");
+    std::string word = begin == std::string::npos ? "" : answer->substr(begin, end - begin + 1);
+    std::string lower = word;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower.empty() || lower == "no") return refused;
+    if (lower == "yes" || word == fingerprint) return Status::Ok();
+    question = "Please type 'yes', 'no' or the fingerprint: ";
+  }
+  refused.message += " (no clear answer in " + std::to_string(kHostKeyQuestions) + " tries)";
+  return refused;
+}
+
 Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompter& prompter) {
   std::string known_name = KnownHostsName(host.hostname, host.port);
   std::vector<std::string> files = host.user_known_hosts_files;
@@ -182,21 +207,9 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
                          "run `tether up` from a terminal once, or add the key to " + user_file +
                              " (or set StrictHostKeyChecking accept-new for this host)");
       }
-      prompter.Tell("The authenticity of host '" + known_name + "' can't be established.");
-      prompter.Tell(check.server_key_type + " key fingerprint is " + check.server_fingerprint +
-                    ".");
-      // Bounded: three unclear answers end the question.
-      for (int attempt = 0; attempt < 3; ++attempt) {
-        auto answer = prompter.Ask(
-            "Are you sure you want to continue connecting (yes/no/[fingerprint])? ", true);
-        if (!answer || *answer == "no") {
-          return MakeError("host key", "host key for " + known_name + " not accepted");
-        }
-        if (*answer == "yes" || *answer == check.server_fingerprint) break;
-        if (attempt == 2) {
-          return MakeError("host key", "host key for " + known_name + " not accepted");
-        }
-      }
+      Status accepted =
+          AskAboutHostKey(prompter, known_name, check.server_key_type, check.server_fingerprint);
+      if (!accepted.ok()) return accepted;
       break;
     }
   }
