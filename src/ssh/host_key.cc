@@ -1,10 +1,15 @@
 #include "ssh/host_key.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <fstream>
 #include <memory>
+
+#include "common/unique_fd.h"
 
 namespace tether::ssh {
 namespace {
@@ -40,7 +45,23 @@ std::string ExpandHome(const std::string& path) {
   return path;
 }
 
-// Appends the server's key to `file`, creating its directory (0700) and the file (0600).
+// Makes every missing directory above `file` (0700), as the state directory is made: a
+// UserKnownHostsFile in a folder not made yet is written, not refused.
+Status MakeParentDirs(const std::string& file) {
+  // Bounded by the path's length: one mkdir per component.
+  for (size_t slash = file.find('/', 1); slash != std::string::npos;
+       slash = file.find('/', slash + 1)) {
+    std::string dir = file.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError("host key", "cannot create " + dir, errno);
+    }
+  }
+  return Status::Ok();
+}
+
+// Appends the server's key to `file` (created 0600). A write that fails part-way (a full
+// disk) is cut back to the file's length before it, so no torn line is left for the next
+// append to run into; the lines already there are never touched.
 Status AddKnownHost(ssh_session session, const std::string& known_name, const std::string& file) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
@@ -53,16 +74,35 @@ Status AddKnownHost(ssh_session session, const std::string& known_name, const st
   }
   std::string line = known_name + " " + KeyType(key.get()) + " " + b64 + "\n";
   ssh_string_free_char(b64);
-  auto slash = file.rfind('/');
-  if (slash != std::string::npos && slash > 0) ::mkdir(file.substr(0, slash).c_str(), 0700);
-  mode_t old = ::umask(0077);
-  std::ofstream out(file, std::ios::app);
-  ::umask(old);
-  out << line;
-  out.close();
-  if (!out) {
-    return MakeError("host key", "cannot write " + file,
-                     "check that the file and its directory are writable");
+  // Not connecting is the way to lose nothing: the daemon reconnects with nobody to ask,
+  // and a key it could not remember would fail (or be asked about) every time.
+  auto refused = [&](Error e) {
+    e.message = "cannot remember the host key of " + known_name + ": " + e.message;
+    e.hint = "the connection was not made; make " + file +
+             " writable (or point UserKnownHostsFile at a file that is) and connect again";
+    return e;
+  };
+  Status dirs = MakeParentDirs(file);
+  if (!dirs.ok()) return refused(dirs.error());
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return refused(ErrnoError("host key", "cannot open " + file, errno));
+  struct stat before {};
+  if (::fstat(fd.get(), &before) != 0) {
+    return refused(ErrnoError("host key", "cannot stat " + file, errno));
+  }
+  // Bounded: every round writes at least a byte or ends.
+  for (size_t done = 0; done < line.size();) {
+    ssize_t n = ::write(fd.get(), line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      if (S_ISREG(before.st_mode)) (void)::ftruncate(fd.get(), before.st_size);
+      return refused(ErrnoError("host key", "cannot write " + file, err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd.Release()) != 0) {
+    return refused(ErrnoError("host key", "cannot write " + file, errno));
   }
   return Status::Ok();
 }
