@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -228,6 +229,71 @@ TEST_F(FailedWriteTest, AStateDirectoryOnAFullDiskRefusesToStartSayingWhy) {
   EXPECT_NE(r.out.find("FILES:[]"), std::string::npos) << "files left:\n" << r.Describe();
   EXPECT_EQ(r.out.find("\"host\":\"testhost\""), std::string::npos) << "a daemon runs:\n"
                                                                     << r.Describe();
+}
+
+TEST_F(FailedWriteTest, AStateDirectoryThatCannotBeMadeSaysWhichAndWhy) {
+  // Its parents are missing and their own parent is read-only: the first that cannot be
+  // made is named, with the reason.
+  std::string ro = scratch_.File("read-only");
+  ASSERT_EQ(::mkdir(ro.c_str(), 0700), 0);
+  std::string state = ro + "/missing/state";
+  CommandResult r =
+      InPrivateMounts("mount --bind " + Quote(ro) + " " + Quote(ro) + "\n" +
+                      "mount -o remount,bind,ro " + Quote(ro) + "\n" + "if mkdir " +
+                      Quote(ro + "/probe") + " 2>/dev/null; then echo STILL-WRITABLE; fi\n" +
+                      "set +e\n" + UpLine(sshd_.config_path(), state));
+  if (!skipped_.empty()) GTEST_SKIP() << skipped_;
+  EXPECT_EQ(r.out.find("STILL-WRITABLE"), std::string::npos) << r.Describe();
+  EXPECT_NE(r.out.find("EXIT=1"), std::string::npos) << r.Describe();
+  EXPECT_NE(r.err.find("cannot create " + ro + "/missing: Read-only file system"),
+            std::string::npos)
+      << r.Describe();
+  // Refused before anything else: not even a connection to the server.
+  EXPECT_EQ(sshd_.LogTail(100000).find("Connection from"), std::string::npos) << sshd_.LogTail();
+}
+
+TEST_F(FailedWriteTest, ADaemonWhoseDiskFillsUpKeepsServing) {
+  // The disk fills under a running daemon: its log (and its stderr, the same file) can no
+  // longer be written, and it must go on serving all the same. The log is padded to a
+  // whole page first, so that every line after the disk fills needs a page it cannot get.
+  std::string mount_point = scratch_.File("small-disk");
+  ASSERT_EQ(::mkdir(mount_point.c_str(), 0700), 0);
+  std::string state = mount_point + "/state";
+  std::string log = Quote(state + "/testhost.log");
+  std::string tether = "TETHER_STATE_DIR=" + Quote(state) + " " + TetherBinary() + " -F " +
+                       Quote(sshd_.config_path());
+  CommandResult r = InPrivateMounts(
+      "mount -t tmpfs -o size=256k,mode=0700 tmpfs " + Quote(mount_point) + "\n" + tether +
+      " up testhost >/dev/null\n" + "echo PID-UP=$(cat " + Quote(state + "/testhost.pid") + ")\n" +
+      "pad=$(( (4096 - $(stat -c %s " + log + ") % 4096) % 4096 ))\n" +
+      "head -c $pad /dev/zero | tr '\\0' ' ' >> " + log + "\n" +
+      "dd if=/dev/zero of=" + Quote(mount_point + "/filler") + " bs=4k 2>/dev/null || true\n" +
+      "if (head -c 4096 /dev/zero > " + Quote(mount_point + "/probe") +
+      ") 2>/dev/null; then echo NOT-FULL; fi\n" + "set +e\n" + "echo LOG-BEFORE=$(stat -c %s " +
+      log + ")\n" + "ok=0; for i in $(seq 1 20); do\n" + "  out=$(" + tether +
+      " exec testhost echo round-$i); [ \"$out\" = round-$i ] && ok=$((ok+1))\n" + "done\n" +
+      "echo SERVED=$ok\n" + "echo PID-NOW=$(cat " + Quote(state + "/testhost.pid") + ")\n" +
+      "echo LOG-AFTER=$(stat -c %s " + log + ")\n" + tether +
+      " status --json | tr -d ' \\n'; echo\n" + tether +
+      " down testhost >/dev/null 2>&1; echo DOWN=$?\n");
+  if (!skipped_.empty()) GTEST_SKIP() << skipped_;
+  EXPECT_EQ(r.out.find("NOT-FULL"), std::string::npos) << r.Describe();
+  // The daemon did try to log (a line for each command) and could not.
+  size_t before = r.out.find("LOG-BEFORE="), after = r.out.find("LOG-AFTER=");
+  ASSERT_TRUE(before != std::string::npos && after != std::string::npos) << r.Describe();
+  EXPECT_EQ(std::atol(r.out.c_str() + before + 11), std::atol(r.out.c_str() + after + 10))
+      << "the log grew: the disk was not full for it\n"
+      << r.Describe();
+  EXPECT_NE(r.out.find("SERVED=20"), std::string::npos) << r.Describe();
+  // By the daemon that was up before the disk filled (tether exec would start another).
+  size_t up = r.out.find("PID-UP="), now = r.out.find("PID-NOW=");
+  ASSERT_TRUE(up != std::string::npos && now != std::string::npos) << r.Describe();
+  long up_pid = std::atol(r.out.c_str() + up + 7);
+  EXPECT_GT(up_pid, 1) << r.Describe();
+  EXPECT_EQ(up_pid, std::atol(r.out.c_str() + now + 8)) << "the daemon was replaced\n"
+                                                        << r.Describe();
+  EXPECT_NE(r.out.find("\"state\":\"up\""), std::string::npos) << r.Describe();
+  EXPECT_NE(r.out.find("DOWN=0"), std::string::npos) << r.Describe();
 }
 
 }  // namespace
