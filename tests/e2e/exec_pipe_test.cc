@@ -1,15 +1,19 @@
 // End-to-end: `tether exec HOST cmd | head -1`, the way scripts and agents take the first
 // line of a long output. When head exits, the daemon's writes to the pipe fail (EPIPE); the
 // command must then end promptly, with the exit status stock ssh gives in the same pipe,
-// and the daemon must go on serving.
+// whether stdin has ended (/dev/null), never will (a terminal) or is a pipe still open,
+// and the daemon must go on serving. The daemon logs at debug level (-v): a failure
+// prints its log, which says for each session whether it closed and ended.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "e2e/tether_fixture.h"
+#include "e2e/tmux.h"
 
 namespace tether::testing {
 namespace {
@@ -83,7 +87,7 @@ class ExecPipeTest : public TetherTest {
 };
 
 TEST_F(ExecPipeTest, HeadOfAnEndlessCommandEndsItPromptlyWithSshsStatusAndTheDaemonServesOn) {
-  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  ASSERT_TRUE(Tether({"-v", "up", "testhost"}).ok());
   pid_t daemon = Host().value("pid", 0);
   ASSERT_GT(daemon, 1);
   ASSERT_EQ(Tether({"exec", "testhost", "true"}).exit_code, 0);  // warm: the mux is served
@@ -133,6 +137,52 @@ TEST_F(ExecPipeTest, HeadOfAnEndlessCommandEndsItPromptlyWithSshsStatusAndTheDae
       },
       seconds(5)))
       << "the daemon holds " << fds_after << " descriptors, " << *fds_before << " before";
+}
+
+// At a terminal stdin never ends by itself: ssh ends the remote command as soon as its
+// output has nowhere to go (it tells sshd with eow@openssh.com), and so must tether.
+TEST_F(ExecPipeTest, AtATerminalHeadEndsAnEndlessCommandAsSshDoes) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  std::vector<int> statuses;
+  for (const std::string& client : {SshAlone(), TetherExec()}) {
+    std::string script = scratch_.File("at-a-terminal.sh");
+    ASSERT_TRUE(WriteFile(script, "export TETHER_STATE_DIR=" + state_.path() + "\n" + client +
+                                      " testhost " + kEndless +
+                                      " | head -1\necho \"STATUS=${PIPESTATUS[0]}.\"\nsleep 60\n")
+                    .ok());
+    Tmux tmux(scratch_.File("tmux-" + std::to_string(statuses.size()) + ".sock"));
+    ASSERT_TRUE(tmux.Start("bash " + script));
+    bool ended = tmux.WaitForText("STATUS=", kPromptly);
+    if (!ended) (void)tmux.Run({"send-keys", "C-d"});  // so that tmux and the client end
+    ASSERT_TRUE(ended) << client << ": still runs at a terminal after " << kPromptly.count()
+                       << " ms\n"
+                       << tmux.Screen();
+    std::string screen = tmux.Screen();
+    EXPECT_NE(screen.find("tether-pipe"), std::string::npos) << screen;
+    size_t at = screen.find("STATUS=");
+    statuses.push_back(std::atoi(screen.c_str() + at + 7));
+    EXPECT_TRUE(WaitFor([&] { return RemoteYesCount() == 0; }, seconds(5)))
+        << client << ": the remote command still runs";
+  }
+  EXPECT_EQ(statuses[1], statuses[0]) << "tether exec's status differs from ssh's";
+}
+
+// stdin from a pipe that stays open (a process substitution's sleep, which the pipeline
+// does not wait for): the command ends when head leaves, not when stdin ends.
+TEST_F(ExecPipeTest, WithStdinStillOpenHeadEndsTheCommandPromptly) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  std::string script = "exec 3< <(exec sleep 30 2>/dev/null); held=$!\n" + TetherExec() +
+                       " testhost " + kEndless +
+                       " <&3 | head -1; echo \"status=${PIPESTATUS[0]}\"\nkill $held\n";
+  CommandResult r =
+      RunCommand({"bash", "-c", script}, {{"TETHER_STATE_DIR", state_.path()}}, kPromptly);
+  ASSERT_TRUE(r.ok()) << "still ran after " << kPromptly.count() << " ms with stdin open\n"
+                      << r.Describe();
+  EXPECT_NE(r.out.find("tether-pipe\nstatus=255\n"), std::string::npos) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return RemoteYesCount() == 0; }, seconds(5)))
+      << "the remote command still runs";
+  CommandResult next = Tether({"exec", "testhost", "echo", "next"}, seconds(10));
+  EXPECT_EQ(next.out, "next\n") << next.Describe();
 }
 
 }  // namespace
