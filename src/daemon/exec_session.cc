@@ -264,11 +264,14 @@ void ExecSession::Service() {
     bool progress = MoveInput();
     progress |= MoveOutput(0, out_, to_out_, out_eof_, out_failed_);
     if (err_) progress |= MoveOutput(1, err_, to_err_, err_eof_, err_failed_);
-    if (out_failed_ && eof_sent_ && !close_sent_) {
-      // Nothing more to send and nowhere to put what comes: close, as ssh does when both
-      // its input and output are closed. sshd then closes the command's pipes and the
-      // command gets EPIPE/SIGPIPE, instead of running on with its output dropped.
-      spdlog::debug("[{}] stdout's reader is gone and stdin ended: closing", log_prefix_);
+    if (out_failed_ && !close_sent_) {
+      // Nowhere to put what comes: close, stdin ended or not. ssh tells sshd at once
+      // (eow@openssh.com, which libssh cannot send) and the command dies on its next
+      // write; closing does the same for it: sshd closes its pipes and it gets
+      // EPIPE/SIGPIPE, instead of running on with its output dropped while a terminal's
+      // stdin keeps the session open (measured: ssh ends `yes | head -1` at a terminal
+      // in 0.4 s, and this waited for Ctrl-D).
+      spdlog::debug("[{}] stdout's reader is gone: closing", log_prefix_);
       close_sent_ = true;
       ssh_channel_close(channel_);
       progress = true;  // the next round sees the channel closed
@@ -350,7 +353,10 @@ bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, 
     return true;
   }
   if (n == SSH_ERROR || ssh_channel_is_eof(channel_) != 0 || ssh_channel_is_closed(channel_) != 0) {
-    if (ssh_channel_poll(channel_, is_stderr) <= 0) {
+    // A channel we closed gives nothing more (libssh answers a read with an error), though
+    // what arrived before our close may still sit in its buffer: that is dropped, or this
+    // stream would never end (found with `tether exec HOST yes | head -1`).
+    if (close_sent_ || ssh_channel_poll(channel_, is_stderr) <= 0) {
       eof = true;
       progress = true;
     }

@@ -13,8 +13,8 @@
 // At rest it costs nothing: a descriptor is watched only while there is something to do
 // with it (stdin until its EOF, stdout/stderr while output waits), so a command waiting
 // on the server wakes the daemon only when the server sends. When stdout's reader is gone
-// (EPIPE) the output is dropped, and once stdin is done too the channel is closed, as
-// ssh does: the command then sees the failure on its next write. Loop thread only.
+// (EPIPE) the channel is closed, whether stdin ended or not, as ssh ends the command
+// then: the command sees the failure on its next write. Loop thread only.
 #pragma once
 
 #include <libssh/callbacks.h>

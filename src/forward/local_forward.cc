@@ -36,6 +36,15 @@ std::pair<std::string, uint16_t> PeerOf(int fd) {
   return {"127.0.0.1", 0};
 }
 
+// Reads and drops what a held client sent (its request), so that closing the connection
+// sends a FIN: closed with unread data, the kernel sends a reset instead, and the client
+// sees "connection reset" where it should see the end of the stream. Bounded: 64 reads.
+void DropUnread(int fd) {
+  char buf[16384];
+  for (int i = 0; i < 64 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<LocalForward>> LocalForward::Bind(const config::ForwardSpec& spec,
@@ -222,7 +231,10 @@ size_t LocalForward::ExpireWaiting(std::chrono::steady_clock::time_point now,
   size_t before = waiting_.size();
   std::erase_if(waiting_, [&](const Waiting& w) {
     bool expired = now - w.since >= max_wait;
-    if (expired) loop_->Unwatch(w.fd.get());
+    if (expired) {
+      loop_->Unwatch(w.fd.get());
+      DropUnread(w.fd.get());
+    }
     return expired;
   });
   size_t closed = before - waiting_.size();

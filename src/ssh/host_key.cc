@@ -1,9 +1,15 @@
 #include "ssh/host_key.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <fstream>
 #include <memory>
+
+#include "common/unique_fd.h"
 
 namespace tether::ssh {
 namespace {
@@ -39,7 +45,23 @@ std::string ExpandHome(const std::string& path) {
   return path;
 }
 
-// Appends the server's key to `file`, creating its directory (0700) and the file (0600).
+// Makes every missing directory above `file` (0700), as the state directory is made: a
+// UserKnownHostsFile in a folder not made yet is written, not refused.
+Status MakeParentDirs(const std::string& file) {
+  // Bounded by the path's length: one mkdir per component.
+  for (size_t slash = file.find('/', 1); slash != std::string::npos;
+       slash = file.find('/', slash + 1)) {
+    std::string dir = file.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError("host key", "cannot create " + dir, errno);
+    }
+  }
+  return Status::Ok();
+}
+
+// Appends the server's key to `file` (created 0600). A write that fails part-way (a full
+// disk) is cut back to the file's length before it, so no torn line is left for the next
+// append to run into; the lines already there are never touched.
 Status AddKnownHost(ssh_session session, const std::string& known_name, const std::string& file) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
@@ -52,16 +74,35 @@ Status AddKnownHost(ssh_session session, const std::string& known_name, const st
   }
   std::string line = known_name + " " + KeyType(key.get()) + " " + b64 + "\n";
   ssh_string_free_char(b64);
-  auto slash = file.rfind('/');
-  if (slash != std::string::npos && slash > 0) ::mkdir(file.substr(0, slash).c_str(), 0700);
-  mode_t old = ::umask(0077);
-  std::ofstream out(file, std::ios::app);
-  ::umask(old);
-  out << line;
-  out.close();
-  if (!out) {
-    return MakeError("host key", "cannot write " + file,
-                     "check that the file and its directory are writable");
+  // Not connecting is the way to lose nothing: the daemon reconnects with nobody to ask,
+  // and a key it could not remember would fail (or be asked about) every time.
+  auto refused = [&](Error e) {
+    e.message = "cannot remember the host key of " + known_name + ": " + e.message;
+    e.hint = "the connection was not made; make " + file +
+             " writable (or point UserKnownHostsFile at a file that is) and connect again";
+    return e;
+  };
+  Status dirs = MakeParentDirs(file);
+  if (!dirs.ok()) return refused(dirs.error());
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return refused(ErrnoError("host key", "cannot open " + file, errno));
+  struct stat before {};
+  if (::fstat(fd.get(), &before) != 0) {
+    return refused(ErrnoError("host key", "cannot stat " + file, errno));
+  }
+  // Bounded: every round writes at least a byte or ends.
+  for (size_t done = 0; done < line.size();) {
+    ssize_t n = ::write(fd.get(), line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      if (S_ISREG(before.st_mode)) (void)::ftruncate(fd.get(), before.st_size);
+      return refused(ErrnoError("host key", "cannot write " + file, err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd.Release()) != 0) {
+    return refused(ErrnoError("host key", "cannot write " + file, errno));
   }
   return Status::Ok();
 }
@@ -167,6 +208,30 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
   return check;
 }
 
+Status AskAboutHostKey(Prompter& prompter, const std::string& known_name,
+                       const std::string& key_type, const std::string& fingerprint) {
+  prompter.Tell("The authenticity of host '" + known_name + "' can't be established.");
+  prompter.Tell(key_type + " key fingerprint is " + fingerprint + ".");
+  Error refused = MakeError("host key", "host key for " + known_name + " not accepted",
+                            "nothing was written to known_hosts; connect again to be asked again");
+  std::string question = "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
+  for (int asked = 0; asked < kHostKeyQuestions; ++asked) {
+    auto answer = prompter.Ask(question, true);
+    if (!answer) return refused;
+    // Words as typed, with the spaces around them dropped.
+    size_t begin = answer->find_first_not_of(" \t");
+    size_t end = answer->find_last_not_of(" \t");
+    std::string word = begin == std::string::npos ? "" : answer->substr(begin, end - begin + 1);
+    std::string lower = word;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower.empty() || lower == "no") return refused;
+    if (lower == "yes" || word == fingerprint) return Status::Ok();
+    question = "Please type 'yes', 'no' or the fingerprint: ";
+  }
+  refused.message += " (no clear answer in " + std::to_string(kHostKeyQuestions) + " tries)";
+  return refused;
+}
+
 Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompter& prompter) {
   std::string known_name = KnownHostsNameFor(host);
   std::vector<std::string> files = host.user_known_hosts_files;
@@ -238,21 +303,9 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
                          "run `tether up` from a terminal once, or add the key to " + user_file +
                              " (or set StrictHostKeyChecking accept-new for this host)");
       }
-      prompter.Tell("The authenticity of host '" + known_name + "' can't be established.");
-      prompter.Tell(check.server_key_type + " key fingerprint is " + check.server_fingerprint +
-                    ".");
-      // Bounded: three unclear answers end the question.
-      for (int attempt = 0; attempt < 3; ++attempt) {
-        auto answer = prompter.Ask(
-            "Are you sure you want to continue connecting (yes/no/[fingerprint])? ", true);
-        if (!answer || *answer == "no") {
-          return MakeError("host key", "host key for " + known_name + " not accepted");
-        }
-        if (*answer == "yes" || *answer == check.server_fingerprint) break;
-        if (attempt == 2) {
-          return MakeError("host key", "host key for " + known_name + " not accepted");
-        }
-      }
+      Status accepted =
+          AskAboutHostKey(prompter, known_name, check.server_key_type, check.server_fingerprint);
+      if (!accepted.ok()) return accepted;
       break;
     }
   }

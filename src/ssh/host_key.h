@@ -48,6 +48,14 @@ struct HostKeyCheck {
 Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_name,
                                   const std::vector<std::string>& files);
 
+// StrictHostKeyChecking=ask's question about an unknown key, as ssh asks it: "yes" (any
+// case) or the key's fingerprint accepts; "no", an empty line or no answer at all (end of
+// input) refuses; anything else is asked again with what to type, kHostKeyQuestions times
+// at most, and then refuses. Tells the person the key's type and fingerprint first.
+inline constexpr int kHostKeyQuestions = 3;
+Status AskAboutHostKey(Prompter& prompter, const std::string& known_name,
+                       const std::string& key_type, const std::string& fingerprint);
+
 // Applies StrictHostKeyChecking to the check: known keys pass; unknown ones are added
 // (accept-new, no), asked about (ask, on a terminal) or refused (yes); changed keys are
 // always refused with the fingerprint and the known_hosts lines involved.
