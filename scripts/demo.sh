@@ -50,6 +50,11 @@ echo
 echo "\$ ssh -o ControlPath=\$(state)/demo.mux demo hostname    # stock ssh rides it too"
 ssh -F "$cfg" -o ControlMaster=no -o ControlPath="$TETHER_STATE_DIR/demo.mux" demo 'echo "stock ssh through tether: $(whoami)@$(hostname)"'
 echo
+echo "\$ tether ssh-config --install && ssh demo ...   # or for good: one Include atop the config"
+"$tether" -F "$cfg" ssh-config --install
+ssh -F "$cfg" demo 'echo "plain ssh, no options, through tether: $(whoami)@$(hostname)"'
+"$tether" -F "$cfg" ssh-config --uninstall
+echo
 echo "\$ seq 20 | xargs -P 10 -I{} tether exec demo -- 'echo {}' | sort -n | tr '\\n' ' '"
 echo "                     # an agent's burst: 10 at once, stdin /dev/null (xargs gives it)"
 seq 20 | xargs -P 10 -I{} "$tether" exec demo -- 'echo {}' | sort -n | tr '\n' ' '

@@ -139,7 +139,10 @@ int Main(int argc, char** argv) {
   app.add_subcommand("exec", "run CMD on HOST over its connection: exec HOST [-t] [--] CMD...");
   app.add_subcommand("ssh", "ssh's grammar over the connection (rsync -e, GIT_SSH_COMMAND)");
   app.add_subcommand("run", "run CMD on HOST with the server proxy's variables set");
-  app.add_subcommand("ssh-config", "print a Host block that makes stock ssh use the connection");
+  app.add_subcommand(
+      "ssh-config",
+      "print a Host block that makes stock ssh use the connection; --install / --uninstall: an "
+      "Include of such blocks for every host tether runs, atop ~/.ssh/config");
 
   DoctorOptions doctor;
   CLI::App* doctor_cmd =

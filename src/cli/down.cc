@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/hosts.h"
+#include "cli/ssh_include.h"
 #include "control/control_client.h"
 #include "daemon/state_dir.h"
 
@@ -96,6 +97,7 @@ int RunDown(const GlobalOptions& /*global*/, const DownOptions& options) {
   }
   bool ok = true;
   for (const auto& name : names) ok = StopHost(*state, name) && ok;
+  RefreshHostBlocks(*state);
   return ok ? 0 : 1;
 }
 

@@ -4,6 +4,7 @@
 //                                        shell with a pty when there is no command
 // tether run HOST [--] CMD...          a command with the server proxy's variables set
 // tether ssh-config HOST               a Host block for stock ssh's ControlPath
+// tether ssh-config --install          an Include of those blocks atop ~/.ssh/config
 //
 // All of them are clients of the daemon's HOST.mux (OpenSSH's mux protocol, as `ssh -S`),
 // and start the daemon first when none runs. The remote command line is the arguments
@@ -27,6 +28,7 @@
 #include "cli/mux_client.h"
 #include "cli/proxy_env.h"
 #include "cli/ssh_args.h"
+#include "cli/ssh_include.h"
 #include "control/mux_wire.h"
 #include "daemon/state_dir.h"
 
@@ -335,17 +337,51 @@ int RunRunArgs(const GlobalOptions& global, const std::vector<std::string>& args
   return RunSession(global, plan);
 }
 
-int RunSshConfigArgs(const GlobalOptions& /*global*/, const std::vector<std::string>& args) {
-  if (args.size() != 1 || args[0][0] == '-') return Usage("tether ssh-config HOST");
+int RunSshConfigArgs(const GlobalOptions& global, const std::vector<std::string>& args) {
+  const char* usage = "tether ssh-config HOST | --install | --uninstall";
+  if (args.size() != 1) return Usage(usage);
+  const bool install = args[0] == "--install";
+  const bool uninstall = args[0] == "--uninstall";
+  if (!install && !uninstall && args[0][0] == '-') return Usage(usage);
   auto state = daemon::StateDir::Open();
   if (!state.ok()) {
     PrintError(state.error());
     return 1;
   }
+  if (install || uninstall) {
+    // The file tether itself reads: -F FILE, else ~/.ssh/config.
+    std::string config = global.config_file;
+    if (config.empty()) {
+      const char* home = std::getenv("HOME");
+      config = std::string(home != nullptr && *home != '\0' ? home : "/") + "/.ssh/config";
+    }
+    auto change = install ? InstallInclude(*state, config) : UninstallInclude(*state, config);
+    if (!change.ok()) {
+      PrintError(change.error());
+      return 1;
+    }
+    if (install && !change->changed) {
+      std::printf("tether: %s already includes %s: nothing to do\n", change->config_path.c_str(),
+                  HostBlocksPath(*state).c_str());
+    } else if (install) {
+      std::printf(
+          "tether: put 2 lines at the top of %s%s%s.\n"
+          "Plain ssh, scp, rsync and git to a host tether runs now ride its connection; they\n"
+          "connect directly when it is not up. `tether ssh-config --uninstall` takes them out.\n",
+          change->config_path.c_str(), change->backup_path.empty() ? "" : " (a copy is in ",
+          change->backup_path.empty() ? "" : (change->backup_path + ")").c_str());
+    } else if (change->changed) {
+      std::printf("tether: took tether's lines out of %s\n", change->config_path.c_str());
+    } else {
+      std::printf("tether: %s has no tether lines: nothing to do\n", change->config_path.c_str());
+    }
+    return 0;
+  }
   const std::string& host = args[0];
   std::printf(
       "# Stock ssh, scp, rsync and git ride tether's connection to %s while it is up, and\n"
-      "# connect directly when it is not. Add to ~/.ssh/config (before other Host %s lines).\n"
+      "# connect directly when it is not. Add to ~/.ssh/config (before other Host %s lines),\n"
+      "# or let `tether ssh-config --install` do it for every host tether runs.\n"
       "Host %s\n"
       "  ControlMaster no\n"
       "  ControlPath %s\n",

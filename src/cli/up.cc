@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/format.h"
+#include "cli/ssh_include.h"
 #include "common/log.h"
 #include "config/ssh_config.h"
 #include "config/tether_config.h"
@@ -243,8 +244,10 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
       return 1;
     }
     PrintForwards(d, *host, ::getpid());
+    RefreshHostBlocks(*state);
     Status stopped = d.Run();
     state->RemoveFiles(alias);
+    RefreshHostBlocks(*state);
     lock.Release();
     if (!stopped.ok()) {
       PrintError(stopped.error());
@@ -321,6 +324,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     std::printf("%s is up (pid %d): %s@%s:%u\n", alias.c_str(), static_cast<int>(child),
                 host->user.c_str(), host->hostname.c_str(), host->port);
     std::fflush(stdout);
+    RefreshHostBlocks(*state);  // plain ssh rides it now, if the Include is installed
     code = AddForwardsToRunning(*state, alias, {});
     if (options.proxy_port != 0) {
       std::printf(
