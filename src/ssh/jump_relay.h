@@ -29,7 +29,7 @@ class JumpRelay {
   static Result<std::unique_ptr<JumpRelay>> Open(std::unique_ptr<Session> via,
                                                  const std::string& via_alias,
                                                  const std::string& host, uint16_t port);
-  // Stops the thread (within its poll interval), closes the channel and the jump session.
+  // Stops the thread (woken at once), closes the channel and the jump session.
   ~JumpRelay();
   JumpRelay(const JumpRelay&) = delete;
   JumpRelay& operator=(const JumpRelay&) = delete;
@@ -47,6 +47,8 @@ class JumpRelay {
   JumpRelay() = default;
   void Run();
   void RunRounds();
+  // Interrupts the thread's wait (after stop_ or pause_ is set).
+  void Wake();
 
   std::unique_ptr<Session> via_;
   void* channel_ = nullptr;         // ssh_channel; kept opaque so libssh stays out of this header
@@ -54,6 +56,7 @@ class JumpRelay {
   UniqueFd outer_;                  // the next session's end, until taken
   std::atomic<bool> stop_{false};   // for good: abort whatever it is doing
   std::atomic<bool> pause_{false};  // at the top of the next round
+  UniqueFd wake_;                   // eventfd: Wake() writes, the thread's poll wakes
   std::thread thread_;
 };
 

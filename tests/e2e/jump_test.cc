@@ -5,6 +5,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "e2e/tether_fixture.h"
 
@@ -113,6 +114,33 @@ TEST_F(JumpTest, GoesThroughTwoHopsGivenWithDashJ) {
   EXPECT_EQ(got->sha256_hex, source.expected_sha256());
   EXPECT_GE(ChannelsOpened(jump_), 1u);   // jump -> jump2
   EXPECT_GE(ChannelsOpened(jump2_), 1u);  // jump2 -> target
+}
+
+// Each hop's relay thread sleeps while nothing moves (it ticked 10 times a second before):
+// through two jump hosts an idle daemon wakes about as often as a direct one (its 250 ms
+// link tick).
+TEST_F(JumpTest, AnIdleLinkThroughTwoJumpHostsWakesOnlyAFewTimesASecond) {
+  constexpr int kWindowSeconds = 4;
+  constexpr double kWakeupsPerSecondBound = 10;
+  std::string config = WriteConfig({});
+  CommandResult up = Tether(config, {"up", "-J", "jump,jump2", "target"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  auto host = Host(config);
+  ASSERT_TRUE(host["pid"].is_number()) << host.dump();
+  const pid_t pid = host["pid"].get<pid_t>();
+  // Past start-up's own work: a keepalive answered means the link has settled.
+  ASSERT_TRUE(WaitFor([&] { return Host(config)["rtt_ms"].is_number(); }, seconds(10)));
+  auto before = ProcessRuns(pid);
+  ASSERT_TRUE(before.ok()) << before.error().ToString();
+  std::this_thread::sleep_for(seconds(kWindowSeconds));
+  auto after = ProcessRuns(pid);
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  double per_second = static_cast<double>(*after - *before) / kWindowSeconds;
+  std::cerr << "idle daemon through two jump hosts: " << per_second << " wake-ups/s\n";
+  EXPECT_LT(per_second, kWakeupsPerSecondBound);
+  // And it still carries a command at once.
+  CommandResult r = Tether(config, {"exec", "target", "echo", "awake"});
+  EXPECT_EQ(r.out, "awake\n") << r.Describe();
 }
 
 TEST_F(JumpTest, AChangedHostKeyOfTheJumpHostIsRefusedAndNamesIt) {
