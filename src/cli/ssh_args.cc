@@ -354,6 +354,23 @@ Result<SshArgs> ParseSshArgs(const std::vector<std::string>& args) {
   if (out.subsystem && out.command.empty()) {
     return MakeError("ssh", "-s needs a subsystem name after the host (e.g. sftp)");
   }
+  // As ssh: user@host (split at the last @) or ssh://[user@]host[:port]; -l and -p, given
+  // first, win over what the destination says. The host alone names the daemon.
+  if (out.host.rfind("ssh://", 0) == 0) {
+    auto dest = config::ParseDestination(out.host);
+    if (!dest.ok())
+      return MakeError("ssh", "bad destination " + out.host + ": " + dest.error().message);
+    out.host = dest->host;
+    if (out.user.empty()) out.user = dest->user;
+    if (out.port.empty() && dest->port != 0) out.port = std::to_string(dest->port);
+  } else if (auto at = out.host.rfind('@'); at != std::string::npos) {
+    if (at == 0 || at + 1 == out.host.size()) {
+      return MakeError("ssh", "bad destination " + out.host,
+                       "usage: tether ssh [-l user] [user@]HOST [CMD...]");
+    }
+    if (out.user.empty()) out.user = out.host.substr(0, at);
+    out.host = out.host.substr(at + 1);
+  }
   return out;
 }
 

@@ -47,5 +47,21 @@ TEST_F(TetherSshTest, RefusesAJumpHostWithAReasonAndExit255) {
   EXPECT_EQ(ok.out, "ran\n");
 }
 
+// scp and rsync send user@host when the user typed it: the daemon is the host's, not a
+// second one named "user@host" with a login of its own.
+TEST_F(TetherSshTest, UserAtHostRidesTheHostsDaemon) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  const size_t logins = CountOccurrences(ReadFileOrEmpty(sshd_.log_path()), "Accepted publickey");
+  CommandResult r = Tether({"ssh", sshd_.user() + "@testhost", "echo", "ran"});
+  EXPECT_EQ(r.out, "ran\n") << r.Describe();
+  r = Tether({"ssh", "ssh://" + sshd_.user() + "@testhost", "echo", "ran"});
+  EXPECT_EQ(r.out, "ran\n") << r.Describe();
+  EXPECT_EQ(CountOccurrences(ReadFileOrEmpty(sshd_.log_path()), "Accepted publickey"), logins)
+      << sshd_.LogTail();
+  for (const std::string& file : StateFiles()) {
+    EXPECT_EQ(file.rfind("testhost.", 0), 0u) << "another daemon's file: " << file;
+  }
+}
+
 }  // namespace
 }  // namespace tether::testing

@@ -69,6 +69,39 @@ TEST(SshArgs, AcceptsTheCommandLinesToolsSend) {
   }
 }
 
+// The daemon is named by the host alone; the user (and a URI's port) start it, and -l
+// or -p given first win, as in ssh.
+TEST(SshArgs, SplitsUserAtHostAndSshUrisAsSshDoes) {
+  struct Case {
+    Args args;
+    const char* host;
+    const char* user;
+    const char* port;
+  };
+  const std::vector<Case> cases = {
+      {{"alice@gpu", "true"}, "gpu", "alice", ""},
+      {{"a@b@gpu"}, "gpu", "a@b", ""},
+      {{"-l", "bob", "alice@gpu"}, "gpu", "bob", ""},
+      {{"ssh://alice@gpu:2222", "true"}, "gpu", "alice", "2222"},
+      {{"-p", "22", "ssh://gpu:2222"}, "gpu", "", "22"},
+      {{"ssh://gpu"}, "gpu", "", ""},
+      {{"gpu"}, "gpu", "", ""},
+  };
+  for (const Case& c : cases) {
+    auto parsed = ParseSshArgs(c.args);
+    ASSERT_TRUE(parsed.ok()) << c.args[0] << ": " << parsed.error().ToString();
+    EXPECT_EQ(parsed->host, c.host) << c.args.back();
+    EXPECT_EQ(parsed->user, c.user) << c.args.back();
+    EXPECT_EQ(parsed->port, c.port) << c.args.back();
+  }
+  for (const char* bad : {"@gpu", "alice@", "ssh://"}) {
+    auto parsed = ParseSshArgs({bad, "true"});
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_NE(parsed.error().message.find("destination"), std::string::npos)
+        << parsed.error().message;
+  }
+}
+
 TEST(SshArgs, HonoursTheOptionsThatApplyToOneSession) {
   auto scp = ParseSshArgs({"-l", "alice", "-p", "2222", "-n", "-s", "gpu", "sftp"});
   ASSERT_TRUE(scp.ok()) << scp.error().ToString();
