@@ -78,6 +78,14 @@ echo "\$ tether up demo --proxy=$proxy_port                  # internet for the 
 "$tether" -F "$cfg" up demo --proxy="$proxy_port"
 echo
 echo "\$ tether run demo -- curl -sS -x \"\$http_proxy\" --noproxy '' http://127.0.0.1:$http_port/v1/models"
+echo "                     # the laptop's own loopback is closed to the server: 403"
+"$tether" run demo -- curl -sS --max-time 10 -o /dev/null -w "'%{http_code}\n'" -x '"$http_proxy"' --noproxy "''" "http://127.0.0.1:$http_port/v1/models"
+echo
+echo "\$ tether down demo && tether up demo --proxy=$proxy_port --laptop-network=all   # opened on purpose"
+"$tether" down demo >/dev/null
+"$tether" -F "$cfg" up demo --proxy="$proxy_port" --laptop-network=all -L "$local_port:127.0.0.1:$http_port"
+echo
+echo "\$ tether run demo -- curl -sS -x \"\$http_proxy\" --noproxy '' http://127.0.0.1:$http_port/v1/models"
 "$tether" run demo -- curl -sS --max-time 10 -x '"$http_proxy"' --noproxy "''" "http://127.0.0.1:$http_port/v1/models"
 echo
 echo "\$ tether status"

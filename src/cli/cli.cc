@@ -99,6 +99,12 @@ int Main(int argc, char** argv) {
   up_cmd->add_flag("--proxy-open", up.proxy_open,
                    "let any account on the server use the proxy (no user and token)");
   up_cmd
+      ->add_option("--laptop-network", up.laptop_network,
+                   "what of the laptop's network the server proxy and reverse SOCKS reach: "
+                   "public (the default), private (also private networks), all (also its "
+                   "loopback and link-local addresses)")
+      ->check(CLI::IsMember({"public", "private", "all"}));
+  up_cmd
       ->add_option("--lanes", up.lanes,
                    "further connections that carry -L/-D streams, each on its own core "
                    "(0: all on one connection; default: 0 below 4 cores, else (cores - 2) / 2, "

@@ -26,6 +26,7 @@ struct UpOptions {
   std::string upstream;                       // --upstream URL
   bool proxy_open = false;                    // --proxy-open
   int lanes = -1;                             // --lanes N; -1: config.toml or the default
+  std::string laptop_network;                 // --laptop-network; "": config.toml or public
   std::string jump;                           // -J [user@]host[:port][,...]
   std::string user;                           // -l
   int port = 0;                               // -p

@@ -23,6 +23,7 @@
 #include "control/control_client.h"
 #include "daemon/host_daemon.h"
 #include "daemon/state_dir.h"
+#include "net/address_scope.h"
 #include "ssh/prompter.h"
 #include "ssh/session.h"
 
@@ -175,6 +176,10 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   if (options.upstream.empty() && settings.upstream) options.upstream = *settings.upstream;
   if (!options.proxy_open && settings.proxy_open) options.proxy_open = *settings.proxy_open;
   if (options.lanes < 0) options.lanes = settings.lanes.value_or(daemon::DefaultLanes());
+  if (options.laptop_network.empty()) {
+    options.laptop_network = settings.laptop_network.value_or("public");
+  }
+  const net::Reach reach = net::ParseReach(options.laptop_network).value_or(net::Reach::kPublic);
   auto specs = CollectForwards(options, *host, *tether_config);
   if (!specs.ok()) {
     PrintError(specs.error());
@@ -224,6 +229,16 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
 
   daemon::HostDaemon d(*host, *state);
   d.SetLanes(options.lanes);
+  d.SetLaptopNetwork(reach);
+  if (reach != net::Reach::kPublic) {
+    std::fprintf(stderr,
+                 "tether: warning: programs on %s can reach the laptop's %s through the server "
+                 "proxy and reverse SOCKS (laptop_network %s)\n",
+                 host->alias.c_str(),
+                 reach == net::Reach::kAll ? "loopback, link-local and private networks"
+                                           : "private networks",
+                 net::ReachName(reach));
+  }
   Status bound = d.BindForwards(*specs);
   if (bound.ok() && options.proxy_port != 0) bound = d.EnableProxy(ProxyOptionsOf(options));
   if (!bound.ok()) {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "net/address_scope.h"
+
 namespace tether::config {
 namespace {
 
@@ -63,6 +65,13 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
       auto v = node.value<std::string>();
       if (!v) return ConfigError(Where(source, node), "upstream must be a URL string");
       out.upstream = *v;
+    } else if (key == "laptop_network") {
+      auto v = node.value<std::string>();
+      if (!v || !net::ParseReach(*v)) {
+        return ConfigError(Where(source, node),
+                           "laptop_network must be \"public\", \"private\" or \"all\"");
+      }
+      out.laptop_network = *v;
     } else if (key == "proxy_open") {
       auto v = node.value<bool>();
       if (!v) return ConfigError(Where(source, node), "proxy_open must be true or false");
@@ -167,6 +176,7 @@ void Settings::MergeFrom(const Settings& over) {
   if (over.upstream) upstream = over.upstream;
   if (over.proxy_open) proxy_open = over.proxy_open;
   if (over.lanes) lanes = over.lanes;
+  if (over.laptop_network) laptop_network = over.laptop_network;
   if (over.keepalive_count_max) keepalive_count_max = over.keepalive_count_max;
 }
 

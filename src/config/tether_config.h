@@ -27,6 +27,10 @@ struct Settings {
   std::optional<bool> proxy_open;
   // Further connections for -L/-D streams (`tether up --lanes`), 0..8.
   std::optional<int> lanes;
+  // What of the laptop's network the server proxy and reverse dynamic forwards reach:
+  // "public" (the default), "private" (also its private networks) or "all" (its loopback
+  // and link-local too).
+  std::optional<std::string> laptop_network;
 
   // Fields set in `over` replace ours.
   void MergeFrom(const Settings& over);

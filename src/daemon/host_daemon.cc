@@ -149,8 +149,10 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
     context.requests = &requests_;
     context.connects = connects_.get();
     context.loop = &loop_;
-    return std::unique_ptr<forward::Forward>(std::make_unique<forward::RemoteForward>(
-        spec, host_.alias, context, forward::RemoteForward::ProxySettings{}));
+    forward::RemoteForward::ProxySettings settings;
+    settings.reach = laptop_network_;
+    return std::unique_ptr<forward::Forward>(
+        std::make_unique<forward::RemoteForward>(spec, host_.alias, context, std::move(settings)));
   }
   auto fwd = forward::LocalForward::Bind(spec, host_.alias);
   if (!fwd.ok()) return fwd.take_error();
@@ -160,6 +162,7 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
 Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   forward::RemoteForward::ProxySettings settings;
   settings.is_server_proxy = true;
+  settings.reach = laptop_network_;
   settings.use_environment = true;
   settings.policy.require_auth = !options.open;
   settings.policy.credentials = proxy_credentials_;

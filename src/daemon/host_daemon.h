@@ -96,6 +96,9 @@ class HostDaemon : public control::MuxHost {
   // Further connections for -L and -D streams, each on its own thread (daemon/lane.h);
   // 0: every stream on the main connection. Before Start().
   void SetLanes(int lanes) { lanes_wanted_ = std::clamp(lanes, 0, kMaxLanes); }
+  // What of the laptop's network the server proxy and reverse dynamic forwards may reach
+  // (net/address_scope.h; public by default). Before BindForwards and EnableProxy.
+  void SetLaptopNetwork(net::Reach reach) { laptop_network_ = reach; }
   // Takes the connected session and opens the control socket.
   Status Start(std::unique_ptr<ssh::Session> session);
   // Runs until `down` or a signal. A lost link is noticed (keepalive, EOF, errors) and
@@ -228,6 +231,7 @@ class HostDaemon : public control::MuxHost {
   std::map<uint32_t, ssh_session> refused_on_;
   bool place_retry_armed_ = false;
   int lanes_wanted_ = 0;
+  net::Reach laptop_network_ = net::Reach::kPublic;
   int next_lane_ = 1;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::vector<std::unique_ptr<Lane>> retiring_;  // told to stop, thread not yet ended

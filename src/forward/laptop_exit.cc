@@ -1,5 +1,7 @@
 #include "forward/laptop_exit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -21,17 +23,42 @@ proxy::ConnectFailure Classify(const Error& e) {
     case ENETUNREACH:
       return proxy::ConnectFailure::kUnreachable;
     default:
+      if (e.step == "policy") return proxy::ConnectFailure::kNotAllowed;
       return e.step == "resolve" ? proxy::ConnectFailure::kUnreachable
                                  : proxy::ConnectFailure::kOther;
   }
 }
 
+// For a target handed to an upstream proxy unresolved: the scope of an address literal
+// (or of "localhost"), nullopt for a name.
+std::optional<net::AddressScope> LiteralScope(const std::string& host) {
+  const bool localhost_name =
+      host == "localhost" ||
+      (host.size() > 10 && host.compare(host.size() - 10, 10, ".localhost") == 0);
+  if (localhost_name) {
+    return net::AddressScope::kLoopback;
+  }
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+    return net::ScopeOf(reinterpret_cast<sockaddr*>(&v4));
+  }
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+    return net::ScopeOf(reinterpret_cast<sockaddr*>(&v6));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 LaptopExit::LaptopExit(net::EventLoop& loop, net::ConnectPool& connects,
-                       std::optional<proxy::UpstreamProxy> upstream, bool use_environment)
+                       std::optional<proxy::UpstreamProxy> upstream, bool use_environment,
+                       net::Reach reach)
     : loop_(loop),
       connects_(connects),
+      reach_(reach),
       upstream_(std::move(upstream)),
       use_environment_(use_environment),
       relays_(loop) {}
@@ -60,10 +87,21 @@ void LaptopExit::Dispatch(UniqueFd client, std::unique_ptr<proxy::ProxyHandshake
                 target.ToString(), d->via ? d->via->ToString() : "direct");
   std::string host = d->via ? d->via->host : target.host;
   uint16_t port = d->via ? d->via->port : target.port;
+  const bool through_upstream = d->via.has_value();
   dials_.emplace(id, std::move(d));
-  dials_[id]->job =
-      connects_.Connect(host, port, "", kExitConnectTimeout,
-                        [this, id](Result<UniqueFd> s) { OnConnected(id, std::move(s)); });
+  if (through_upstream) {
+    auto scope = LiteralScope(target.host);
+    if (scope && !net::Allows(reach_, *scope)) {
+      Fail(id, proxy::ConnectFailure::kNotAllowed,
+           target.ToString() + " is " + net::DescribeScope(*scope) +
+               ", which the server may not reach through the laptop");
+      return;
+    }
+  }
+  dials_[id]->job = connects_.Connect(
+      host, port, "", kExitConnectTimeout,
+      [this, id](Result<UniqueFd> s) { OnConnected(id, std::move(s)); },
+      through_upstream ? net::Reach::kAll : reach_);
 }
 
 void LaptopExit::OnConnected(uint64_t id, Result<UniqueFd> socket) {

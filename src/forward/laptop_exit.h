@@ -28,8 +28,12 @@ class LaptopExit {
  public:
   // `upstream`: the configured upstream, or nullopt to go direct unless `use_environment`
   // and the environment names a proxy for the target.
+  // `reach`: what of the laptop's network the server may reach (net/address_scope.h),
+  // checked on every address a target resolves to; the upstream proxy itself is exempt,
+  // and a target handed to it is checked when it is an address (names are its to resolve).
   LaptopExit(net::EventLoop& loop, net::ConnectPool& connects,
-             std::optional<proxy::UpstreamProxy> upstream, bool use_environment);
+             std::optional<proxy::UpstreamProxy> upstream, bool use_environment,
+             net::Reach reach = net::Reach::kPublic);
   ~LaptopExit();
   LaptopExit(const LaptopExit&) = delete;
   LaptopExit& operator=(const LaptopExit&) = delete;
@@ -58,6 +62,7 @@ class LaptopExit {
 
   net::EventLoop& loop_;
   net::ConnectPool& connects_;
+  net::Reach reach_;
   std::optional<proxy::UpstreamProxy> upstream_;
   bool use_environment_;
   RelaySet relays_;

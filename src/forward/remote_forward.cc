@@ -15,7 +15,7 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
     : Forward(spec, std::move(host_alias)), context_(context), proxy_(std::move(proxy)) {
   if (spec_.dynamic) {
     exit_ = std::make_unique<LaptopExit>(*context_.loop, *context_.connects, proxy_.upstream,
-                                         proxy_.use_environment);
+                                         proxy_.use_environment, proxy_.reach);
     proxied_ = std::make_unique<ProxyConnections>(
         *context_.loop, proxy_.policy,
         [this](UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> h, std::string prefix) {

@@ -44,6 +44,7 @@ class RemoteForward : public Forward {
     std::optional<proxy::UpstreamProxy> upstream;
     bool use_environment = false;  // the laptop's proxy variables, when no upstream is set
     bool is_server_proxy = false;  // --proxy (shown as kind "proxy")
+    net::Reach reach = net::Reach::kPublic;  // what of the laptop's network it reaches
   };
 
   // A -R spec that listens on a TCP port: with a target (host:port or a socket path), or

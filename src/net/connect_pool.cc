@@ -20,7 +20,7 @@ ConnectPool::~ConnectPool() {
 }
 
 ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::string path,
-                                        std::chrono::milliseconds timeout, Done done) {
+                                        std::chrono::milliseconds timeout, Done done, Reach reach) {
   JobId id = next_id_++;
   callbacks_.emplace(id, std::move(done));
   bool refused = false;
@@ -31,7 +31,7 @@ ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::st
       finished_.push_back(
           Finished{id, MakeError("connect", "too many connections waiting to be made")});
     } else {
-      queue_.push_back(Job{id, std::move(host), port, std::move(path), timeout});
+      queue_.push_back(Job{id, std::move(host), port, std::move(path), timeout, reach});
       if (workers_.size() < static_cast<size_t>(kConnectWorkers) && queue_.size() > 0) {
         workers_.emplace_back([this] { Work(); });
       }
@@ -57,8 +57,9 @@ void ConnectPool::Work() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    Result<UniqueFd> result =
-        job.path.empty() ? ConnectTcp(job.host, job.port, job.timeout) : ConnectUnix(job.path);
+    Result<UniqueFd> result = job.path.empty()
+                                  ? ConnectTcp(job.host, job.port, job.timeout, job.reach)
+                                  : ConnectUnix(job.path);
     if (result.ok()) {
       (void)SetNonBlocking(result->get());
       if (job.path.empty()) SetNoDelay(result->get());

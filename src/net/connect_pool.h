@@ -17,6 +17,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "net/address_scope.h"
 #include "net/event_loop.h"
 #include "net/wake_pipe.h"
 
@@ -40,10 +41,11 @@ class ConnectPool {
   ConnectPool(const ConnectPool&) = delete;
   ConnectPool& operator=(const ConnectPool&) = delete;
 
-  // Connects to host:port (TCP, TCP_NODELAY) or, when `path` is set, to that unix socket.
-  // `done` runs later on the loop thread, never inside this call. Loop thread only.
+  // Connects to host:port (TCP, TCP_NODELAY; only to addresses `reach` allows) or, when
+  // `path` is set, to that unix socket. `done` runs later on the loop thread, never inside
+  // this call. Loop thread only.
   JobId Connect(std::string host, uint16_t port, std::string path,
-                std::chrono::milliseconds timeout, Done done);
+                std::chrono::milliseconds timeout, Done done, Reach reach = Reach::kAll);
   // The caller is gone: its callback will not run (a late socket is closed).
   void Cancel(JobId id);
 
@@ -54,6 +56,7 @@ class ConnectPool {
     uint16_t port;
     std::string path;
     std::chrono::milliseconds timeout;
+    Reach reach;
   };
   struct Finished {
     JobId id;

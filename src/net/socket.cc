@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace tether::net {
 namespace {
@@ -168,13 +169,21 @@ Result<UniqueFd> Accept(int listen_fd) {
 }
 
 Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
-                            std::chrono::milliseconds timeout) {
+                            std::chrono::milliseconds timeout, Reach reach) {
   auto res = Resolve(host, port, false);
   if (!res.ok()) return res.take_error();
   std::unique_ptr<addrinfo, AddrInfoDeleter> list(*res);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int last_err = 0;
+  std::optional<AddressScope> skipped;  // the first address `reach` did not allow
+  bool tried = false;
   for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+    AddressScope scope = ScopeOf(ai->ai_addr);
+    if (!Allows(reach, scope)) {
+      if (!skipped) skipped = scope;
+      continue;
+    }
+    tried = true;
     UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol));
     if (!fd) {
       last_err = errno;
@@ -215,6 +224,15 @@ Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
     return fd;
   }
   std::string where = FormatHostPort(host, port);
+  if (skipped && !tried) {
+    return MakeError("policy",
+                     where + " is " + DescribeScope(*skipped) +
+                         ", which the server may not reach through the laptop",
+                     std::string("the laptop's network is closed to the server beyond ") +
+                         (reach == Reach::kPublic ? "public addresses" : "its private networks") +
+                         "; `laptop_network` (config.toml) or `tether up --laptop-network` "
+                         "opens more of it");
+  }
   std::string hint;
   switch (last_err) {
     case ECONNREFUSED:

@@ -12,6 +12,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "net/address_scope.h"
 
 namespace tether::net {
 
@@ -33,10 +34,11 @@ Result<uint16_t> LocalPort(int fd);
 Result<UniqueFd> Accept(int listen_fd);
 
 // Resolves `host` and connects to the first address that answers, trying each in turn,
-// within `timeout` in all (0: the system's own timeouts). Errors use the steps "resolve"
-// and "connect". The returned descriptor is blocking.
+// within `timeout` in all (0: the system's own timeouts), skipping addresses `reach` does
+// not allow (net/address_scope.h). Errors use the steps "resolve", "connect" and, when
+// every address was skipped, "policy". The returned descriptor is blocking.
 Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
-                            std::chrono::milliseconds timeout);
+                            std::chrono::milliseconds timeout, Reach reach = Reach::kAll);
 
 // Connects to a unix socket (blocking).
 Result<UniqueFd> ConnectUnix(const std::string& path);

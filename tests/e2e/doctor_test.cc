@@ -46,7 +46,7 @@ TEST_F(DoctorTest, AHealthyHostPassesEveryCheck) {
   ASSERT_TRUE(Tether({"up", "testhost", "-L",
                       std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port()), "-R",
                       std::to_string(remote) + ":127.0.0.1:" + std::to_string(http.port()),
-                      "--proxy=" + std::to_string(proxy)})
+                      "--proxy=" + std::to_string(proxy), "--laptop-network=all"})
                   .ok());
   CommandResult raw;
   auto checks = Checks(&raw, {"--probe", "http://127.0.0.1:" + std::to_string(http.port()) + "/"});
@@ -166,7 +166,8 @@ TEST_F(DoctorTest, ARemoteForwardTheServerRefusedFailsWithTheReasonAndSshdSettin
 
 TEST_F(DoctorTest, TheProxyProbeFailsWhenTheLaptopCannotReachTheTarget) {
   uint16_t proxy = FreeTcpPort();
-  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(proxy)}).ok());
+  ASSERT_TRUE(
+      Tether({"up", "testhost", "--proxy=" + std::to_string(proxy), "--laptop-network=all"}).ok());
   CommandResult raw;
   auto checks =
       Checks(&raw, {"--probe", "http://127.0.0.1:" + std::to_string(FreeTcpPort()) + "/"});

@@ -280,7 +280,8 @@ TEST_F(ExecTest, APtySessionThroughTmuxFollowsTheWindowSize) {
 TEST_F(ExecTest, RunSetsTheProxyVariablesWithoutShowingTheTokenInTheCommandLine) {
   HttpServer internet("fetched through the laptop\n");
   uint16_t port = FreeTcpPort();
-  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(port)}).ok());
+  ASSERT_TRUE(
+      Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--laptop-network=all"}).ok());
   CommandResult r = Tether({"run", "testhost", "--",
                             "curl -sS --max-time 10 --noproxy '' -x \"$http_proxy\" "
                             "http://127.0.0.1:" +

@@ -117,7 +117,8 @@ TEST_F(ProxyTest, GarbageOnAProxyPortIsRefusedAndTheDaemonLivesOn) {
 TEST_F(ProxyTest, RemoteDynamicForwardLeavesFromTheLaptop) {
   HttpServer laptop_only("from the laptop side\n");
   uint16_t server_port = FreeTcpPort();
-  ASSERT_TRUE(Tether({"up", "testhost", "-R", std::to_string(server_port)}).ok());
+  ASSERT_TRUE(
+      Tether({"up", "testhost", "-R", std::to_string(server_port), "--laptop-network=all"}).ok());
   CommandResult r = Curl(
       {"--socks5-hostname", "127.0.0.1:" + std::to_string(server_port), Url(laptop_only.port())});
   EXPECT_TRUE(r.ok()) << r.Describe();
@@ -125,9 +126,84 @@ TEST_F(ProxyTest, RemoteDynamicForwardLeavesFromTheLaptop) {
   EXPECT_EQ(Forwards()[0]["target"], "socks");
 }
 
+// The laptop's own network is the laptop's: by default programs on the server reach public
+// addresses through it, not its loopback (its other tunnels, local services), its
+// link-local neighbours (cloud metadata) or its private networks; checked on the address
+// a name resolves to, and answered in each protocol's words. --laptop-network opens it.
+TEST_F(ProxyTest, TheLaptopsOwnNetworkIsClosedToTheServerUnlessOpened) {
+  HttpServer laptop_service("the laptop's own\n");
+  const uint16_t proxy = FreeTcpPort();
+  const uint16_t reverse = FreeTcpPort();
+  CommandResult up =
+      Tether({"up", "testhost", "--proxy=" + std::to_string(proxy), "-R", std::to_string(reverse)});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  EXPECT_EQ(up.err.find("warning"), std::string::npos) << up.err;
+  CommandResult env = Tether({"env", "testhost"});
+  ASSERT_TRUE(env.ok()) << env.Describe();
+  const std::string key = "export http_proxy='";
+  size_t at = env.out.find(key);
+  ASSERT_NE(at, std::string::npos) << env.out;
+  const std::string http_proxy =
+      env.out.substr(at + key.size(), env.out.find('\'', at + key.size()) - at - key.size());
+  const std::string socks_proxy = "socks5h://" + http_proxy.substr(7);  // same user and token
+  const std::string reverse_socks = "127.0.0.1:" + std::to_string(reverse);
+  const std::string service = Url(laptop_service.port());
+  const std::string by_name = "http://localhost:" + std::to_string(laptop_service.port()) + "/";
+
+  // HTTP proxy, plain and CONNECT: 403 Forbidden.
+  for (const std::vector<std::string>& flags :
+       std::vector<std::vector<std::string>>{{"-x", http_proxy}, {"-p", "-x", http_proxy}}) {
+    std::vector<std::string> args = flags;
+    args.insert(args.end(), {"-w", "%{http_code}", "-o", "/dev/null", service});
+    CommandResult r = Curl(args);
+    EXPECT_NE((r.out + r.err).find("403"), std::string::npos) << flags[0] << ": " << r.Describe();
+  }
+  // SOCKS5 on the server proxy and on the reverse forward, by address and by name (the
+  // name is resolved on the laptop, to its loopback): reply 2, "not allowed by ruleset".
+  for (const std::vector<std::string>& flags :
+       std::vector<std::vector<std::string>>{{"-x", socks_proxy, service},
+                                             {"-x", socks_proxy, by_name},
+                                             {"--socks5", reverse_socks, service},
+                                             {"--socks5-hostname", reverse_socks, by_name}}) {
+    CommandResult r = Curl(flags);
+    EXPECT_FALSE(r.ok()) << flags[1] << " " << flags[2] << ": " << r.Describe();
+    EXPECT_NE(r.err.find(". (2)"), std::string::npos) << r.Describe();
+  }
+  // Cloud metadata, link-local: refused before any packet leaves (no connect timeout).
+  auto t0 = std::chrono::steady_clock::now();
+  CommandResult metadata = Curl({"-x", http_proxy, "-w", "%{http_code}", "-o", "/dev/null",
+                                 "http://169.254.169.254/latest/meta-data/"});
+  EXPECT_NE(metadata.out.find("403"), std::string::npos) << metadata.Describe();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(5));
+  EXPECT_EQ(laptop_service.accepted(), 0u) << "a refused request reached the laptop's service";
+  std::string log = ReadFileOrEmpty(state_.File("testhost.log"));
+  EXPECT_NE(log.find("the laptop's loopback, which the server may not reach"), std::string::npos)
+      << log;
+
+  // Opened on purpose: served, and said at `up`.
+  ASSERT_TRUE(Tether({"down", "testhost"}).ok());
+  up = Tether({"up", "testhost", "--proxy=" + std::to_string(proxy), "-R", std::to_string(reverse),
+               "--laptop-network=all"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  EXPECT_NE(up.err.find("warning: programs on testhost can reach the laptop's loopback"),
+            std::string::npos)
+      << up.err;
+  env = Tether({"env", "testhost"});
+  at = env.out.find(key);
+  ASSERT_NE(at, std::string::npos) << env.out;
+  const std::string reopened =
+      env.out.substr(at + key.size(), env.out.find('\'', at + key.size()) - at - key.size());
+  CommandResult r = Curl({"-x", reopened, service});
+  EXPECT_EQ(r.out, "the laptop's own\n") << r.Describe();
+  r = Curl({"--socks5-hostname", reverse_socks, by_name});
+  EXPECT_EQ(r.out, "the laptop's own\n") << r.Describe();
+}
+
 TEST_F(ProxyTest, ServerProxyRequiresTheUserAndTokenThatEnvPrints) {
   HttpServer internet("pypi\n");
-  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(FreeTcpPort())}).ok());
+  ASSERT_TRUE(
+      Tether({"up", "testhost", "--proxy=" + std::to_string(FreeTcpPort()), "--laptop-network=all"})
+          .ok());
   CommandResult env = Tether({"env", "testhost"});
   ASSERT_TRUE(env.ok()) << env.Describe();
   // export NAME='value' lines; take them as the server's shell would.
@@ -175,7 +251,8 @@ TEST_F(ProxyTest, ServerProxyRequiresTheUserAndTokenThatEnvPrints) {
 TEST_F(ProxyTest, ProxyOpenNeedsNoCredentials) {
   HttpServer internet;
   uint16_t port = FreeTcpPort();
-  CommandResult up = Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--proxy-open"});
+  CommandResult up = Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--proxy-open",
+                             "--laptop-network=all"});
   ASSERT_TRUE(up.ok()) << up.Describe();
   CommandResult r = Curl({"-x", "http://127.0.0.1:" + std::to_string(port), Url(internet.port())});
   EXPECT_TRUE(r.ok()) << r.Describe();
@@ -218,7 +295,8 @@ TEST_F(ProxyTest, ServerProxyGoesThroughAnHttpUpstreamOnTheLaptop) {
   ASSERT_TRUE(PortAccepts(upstream.port())) << "tinyproxy did not start";
   uint16_t port = FreeTcpPort();
   ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--proxy-open",
-                      "--upstream", "http://127.0.0.1:" + std::to_string(upstream.port())})
+                      "--laptop-network=all", "--upstream",
+                      "http://127.0.0.1:" + std::to_string(upstream.port())})
                   .ok());
   std::string proxy = "http://127.0.0.1:" + std::to_string(port);
   CommandResult r = Curl({"-x", proxy, Url(internet.port(), "/simple/")});
@@ -240,9 +318,10 @@ TEST_F(ProxyTest, ServerProxyGoesThroughASocksUpstreamOnTheLaptop) {
   ASSERT_TRUE(ssh_d.ok());
   ASSERT_TRUE(WaitFor([&] { return PortAccepts(socks); }, seconds(10)));
   uint16_t port = FreeTcpPort();
-  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--proxy-open",
-                      "--upstream", "socks5://127.0.0.1:" + std::to_string(socks)})
-                  .ok());
+  ASSERT_TRUE(
+      Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--proxy-open",
+              "--laptop-network=all", "--upstream", "socks5://127.0.0.1:" + std::to_string(socks)})
+          .ok());
   CommandResult r = Curl({"-x", "http://127.0.0.1:" + std::to_string(port), Url(internet.port())});
   EXPECT_EQ(r.out, "via ssh -D\n") << r.Describe();
   auto fwds = Forwards();
@@ -271,7 +350,8 @@ TEST(ProxyNetTest, AServerWithoutInternetReachesItThroughTheLaptop) {
 
   TempDir state;
   CommandResult up = (*net)->laptop.RunTether(
-      state.path(), {"-F", sshd.config_path(), "up", "testhost", "--proxy"});
+      state.path(),
+      {"-F", sshd.config_path(), "up", "testhost", "--proxy", "--laptop-network=all"});
   ASSERT_TRUE(up.ok()) << up.Describe();
   CommandResult env = (*net)->laptop.RunTether(state.path(), {"env", "testhost"});
   ASSERT_TRUE(env.ok()) << env.Describe();
@@ -308,8 +388,8 @@ TEST(ProxyNetTest, NamesAreResolvedWhereTheTrafficLeaves) {
   TempDir state;
   const uint16_t socks = 1080;  // the laptop namespace's own port space is empty
   CommandResult up = (*net)->laptop.RunTether(
-      state.path(),
-      {"-F", sshd.config_path(), "up", "testhost", "-D", std::to_string(socks), "--proxy"});
+      state.path(), {"-F", sshd.config_path(), "up", "testhost", "-D", std::to_string(socks),
+                     "--proxy", "--laptop-network=all"});
   ASSERT_TRUE(up.ok()) << up.Describe();
   auto curl = [](const NetNs& ns, const std::vector<std::string>& args) {
     std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10", "--noproxy", ""};

@@ -137,5 +137,22 @@ TEST(TetherConfigProxy, BadProxySettingsNameTheLineAndKey) {
   }
 }
 
+TEST(TetherConfigProxy, LaptopNetworkIsPublicPrivateOrAllPerHost) {
+  auto c = TetherConfig::Parse(
+      "[settings]\nlaptop_network = \"private\"\n[hosts.lab]\nlaptop_network = \"all\"\n",
+      "config.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SettingsFor("lab").laptop_network, "all");
+  EXPECT_EQ(c->SettingsFor("gpu").laptop_network, "private");
+  for (const char* text :
+       {"[settings]\nlaptop_network = \"everything\"\n", "[settings]\nlaptop_network = true\n"}) {
+    auto bad = TetherConfig::Parse(text, "config.toml");
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.error().message.find("config.toml:2"), std::string::npos) << bad.error().message;
+    EXPECT_NE(bad.error().message.find("\"public\", \"private\" or \"all\""), std::string::npos)
+        << bad.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace tether::config
