@@ -191,15 +191,23 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
                          "build it (scripts/build.sh) or set TETHER_AGENT_BIN"));
     return 1;
   }
-  // Debug information makes up most of the file: leave it behind when strip is there.
-  std::string stripped = "/tmp/tether-agent-strip-" + std::to_string(::getpid());
-  if (std::system(
-          ("strip -o " + Quote(stripped) + " " + Quote(agent_path) + " 2>/dev/null").c_str()) ==
-      0) {
-    auto small = ReadAll(stripped);
-    if (small.ok()) binary = std::move(small);
+  // Debug information makes up most of the file: leave it behind when strip is there. The
+  // copy goes in a fresh private directory (mkdtemp, 0700), never at a name another
+  // account could guess and plant first.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir_template =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/tether-agent-XXXXXX";
+  if (::mkdtemp(dir_template.data()) != nullptr) {
+    std::string stripped = dir_template + "/tether-agent";
+    if (std::system(
+            ("strip -o " + Quote(stripped) + " " + Quote(agent_path) + " 2>/dev/null").c_str()) ==
+        0) {
+      auto small = ReadAll(stripped);
+      if (small.ok()) binary = std::move(small);
+    }
+    ::unlink(stripped.c_str());
+    ::rmdir(dir_template.c_str());
   }
-  ::unlink(stripped.c_str());
 
   std::string dir = options.dir.empty() ? "\"$HOME/.local\"" : Quote(options.dir);
   std::string token_flag = options.dir.empty() ? "" : " --token-file \"$D/agent-token\"";

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <filesystem>
 
 #include <optional>
 
@@ -32,10 +33,17 @@ class AgentTest : public TetherTest {
     TetherTest::TearDown();
   }
   std::string AgentDir() { return scratch_.File("server-home"); }
+  // The laptop's TMPDIR: install's scratch copy is made and removed there.
+  std::string LaptopTmp() {
+    std::string dir = scratch_.File("laptop-tmp");
+    ::mkdir(dir.c_str(), 0700);
+    return dir;
+  }
   CommandResult T(std::vector<std::string> args) {
     args.insert(args.begin(), {"-F", sshd_.config_path()});
-    return RunTether(state_.path(), args, seconds(90),
-                     {{"TETHER_CONFIG", scratch_.File("laptop/config.toml")}});
+    return RunTether(
+        state_.path(), args, seconds(90),
+        {{"TETHER_CONFIG", scratch_.File("laptop/config.toml")}, {"TMPDIR", LaptopTmp()}});
   }
 };
 
@@ -45,6 +53,9 @@ TEST_F(AgentTest, InstallForwardAndReadTheServersStatusThroughTheTunnel) {
       T({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)});
   ASSERT_TRUE(install.ok()) << install.Describe();
   EXPECT_NE(install.out.find("tether-agent 0.1.0 installed"), std::string::npos) << install.out;
+  // The stripped copy was made in a private directory of its own, and nothing is left.
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(LaptopTmp(), ec)) << "left in TMPDIR";
   // The binary and its token are on the server, private; the token is on the laptop too.
   EXPECT_TRUE(FileMode(AgentDir() + "/bin/tether-agent").has_value());
   auto record = ReadFile(scratch_.File("laptop/agents/testhost.json"));
