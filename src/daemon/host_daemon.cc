@@ -23,11 +23,6 @@
 namespace tether::daemon {
 namespace {
 
-// libssh takes at most 4 KiB per poll of the session: drain up to this many polls per
-// wake-up (1 MiB, plus what the read-ahead still holds) before serving the channels, so
-// one busy link cannot starve the rest.
-constexpr int kMaxSessionPollsPerWake = 256;
-
 const char* KindFlag(config::ForwardKind kind) {
   switch (kind) {
     case config::ForwardKind::kLocal:
@@ -89,9 +84,6 @@ HostDaemon::~HostDaemon() {
   retiring_.clear();  // joins them, bounded likewise
   extra_connector_.reset();
   sessions_.clear();
-  for (auto& link : extra_links_) {
-    if (ssh_event_ != nullptr) ssh_event_remove_session(ssh_event_, link.session->raw());
-  }
   extra_links_.clear();
   mux_.reset();
   pumps_->Clear();
@@ -100,10 +92,7 @@ HostDaemon::~HostDaemon() {
   accepted_.clear();
   connects_.reset();
   control_.reset();
-  if (ssh_event_ != nullptr) {
-    if (session_) ssh_event_remove_session(ssh_event_, session_->raw());
-    ssh_event_free(ssh_event_);
-  }
+  link_.reset();
 }
 
 Status HostDaemon::BindForwards(const std::vector<config::ForwardSpec>& specs) {
@@ -204,11 +193,11 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
 }
 
 void HostDaemon::StartForward(forward::Forward& fwd) {
-  ssh_session session = session_ ? session_->raw() : nullptr;
+  ssh_session session = link_ ? link_->raw() : nullptr;
   if (auto* local = dynamic_cast<forward::LocalForward*>(&fwd)) {
     local->Start(loop_, *pumps_, session, kPendingConnectionWait,
                  [this](forward::NewStream& stream) { return PlaceStream(stream); });
-    if (session_) EnsureLanes(std::chrono::steady_clock::now());
+    if (link_) EnsureLanes(std::chrono::steady_clock::now());
   } else {
     fwd.SetSession(session);
   }
@@ -268,8 +257,6 @@ void RaiseDescriptorLimit() {
 
 Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   RaiseDescriptorLimit();
-  ssh_event_ = ssh_event_new();
-  if (ssh_event_ == nullptr) return MakeError("daemon", "cannot set up the session's event");
   auto listener = net::ListenUnix(state_.SocketPath(host_.alias));
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
@@ -279,7 +266,8 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
                                               state_.MuxPath(host_.alias), *this);
   for (auto& fwd : forwards_) StartForward(*fwd);
-  AttachSession(std::move(session));
+  Status attached = AttachSession(std::move(session));
+  if (!attached.ok()) return attached;
   connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
   extra_connector_ = std::make_unique<Connector>(
@@ -301,37 +289,34 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   last_tick_boot_ = BootTime();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
   spdlog::info("[{}] up: {}@{} port {}, cipher {}, auth {}, {} forward(s)", host_.alias, host_.user,
-               host_.hostname, host_.port, session_->cipher(), session_->auth_method(),
+               host_.hostname, host_.port, link_->session().cipher(), link_->session().auth_method(),
                forwards_.size());
   return Status::Ok();
 }
 
-void HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
-  session_ = std::move(session);
-  session_->SetNonBlocking();
-  session_->EnableReadAhead();
-  ssh_event_add_session(ssh_event_, session_->raw());
-  counter_ = ssh_counter_struct{};
-  last_in_bytes_ = 0;
-  ssh_set_counters(session_->raw(), &counter_, nullptr);
-  requests_.Attach(session_->raw());
-  session_limit_.erase(session_->raw());  // a new session may reuse an old one's address
-  ssh_set_message_callback(session_->raw(), &HostDaemon::OnMessage, this);
-  keepalive_.emplace(KeepaliveInterval(host_), KeepaliveCountMax(host_),
-                     std::chrono::steady_clock::now());
-  server_busy_since_.reset();
+Status HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
+  Keepalive keepalive(KeepaliveInterval(host_), KeepaliveCountMax(host_),
+                      std::chrono::steady_clock::now());
   // A blocking write into a dead link must fail within the same bound as the keepalive.
-  net::SetSendTimeout(session_->fd(), keepalive_->dead_after());
-  net::SetUserTimeout(session_->fd(), keepalive_->dead_after());
-  session_wants_write_ = false;
-  loop_.Watch(session_->fd(), net::kReadable, [this](unsigned events) { OnSessionEvents(events); });
-  for (auto& fwd : forwards_) fwd->SetSession(session_->raw());
+  auto link = ssh::Link::Open(loop_, std::move(session),
+                              {.read_ahead = true, .dead_after = keepalive.dead_after()},
+                              [this] { OnMainLinkInput(); });
+  if (!link.ok()) return link.take_error();
+  link_ = std::move(*link);
+  last_in_bytes_ = 0;
+  requests_.Attach(link_->raw());
+  session_limit_.erase(link_->raw());  // a new session may reuse an old one's address
+  ssh_set_message_callback(link_->raw(), &HostDaemon::OnMessage, this);
+  keepalive_.emplace(keepalive);
+  server_busy_since_.reset();
+  for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
   link_state_ = "up";
   EnsureLanes(std::chrono::steady_clock::now());
+  return Status::Ok();
 }
 
 void HostDaemon::LinkLost(const std::string& why) {
-  if (!session_) return;
+  if (!link_) return;
   spdlog::warn("[{}] link lost: {}; local listeners stay open", host_.alias, why);
   last_error_ = why;
   probe_path_ = true;
@@ -348,9 +333,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   for (auto& a : accepted_) ssh_channel_free(a.channel);
   accepted_.clear();
   requests_.Attach(nullptr);
-  loop_.Unwatch(session_->fd());
-  ssh_event_remove_session(ssh_event_, session_->raw());
-  session_.reset();
+  link_.reset();
   keepalive_.reset();
   ScheduleReconnect();
 }
@@ -381,8 +364,8 @@ void HostDaemon::Redial(UniqueFd first_hop) {
 }
 
 void HostDaemon::NoteBytesReceived(std::chrono::steady_clock::time_point now) {
-  if (!keepalive_ || counter_.in_bytes == last_in_bytes_) return;
-  last_in_bytes_ = counter_.in_bytes;
+  if (!link_ || !keepalive_ || link_->bytes_in() == last_in_bytes_) return;
+  last_in_bytes_ = link_->bytes_in();
   keepalive_->OnReceived(now);
   server_busy_since_.reset();
 }
@@ -405,10 +388,16 @@ void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
     ScheduleReconnect();
     return;
   }
+  Status attached = AttachSession(std::move(*result));
+  if (!attached.ok()) {
+    last_error_ = attached.error().ToString();
+    spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
+    ScheduleReconnect();
+    return;
+  }
   ++reconnects_;
   backoff_.Reset();
   probe_path_ = true;
-  AttachSession(std::move(*result));
   spdlog::info("[{}] link is back (reconnect #{})", host_.alias, reconnects_);
 }
 
@@ -420,32 +409,32 @@ void HostDaemon::OnLinkTick() {
   // meanwhile says nothing about the link, and the keepalive judges it afresh.
   bool woke = (boot - last_tick_boot_) - (now - last_tick_mono_) > std::chrono::seconds(2);
   bool stalled = now - last_tick_mono_ > std::chrono::seconds(2);
-  if ((woke || stalled) && session_ && keepalive_) {
+  if ((woke || stalled) && link_ && keepalive_) {
     // Bytes that came in meanwhile count first.
-    if (counter_.in_bytes != last_in_bytes_) last_in_bytes_ = counter_.in_bytes;
+    last_in_bytes_ = link_->bytes_in();
     keepalive_->Resume(now);
   }
   last_tick_mono_ = now;
   last_tick_boot_ = boot;
   if (woke) {
     spdlog::info("[{}] the machine woke from sleep: checking the link now", host_.alias);
-    if (!session_ && reconnect_timer_ != 0) {
+    if (!link_ && reconnect_timer_ != 0) {
       loop_.CancelTimer(reconnect_timer_);
       reconnect_timer_ = 0;
       backoff_.Reset();
       ScheduleReconnect();
     }
-    if (session_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
+    if (link_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
   }
-  if (!session_) ProbeReachability(now);
+  if (!link_) ProbeReachability(now);
   for (auto& fwd : forwards_) {
     fwd->OnTick(now);
     fwd->SampleRate(now);
   }
   CheckExtraLinks(now);
   CheckLanes(now);
-  if (session_) requests_.Poll();
-  if (session_ && keepalive_) {
+  if (link_) requests_.Poll();
+  if (link_ && keepalive_) {
     NoteBytesReceived(now);
     switch (keepalive_->Tick(now)) {
       case Keepalive::Action::kNone:
@@ -454,7 +443,7 @@ void HostDaemon::OnLinkTick() {
         requests_.SendKeepalive();
         break;
       case Keepalive::Action::kDead: {
-        auto acks = net::PeerAcknowledges(session_->fd(), keepalive_->interval());
+        auto acks = net::PeerAcknowledges(link_->session().fd(), keepalive_->interval());
         bool busy = acks.value_or(false) &&
                     (!server_busy_since_ || now - *server_busy_since_ < kBusyServerGrace);
         if (busy) {
@@ -490,7 +479,7 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
   connects_->Connect(first.hostname, first.port, "", kReachabilityProbe,
                      [this](Result<UniqueFd> socket) {
                        probe_in_flight_ = false;
-                       if (!socket.ok() || session_ || connector_->running()) return;
+                       if (!socket.ok() || link_ || connector_->running()) return;
                        if (reconnect_timer_ == 0) return;
                        spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
                        loop_.CancelTimer(reconnect_timer_);
@@ -499,46 +488,38 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
                      });
 }
 
-void HostDaemon::OnSessionEvents(unsigned /*events*/) {
-  // Extra links share the main session's event (and exist only while it does).
-  if (session_) session_->Drain(ssh_event_, kMaxSessionPollsPerWake);
+void HostDaemon::OnMainLinkInput() {
   // Any byte is life, and timed here rather than on the next tick: the round-trip time of
   // a keepalive is then measured to the wake-up, not to 250 ms steps.
-  if (session_) NoteBytesReceived(std::chrono::steady_clock::now());
+  NoteBytesReceived(std::chrono::steady_clock::now());
+  if (!link_->connected()) LinkLost(link_->EndReason());
+}
+
+void HostDaemon::OnExtraLinkInput() {
   for (size_t i = 0; i < extra_links_.size();) {
-    if (extra_links_[i].session->IsConnected()) {
+    if (extra_links_[i].link->connected()) {
       ++i;
       continue;
     }
-    ssh_session dead = extra_links_[i].session->raw();
+    ssh_session dead = extra_links_[i].link->raw();
     for (auto& [id, s] : sessions_) {
       if (s->session() == dead) s->Abort("an extra connection to " + host_.alias + " was lost");
     }
     std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-    loop_.Unwatch(extra_links_[i].session->fd());
-    ssh_event_remove_session(ssh_event_, dead);
     session_limit_.erase(dead);
     extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
-  }
-  if (session_ && !session_->IsConnected()) {
-    std::string why = session_->LastError();
-    LinkLost(why.empty() ? "the server closed the connection" : why);
   }
 }
 
 void HostDaemon::AfterIteration() {
-  if (!session_) return;
+  if (!link_) return;
   requests_.Poll();
   ServeAccepted();
   pumps_->ServiceDirty();
   ServiceSessions();
   ServeAccepted();  // reading the channels may have polled the session
-  bool wants_write = session_->WantsWrite();
-  if (wants_write != session_wants_write_) {
-    session_wants_write_ = wants_write;
-    loop_.SetInterest(session_->fd(),
-                      wants_write ? net::kReadable | net::kWritable : net::kReadable);
-  }
+  link_->UpdateWriteInterest();
+  for (auto& extra : extra_links_) extra.link->UpdateWriteInterest();
 }
 
 void HostDaemon::ServiceSessions() {
@@ -594,8 +575,8 @@ void HostDaemon::ServiceSessions() {
 
 ssh_session HostDaemon::PickLink(ssh_session avoid) {
   std::vector<ssh_session> links;
-  if (session_) links.push_back(session_->raw());
-  for (const auto& l : extra_links_) links.push_back(l.session->raw());
+  if (link_) links.push_back(link_->raw());
+  for (const auto& l : extra_links_) links.push_back(l.link->raw());
   for (ssh_session link : links) {
     if (link == avoid) continue;
     auto limit = session_limit_.find(link);
@@ -630,7 +611,7 @@ void HostDaemon::PlaceParked() {
     s.Rebind(link);
     s.Service();
   }
-  if (!waiting || !session_) return;
+  if (!waiting || !link_) return;
   // Parked sessions are placed again when a session ends or a connection comes. A refusal
   // can also come from sshd's backlog of closes (sessions that ended here but whose close
   // sshd had not yet read), which neither event marks: forget the refusals and try again
@@ -653,8 +634,15 @@ void HostDaemon::PlaceParked() {
 }
 
 void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
-  if (!result.ok() || !session_) {
-    std::string why = result.ok() ? "the main connection is down" : result.error().ToString();
+  Result<std::unique_ptr<ssh::Link>> link = MakeError("link", "the main connection is down");
+  if (result.ok() && link_) {
+    link = ssh::Link::Open(loop_, std::move(*result), {.dead_after = DeadAfter()},
+                           [this] { OnExtraLinkInput(); });
+  } else if (!result.ok()) {
+    link = result.take_error();
+  }
+  if (!link.ok()) {
+    std::string why = link.error().ToString();
     spdlog::warn("[{}] another connection for sessions failed: {}", host_.alias, why);
     // Sessions that cannot get a connection fail (unless one ends and frees a slot).
     bool any_extra = !extra_links_.empty();
@@ -666,27 +654,16 @@ void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
     std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
     return;
   }
-  ExtraLink link;
-  link.session = std::move(*result);
-  link.session->SetNonBlocking();
-  link.idle_since = std::chrono::steady_clock::now();
-  ssh_event_add_session(ssh_event_, link.session->raw());
-  net::SetSendTimeout(link.session->fd(), DeadAfter());
-  net::SetUserTimeout(link.session->fd(), DeadAfter());
-  loop_.Watch(link.session->fd(), net::kReadable,
-              [this](unsigned events) { OnSessionEvents(events); });
-  extra_links_.push_back(std::move(link));
+  extra_links_.push_back(ExtraLink{std::move(*link), std::chrono::steady_clock::now()});
   PlaceParked();
 }
 
 void HostDaemon::DropExtraLinks(const std::string& why) {
-  for (auto& link : extra_links_) {
-    ssh_session raw = link.session->raw();
+  for (auto& extra : extra_links_) {
+    ssh_session raw = extra.link->raw();
     for (auto& [id, s] : sessions_) {
       if (s->session() == raw) s->Abort(why);
     }
-    loop_.Unwatch(link.session->fd());
-    ssh_event_remove_session(ssh_event_, raw);
     session_limit_.erase(raw);
   }
   std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
@@ -695,13 +672,11 @@ void HostDaemon::DropExtraLinks(const std::string& why) {
 
 void HostDaemon::CheckExtraLinks(std::chrono::steady_clock::time_point now) {
   for (size_t i = 0; i < extra_links_.size();) {
-    ssh_session raw = extra_links_[i].session->raw();
+    ssh_session raw = extra_links_[i].link->raw();
     bool used = false;
     for (const auto& [id, s] : sessions_) used |= s->session() == raw;
     if (used) extra_links_[i].idle_since = now;
     if (!used && now - extra_links_[i].idle_since >= kExtraLinkIdle) {
-      loop_.Unwatch(extra_links_[i].session->fd());
-      ssh_event_remove_session(ssh_event_, raw);
       session_limit_.erase(raw);
       extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
       continue;
@@ -734,7 +709,7 @@ bool HostDaemon::PlaceStream(forward::NewStream& stream) {
 }
 
 void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
-  if (!session_ || !lanes_off_.empty() || now < lanes_retry_at_) return;
+  if (!link_ || !lanes_off_.empty() || now < lanes_retry_at_) return;
   bool has_local = std::any_of(forwards_.begin(), forwards_.end(), [](const auto& f) {
     return dynamic_cast<const forward::LocalForward*>(f.get()) != nullptr;
   });
@@ -784,7 +759,7 @@ uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, U
                                SessionEvents events, const std::string& what) {
   uint32_t id = next_session_++;
   std::string prefix = host_.alias + " session #" + std::to_string(id);
-  if (!session_) {
+  if (!link_) {
     // Answered on the next wake-up: the caller is still setting up.
     auto started = std::move(events.started);
     loop_.AddTimer(std::chrono::milliseconds(0), [started, alias = host_.alias] {
@@ -1054,10 +1029,10 @@ nlohmann::json HostDaemon::StatusJson() const {
       {"rtt_ms", keepalive_ && keepalive_->rtt() ? json(keepalive_->rtt()->count()) : json()},
       {"reconnects", reconnects_},
       {"last_error", last_error_},
-      {"cipher", session_ ? session_->cipher() : ""},
-      {"remote_system", session_ ? session_->remote_system() : ""},
+      {"cipher", link_ ? link_->session().cipher() : ""},
+      {"remote_system", link_ ? link_->session().remote_system() : ""},
       {"window_budget_used", budget_.used()},
-      {"server_requests", session_ ? requests_.pending() : 0},
+      {"server_requests", link_ ? requests_.pending() : 0},
       {"lanes", LanesJson()},
       {"sessions", SessionsJson()},
       {"forwards", fwds}};
@@ -1068,7 +1043,7 @@ nlohmann::json HostDaemon::SessionsJson() const {
   for (const auto& [id, s] : sessions_) parked += s->parked() ? 1 : 0;
   return nlohmann::json{{"live", sessions_.size() - parked},
                         {"waiting", parked},
-                        {"connections", (session_ ? 1 : 0) + extra_links_.size()}};
+                        {"connections", (link_ ? 1 : 0) + extra_links_.size()}};
 }
 
 void HostDaemon::RegisterControlHandlers(control::ControlServer& server) {

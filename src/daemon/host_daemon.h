@@ -31,6 +31,7 @@
 #include "net/event_loop.h"
 #include "proxy/target.h"
 #include "ssh/global_requests.h"
+#include "ssh/link.h"
 #include "ssh/session.h"
 
 namespace tether::daemon {
@@ -133,7 +134,9 @@ class HostDaemon : public control::MuxHost {
   const std::vector<std::unique_ptr<forward::Forward>>& forwards() const { return forwards_; }
 
  private:
-  void AttachSession(std::unique_ptr<ssh::Session> session);
+  // Puts a connected session on the loop as the main link; fails only if libssh cannot
+  // make its event.
+  Status AttachSession(std::unique_ptr<ssh::Session> session);
   void LinkLost(const std::string& why);
   void ScheduleReconnect();
   // The host as the daemon dials it again (reconnects, lanes, extra links): the handshake
@@ -150,7 +153,11 @@ class HostDaemon : public control::MuxHost {
   void OnLinkTick();
   // While the link is down: a TCP probe of the first hop (see kReachabilityProbe).
   void ProbeReachability(std::chrono::steady_clock::time_point now);
-  void OnSessionEvents(unsigned events);
+  // After the main link drained what arrived: keepalive accounting, a lost link noticed.
+  void OnMainLinkInput();
+  // After an extra link drained: the extra links that ended are dropped, with their
+  // sessions.
+  void OnExtraLinkInput();
   void AfterIteration();
   void Shutdown(const std::string& why);
   // Makes the forward of `spec` (binding its listeners for -L/-D), without starting it.
@@ -201,8 +208,7 @@ class HostDaemon : public control::MuxHost {
   config::HostConfig host_;
   StateDir state_;
   net::EventLoop loop_;
-  std::unique_ptr<ssh::Session> session_;
-  ssh_event ssh_event_ = nullptr;
+  std::unique_ptr<ssh::Link> link_;  // the main connection, null while it is down
   std::unique_ptr<char[]> scratch_;
   forward::WindowBudget budget_{kWindowBudgetBytes};
   forward::PumpContext pump_context_;
@@ -218,7 +224,7 @@ class HostDaemon : public control::MuxHost {
   // Further connections for sessions (see kMaxExtraLinks), and what we learned of each
   // connection's MaxSessions (the number open when sshd refused one more).
   struct ExtraLink {
-    std::unique_ptr<ssh::Session> session;
+    std::unique_ptr<ssh::Link> link;
     std::chrono::steady_clock::time_point idle_since;
   };
   std::vector<ExtraLink> extra_links_;
@@ -246,14 +252,12 @@ class HostDaemon : public control::MuxHost {
   };
   std::vector<Accepted> accepted_;
   std::chrono::steady_clock::time_point started_;
-  bool session_wants_write_ = false;
 
   // The link: state for `status`, keepalive accounting, reconnects.
   std::string link_state_ = "up";  // up, reconnecting, needs-auth
   std::string last_error_;
   int reconnects_ = 0;
   std::optional<Keepalive> keepalive_;
-  ssh_counter_struct counter_{};  // socket bytes of the current session
   // Since when the server has been silent while its TCP stack acknowledges (see
   // kBusyServerGrace); unset while it answers.
   std::optional<std::chrono::steady_clock::time_point> server_busy_since_;

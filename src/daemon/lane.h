@@ -64,7 +64,7 @@ class Lane {
 
  private:
   void Main();
-  void Serve(ssh::Session& session);
+  void Serve(std::unique_ptr<ssh::Session> session);
   void Fail(const std::string& step, const std::string& why);
 
   const int number_;
