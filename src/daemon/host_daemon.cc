@@ -13,7 +13,6 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
-#include "control/json_fields.h"
 #include "control/mux_wire.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
@@ -22,18 +21,6 @@
 
 namespace tether::daemon {
 namespace {
-
-const char* KindFlag(config::ForwardKind kind) {
-  switch (kind) {
-    case config::ForwardKind::kLocal:
-      return "local";
-    case config::ForwardKind::kRemote:
-      return "remote";
-    case config::ForwardKind::kDynamic:
-      return "dynamic";
-  }
-  return "local";
-}
 
 // ServerAliveInterval and ServerAliveCountMax, or the keepalive's defaults.
 std::chrono::milliseconds KeepaliveInterval(const config::HostConfig& host) {
@@ -97,7 +84,7 @@ HostDaemon::~HostDaemon() {
 
 Status HostDaemon::BindForwards(const std::vector<config::ForwardSpec>& specs) {
   for (const auto& spec : specs) {
-    if (FindForward(spec) != forwards_.end()) {
+    if (FindForwardAt(spec) != forwards_.end()) {
       return MakeError("forward",
                        spec.ToFlagString() + ": " + spec.listen.ToString() + " is given twice");
     }
@@ -127,7 +114,7 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
     std::string why = spec.kind == config::ForwardKind::kRemote && spec.listen.is_unix()
                           ? "listening on a unix socket on the server is not supported "
                             "(libssh 0.10 has no streamlocal-forward)"
-                          : std::string(KindFlag(spec.kind)) +
+                          : std::string(forward::ForwardKindName(spec.kind)) +
                                 " forwards of this shape are not "
                                 "supported by this version";
     return MakeError("forward", spec.ToFlagString() + ": " + why);
@@ -172,7 +159,7 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
               std::to_string(remote->spec().listen.port));
     }
   }
-  if (FindForward(spec) != forwards_.end()) {
+  if (FindForwardAt(spec) != forwards_.end()) {
     return MakeError("proxy",
                      "port " + std::to_string(options.port) + " on the server is already forwarded",
                      "choose another with --proxy=PORT");
@@ -218,7 +205,7 @@ bool ListensOnServer(config::ForwardKind kind) { return kind == config::ForwardK
 
 }  // namespace
 
-std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForward(
+std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForwardAt(
     const config::ForwardSpec& spec) {
   config::Endpoint want = NormalizedListen(spec.listen);
   return std::find_if(forwards_.begin(), forwards_.end(), [&](const auto& f) {
@@ -260,7 +247,7 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   auto listener = net::ListenUnix(state_.SocketPath(host_.alias));
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
-  RegisterControlHandlers(*control_);
+  api_.Register(*control_);
   auto mux_listener = net::ListenUnix(state_.MuxPath(host_.alias));
   if (!mux_listener.ok()) return mux_listener.take_error();
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
@@ -826,9 +813,7 @@ void HostDaemon::ReapSessionsSoon() {
 
 uint32_t HostDaemon::Pid() { return static_cast<uint32_t>(::getpid()); }
 
-void HostDaemon::Terminate() {
-  loop_.AddTimer(std::chrono::milliseconds(0), [this] { Shutdown("ssh -O exit"); });
-}
+void HostDaemon::Terminate() { StopSoon("ssh -O exit"); }
 
 namespace {
 
@@ -898,13 +883,11 @@ void HostDaemon::OpenForward(const control::mux::Forward& request,
 Status HostDaemon::CloseForward(const control::mux::Forward& request) {
   auto spec = SpecOf(request);
   if (!spec.ok()) return spec.take_error();
-  auto it = FindForward(*spec);
-  if (it == forwards_.end()) {
+  forward::Forward* fwd = FindForward(*spec);
+  if (fwd == nullptr) {
     return MakeError("forward", "no forward listens on " + spec->listen.ToString());
   }
-  (*it)->Stop();
-  spdlog::info("[{}] forward cancelled: {}", host_.alias, (*it)->spec().ToFlagString());
-  forwards_.erase(it);
+  RemoveForward(*fwd);
   return Status::Ok();
 }
 
@@ -972,162 +955,61 @@ Status HostDaemon::Run() {
   return s;
 }
 
-namespace {
-
-nlohmann::json ForwardJson(const forward::Forward& f) {
-  const auto& st = *f.stats();
-  auto* remote = dynamic_cast<const forward::RemoteForward*>(&f);
-  bool server_proxy = remote != nullptr && remote->is_server_proxy();
-  std::string target = f.spec().dynamic ? "socks" : f.spec().target.ToString();
-  if (server_proxy) target = "laptop: " + remote->ExitDescription();
-  return nlohmann::json{{"kind", server_proxy ? "proxy" : KindFlag(f.spec().kind)},
-                        {"spec", f.spec().ToString()},
-                        {"listen", f.listen_address()},
-                        {"target", target},
-                        {"state", f.state()},
-                        {"error", f.error()},
-                        {"live", st.live.load()},
-                        {"total", st.total.load()},
-                        {"failed", st.failed.load()},
-                        {"bytes_in", st.bytes_in.load()},
-                        {"bytes_out", st.bytes_out.load()},
-                        {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
-                        {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
-}
-
-}  // namespace
-
-nlohmann::json HostDaemon::LanesJson() const {
-  nlohmann::json open = nlohmann::json::array();
+DaemonStatus HostDaemon::Snapshot() const {
+  DaemonStatus st;
+  st.host = host_.alias;
+  st.user = host_.user;
+  st.hostname = host_.hostname;
+  st.port = host_.port;
+  st.state = link_state_;
+  st.pid = ::getpid();
+  st.uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  if (keepalive_) st.rtt = keepalive_->rtt();
+  st.reconnects = reconnects_;
+  st.last_error = last_error_;
+  if (link_) {
+    st.cipher = link_->session().cipher();
+    st.remote_system = link_->session().remote_system();
+    st.server_requests = requests_.pending();
+  }
+  st.window_budget_used = budget_.used();
+  st.lanes_wanted = lanes_wanted_;
+  st.lanes_off = lanes_off_;
   for (const auto& lane : lanes_) {
     const char* state = lane->state() == Lane::State::kUp           ? "up"
                         : lane->state() == Lane::State::kConnecting ? "connecting"
                                                                     : "ended";
-    open.push_back({{"number", lane->number()},
-                    {"state", state},
-                    {"live", lane->live()},
-                    {"streams", lane->streams()},
-                    {"error", lane->error()}});
+    st.lanes.push_back(
+        LaneStatus{lane->number(), state, lane->live(), lane->streams(), lane->error()});
   }
-  return {{"wanted", lanes_wanted_}, {"off", lanes_off_}, {"open", open}};
+  for (const auto& [id, s] : sessions_) st.sessions_waiting += s->parked() ? 1 : 0;
+  st.sessions_live = sessions_.size() - st.sessions_waiting;
+  st.connections = (link_ ? 1 : 0) + extra_links_.size();
+  return st;
 }
 
-nlohmann::json HostDaemon::StatusJson() const {
-  using nlohmann::json;
-  json fwds = json::array();
-  for (const auto& f : forwards_) fwds.push_back(ForwardJson(*f));
-  auto uptime =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-  return json{
-      {"host", host_.alias},
-      {"state", link_state_},
-      {"pid", ::getpid()},
-      {"user", host_.user},
-      {"hostname", host_.hostname},
-      {"port", host_.port},
-      {"uptime_s", uptime.count()},
-      {"rtt_ms", keepalive_ && keepalive_->rtt() ? json(keepalive_->rtt()->count()) : json()},
-      {"reconnects", reconnects_},
-      {"last_error", last_error_},
-      {"cipher", link_ ? link_->session().cipher() : ""},
-      {"remote_system", link_ ? link_->session().remote_system() : ""},
-      {"window_budget_used", budget_.used()},
-      {"server_requests", link_ ? requests_.pending() : 0},
-      {"lanes", LanesJson()},
-      {"sessions", SessionsJson()},
-      {"forwards", fwds}};
+forward::Forward* HostDaemon::FindForward(const config::ForwardSpec& spec) {
+  auto it = FindForwardAt(spec);
+  return it == forwards_.end() ? nullptr : it->get();
 }
 
-nlohmann::json HostDaemon::SessionsJson() const {
-  size_t parked = 0;
-  for (const auto& [id, s] : sessions_) parked += s->parked() ? 1 : 0;
-  return nlohmann::json{{"live", sessions_.size() - parked},
-                        {"waiting", parked},
-                        {"connections", (link_ ? 1 : 0) + extra_links_.size()}};
+void HostDaemon::RemoveForward(forward::Forward& fwd) {
+  auto it = std::find_if(forwards_.begin(), forwards_.end(),
+                         [&](const auto& f) { return f.get() == &fwd; });
+  if (it == forwards_.end()) return;
+  fwd.Stop();
+  spdlog::info("[{}] forward cancelled: {}", host_.alias, fwd.spec().ToFlagString());
+  forwards_.erase(it);
 }
 
-void HostDaemon::RegisterControlHandlers(control::ControlServer& server) {
-  server.Register("status",
-                  [this](const control::Json&) -> Result<control::Json> { return StatusJson(); });
-  server.Register("stop", [this](const control::Json&) -> Result<control::Json> {
-    // Reply first, stop on the next wake-up.
-    loop_.AddTimer(std::chrono::milliseconds(0), [this] { Shutdown("tether down"); });
-    return control::Json{{"stopping", true}};
-  });
-  server.Register("ping", [](const control::Json&) -> Result<control::Json> {
-    return control::Json{{"pong", true}};
-  });
-  server.Register("forward", [this](const control::Json& r) { return AddForward(r); });
-  server.Register("cancel", [this](const control::Json& r) { return CancelForward(r); });
-  server.Register("env", [this](const control::Json& r) { return ProxyEnv(r); });
-  server.Register("proxy", [this](const control::Json& r) { return AddProxy(r); });
+void HostDaemon::StopSoon(const std::string& why) {
+  loop_.AddTimer(std::chrono::milliseconds(0), [this, why] { Shutdown(why); });
 }
-
-Result<control::Json> HostDaemon::ProxyEnv(const control::Json&) {
-  for (const auto& f : forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote == nullptr || !remote->is_server_proxy()) continue;
-    control::Json reply{
-        {"port", remote->bound_port() != 0 ? remote->bound_port() : remote->spec().listen.port},
-        {"state", remote->state()},
-        {"open", !remote->policy().require_auth}};
-    if (remote->policy().require_auth) {
-      reply["user"] = proxy_credentials_.username;
-      reply["token"] = proxy_credentials_.password;
-    }
-    return reply;
-  }
-  return MakeError("proxy", host_.alias + " has no server proxy",
-                   "start it with `tether up " + host_.alias + " --proxy`");
-}
-
-Result<control::Json> HostDaemon::AddProxy(const control::Json& request) {
-  auto port = control::OptionalIntField(request, "port", 1, 65535);
-  if (!port.ok()) return port.take_error();
-  auto open = control::OptionalBoolField(request, "open");
-  if (!open.ok()) return open.take_error();
-  auto upstream = control::OptionalStringField(request, "upstream");
-  if (!upstream.ok()) return upstream.take_error();
-  ProxyOptions options;
-  options.port = static_cast<uint16_t>(port->value_or(kDefaultProxyPort));
-  options.open = open->value_or(false);
-  options.upstream = upstream->value_or("");
-  for (const auto& f : forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote != nullptr && remote->is_server_proxy() &&
-        remote->spec().listen.port == options.port) {
-      return control::Json{{"added", false}, {"forward", ForwardJson(*f)}};  // runs already
-    }
-  }
-  Status s = EnableProxy(options);
-  if (!s.ok()) return s.take_error();
-  return control::Json{{"added", true}, {"forward", ForwardJson(*forwards_.back())}};
-}
-
-namespace {
-
-Result<config::ForwardKind> KindNamed(const std::string& kind) {
-  if (kind == "local") return config::ForwardKind::kLocal;
-  if (kind == "remote") return config::ForwardKind::kRemote;
-  if (kind == "dynamic") return config::ForwardKind::kDynamic;
-  return MakeError("control", "\"kind\" must be \"local\", \"remote\" or \"dynamic\"");
-}
-
-// The request's "kind", when it has one.
-Result<std::optional<config::ForwardKind>> OptionalKind(const control::Json& request) {
-  auto kind = control::OptionalStringField(request, "kind");
-  if (!kind.ok()) return kind.take_error();
-  if (!kind->has_value()) return std::optional<config::ForwardKind>();
-  auto named = KindNamed(**kind);
-  if (!named.ok()) return named.take_error();
-  return std::optional<config::ForwardKind>(*named);
-}
-
-}  // namespace
 
 Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& spec, bool* added) {
   *added = false;
-  auto existing = FindForward(spec);
+  auto existing = FindForwardAt(spec);
   if (existing != forwards_.end()) {
     if ((*existing)->spec() == spec) return existing->get();
     return MakeError("forward",
@@ -1143,60 +1025,6 @@ Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& 
   spdlog::info("[{}] forward added: {}", host_.alias, spec.ToFlagString());
   *added = true;
   return forwards_.back().get();
-}
-
-Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
-  auto kind = OptionalKind(request);
-  if (!kind.ok()) return kind.take_error();
-  if (!kind->has_value()) {
-    return MakeError("control",
-                     "\"kind\" is missing: it must be \"local\", \"remote\" or \"dynamic\"");
-  }
-  auto text = control::StringField(request, "spec");
-  if (!text.ok()) return text.take_error();
-  auto spec = config::ParseForwardSpec(**kind, *text);
-  if (!spec.ok()) return spec.take_error();
-  bool added = false;
-  auto fwd = AddForwardSpec(*spec, &added);
-  if (!fwd.ok()) return fwd.take_error();
-  return control::Json{{"added", added}, {"forward", ForwardJson(**fwd)}};
-}
-
-Result<control::Json> HostDaemon::CancelForward(const control::Json& request) {
-  auto kind = OptionalKind(request);
-  if (!kind.ok()) return kind.take_error();
-  auto text = control::StringField(request, "spec");
-  if (!text.ok()) return text.take_error();
-  if (kind->has_value()) return CancelForwardAt(**kind, *text);
-  // Without a kind: whichever forward listens there, laptop side first.
-  auto as_local = CancelForwardAt(config::ForwardKind::kLocal, *text);
-  if (as_local.ok()) return as_local;
-  auto as_remote = CancelForwardAt(config::ForwardKind::kRemote, *text);
-  if (as_remote.ok()) return as_remote;
-  return as_local;
-}
-
-Result<control::Json> HostDaemon::CancelForwardAt(config::ForwardKind kind,
-                                                  const std::string& text) {
-  // A whole spec, or only where it listens ("8000", "127.0.0.1:8000", a socket path), as
-  // ssh -O cancel takes it.
-  auto spec = config::ParseForwardSpec(kind, text);
-  if (!spec.ok()) {
-    auto listen_only = config::ParseForwardSpec(config::ForwardKind::kDynamic, text);
-    if (!listen_only.ok()) return spec.take_error();
-    listen_only->kind = kind;
-    spec = std::move(listen_only);
-  }
-  auto it = FindForward(*spec);
-  if (it == forwards_.end()) {
-    return MakeError("forward", "no forward listens on " + spec->listen.ToString(),
-                     "`tether status " + host_.alias + "` lists the forwards");
-  }
-  control::Json removed = ForwardJson(**it);
-  (*it)->Stop();
-  spdlog::info("[{}] forward cancelled: {}", host_.alias, (*it)->spec().ToFlagString());
-  forwards_.erase(it);
-  return control::Json{{"cancelled", removed}};
 }
 
 }  // namespace tether::daemon

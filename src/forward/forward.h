@@ -15,6 +15,9 @@
 
 namespace tether::forward {
 
+// "local", "remote" or "dynamic": the kind's name in `status` and in the control protocol.
+const char* ForwardKindName(config::ForwardKind kind);
+
 class Forward {
  public:
   virtual ~Forward() = default;
