@@ -60,7 +60,7 @@ nlohmann::json ControlApi::ForwardJson(const forward::Forward& f) {
       {"spec", f.spec().ToString()},
       {"listen", f.listen_address()},
       {"target", target},
-      {"state", f.state()},
+      {"state", forward::ToString(f.state())},
       {"error", f.error()},
       {"live", st.live.load()},
       {"total", st.total.load()},
@@ -75,7 +75,7 @@ nlohmann::json ControlApi::LanesJson(const DaemonStatus& status) {
   nlohmann::json open = nlohmann::json::array();
   for (const auto& lane : status.lanes) {
     open.push_back({{"number", lane.number},
-                    {"state", lane.state},
+                    {"state", ToString(lane.state)},
                     {"live", lane.live},
                     {"streams", lane.streams},
                     {"error", lane.error}});
@@ -95,7 +95,7 @@ nlohmann::json ControlApi::StatusJson() const {
   json fwds = json::array();
   for (const auto& f : daemon_.forwards()) fwds.push_back(ForwardJson(*f));
   return json{{"host", st.host},
-              {"state", st.state},
+              {"state", ToString(st.state)},
               {"pid", st.pid},
               {"user", st.user},
               {"hostname", st.hostname},
@@ -119,7 +119,7 @@ Result<control::Json> ControlApi::ProxyEnv(const control::Json&) {
     if (proxy == nullptr) continue;
     control::Json reply{
         {"port", proxy->bound_port() != 0 ? proxy->bound_port() : proxy->spec().listen.port},
-        {"state", proxy->state()},
+        {"state", forward::ToString(proxy->state())},
         {"open", !proxy->policy().require_auth}};
     if (proxy->policy().require_auth) {
       reply["user"] = daemon_.proxy_credentials().username;

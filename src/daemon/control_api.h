@@ -16,6 +16,8 @@
 #include "common/result.h"
 #include "config/forward_spec.h"
 #include "control/control_server.h"
+#include "daemon/lane.h"
+#include "daemon/link_state.h"
 #include "forward/forward.h"
 #include "proxy/target.h"
 
@@ -34,7 +36,7 @@ struct ProxyOptions {
 // One lane as `status` shows it (see daemon/lane.h).
 struct LaneStatus {
   int number = 0;
-  std::string state;  // connecting, up, ended
+  Lane::State state = Lane::State::kConnecting;
   uint64_t live = 0;
   uint64_t streams = 0;
   std::string error;
@@ -46,7 +48,7 @@ struct DaemonStatus {
   std::string user;
   std::string hostname;
   uint16_t port = 0;
-  std::string state;  // the link: up, reconnecting, needs-auth
+  LinkState state = LinkState::kUp;
   int64_t pid = 0;
   std::chrono::seconds uptime{0};
   std::optional<std::chrono::milliseconds> rtt;

@@ -276,8 +276,8 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   last_tick_boot_ = BootTime();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
   spdlog::info("[{}] up: {}@{} port {}, cipher {}, auth {}, {} forward(s)", host_.alias, host_.user,
-               host_.hostname, host_.port, link_->session().cipher(), link_->session().auth_method(),
-               forwards_.size());
+               host_.hostname, host_.port, link_->session().cipher(),
+               link_->session().auth_method(), forwards_.size());
   return Status::Ok();
 }
 
@@ -297,7 +297,7 @@ Status HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
   keepalive_.emplace(keepalive);
   server_busy_since_.reset();
   for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
-  link_state_ = "up";
+  link_state_ = LinkState::kUp;
   EnsureLanes(std::chrono::steady_clock::now());
   return Status::Ok();
 }
@@ -328,7 +328,7 @@ void HostDaemon::LinkLost(const std::string& why) {
 void HostDaemon::ScheduleReconnect() {
   if (reconnect_timer_ != 0 || connector_->running()) return;
   auto delay = backoff_.Next();
-  if (link_state_ != "needs-auth") link_state_ = "reconnecting";
+  if (link_state_ != LinkState::kNeedsAuth) link_state_ = LinkState::kReconnecting;
   spdlog::info("[{}] reconnecting in {} ms (attempt {})", host_.alias, delay.count(),
                backoff_.attempts());
   reconnect_timer_ = loop_.AddTimer(delay, [this] {
@@ -367,10 +367,11 @@ void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
     last_error_ = result.error().ToString();
     // Without a terminal a daemon cannot type a passphrase or a one-time code: say so
     // in `status`, and keep trying (an agent may get the key meanwhile).
-    if (result.error().step == "auth" || result.error().step == "host key") {
-      link_state_ = "needs-auth";
+    ErrorCode code = result.error().code;
+    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
+      link_state_ = LinkState::kNeedsAuth;
     }
-    probe_path_ = result.error().step == "connect" || result.error().step == "resolve";
+    probe_path_ = code == ErrorCode::kConnect || code == ErrorCode::kResolve;
     spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
     ScheduleReconnect();
     return;
@@ -719,8 +720,8 @@ void HostDaemon::CheckLanes(std::chrono::steady_clock::time_point now) {
       ++it;
       continue;
     }
-    std::string step = lane.error_step();
-    if (step == "auth" || step == "host key") {
+    ErrorCode code = lane.error_code();
+    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
       // Without a terminal a lane cannot answer a prompt: the main connection carries all.
       lanes_off_ = lane.error();
       spdlog::warn("[{}] lanes are off: {}", host_.alias, lanes_off_);
@@ -977,11 +978,8 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.lanes_wanted = lanes_wanted_;
   st.lanes_off = lanes_off_;
   for (const auto& lane : lanes_) {
-    const char* state = lane->state() == Lane::State::kUp           ? "up"
-                        : lane->state() == Lane::State::kConnecting ? "connecting"
-                                                                    : "ended";
     st.lanes.push_back(
-        LaneStatus{lane->number(), state, lane->live(), lane->streams(), lane->error()});
+        LaneStatus{lane->number(), lane->state(), lane->live(), lane->streams(), lane->error()});
   }
   for (const auto& [id, s] : sessions_) st.sessions_waiting += s->parked() ? 1 : 0;
   st.sessions_live = sessions_.size() - st.sessions_waiting;

@@ -245,7 +245,7 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   std::chrono::steady_clock::time_point started_;
 
   // The link: state for `status`, keepalive accounting, reconnects.
-  std::string link_state_ = "up";  // up, reconnecting, needs-auth
+  LinkState link_state_ = LinkState::kUp;
   std::string last_error_;
   int reconnects_ = 0;
   std::optional<Keepalive> keepalive_;

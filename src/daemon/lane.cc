@@ -14,7 +14,7 @@ Lane::Lane(int number, config::HostConfig host, ssh::ConnectOptions options,
       dead_after_(dead_after),
       budget_(budget) {
   if (!wake_.valid()) {
-    Fail("lane", "cannot make a wake-up pipe");
+    Fail(ErrorCode::kOther, "cannot make a wake-up pipe");
     state_ = State::kEnded;
     finished_ = true;
     return;
@@ -48,22 +48,34 @@ std::string Lane::error() const {
   return error_;
 }
 
-std::string Lane::error_step() const {
+ErrorCode Lane::error_code() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return error_step_;
+  return error_code_;
 }
 
-void Lane::Fail(const std::string& step, const std::string& why) {
+void Lane::Fail(ErrorCode code, const std::string& why) {
   std::lock_guard<std::mutex> lock(mu_);
-  error_step_ = step;
+  error_code_ = code;
   error_ = why;
+}
+
+const char* ToString(Lane::State state) {
+  switch (state) {
+    case Lane::State::kConnecting:
+      return "connecting";
+    case Lane::State::kUp:
+      return "up";
+    case Lane::State::kEnded:
+      return "ended";
+  }
+  return "";
 }
 
 void Lane::Main() {
   ssh::NoPrompter nobody;
   auto session = ssh::Session::Connect(host_, nobody, options_);
   if (!session.ok()) {
-    Fail(session.error().step, session.error().ToString());
+    Fail(session.error().code, session.error().ToString());
     spdlog::warn("[{} lane {}] could not connect: {}", host_.alias, number_,
                  session.error().ToString());
   } else if (!stop_.load()) {
@@ -88,16 +100,15 @@ void Lane::Serve(std::unique_ptr<ssh::Session> session) {
   forward::PumpContext context{&loop, scratch.get(), forward::kMaxWindow, &budget_};
   std::unique_ptr<ssh::Link> link;  // outlives the pumps, whose channels are on it
   forward::PumpSet pumps(context);
-  auto opened = ssh::Link::Open(loop, std::move(session), {.read_ahead = true, .dead_after = dead_after_},
-                                [&] {
-                                  if (link->connected()) return;
-                                  Fail("link", link->EndReason());
-                                  spdlog::warn("[{} lane {}] connection lost: {}", host_.alias,
-                                               number_, error());
-                                  loop.Stop();
-                                });
+  auto opened = ssh::Link::Open(
+      loop, std::move(session), {.read_ahead = true, .dead_after = dead_after_}, [&] {
+        if (link->connected()) return;
+        Fail(ErrorCode::kOther, link->EndReason());
+        spdlog::warn("[{} lane {}] connection lost: {}", host_.alias, number_, error());
+        loop.Stop();
+      });
   if (!opened.ok()) {
-    Fail("lane", opened.error().message);
+    Fail(ErrorCode::kOther, opened.error().message);
     return;
   }
   link = std::move(*opened);
@@ -125,7 +136,7 @@ void Lane::Serve(std::unique_ptr<ssh::Session> session) {
   state_ = State::kUp;
   if (stop_.load()) wake_.Wake();  // a stop asked during the connect ends the loop at once
   Status run = loop.Run();
-  if (!run.ok()) Fail("lane", run.error().ToString());
+  if (!run.ok()) Fail(ErrorCode::kOther, run.error().ToString());
   {
     std::lock_guard<std::mutex> lock(mu_);
     state_ = State::kEnded;  // no more offers from here on

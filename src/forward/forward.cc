@@ -14,4 +14,20 @@ const char* ForwardKindName(config::ForwardKind kind) {
   return "local";
 }
 
+const char* ToString(ForwardState state) {
+  switch (state) {
+    case ForwardState::kWaitingForLink:
+      return "waiting for the link";
+    case ForwardState::kRequesting:
+      return "requesting";
+    case ForwardState::kListening:
+      return "listening";
+    case ForwardState::kRetrying:
+      return "retrying";
+    case ForwardState::kStopped:
+      return "stopped";
+  }
+  return "";
+}
+
 }  // namespace tether::forward

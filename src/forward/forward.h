@@ -18,6 +18,13 @@ namespace tether::forward {
 // "local", "remote" or "dynamic": the kind's name in `status` and in the control protocol.
 const char* ForwardKindName(config::ForwardKind kind);
 
+// Where a forward stands. A -L/-D forward listens (or waits for the link) from the start;
+// a -R one asks the server to listen on every new session and retries a refusal.
+enum class ForwardState { kWaitingForLink, kRequesting, kListening, kRetrying, kStopped };
+// As `status` says it: "waiting for the link", "requesting", "listening", "retrying",
+// "stopped".
+const char* ToString(ForwardState state);
+
 class Forward {
  public:
   virtual ~Forward() = default;
@@ -33,8 +40,7 @@ class Forward {
   // Connections already being served live on until they end.
   virtual void Stop() = 0;
 
-  // For `status`: "listening", "requesting", "retrying", "failed", "waiting for the link".
-  virtual std::string state() const = 0;
+  virtual ForwardState state() const = 0;
   // Why the last attempt failed ("" when fine).
   virtual std::string error() const { return ""; }
 

@@ -21,7 +21,7 @@ proxy::ConnectFailure Classify(const Error& e) {
     case ENETUNREACH:
       return proxy::ConnectFailure::kUnreachable;
     default:
-      return e.step == "resolve" ? proxy::ConnectFailure::kUnreachable
+      return e.code == ErrorCode::kResolve ? proxy::ConnectFailure::kUnreachable
                                  : proxy::ConnectFailure::kOther;
   }
 }

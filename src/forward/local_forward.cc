@@ -211,10 +211,10 @@ void LocalForward::ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHan
                 std::move(log_prefix), std::move(hooks)});
 }
 
-std::string LocalForward::state() const {
-  if (listeners_.empty()) return "stopped";
-  if (session_ == nullptr) return "waiting for the link";
-  return "listening";
+ForwardState LocalForward::state() const {
+  if (listeners_.empty()) return ForwardState::kStopped;
+  if (session_ == nullptr) return ForwardState::kWaitingForLink;
+  return ForwardState::kListening;
 }
 
 size_t LocalForward::ExpireWaiting(std::chrono::steady_clock::time_point now,

@@ -47,7 +47,7 @@ class LocalForward : public Forward {
   size_t ExpireWaiting(std::chrono::steady_clock::time_point now,
                        std::chrono::milliseconds max_wait);
   size_t waiting() const { return waiting_.size(); }
-  std::string state() const override;
+  ForwardState state() const override;
 
  private:
   LocalForward(config::ForwardSpec spec, std::string host_alias)

@@ -55,7 +55,7 @@ class RemoteForward : public Forward {
   void SetSession(ssh_session session) override;
   void OnTick(std::chrono::steady_clock::time_point now) override;
   void Stop() override;
-  std::string state() const override;
+  ForwardState state() const override;
   std::string error() const override { return error_; }
   bool is_server_proxy() const { return proxy_.is_server_proxy; }
   const proxy::ProxyPolicy& policy() const { return proxy_.policy; }
@@ -73,7 +73,6 @@ class RemoteForward : public Forward {
   void Serve(ssh_channel channel, const std::string& origin_host, uint16_t origin_port);
 
  private:
-  enum class State { kDown, kRequesting, kListening, kRetrying, kStopped };
   void Request();
   void OnAnswer(Result<uint16_t> answer);
   void DropPending();
@@ -83,7 +82,7 @@ class RemoteForward : public Forward {
   std::unique_ptr<LaptopExit> exit_;           // reverse dynamic only
   std::unique_ptr<ProxyConnections> proxied_;  // reverse dynamic only
   ssh_session session_ = nullptr;
-  State state_ = State::kDown;
+  ForwardState state_ = ForwardState::kWaitingForLink;
   std::string error_;
   uint16_t bound_port_ = 0;
   ssh::GlobalRequests::RequestId request_ = 0;

@@ -43,12 +43,12 @@ std::string ExpandHome(const std::string& path) {
 Status AddKnownHost(ssh_session session, const std::string& known_name, const std::string& file) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
-    return MakeError("host key", "the server sent no host key");
+    return MakeError(ErrorCode::kHostKey, "the server sent no host key");
   }
   KeyPtr key(raw);
   char* b64 = nullptr;
   if (ssh_pki_export_pubkey_base64(key.get(), &b64) != SSH_OK) {
-    return MakeError("host key", "cannot encode the server's host key");
+    return MakeError(ErrorCode::kHostKey, "cannot encode the server's host key");
   }
   std::string line = known_name + " " + KeyType(key.get()) + " " + b64 + "\n";
   ssh_string_free_char(b64);
@@ -60,7 +60,7 @@ Status AddKnownHost(ssh_session session, const std::string& known_name, const st
   out << line;
   out.close();
   if (!out) {
-    return MakeError("host key", "cannot write " + file,
+    return MakeError(ErrorCode::kHostKey, "cannot write " + file,
                      "check that the file and its directory are writable");
   }
   return Status::Ok();
@@ -85,7 +85,7 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
                                   const std::vector<std::string>& files) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
-    return MakeError("host key", "the server sent no host key");
+    return MakeError(ErrorCode::kHostKey, "the server sent no host key");
   }
   KeyPtr server_key(raw);
   HostKeyCheck check;
@@ -150,7 +150,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
                              : "the server offers a different kind of host key for ";
       const KnownHostsLine& first = check.lines.front();
       return MakeError(
-          "host key",
+          ErrorCode::kHostKey,
           what + known_name + ": the server offers " + offered + "; known_hosts has" +
               DescribeLines(check),
           "someone may be intercepting the connection, or the server was reinstalled. If "
@@ -164,7 +164,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
   using config::StrictHostKeyChecking;
   switch (host.strict_host_key_checking) {
     case StrictHostKeyChecking::kYes:
-      return MakeError("host key",
+      return MakeError(ErrorCode::kHostKey,
                        "no known host key for " + known_name + "; the server offers " + offered,
                        "check the fingerprint with the server's administrator, then add it: "
                        "`ssh-keyscan -p " +
@@ -176,7 +176,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
       break;
     case StrictHostKeyChecking::kAsk: {
       if (!prompter.CanPrompt()) {
-        return MakeError("host key",
+        return MakeError(ErrorCode::kHostKey,
                          "no known host key for " + known_name + "; the server offers " + offered +
                              ", and there is no terminal to ask",
                          "run `tether up` from a terminal once, or add the key to " + user_file +
@@ -190,11 +190,11 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
         auto answer = prompter.Ask(
             "Are you sure you want to continue connecting (yes/no/[fingerprint])? ", true);
         if (!answer || *answer == "no") {
-          return MakeError("host key", "host key for " + known_name + " not accepted");
+          return MakeError(ErrorCode::kHostKey, "host key for " + known_name + " not accepted");
         }
         if (*answer == "yes" || *answer == check.server_fingerprint) break;
         if (attempt == 2) {
-          return MakeError("host key", "host key for " + known_name + " not accepted");
+          return MakeError(ErrorCode::kHostKey, "host key for " + known_name + " not accepted");
         }
       }
       break;

@@ -59,7 +59,7 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
   st.user = "ada";
   st.hostname = "10.0.0.7";
   st.port = 2222;
-  st.state = "reconnecting";
+  st.state = LinkState::kReconnecting;
   st.pid = 4242;
   st.uptime = std::chrono::seconds(90);
   st.rtt = std::chrono::milliseconds(12);
@@ -70,7 +70,7 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
   st.window_budget_used = 65536;
   st.server_requests = 1;
   st.lanes_wanted = 2;
-  st.lanes.push_back(LaneStatus{1, "up", 4, 9, ""});
+  st.lanes.push_back(LaneStatus{1, Lane::State::kUp, 4, 9, ""});
   st.sessions_live = 5;
   st.sessions_waiting = 2;
   st.connections = 2;
