@@ -2,7 +2,6 @@
 
 #include "common/log.h"
 #include "control/json_fields.h"
-#include "forward/remote_forward.h"
 
 namespace tether::daemon {
 namespace {
@@ -22,11 +21,6 @@ Result<std::optional<config::ForwardKind>> OptionalKind(const control::Json& req
   auto named = KindNamed(**kind);
   if (!named.ok()) return named.take_error();
   return std::optional<config::ForwardKind>(*named);
-}
-
-const forward::RemoteForward* AsServerProxy(const forward::Forward& f) {
-  auto* remote = dynamic_cast<const forward::RemoteForward*>(&f);
-  return remote != nullptr && remote->is_server_proxy() ? remote : nullptr;
 }
 
 }  // namespace
@@ -52,23 +46,19 @@ void ControlApi::Register(control::ControlServer& server) {
 
 nlohmann::json ControlApi::ForwardJson(const forward::Forward& f) {
   const auto& st = *f.stats();
-  const forward::RemoteForward* server_proxy = AsServerProxy(f);
-  std::string target = f.spec().dynamic ? "socks" : f.spec().target.ToString();
-  if (server_proxy != nullptr) target = "laptop: " + server_proxy->ExitDescription();
-  return nlohmann::json{
-      {"kind", server_proxy != nullptr ? "proxy" : forward::ForwardKindName(f.spec().kind)},
-      {"spec", f.spec().ToString()},
-      {"listen", f.listen_address()},
-      {"target", target},
-      {"state", forward::ToString(f.state())},
-      {"error", f.error()},
-      {"live", st.live.load()},
-      {"total", st.total.load()},
-      {"failed", st.failed.load()},
-      {"bytes_in", st.bytes_in.load()},
-      {"bytes_out", st.bytes_out.load()},
-      {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
-      {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
+  return nlohmann::json{{"kind", f.kind_name()},
+                        {"spec", f.spec().ToString()},
+                        {"listen", f.listen_address()},
+                        {"target", f.target_description()},
+                        {"state", forward::ToString(f.state())},
+                        {"error", f.error()},
+                        {"live", st.live.load()},
+                        {"total", st.total.load()},
+                        {"failed", st.failed.load()},
+                        {"bytes_in", st.bytes_in.load()},
+                        {"bytes_out", st.bytes_out.load()},
+                        {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
+                        {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
 }
 
 nlohmann::json ControlApi::LanesJson(const DaemonStatus& status) {
@@ -115,13 +105,11 @@ nlohmann::json ControlApi::StatusJson() const {
 
 Result<control::Json> ControlApi::ProxyEnv(const control::Json&) {
   for (const auto& f : daemon_.forwards()) {
-    const forward::RemoteForward* proxy = AsServerProxy(*f);
-    if (proxy == nullptr) continue;
+    std::optional<forward::ServerProxyStatus> proxy = f->server_proxy();
+    if (!proxy) continue;
     control::Json reply{
-        {"port", proxy->bound_port() != 0 ? proxy->bound_port() : proxy->spec().listen.port},
-        {"state", forward::ToString(proxy->state())},
-        {"open", !proxy->policy().require_auth}};
-    if (proxy->policy().require_auth) {
+        {"port", proxy->port}, {"state", forward::ToString(proxy->state)}, {"open", proxy->open}};
+    if (!proxy->open) {
       reply["user"] = daemon_.proxy_credentials().username;
       reply["token"] = daemon_.proxy_credentials().password;
     }
@@ -143,8 +131,7 @@ Result<control::Json> ControlApi::AddProxy(const control::Json& request) {
   options.open = open->value_or(false);
   options.upstream = upstream->value_or("");
   for (const auto& f : daemon_.forwards()) {
-    const forward::RemoteForward* proxy = AsServerProxy(*f);
-    if (proxy != nullptr && proxy->spec().listen.port == options.port) {
+    if (f->server_proxy() && f->spec().listen.port == options.port) {
       return control::Json{{"added", false}, {"forward", ForwardJson(*f)}};  // runs already
     }
   }

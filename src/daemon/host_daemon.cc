@@ -135,7 +135,6 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
 
 Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   forward::RemoteForward::ProxySettings settings;
-  settings.is_server_proxy = true;
   settings.use_environment = true;
   settings.policy.require_auth = !options.open;
   settings.policy.credentials = proxy_credentials_;
@@ -150,13 +149,11 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   spec.listen.port = options.port;
   spec.dynamic = true;
   for (const auto& f : forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote != nullptr && remote->is_server_proxy()) {
+    if (f->server_proxy()) {
       return MakeError(
-          "proxy",
-          "the server proxy already runs on port " + std::to_string(remote->spec().listen.port),
+          "proxy", "the server proxy already runs on port " + std::to_string(f->spec().listen.port),
           "cancel it first: tether forward " + host_.alias + " --cancel -R " +
-              std::to_string(remote->spec().listen.port));
+              std::to_string(f->spec().listen.port));
     }
   }
   if (FindForwardAt(spec) != forwards_.end()) {
@@ -174,20 +171,17 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   context.requests = &requests_;
   context.connects = connects_.get();
   forwards_.push_back(
-      std::make_unique<forward::RemoteForward>(spec, host_.alias, context, std::move(settings)));
+      std::make_unique<forward::ServerProxy>(spec, host_.alias, context, std::move(settings)));
   if (control_) StartForward(*forwards_.back());  // running: start now; else Start() does
   return Status::Ok();
 }
 
 void HostDaemon::StartForward(forward::Forward& fwd) {
   ssh_session session = link_ ? link_->raw() : nullptr;
-  if (auto* local = dynamic_cast<forward::LocalForward*>(&fwd)) {
-    local->Start(loop_, *pumps_, session, kPendingConnectionWait,
-                 [this](forward::NewStream& stream) { return PlaceStream(stream); });
-    if (link_) EnsureLanes(std::chrono::steady_clock::now());
-  } else {
-    fwd.SetSession(session);
-  }
+  fwd.Start(
+      forward::StartContext{&loop_, pumps_.get(), session, kPendingConnectionWait,
+                            [this](forward::NewStream& stream) { return PlaceStream(stream); }});
+  if (fwd.streams_from_laptop() && link_) EnsureLanes(std::chrono::steady_clock::now());
 }
 
 namespace {
@@ -698,9 +692,8 @@ bool HostDaemon::PlaceStream(forward::NewStream& stream) {
 
 void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
   if (!link_ || !lanes_off_.empty() || now < lanes_retry_at_) return;
-  bool has_local = std::any_of(forwards_.begin(), forwards_.end(), [](const auto& f) {
-    return dynamic_cast<const forward::LocalForward*>(f.get()) != nullptr;
-  });
+  bool has_local = std::any_of(forwards_.begin(), forwards_.end(),
+                               [](const auto& f) { return f->streams_from_laptop(); });
   if (!has_local) return;
   config::HostConfig host = RedialHost();
   ssh::ConnectOptions options;
@@ -873,9 +866,7 @@ void HostDaemon::OpenForward(const control::mux::Forward& request,
   bool added = false;
   auto fwd = AddForwardSpec(*spec, &added);
   if (!fwd.ok()) return done(fwd.take_error());
-  auto* remote = dynamic_cast<forward::RemoteForward*>(*fwd);
-  if (remote == nullptr) return done(uint32_t{0});
-  remote->WhenAnswered([done](Result<uint16_t> port) {
+  (*fwd)->WhenAnswered([done](Result<uint16_t> port) {
     if (!port.ok()) return done(port.take_error());
     done(uint32_t{*port});
   });
@@ -902,10 +893,7 @@ int HostDaemon::OnMessage(ssh_session, ssh_message message, void* self_ptr) {
   int port = ssh_message_channel_request_open_destination_port(message);
   bool ours = false;
   for (const auto& f : self->forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote != nullptr && remote->Matches(address ? address : "", static_cast<uint16_t>(port))) {
-      ours = true;
-    }
+    ours |= f->AcceptsServerChannel(address ? address : "", static_cast<uint16_t>(port));
   }
   if (!ours) {
     spdlog::warn("[{}] the server opened a connection for {}:{}, which we do not forward: refused",
@@ -926,16 +914,15 @@ void HostDaemon::ServeAccepted() {
   std::vector<Accepted> batch;
   batch.swap(accepted_);
   for (auto& a : batch) {
-    forward::RemoteForward* owner = nullptr;
+    forward::Forward* owner = nullptr;
     for (const auto& f : forwards_) {
-      auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-      if (remote != nullptr && remote->Matches(a.address, a.port)) owner = remote;
+      if (f->AcceptsServerChannel(a.address, a.port)) owner = f.get();
     }
     if (owner == nullptr) {
       ssh_channel_free(a.channel);  // cancelled meanwhile
       continue;
     }
-    owner->Serve(a.channel, a.origin_host, a.origin_port);
+    owner->ServeServerChannel(a.channel, a.origin_host, a.origin_port);
   }
 }
 

@@ -67,13 +67,13 @@ Result<std::unique_ptr<LocalForward>> LocalForward::Bind(const config::ForwardSp
 
 LocalForward::~LocalForward() { Stop(); }
 
-void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session,
-                         std::chrono::milliseconds max_wait, StreamPlacer placer) {
-  max_wait_ = max_wait;
+void LocalForward::Start(const StartContext& context) {
+  net::EventLoop& loop = *context.loop;
+  max_wait_ = context.max_wait;
   loop_ = &loop;
-  pumps_ = &pumps;
-  placer_ = std::move(placer);
-  session_ = session;
+  pumps_ = context.pumps;
+  placer_ = context.placer;
+  session_ = context.session;
   if (spec_.dynamic) {
     // A -D port on the laptop's loopback needs no password, as ssh -D.
     proxied_ = std::make_unique<ProxyConnections>(

@@ -128,7 +128,7 @@ void RemoteForward::Stop() {
 
 ForwardState RemoteForward::state() const { return state_; }
 
-bool RemoteForward::Matches(const std::string& address, uint16_t port) const {
+bool RemoteForward::AcceptsServerChannel(const std::string& address, uint16_t port) const {
   if (state_ != ForwardState::kListening || port != bound_port_) return false;
   // sshd names the address as we asked for it; "" and "*" are the same request.
   std::string want = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
@@ -137,10 +137,10 @@ bool RemoteForward::Matches(const std::string& address, uint16_t port) const {
          (want == "localhost" && (address == "127.0.0.1" || address == "::1"));
 }
 
-void RemoteForward::Serve(ssh_channel channel, const std::string& origin_host,
-                          uint16_t origin_port) {
+void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& origin_host,
+                                       uint16_t origin_port) {
   uint64_t n = next_conn_++;
-  std::string prefix = host_alias_ + (proxy_.is_server_proxy ? " proxy " : " rfwd ") +
+  std::string prefix = host_alias_ + (server_proxy() ? " proxy " : " rfwd ") +
                        std::to_string(bound_port_) + " #" + std::to_string(n);
   if (spec_.dynamic) {
     // The client on the server speaks SOCKS or HTTP: a pump joins the channel to one end
@@ -175,6 +175,11 @@ void RemoteForward::Serve(ssh_channel channel, const std::string& origin_host,
         context_.pumps->Adopt(session_, ch, std::move(*socket), stats_, std::move(prefix));
       });
   pending_.emplace(n, Pending{job, channel});
+}
+
+std::optional<ServerProxyStatus> ServerProxy::server_proxy() const {
+  return ServerProxyStatus{bound_port() != 0 ? bound_port() : spec_.listen.port,
+                           !policy().require_auth, state()};
 }
 
 }  // namespace tether::forward
