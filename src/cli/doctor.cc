@@ -224,7 +224,8 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
   auto session = ssh::Session::Connect(strict, nobody, connect);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   const bool unreached = !session.ok() &&
-                         (session.error().step == "resolve" || session.error().step == "connect") &&
+                         (session.error().code == ErrorCode::kResolve ||
+                          session.error().code == ErrorCode::kConnect) &&
                          host->jump_chain.empty();
   if (unreached) {
     const Error& e = session.error();
@@ -242,9 +243,9 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     report.Add("host key", "skip", "no connection");
   } else if (!session.ok()) {
     const Error& e = session.error();
-    if (e.step == "host key") {
+    if (e.code == ErrorCode::kHostKey) {
       report.Add("host key", "fail", e.message, e.hint);
-    } else if (e.step == "auth") {
+    } else if (e.code == ErrorCode::kAuth) {
       report.Add("host key", "pass", "known and matching");
       report.Add("authentication", "fail", e.message, e.hint);
     } else {

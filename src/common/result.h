@@ -9,21 +9,44 @@
 
 namespace tether {
 
+// The kinds of failure that policy tells apart: a reconnect that failed on the network
+// probes the path, one that needs the human waits for `tether up`, a lane that cannot
+// log in turns lanes off. Everything else is kOther, and its `step` says what failed.
+enum class ErrorCode {
+  kOther,
+  kResolve,    // the host name did not resolve
+  kConnect,    // no connection to the server (refused, unreachable, timed out)
+  kHandshake,  // the SSH key exchange failed
+  kHostKey,    // the server's host key is unknown, changed or not accepted
+  kAuth,       // authentication failed, or needs a prompt nobody can answer
+  kListen,     // a listener could not be made (port taken, no permission)
+  kPolicy,     // a target the configuration does not allow (the laptop's own network)
+};
+
+// The step an error of `code` names: "resolve", "connect", "handshake", "host key", "auth",
+// "listen", "policy"; "" for kOther.
+const char* StepOf(ErrorCode code);
+
 // What failed, in words a user can act on. `step` names the phase (resolve, connect,
 // host key, auth, forward, ...); `hint` says what to do; `sys_errno` keeps errno when a
-// system call failed (0 otherwise).
+// system call failed (0 otherwise); `code` is what policy decides on (never the text).
 struct Error {
   std::string step;
   std::string message;
   std::string hint;
   int sys_errno = 0;
+  ErrorCode code = ErrorCode::kOther;
 
   // "step: message" and, when there is one, "\n  hint".
   std::string ToString() const;
 };
 
+// An error of a kind policy tells apart: its step is StepOf(code).
+Error MakeError(ErrorCode code, std::string message, std::string hint = {}, int sys_errno = 0);
+// Any other error (code kOther), its step in words.
 Error MakeError(std::string step, std::string message, std::string hint = {}, int sys_errno = 0);
 // An error for a failed system call: the message gets ": strerror(errno)" appended.
+Error ErrnoError(ErrorCode code, std::string message, int sys_errno);
 Error ErrnoError(std::string step, std::string message, int sys_errno);
 
 template <typename T>

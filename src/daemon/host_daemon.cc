@@ -13,7 +13,6 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
-#include "control/json_fields.h"
 #include "control/mux_wire.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
@@ -22,23 +21,6 @@
 
 namespace tether::daemon {
 namespace {
-
-// libssh takes at most 4 KiB per poll of the session: drain up to this many polls per
-// wake-up (1 MiB, plus what the read-ahead still holds) before serving the channels, so
-// one busy link cannot starve the rest.
-constexpr int kMaxSessionPollsPerWake = 256;
-
-const char* KindFlag(config::ForwardKind kind) {
-  switch (kind) {
-    case config::ForwardKind::kLocal:
-      return "local";
-    case config::ForwardKind::kRemote:
-      return "remote";
-    case config::ForwardKind::kDynamic:
-      return "dynamic";
-  }
-  return "local";
-}
 
 // ServerAliveInterval and ServerAliveCountMax, or the keepalive's defaults.
 std::chrono::milliseconds KeepaliveInterval(const config::HostConfig& host) {
@@ -89,9 +71,6 @@ HostDaemon::~HostDaemon() {
   retiring_.clear();  // joins them, bounded likewise
   extra_connector_.reset();
   sessions_.clear();
-  for (auto& link : extra_links_) {
-    if (ssh_event_ != nullptr) ssh_event_remove_session(ssh_event_, link.session->raw());
-  }
   extra_links_.clear();
   mux_.reset();
   pumps_->Clear();
@@ -100,15 +79,12 @@ HostDaemon::~HostDaemon() {
   accepted_.clear();
   connects_.reset();
   control_.reset();
-  if (ssh_event_ != nullptr) {
-    if (session_) ssh_event_remove_session(ssh_event_, session_->raw());
-    ssh_event_free(ssh_event_);
-  }
+  link_.reset();
 }
 
 Status HostDaemon::BindForwards(const std::vector<config::ForwardSpec>& specs) {
   for (const auto& spec : specs) {
-    if (FindForward(spec) != forwards_.end()) {
+    if (FindForwardAt(spec) != forwards_.end()) {
       return MakeError("forward",
                        spec.ToFlagString() + ": " + spec.listen.ToString() + " is given twice");
     }
@@ -138,7 +114,7 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
     std::string why = spec.kind == config::ForwardKind::kRemote && spec.listen.is_unix()
                           ? "listening on a unix socket on the server is not supported "
                             "(libssh 0.10 has no streamlocal-forward)"
-                          : std::string(KindFlag(spec.kind)) +
+                          : std::string(forward::ForwardKindName(spec.kind)) +
                                 " forwards of this shape are not "
                                 "supported by this version";
     return MakeError("forward", spec.ToFlagString() + ": " + why);
@@ -161,7 +137,6 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
 
 Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   forward::RemoteForward::ProxySettings settings;
-  settings.is_server_proxy = true;
   settings.reach = laptop_network_;
   settings.use_environment = true;
   settings.policy.require_auth = !options.open;
@@ -177,16 +152,14 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   spec.listen.port = options.port;
   spec.dynamic = true;
   for (const auto& f : forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote != nullptr && remote->is_server_proxy()) {
+    if (f->server_proxy()) {
       return MakeError(
-          "proxy",
-          "the server proxy already runs on port " + std::to_string(remote->spec().listen.port),
+          "proxy", "the server proxy already runs on port " + std::to_string(f->spec().listen.port),
           "cancel it first: tether forward " + host_.alias + " --cancel -R " +
-              std::to_string(remote->spec().listen.port));
+              std::to_string(f->spec().listen.port));
     }
   }
-  if (FindForward(spec) != forwards_.end()) {
+  if (FindForwardAt(spec) != forwards_.end()) {
     return MakeError("proxy",
                      "port " + std::to_string(options.port) + " on the server is already forwarded",
                      "choose another with --proxy=PORT");
@@ -201,20 +174,17 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   context.requests = &requests_;
   context.connects = connects_.get();
   forwards_.push_back(
-      std::make_unique<forward::RemoteForward>(spec, host_.alias, context, std::move(settings)));
+      std::make_unique<forward::ServerProxy>(spec, host_.alias, context, std::move(settings)));
   if (control_) StartForward(*forwards_.back());  // running: start now; else Start() does
   return Status::Ok();
 }
 
 void HostDaemon::StartForward(forward::Forward& fwd) {
-  ssh_session session = session_ ? session_->raw() : nullptr;
-  if (auto* local = dynamic_cast<forward::LocalForward*>(&fwd)) {
-    local->Start(loop_, *pumps_, session, kPendingConnectionWait,
-                 [this](forward::NewStream& stream) { return PlaceStream(stream); });
-    if (session_) EnsureLanes(std::chrono::steady_clock::now());
-  } else {
-    fwd.SetSession(session);
-  }
+  ssh_session session = link_ ? link_->raw() : nullptr;
+  fwd.Start(
+      forward::StartContext{&loop_, pumps_.get(), session, kPendingConnectionWait,
+                            [this](forward::NewStream& stream) { return PlaceStream(stream); }});
+  if (fwd.streams_from_laptop() && link_) EnsureLanes(std::chrono::steady_clock::now());
 }
 
 namespace {
@@ -232,7 +202,7 @@ bool ListensOnServer(config::ForwardKind kind) { return kind == config::ForwardK
 
 }  // namespace
 
-std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForward(
+std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForwardAt(
     const config::ForwardSpec& spec) {
   config::Endpoint want = NormalizedListen(spec.listen);
   return std::find_if(forwards_.begin(), forwards_.end(), [&](const auto& f) {
@@ -272,18 +242,17 @@ void RaiseDescriptorLimit() {
 Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   RaiseDescriptorLimit();
   if (session) remote_system_ = session->remote_system();
-  ssh_event_ = ssh_event_new();
-  if (ssh_event_ == nullptr) return MakeError("daemon", "cannot set up the session's event");
   auto listener = net::ListenUnix(state_.SocketPath(host_.alias));
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
-  RegisterControlHandlers(*control_);
+  api_.Register(*control_);
   auto mux_listener = net::ListenUnix(state_.MuxPath(host_.alias));
   if (!mux_listener.ok()) return mux_listener.take_error();
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
                                               state_.MuxPath(host_.alias), *this);
   for (auto& fwd : forwards_) StartForward(*fwd);
-  AttachSession(std::move(session));
+  Status attached = AttachSession(std::move(session));
+  if (!attached.ok()) return attached;
   connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
   extra_connector_ = std::make_unique<Connector>(
@@ -305,37 +274,34 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   last_tick_boot_ = BootTime();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
   spdlog::info("[{}] up: {}@{} port {}, cipher {}, auth {}, {} forward(s)", host_.alias, host_.user,
-               host_.hostname, host_.port, session_->cipher(), session_->auth_method(),
-               forwards_.size());
+               host_.hostname, host_.port, link_->session().cipher(),
+               link_->session().auth_method(), forwards_.size());
   return Status::Ok();
 }
 
-void HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
-  session_ = std::move(session);
-  session_->SetNonBlocking();
-  session_->EnableReadAhead();
-  ssh_event_add_session(ssh_event_, session_->raw());
-  counter_ = ssh_counter_struct{};
-  last_in_bytes_ = 0;
-  ssh_set_counters(session_->raw(), &counter_, nullptr);
-  requests_.Attach(session_->raw());
-  session_limit_.erase(session_->raw());  // a new session may reuse an old one's address
-  ssh_set_message_callback(session_->raw(), &HostDaemon::OnMessage, this);
-  keepalive_.emplace(KeepaliveInterval(host_), KeepaliveCountMax(host_),
-                     std::chrono::steady_clock::now());
-  server_busy_since_.reset();
+Status HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
+  Keepalive keepalive(KeepaliveInterval(host_), KeepaliveCountMax(host_),
+                      std::chrono::steady_clock::now());
   // A blocking write into a dead link must fail within the same bound as the keepalive.
-  net::SetSendTimeout(session_->fd(), keepalive_->dead_after());
-  net::SetUserTimeout(session_->fd(), keepalive_->dead_after());
-  session_wants_write_ = false;
-  loop_.Watch(session_->fd(), net::kReadable, [this](unsigned events) { OnSessionEvents(events); });
-  for (auto& fwd : forwards_) fwd->SetSession(session_->raw());
-  link_state_ = "up";
+  auto link = ssh::Link::Open(loop_, std::move(session),
+                              {.read_ahead = true, .dead_after = keepalive.dead_after()},
+                              [this] { OnMainLinkInput(); });
+  if (!link.ok()) return link.take_error();
+  link_ = std::move(*link);
+  last_in_bytes_ = 0;
+  requests_.Attach(link_->raw());
+  session_limit_.erase(link_->raw());  // a new session may reuse an old one's address
+  ssh_set_message_callback(link_->raw(), &HostDaemon::OnMessage, this);
+  keepalive_.emplace(keepalive);
+  server_busy_since_.reset();
+  for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
+  link_state_ = LinkState::kUp;
   EnsureLanes(std::chrono::steady_clock::now());
+  return Status::Ok();
 }
 
 void HostDaemon::LinkLost(const std::string& why) {
-  if (!session_) return;
+  if (!link_) return;
   spdlog::warn("[{}] link lost: {}; local listeners stay open", host_.alias, why);
   last_error_ = why;
   probe_path_ = true;
@@ -352,9 +318,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   for (auto& a : accepted_) ssh_channel_free(a.channel);
   accepted_.clear();
   requests_.Attach(nullptr);
-  loop_.Unwatch(session_->fd());
-  ssh_event_remove_session(ssh_event_, session_->raw());
-  session_.reset();
+  link_.reset();
   keepalive_.reset();
   ScheduleReconnect();
 }
@@ -362,7 +326,7 @@ void HostDaemon::LinkLost(const std::string& why) {
 void HostDaemon::ScheduleReconnect() {
   if (reconnect_timer_ != 0 || connector_->running()) return;
   auto delay = backoff_.Next();
-  if (link_state_ != "needs-auth") link_state_ = "reconnecting";
+  if (link_state_ != LinkState::kNeedsAuth) link_state_ = LinkState::kReconnecting;
   spdlog::info("[{}] reconnecting in {} ms (attempt {})", host_.alias, delay.count(),
                backoff_.attempts());
   reconnect_timer_ = loop_.AddTimer(delay, [this] {
@@ -388,8 +352,8 @@ void HostDaemon::Redial(UniqueFd first_hop) {
 }
 
 void HostDaemon::NoteBytesReceived(std::chrono::steady_clock::time_point now) {
-  if (!keepalive_ || counter_.in_bytes == last_in_bytes_) return;
-  last_in_bytes_ = counter_.in_bytes;
+  if (!link_ || !keepalive_ || link_->bytes_in() == last_in_bytes_) return;
+  last_in_bytes_ = link_->bytes_in();
   keepalive_->OnReceived(now);
   server_busy_since_.reset();
 }
@@ -404,10 +368,18 @@ void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
     last_error_ = result.error().ToString();
     // Without a terminal a daemon cannot type a passphrase or a one-time code: say so
     // in `status`, and keep trying (an agent may get the key meanwhile).
-    if (result.error().step == "auth" || result.error().step == "host key") {
-      link_state_ = "needs-auth";
+    ErrorCode code = result.error().code;
+    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
+      link_state_ = LinkState::kNeedsAuth;
     }
-    probe_path_ = result.error().step == "connect" || result.error().step == "resolve";
+    probe_path_ = code == ErrorCode::kConnect || code == ErrorCode::kResolve;
+    spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
+    ScheduleReconnect();
+    return;
+  }
+  Status attached = AttachSession(std::move(*result));
+  if (!attached.ok()) {
+    last_error_ = attached.error().ToString();
     spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
     ScheduleReconnect();
     return;
@@ -415,7 +387,6 @@ void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
   ++reconnects_;
   backoff_.Reset();
   probe_path_ = true;
-  AttachSession(std::move(*result));
   spdlog::info("[{}] link is back (reconnect #{})", host_.alias, reconnects_);
 }
 
@@ -427,32 +398,32 @@ void HostDaemon::OnLinkTick() {
   // meanwhile says nothing about the link, and the keepalive judges it afresh.
   bool woke = (boot - last_tick_boot_) - (now - last_tick_mono_) > std::chrono::seconds(2);
   bool stalled = now - last_tick_mono_ > std::chrono::seconds(2);
-  if ((woke || stalled) && session_ && keepalive_) {
+  if ((woke || stalled) && link_ && keepalive_) {
     // Bytes that came in meanwhile count first.
-    if (counter_.in_bytes != last_in_bytes_) last_in_bytes_ = counter_.in_bytes;
+    last_in_bytes_ = link_->bytes_in();
     keepalive_->Resume(now);
   }
   last_tick_mono_ = now;
   last_tick_boot_ = boot;
   if (woke) {
     spdlog::info("[{}] the machine woke from sleep: checking the link now", host_.alias);
-    if (!session_ && reconnect_timer_ != 0) {
+    if (!link_ && reconnect_timer_ != 0) {
       loop_.CancelTimer(reconnect_timer_);
       reconnect_timer_ = 0;
       backoff_.Reset();
       ScheduleReconnect();
     }
-    if (session_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
+    if (link_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
   }
-  if (!session_) ProbeReachability(now);
+  if (!link_) ProbeReachability(now);
   for (auto& fwd : forwards_) {
     fwd->OnTick(now);
     fwd->SampleRate(now);
   }
   CheckExtraLinks(now);
   CheckLanes(now);
-  if (session_) requests_.Poll();
-  if (session_ && keepalive_) {
+  if (link_) requests_.Poll();
+  if (link_ && keepalive_) {
     NoteBytesReceived(now);
     switch (keepalive_->Tick(now)) {
       case Keepalive::Action::kNone:
@@ -461,7 +432,7 @@ void HostDaemon::OnLinkTick() {
         requests_.SendKeepalive();
         break;
       case Keepalive::Action::kDead: {
-        auto acks = net::PeerAcknowledges(session_->fd(), keepalive_->interval());
+        auto acks = net::PeerAcknowledges(link_->session().fd(), keepalive_->interval());
         bool busy = acks.value_or(false) &&
                     (!server_busy_since_ || now - *server_busy_since_ < kBusyServerGrace);
         if (busy) {
@@ -497,7 +468,7 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
   connects_->Connect(first.hostname, first.port, "", kReachabilityProbe,
                      [this](Result<UniqueFd> socket) {
                        probe_in_flight_ = false;
-                       if (!socket.ok() || session_ || connector_->running()) return;
+                       if (!socket.ok() || link_ || connector_->running()) return;
                        if (reconnect_timer_ == 0) return;
                        spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
                        loop_.CancelTimer(reconnect_timer_);
@@ -506,46 +477,38 @@ void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
                      });
 }
 
-void HostDaemon::OnSessionEvents(unsigned /*events*/) {
-  // Extra links share the main session's event (and exist only while it does).
-  if (session_) session_->Drain(ssh_event_, kMaxSessionPollsPerWake);
+void HostDaemon::OnMainLinkInput() {
   // Any byte is life, and timed here rather than on the next tick: the round-trip time of
   // a keepalive is then measured to the wake-up, not to 250 ms steps.
-  if (session_) NoteBytesReceived(std::chrono::steady_clock::now());
+  NoteBytesReceived(std::chrono::steady_clock::now());
+  if (!link_->connected()) LinkLost(link_->EndReason());
+}
+
+void HostDaemon::OnExtraLinkInput() {
   for (size_t i = 0; i < extra_links_.size();) {
-    if (extra_links_[i].session->IsConnected()) {
+    if (extra_links_[i].link->connected()) {
       ++i;
       continue;
     }
-    ssh_session dead = extra_links_[i].session->raw();
+    ssh_session dead = extra_links_[i].link->raw();
     for (auto& [id, s] : sessions_) {
       if (s->session() == dead) s->Abort("an extra connection to " + host_.alias + " was lost");
     }
     std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-    loop_.Unwatch(extra_links_[i].session->fd());
-    ssh_event_remove_session(ssh_event_, dead);
     session_limit_.erase(dead);
     extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
-  }
-  if (session_ && !session_->IsConnected()) {
-    std::string why = session_->LastError();
-    LinkLost(why.empty() ? "the server closed the connection" : why);
   }
 }
 
 void HostDaemon::AfterIteration() {
-  if (!session_) return;
+  if (!link_) return;
   requests_.Poll();
   ServeAccepted();
   pumps_->ServiceDirty();
   ServiceSessions();
   ServeAccepted();  // reading the channels may have polled the session
-  bool wants_write = session_->WantsWrite();
-  if (wants_write != session_wants_write_) {
-    session_wants_write_ = wants_write;
-    loop_.SetInterest(session_->fd(),
-                      wants_write ? net::kReadable | net::kWritable : net::kReadable);
-  }
+  link_->UpdateWriteInterest();
+  for (auto& extra : extra_links_) extra.link->UpdateWriteInterest();
 }
 
 void HostDaemon::ServiceSessions() {
@@ -601,8 +564,8 @@ void HostDaemon::ServiceSessions() {
 
 ssh_session HostDaemon::PickLink(ssh_session avoid) {
   std::vector<ssh_session> links;
-  if (session_) links.push_back(session_->raw());
-  for (const auto& l : extra_links_) links.push_back(l.session->raw());
+  if (link_) links.push_back(link_->raw());
+  for (const auto& l : extra_links_) links.push_back(l.link->raw());
   for (ssh_session link : links) {
     if (link == avoid) continue;
     auto limit = session_limit_.find(link);
@@ -637,7 +600,7 @@ void HostDaemon::PlaceParked() {
     s.Rebind(link);
     s.Service();
   }
-  if (!waiting || !session_) return;
+  if (!waiting || !link_) return;
   // Parked sessions are placed again when a session ends or a connection comes. A refusal
   // can also come from sshd's backlog of closes (sessions that ended here but whose close
   // sshd had not yet read), which neither event marks: forget the refusals and try again
@@ -660,8 +623,15 @@ void HostDaemon::PlaceParked() {
 }
 
 void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
-  if (!result.ok() || !session_) {
-    std::string why = result.ok() ? "the main connection is down" : result.error().ToString();
+  Result<std::unique_ptr<ssh::Link>> link = MakeError("link", "the main connection is down");
+  if (result.ok() && link_) {
+    link = ssh::Link::Open(loop_, std::move(*result), {.dead_after = DeadAfter()},
+                           [this] { OnExtraLinkInput(); });
+  } else if (!result.ok()) {
+    link = result.take_error();
+  }
+  if (!link.ok()) {
+    std::string why = link.error().ToString();
     spdlog::warn("[{}] another connection for sessions failed: {}", host_.alias, why);
     // Sessions that cannot get a connection fail (unless one ends and frees a slot).
     bool any_extra = !extra_links_.empty();
@@ -673,27 +643,16 @@ void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
     std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
     return;
   }
-  ExtraLink link;
-  link.session = std::move(*result);
-  link.session->SetNonBlocking();
-  link.idle_since = std::chrono::steady_clock::now();
-  ssh_event_add_session(ssh_event_, link.session->raw());
-  net::SetSendTimeout(link.session->fd(), DeadAfter());
-  net::SetUserTimeout(link.session->fd(), DeadAfter());
-  loop_.Watch(link.session->fd(), net::kReadable,
-              [this](unsigned events) { OnSessionEvents(events); });
-  extra_links_.push_back(std::move(link));
+  extra_links_.push_back(ExtraLink{std::move(*link), std::chrono::steady_clock::now()});
   PlaceParked();
 }
 
 void HostDaemon::DropExtraLinks(const std::string& why) {
-  for (auto& link : extra_links_) {
-    ssh_session raw = link.session->raw();
+  for (auto& extra : extra_links_) {
+    ssh_session raw = extra.link->raw();
     for (auto& [id, s] : sessions_) {
       if (s->session() == raw) s->Abort(why);
     }
-    loop_.Unwatch(link.session->fd());
-    ssh_event_remove_session(ssh_event_, raw);
     session_limit_.erase(raw);
   }
   std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
@@ -702,13 +661,11 @@ void HostDaemon::DropExtraLinks(const std::string& why) {
 
 void HostDaemon::CheckExtraLinks(std::chrono::steady_clock::time_point now) {
   for (size_t i = 0; i < extra_links_.size();) {
-    ssh_session raw = extra_links_[i].session->raw();
+    ssh_session raw = extra_links_[i].link->raw();
     bool used = false;
     for (const auto& [id, s] : sessions_) used |= s->session() == raw;
     if (used) extra_links_[i].idle_since = now;
     if (!used && now - extra_links_[i].idle_since >= kExtraLinkIdle) {
-      loop_.Unwatch(extra_links_[i].session->fd());
-      ssh_event_remove_session(ssh_event_, raw);
       session_limit_.erase(raw);
       extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
       continue;
@@ -741,10 +698,9 @@ bool HostDaemon::PlaceStream(forward::NewStream& stream) {
 }
 
 void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
-  if (!session_ || !lanes_off_.empty() || now < lanes_retry_at_) return;
-  bool has_local = std::any_of(forwards_.begin(), forwards_.end(), [](const auto& f) {
-    return dynamic_cast<const forward::LocalForward*>(f.get()) != nullptr;
-  });
+  if (!link_ || !lanes_off_.empty() || now < lanes_retry_at_) return;
+  bool has_local = std::any_of(forwards_.begin(), forwards_.end(),
+                               [](const auto& f) { return f->streams_from_laptop(); });
   if (!has_local) return;
   config::HostConfig host = RedialHost();
   ssh::ConnectOptions options;
@@ -764,8 +720,8 @@ void HostDaemon::CheckLanes(std::chrono::steady_clock::time_point now) {
       ++it;
       continue;
     }
-    std::string step = lane.error_step();
-    if (step == "auth" || step == "host key") {
+    ErrorCode code = lane.error_code();
+    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
       // Without a terminal a lane cannot answer a prompt: the main connection carries all.
       lanes_off_ = lane.error();
       spdlog::warn("[{}] lanes are off: {}", host_.alias, lanes_off_);
@@ -791,7 +747,7 @@ uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, U
                                SessionEvents events, const std::string& what) {
   uint32_t id = next_session_++;
   std::string prefix = host_.alias + " session #" + std::to_string(id);
-  if (!session_) {
+  if (!link_) {
     // Answered on the next wake-up: the caller is still setting up.
     auto started = std::move(events.started);
     loop_.AddTimer(std::chrono::milliseconds(0), [started, alias = host_.alias] {
@@ -858,9 +814,7 @@ void HostDaemon::ReapSessionsSoon() {
 
 uint32_t HostDaemon::Pid() { return static_cast<uint32_t>(::getpid()); }
 
-void HostDaemon::Terminate() {
-  loop_.AddTimer(std::chrono::milliseconds(0), [this] { Shutdown("ssh -O exit"); });
-}
+void HostDaemon::Terminate() { StopSoon("ssh -O exit"); }
 
 namespace {
 
@@ -919,9 +873,7 @@ void HostDaemon::OpenForward(const control::mux::Forward& request,
   bool added = false;
   auto fwd = AddForwardSpec(*spec, &added);
   if (!fwd.ok()) return done(fwd.take_error());
-  auto* remote = dynamic_cast<forward::RemoteForward*>(*fwd);
-  if (remote == nullptr) return done(uint32_t{0});
-  remote->WhenAnswered([done](Result<uint16_t> port) {
+  (*fwd)->WhenAnswered([done](Result<uint16_t> port) {
     if (!port.ok()) return done(port.take_error());
     done(uint32_t{*port});
   });
@@ -930,13 +882,11 @@ void HostDaemon::OpenForward(const control::mux::Forward& request,
 Status HostDaemon::CloseForward(const control::mux::Forward& request) {
   auto spec = SpecOf(request);
   if (!spec.ok()) return spec.take_error();
-  auto it = FindForward(*spec);
-  if (it == forwards_.end()) {
+  forward::Forward* fwd = FindForward(*spec);
+  if (fwd == nullptr) {
     return MakeError("forward", "no forward listens on " + spec->listen.ToString());
   }
-  (*it)->Stop();
-  spdlog::info("[{}] forward cancelled: {}", host_.alias, (*it)->spec().ToFlagString());
-  forwards_.erase(it);
+  RemoveForward(*fwd);
   return Status::Ok();
 }
 
@@ -950,10 +900,7 @@ int HostDaemon::OnMessage(ssh_session, ssh_message message, void* self_ptr) {
   int port = ssh_message_channel_request_open_destination_port(message);
   bool ours = false;
   for (const auto& f : self->forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote != nullptr && remote->Matches(address ? address : "", static_cast<uint16_t>(port))) {
-      ours = true;
-    }
+    ours |= f->AcceptsServerChannel(address ? address : "", static_cast<uint16_t>(port));
   }
   if (!ours) {
     spdlog::warn("[{}] the server opened a connection for {}:{}, which we do not forward: refused",
@@ -974,16 +921,15 @@ void HostDaemon::ServeAccepted() {
   std::vector<Accepted> batch;
   batch.swap(accepted_);
   for (auto& a : batch) {
-    forward::RemoteForward* owner = nullptr;
+    forward::Forward* owner = nullptr;
     for (const auto& f : forwards_) {
-      auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-      if (remote != nullptr && remote->Matches(a.address, a.port)) owner = remote;
+      if (f->AcceptsServerChannel(a.address, a.port)) owner = f.get();
     }
     if (owner == nullptr) {
       ssh_channel_free(a.channel);  // cancelled meanwhile
       continue;
     }
-    owner->Serve(a.channel, a.origin_host, a.origin_port);
+    owner->ServeServerChannel(a.channel, a.origin_host, a.origin_port);
   }
 }
 
@@ -1004,162 +950,58 @@ Status HostDaemon::Run() {
   return s;
 }
 
-namespace {
-
-nlohmann::json ForwardJson(const forward::Forward& f) {
-  const auto& st = *f.stats();
-  auto* remote = dynamic_cast<const forward::RemoteForward*>(&f);
-  bool server_proxy = remote != nullptr && remote->is_server_proxy();
-  std::string target = f.spec().dynamic ? "socks" : f.spec().target.ToString();
-  if (server_proxy) target = "laptop: " + remote->ExitDescription();
-  return nlohmann::json{{"kind", server_proxy ? "proxy" : KindFlag(f.spec().kind)},
-                        {"spec", f.spec().ToString()},
-                        {"listen", f.listen_address()},
-                        {"target", target},
-                        {"state", f.state()},
-                        {"error", f.error()},
-                        {"live", st.live.load()},
-                        {"total", st.total.load()},
-                        {"failed", st.failed.load()},
-                        {"bytes_in", st.bytes_in.load()},
-                        {"bytes_out", st.bytes_out.load()},
-                        {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
-                        {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
-}
-
-}  // namespace
-
-nlohmann::json HostDaemon::LanesJson() const {
-  nlohmann::json open = nlohmann::json::array();
-  for (const auto& lane : lanes_) {
-    const char* state = lane->state() == Lane::State::kUp           ? "up"
-                        : lane->state() == Lane::State::kConnecting ? "connecting"
-                                                                    : "ended";
-    open.push_back({{"number", lane->number()},
-                    {"state", state},
-                    {"live", lane->live()},
-                    {"streams", lane->streams()},
-                    {"error", lane->error()}});
-  }
-  return {{"wanted", lanes_wanted_}, {"off", lanes_off_}, {"open", open}};
-}
-
-nlohmann::json HostDaemon::StatusJson() const {
-  using nlohmann::json;
-  json fwds = json::array();
-  for (const auto& f : forwards_) fwds.push_back(ForwardJson(*f));
-  auto uptime =
+DaemonStatus HostDaemon::Snapshot() const {
+  DaemonStatus st;
+  st.host = host_.alias;
+  st.user = host_.user;
+  st.hostname = host_.hostname;
+  st.port = host_.port;
+  st.state = link_state_;
+  st.pid = ::getpid();
+  st.uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-  return json{
-      {"host", host_.alias},
-      {"state", link_state_},
-      {"pid", ::getpid()},
-      {"user", host_.user},
-      {"hostname", host_.hostname},
-      {"port", host_.port},
-      {"uptime_s", uptime.count()},
-      {"rtt_ms", keepalive_ && keepalive_->rtt() ? json(keepalive_->rtt()->count()) : json()},
-      {"reconnects", reconnects_},
-      {"last_error", last_error_},
-      {"cipher", session_ ? session_->cipher() : ""},
-      {"remote_system", remote_system_},
-      {"window_budget_used", budget_.used()},
-      {"server_requests", session_ ? requests_.pending() : 0},
-      {"lanes", LanesJson()},
-      {"sessions", SessionsJson()},
-      {"forwards", fwds}};
-}
-
-nlohmann::json HostDaemon::SessionsJson() const {
-  size_t parked = 0;
-  for (const auto& [id, s] : sessions_) parked += s->parked() ? 1 : 0;
-  return nlohmann::json{{"live", sessions_.size() - parked},
-                        {"waiting", parked},
-                        {"connections", (session_ ? 1 : 0) + extra_links_.size()}};
-}
-
-void HostDaemon::RegisterControlHandlers(control::ControlServer& server) {
-  server.Register("status",
-                  [this](const control::Json&) -> Result<control::Json> { return StatusJson(); });
-  server.Register("stop", [this](const control::Json&) -> Result<control::Json> {
-    // Reply first, stop on the next wake-up.
-    loop_.AddTimer(std::chrono::milliseconds(0), [this] { Shutdown("tether down"); });
-    return control::Json{{"stopping", true}};
-  });
-  server.Register("ping", [](const control::Json&) -> Result<control::Json> {
-    return control::Json{{"pong", true}};
-  });
-  server.Register("forward", [this](const control::Json& r) { return AddForward(r); });
-  server.Register("cancel", [this](const control::Json& r) { return CancelForward(r); });
-  server.Register("env", [this](const control::Json& r) { return ProxyEnv(r); });
-  server.Register("proxy", [this](const control::Json& r) { return AddProxy(r); });
-}
-
-Result<control::Json> HostDaemon::ProxyEnv(const control::Json&) {
-  for (const auto& f : forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote == nullptr || !remote->is_server_proxy()) continue;
-    control::Json reply{
-        {"port", remote->bound_port() != 0 ? remote->bound_port() : remote->spec().listen.port},
-        {"state", remote->state()},
-        {"open", !remote->policy().require_auth}};
-    if (remote->policy().require_auth) {
-      reply["user"] = proxy_credentials_.username;
-      reply["token"] = proxy_credentials_.password;
-    }
-    return reply;
+  if (keepalive_) st.rtt = keepalive_->rtt();
+  st.reconnects = reconnects_;
+  st.last_error = last_error_;
+  st.remote_system = remote_system_;
+  if (link_) {
+    st.cipher = link_->session().cipher();
+    st.server_requests = requests_.pending();
   }
-  return MakeError("proxy", host_.alias + " has no server proxy",
-                   "start it with `tether up " + host_.alias + " --proxy`");
-}
-
-Result<control::Json> HostDaemon::AddProxy(const control::Json& request) {
-  auto port = control::OptionalIntField(request, "port", 1, 65535);
-  if (!port.ok()) return port.take_error();
-  auto open = control::OptionalBoolField(request, "open");
-  if (!open.ok()) return open.take_error();
-  auto upstream = control::OptionalStringField(request, "upstream");
-  if (!upstream.ok()) return upstream.take_error();
-  ProxyOptions options;
-  options.port = static_cast<uint16_t>(port->value_or(kDefaultProxyPort));
-  options.open = open->value_or(false);
-  options.upstream = upstream->value_or("");
-  for (const auto& f : forwards_) {
-    auto* remote = dynamic_cast<forward::RemoteForward*>(f.get());
-    if (remote != nullptr && remote->is_server_proxy() &&
-        remote->spec().listen.port == options.port) {
-      return control::Json{{"added", false}, {"forward", ForwardJson(*f)}};  // runs already
-    }
+  st.window_budget_used = budget_.used();
+  st.lanes_wanted = lanes_wanted_;
+  st.lanes_off = lanes_off_;
+  for (const auto& lane : lanes_) {
+    st.lanes.push_back(
+        LaneStatus{lane->number(), lane->state(), lane->live(), lane->streams(), lane->error()});
   }
-  Status s = EnableProxy(options);
-  if (!s.ok()) return s.take_error();
-  return control::Json{{"added", true}, {"forward", ForwardJson(*forwards_.back())}};
+  for (const auto& [id, s] : sessions_) st.sessions_waiting += s->parked() ? 1 : 0;
+  st.sessions_live = sessions_.size() - st.sessions_waiting;
+  st.connections = (link_ ? 1 : 0) + extra_links_.size();
+  return st;
 }
 
-namespace {
-
-Result<config::ForwardKind> KindNamed(const std::string& kind) {
-  if (kind == "local") return config::ForwardKind::kLocal;
-  if (kind == "remote") return config::ForwardKind::kRemote;
-  if (kind == "dynamic") return config::ForwardKind::kDynamic;
-  return MakeError("control", "\"kind\" must be \"local\", \"remote\" or \"dynamic\"");
+forward::Forward* HostDaemon::FindForward(const config::ForwardSpec& spec) {
+  auto it = FindForwardAt(spec);
+  return it == forwards_.end() ? nullptr : it->get();
 }
 
-// The request's "kind", when it has one.
-Result<std::optional<config::ForwardKind>> OptionalKind(const control::Json& request) {
-  auto kind = control::OptionalStringField(request, "kind");
-  if (!kind.ok()) return kind.take_error();
-  if (!kind->has_value()) return std::optional<config::ForwardKind>();
-  auto named = KindNamed(**kind);
-  if (!named.ok()) return named.take_error();
-  return std::optional<config::ForwardKind>(*named);
+void HostDaemon::RemoveForward(forward::Forward& fwd) {
+  auto it = std::find_if(forwards_.begin(), forwards_.end(),
+                         [&](const auto& f) { return f.get() == &fwd; });
+  if (it == forwards_.end()) return;
+  fwd.Stop();
+  spdlog::info("[{}] forward cancelled: {}", host_.alias, fwd.spec().ToFlagString());
+  forwards_.erase(it);
 }
 
-}  // namespace
+void HostDaemon::StopSoon(const std::string& why) {
+  loop_.AddTimer(std::chrono::milliseconds(0), [this, why] { Shutdown(why); });
+}
 
 Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& spec, bool* added) {
   *added = false;
-  auto existing = FindForward(spec);
+  auto existing = FindForwardAt(spec);
   if (existing != forwards_.end()) {
     if ((*existing)->spec() == spec) return existing->get();
     return MakeError("forward",
@@ -1175,60 +1017,6 @@ Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& 
   spdlog::info("[{}] forward added: {}", host_.alias, spec.ToFlagString());
   *added = true;
   return forwards_.back().get();
-}
-
-Result<control::Json> HostDaemon::AddForward(const control::Json& request) {
-  auto kind = OptionalKind(request);
-  if (!kind.ok()) return kind.take_error();
-  if (!kind->has_value()) {
-    return MakeError("control",
-                     "\"kind\" is missing: it must be \"local\", \"remote\" or \"dynamic\"");
-  }
-  auto text = control::StringField(request, "spec");
-  if (!text.ok()) return text.take_error();
-  auto spec = config::ParseForwardSpec(**kind, *text);
-  if (!spec.ok()) return spec.take_error();
-  bool added = false;
-  auto fwd = AddForwardSpec(*spec, &added);
-  if (!fwd.ok()) return fwd.take_error();
-  return control::Json{{"added", added}, {"forward", ForwardJson(**fwd)}};
-}
-
-Result<control::Json> HostDaemon::CancelForward(const control::Json& request) {
-  auto kind = OptionalKind(request);
-  if (!kind.ok()) return kind.take_error();
-  auto text = control::StringField(request, "spec");
-  if (!text.ok()) return text.take_error();
-  if (kind->has_value()) return CancelForwardAt(**kind, *text);
-  // Without a kind: whichever forward listens there, laptop side first.
-  auto as_local = CancelForwardAt(config::ForwardKind::kLocal, *text);
-  if (as_local.ok()) return as_local;
-  auto as_remote = CancelForwardAt(config::ForwardKind::kRemote, *text);
-  if (as_remote.ok()) return as_remote;
-  return as_local;
-}
-
-Result<control::Json> HostDaemon::CancelForwardAt(config::ForwardKind kind,
-                                                  const std::string& text) {
-  // A whole spec, or only where it listens ("8000", "127.0.0.1:8000", a socket path), as
-  // ssh -O cancel takes it.
-  auto spec = config::ParseForwardSpec(kind, text);
-  if (!spec.ok()) {
-    auto listen_only = config::ParseForwardSpec(config::ForwardKind::kDynamic, text);
-    if (!listen_only.ok()) return spec.take_error();
-    listen_only->kind = kind;
-    spec = std::move(listen_only);
-  }
-  auto it = FindForward(*spec);
-  if (it == forwards_.end()) {
-    return MakeError("forward", "no forward listens on " + spec->listen.ToString(),
-                     "`tether status " + host_.alias + "` lists the forwards");
-  }
-  control::Json removed = ForwardJson(**it);
-  (*it)->Stop();
-  spdlog::info("[{}] forward cancelled: {}", host_.alias, (*it)->spec().ToFlagString());
-  forwards_.erase(it);
-  return control::Json{{"cancelled", removed}};
 }
 
 }  // namespace tether::daemon

@@ -20,6 +20,7 @@
 #include "control/mux_server.h"
 #include "daemon/backoff.h"
 #include "daemon/connector.h"
+#include "daemon/control_api.h"
 #include "daemon/exec_session.h"
 #include "daemon/keepalive.h"
 #include "daemon/lane.h"
@@ -31,6 +32,7 @@
 #include "net/event_loop.h"
 #include "proxy/target.h"
 #include "ssh/global_requests.h"
+#include "ssh/link.h"
 #include "ssh/session.h"
 
 namespace tether::daemon {
@@ -73,7 +75,7 @@ inline constexpr std::chrono::seconds kLaneRetry{30};
 // per 2 cores past the first 2, at most 3 (see the measurements in host_daemon.cc).
 int DefaultLanes();
 
-class HostDaemon : public control::MuxHost {
+class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
  public:
   HostDaemon(config::HostConfig host, StateDir state);
   ~HostDaemon() override;
@@ -83,16 +85,9 @@ class HostDaemon : public control::MuxHost {
   // Binds every forward's listener; errors name the forward and the port.
   Status BindForwards(const std::vector<config::ForwardSpec>& specs);
 
-  // The server proxy (--proxy): HTTP and SOCKS on the server's 127.0.0.1:port, leaving
-  // from the laptop (through `upstream` when set, else the laptop's proxy variables, else
-  // directly). Unless `open`, clients must give the daemon's proxy user and token.
-  struct ProxyOptions {
-    uint16_t port = kDefaultProxyPort;
-    bool open = false;
-    std::string upstream;  // "" or an http:// / socks5:// URL
-  };
-  static constexpr uint16_t kDefaultProxyPort = 10808;
-  Status EnableProxy(const ProxyOptions& options);
+  // Starts the server proxy (--proxy, see daemon::ProxyOptions); at most one a daemon.
+  using ProxyOptions = daemon::ProxyOptions;
+  Status EnableProxy(const ProxyOptions& options) override;
   // Further connections for -L and -D streams, each on its own thread (daemon/lane.h);
   // 0: every stream on the main connection. Before Start().
   void SetLanes(int lanes) { lanes_wanted_ = std::clamp(lanes, 0, kMaxLanes); }
@@ -109,18 +104,13 @@ class HostDaemon : public control::MuxHost {
   // Whether this version can run a forward of this kind and shape.
   static bool Supports(const config::ForwardSpec& spec);
 
-  // Puts the daemon's control commands (docs/control-protocol.md) on `server`. Start() does
-  // it on HOST.sock; tests and fuzzers on a server without a listener, on a daemon that
-  // was never started (no link: the handlers answer as during an outage). The daemon
-  // must outlive the server. Loop thread.
-  void RegisterControlHandlers(control::ControlServer& server);
-
-  nlohmann::json StatusJson() const;
-  // Commands and mux sessions: running, waiting for room (MaxSessions), and the
-  // connections they are spread over (the main one and those opened past MaxSessions).
-  nlohmann::json SessionsJson() const;
-  // {"wanted": N, "off": why or "", "open": [{number, state, live, streams, error}]}.
-  nlohmann::json LanesJson() const;
+  // Puts the daemon's control commands (docs/control-protocol.md, daemon/control_api.h)
+  // on `server`. Start() does it on HOST.sock; tests and fuzzers on a server without a
+  // listener, on a daemon that was never started (no link: the handlers answer as during
+  // an outage). The daemon must outlive the server. Loop thread.
+  void RegisterControlHandlers(control::ControlServer& server) { api_.Register(server); }
+  // The reply to `status`.
+  nlohmann::json StatusJson() const { return api_.StatusJson(); }
 
   // control::MuxHost: sessions and forwards for ssh -S HOST.mux and tether exec/ssh.
   uint32_t StartSession(const control::mux::NewSession& request, UniqueFd in, UniqueFd out,
@@ -133,10 +123,22 @@ class HostDaemon : public control::MuxHost {
   Status CloseForward(const control::mux::Forward& request) override;
   uint32_t Pid() override;
   void Terminate() override;
-  const std::vector<std::unique_ptr<forward::Forward>>& forwards() const { return forwards_; }
+  const std::vector<std::unique_ptr<forward::Forward>>& forwards() const override {
+    return forwards_;
+  }
 
  private:
-  void AttachSession(std::unique_ptr<ssh::Session> session);
+  // ControlApi::Daemon, for the control handlers.
+  DaemonStatus Snapshot() const override;
+  Result<forward::Forward*> AddForwardSpec(const config::ForwardSpec& spec, bool* added) override;
+  forward::Forward* FindForward(const config::ForwardSpec& spec) override;
+  void RemoveForward(forward::Forward& fwd) override;
+  const proxy::Credentials& proxy_credentials() const override { return proxy_credentials_; }
+  void StopSoon(const std::string& why) override;
+
+  // Puts a connected session on the loop as the main link; fails only if libssh cannot
+  // make its event.
+  Status AttachSession(std::unique_ptr<ssh::Session> session);
   void LinkLost(const std::string& why);
   void ScheduleReconnect();
   // The host as the daemon dials it again (reconnects, lanes, extra links): the handshake
@@ -153,19 +155,20 @@ class HostDaemon : public control::MuxHost {
   void OnLinkTick();
   // While the link is down: a TCP probe of the first hop (see kReachabilityProbe).
   void ProbeReachability(std::chrono::steady_clock::time_point now);
-  void OnSessionEvents(unsigned events);
+  // After the main link drained what arrived: keepalive accounting, a lost link noticed.
+  void OnMainLinkInput();
+  // After an extra link drained: the extra links that ended are dropped, with their
+  // sessions.
+  void OnExtraLinkInput();
   void AfterIteration();
   void Shutdown(const std::string& why);
   // Makes the forward of `spec` (binding its listeners for -L/-D), without starting it.
   Result<std::unique_ptr<forward::Forward>> MakeForward(const config::ForwardSpec& spec);
   // Starts a made forward on the loop and the current session (if any).
   void StartForward(forward::Forward& fwd);
-  // The forward listening where `spec` listens (same kind), or forwards_.end().
-  std::vector<std::unique_ptr<forward::Forward>>::iterator FindForward(
+  // The forward listening where `spec` listens (same side), or forwards_.end().
+  std::vector<std::unique_ptr<forward::Forward>>::iterator FindForwardAt(
       const config::ForwardSpec& spec);
-  Result<control::Json> AddForward(const control::Json& request);
-  // Adds `spec` (or finds the same one running): the forward, or why not.
-  Result<forward::Forward*> AddForwardSpec(const config::ForwardSpec& spec, bool* added);
   uint32_t StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
                      SessionEvents events, const std::string& what);
   void ServiceSessions();
@@ -195,17 +198,11 @@ class HostDaemon : public control::MuxHost {
   static int OnMessage(ssh_session session, ssh_message message, void* self);
   // Hands the channels OnMessage accepted to their remote forwards.
   void ServeAccepted();
-  Result<control::Json> CancelForward(const control::Json& request);
-  // Cancels the forward of `kind` listening where `text` (a spec or its listening side) says.
-  Result<control::Json> CancelForwardAt(config::ForwardKind kind, const std::string& text);
-  Result<control::Json> ProxyEnv(const control::Json& request);
-  Result<control::Json> AddProxy(const control::Json& request);
 
   config::HostConfig host_;
   StateDir state_;
   net::EventLoop loop_;
-  std::unique_ptr<ssh::Session> session_;
-  ssh_event ssh_event_ = nullptr;
+  std::unique_ptr<ssh::Link> link_;  // the main connection, null while it is down
   std::unique_ptr<char[]> scratch_;
   forward::WindowBudget budget_{kWindowBudgetBytes};
   forward::PumpContext pump_context_;
@@ -221,7 +218,7 @@ class HostDaemon : public control::MuxHost {
   // Further connections for sessions (see kMaxExtraLinks), and what we learned of each
   // connection's MaxSessions (the number open when sshd refused one more).
   struct ExtraLink {
-    std::unique_ptr<ssh::Session> session;
+    std::unique_ptr<ssh::Link> link;
     std::chrono::steady_clock::time_point idle_since;
   };
   std::vector<ExtraLink> extra_links_;
@@ -252,14 +249,12 @@ class HostDaemon : public control::MuxHost {
   std::chrono::steady_clock::time_point started_;
   // `uname -sm` of the server, from the first login (reconnects skip the probe).
   std::string remote_system_;
-  bool session_wants_write_ = false;
 
   // The link: state for `status`, keepalive accounting, reconnects.
-  std::string link_state_ = "up";  // up, reconnecting, needs-auth
+  LinkState link_state_ = LinkState::kUp;
   std::string last_error_;
   int reconnects_ = 0;
   std::optional<Keepalive> keepalive_;
-  ssh_counter_struct counter_{};  // socket bytes of the current session
   // Since when the server has been silent while its TCP stack acknowledges (see
   // kBusyServerGrace); unset while it answers.
   std::optional<std::chrono::steady_clock::time_point> server_busy_since_;
@@ -274,6 +269,8 @@ class HostDaemon : public control::MuxHost {
   std::chrono::steady_clock::time_point last_probe_{};
   std::chrono::steady_clock::time_point last_tick_mono_;
   std::chrono::nanoseconds last_tick_boot_{0};
+
+  ControlApi api_{*this, host_.alias};
 };
 
 }  // namespace tether::daemon

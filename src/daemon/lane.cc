@@ -2,17 +2,10 @@
 
 #include "common/log.h"
 #include "net/event_loop.h"
-#include "net/socket.h"
+#include "ssh/link.h"
 #include "ssh/prompter.h"
 
 namespace tether::daemon {
-namespace {
-
-// As the daemon's main connection: drain up to this many session polls per wake-up.
-constexpr int kMaxSessionPollsPerWake = 256;
-
-}  // namespace
-
 Lane::Lane(int number, config::HostConfig host, ssh::ConnectOptions options,
            std::chrono::milliseconds dead_after, forward::WindowBudget& budget)
     : number_(number),
@@ -21,7 +14,7 @@ Lane::Lane(int number, config::HostConfig host, ssh::ConnectOptions options,
       dead_after_(dead_after),
       budget_(budget) {
   if (!wake_.valid()) {
-    Fail("lane", "cannot make a wake-up pipe");
+    Fail(ErrorCode::kOther, "cannot make a wake-up pipe");
     state_ = State::kEnded;
     finished_ = true;
     return;
@@ -55,27 +48,39 @@ std::string Lane::error() const {
   return error_;
 }
 
-std::string Lane::error_step() const {
+ErrorCode Lane::error_code() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return error_step_;
+  return error_code_;
 }
 
-void Lane::Fail(const std::string& step, const std::string& why) {
+void Lane::Fail(ErrorCode code, const std::string& why) {
   std::lock_guard<std::mutex> lock(mu_);
-  error_step_ = step;
+  error_code_ = code;
   error_ = why;
+}
+
+const char* ToString(Lane::State state) {
+  switch (state) {
+    case Lane::State::kConnecting:
+      return "connecting";
+    case Lane::State::kUp:
+      return "up";
+    case Lane::State::kEnded:
+      return "ended";
+  }
+  return "";
 }
 
 void Lane::Main() {
   ssh::NoPrompter nobody;
   auto session = ssh::Session::Connect(host_, nobody, options_);
   if (!session.ok()) {
-    Fail(session.error().step, session.error().ToString());
+    Fail(session.error().code, session.error().ToString());
     spdlog::warn("[{} lane {}] could not connect: {}", host_.alias, number_,
                  session.error().ToString());
   } else if (!stop_.load()) {
     spdlog::info("[{} lane {}] up: cipher {}", host_.alias, number_, (*session)->cipher());
-    Serve(**session);
+    Serve(std::move(*session));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,72 +92,58 @@ void Lane::Main() {
   finished_ = true;
 }
 
-void Lane::Serve(ssh::Session& session) {
-  session.SetNonBlocking();
-  session.EnableReadAhead();
-  net::SetSendTimeout(session.fd(), dead_after_);
-  net::SetUserTimeout(session.fd(), dead_after_);
-  ssh_event event = ssh_event_new();
-  if (event == nullptr) {
-    Fail("lane", "cannot set up the session's event");
-    return;
-  }
-  ssh_event_add_session(event, session.raw());
+void Lane::Serve(std::unique_ptr<ssh::Session> session) {
   net::EventLoop loop;
   // Untouched pages of the scratch buffer cost no memory: it grows resident only as far
   // as the largest read.
   std::unique_ptr<char[]> scratch(new char[forward::kMaxWindow]);
   forward::PumpContext context{&loop, scratch.get(), forward::kMaxWindow, &budget_};
-  {
-    forward::PumpSet pumps(context);
-    loop.Watch(wake_.read_fd(), net::kReadable, [&](unsigned) {
-      wake_.Drain();
-      if (stop_.load()) {
-        loop.Stop();
-        return;
-      }
-      std::deque<forward::NewStream> batch;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        batch.swap(inbox_);
-        queued_ -= batch.size();
-        running_ += batch.size();  // counted before they start, so live() never dips
-      }
-      streams_ += batch.size();
-      for (auto& stream : batch) pumps.Start(session.raw(), std::move(stream));
-    });
-    loop.Watch(session.fd(), net::kReadable, [&](unsigned) {
-      session.Drain(event, kMaxSessionPollsPerWake);
-      if (!session.IsConnected()) {
-        std::string why = session.LastError();
-        Fail("link", why.empty() ? "the server closed the connection" : why);
+  std::unique_ptr<ssh::Link> link;  // outlives the pumps, whose channels are on it
+  forward::PumpSet pumps(context);
+  auto opened = ssh::Link::Open(
+      loop, std::move(session), {.read_ahead = true, .dead_after = dead_after_}, [&] {
+        if (link->connected()) return;
+        Fail(ErrorCode::kOther, link->EndReason());
         spdlog::warn("[{} lane {}] connection lost: {}", host_.alias, number_, error());
         loop.Stop();
-      }
-    });
-    bool wants_write = false;
-    loop.AddIterationHook([&] {
-      pumps.ServiceDirty();
-      running_ = pumps.size();
-      bool want = session.WantsWrite();
-      if (want != wants_write) {
-        wants_write = want;
-        loop.SetInterest(session.fd(), want ? net::kReadable | net::kWritable : net::kReadable);
-      }
-    });
-    state_ = State::kUp;
-    if (stop_.load()) wake_.Wake();  // a stop asked during the connect ends the loop at once
-    Status run = loop.Run();
-    if (!run.ok()) Fail("lane", run.error().ToString());
+      });
+  if (!opened.ok()) {
+    Fail(ErrorCode::kOther, opened.error().message);
+    return;
+  }
+  link = std::move(*opened);
+  loop.Watch(wake_.read_fd(), net::kReadable, [&](unsigned) {
+    wake_.Drain();
+    if (stop_.load()) {
+      loop.Stop();
+      return;
+    }
+    std::deque<forward::NewStream> batch;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      state_ = State::kEnded;  // no more offers from here on
+      batch.swap(inbox_);
+      queued_ -= batch.size();
+      running_ += batch.size();  // counted before they start, so live() never dips
     }
-    pumps.Clear();
-    running_ = 0;
+    streams_ += batch.size();
+    for (auto& stream : batch) pumps.Start(link->raw(), std::move(stream));
+  });
+  loop.AddIterationHook([&] {
+    pumps.ServiceDirty();
+    running_ = pumps.size();
+    link->UpdateWriteInterest();
+  });
+  state_ = State::kUp;
+  if (stop_.load()) wake_.Wake();  // a stop asked during the connect ends the loop at once
+  Status run = loop.Run();
+  if (!run.ok()) Fail(ErrorCode::kOther, run.error().ToString());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = State::kEnded;  // no more offers from here on
   }
-  ssh_event_remove_session(event, session.raw());
-  ssh_event_free(event);
-}
+  pumps.Clear();
+  running_ = 0;
+  loop.Unwatch(wake_.read_fd());
+}  // the link goes here, and its session disconnects, before finished() says so
 
 }  // namespace tether::daemon

@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "common/result.h"
 #include "config/ssh_config.h"
 #include "forward/pump_set.h"
 #include "forward/window_budget.h"
@@ -56,16 +57,17 @@ class Lane {
   bool finished() const { return finished_.load(); }
   // Why the connect failed or the connection ended ("" while fine).
   std::string error() const;
-  // The error's step (connect, auth, host key, ...) as Session::Connect names it.
-  std::string error_step() const;
+  // What kind of failure that was (see Session::Connect): an auth or host-key failure
+  // turns lanes off, anything else is retried later.
+  ErrorCode error_code() const;
   // Streams handed to this lane that have not ended (queued or running).
   uint64_t live() const { return queued_.load() + running_.load(); }
   uint64_t streams() const { return streams_.load(); }
 
  private:
   void Main();
-  void Serve(ssh::Session& session);
-  void Fail(const std::string& step, const std::string& why);
+  void Serve(std::unique_ptr<ssh::Session> session);
+  void Fail(ErrorCode code, const std::string& why);
 
   const int number_;
   const config::HostConfig host_;
@@ -84,9 +86,12 @@ class Lane {
   mutable std::mutex mu_;
   std::deque<forward::NewStream> inbox_;  // guarded by mu_
   std::string error_;                     // guarded by mu_
-  std::string error_step_;                // guarded by mu_
+  ErrorCode error_code_ = ErrorCode::kOther;  // guarded by mu_
 
   std::thread thread_;
 };
+
+// As `status` says it: "connecting", "up", "ended".
+const char* ToString(Lane::State state);
 
 }  // namespace tether::daemon

@@ -1,25 +1,87 @@
 // What every kind of forward (-L, -R, -D, the server proxy) offers the daemon: a spec,
 // live counters, a place it listens, and a state for `status`. The daemon holds them in
 // one list, adds and cancels them at runtime, and tells each one when the link goes
-// down or comes back. Loop thread only.
+// down or comes back. What differs by kind is a virtual here, so the daemon never asks
+// which class a forward is. Loop thread only.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <libssh/libssh.h>
 
+#include "common/result.h"
 #include "config/forward_spec.h"
 #include "forward/forward_stats.h"
+#include "forward/pump_set.h"
+#include "net/event_loop.h"
 
 namespace tether::forward {
+
+// "local", "remote" or "dynamic": the kind's name in `status` and in the control protocol.
+const char* ForwardKindName(config::ForwardKind kind);
+
+// Where a forward stands. A -L/-D forward listens (or waits for the link) from the start;
+// a -R one asks the server to listen on every new session and retries a refusal.
+enum class ForwardState { kWaitingForLink, kRequesting, kListening, kRetrying, kStopped };
+// As `status` says it: "waiting for the link", "requesting", "listening", "retrying",
+// "stopped".
+const char* ToString(ForwardState state);
+
+// What the daemon hands a forward when it starts it on the loop.
+struct StartContext {
+  net::EventLoop* loop = nullptr;
+  PumpSet* pumps = nullptr;
+  ssh_session session = nullptr;  // null while the link is down
+  // How long a connection accepted while the link is down waits for it.
+  std::chrono::milliseconds max_wait{30000};
+  // Where a stream accepted on the laptop runs, when not on `session` (a lane).
+  StreamPlacer placer;
+};
+
+// The server proxy as `tether env` and `status` show it.
+struct ServerProxyStatus {
+  uint16_t port = 0;  // where it listens on the server (the one asked for until bound)
+  bool open = false;  // no user and token asked of clients
+  ForwardState state = ForwardState::kWaitingForLink;
+};
 
 class Forward {
  public:
   virtual ~Forward() = default;
   Forward(const Forward&) = delete;
   Forward& operator=(const Forward&) = delete;
+
+  // Starts it on the daemon's loop and the current session; once, before anything else.
+  // Most forwards need only the session.
+  virtual void Start(const StartContext& context) { SetSession(context.session); }
+  // True for -L and -D: their streams start on the laptop, so lanes can carry them.
+  virtual bool streams_from_laptop() const { return false; }
+  // `status`'s kind: "local", "remote", "dynamic", or "proxy" for the server proxy.
+  virtual const char* kind_name() const { return ForwardKindName(spec_.kind); }
+  // Where its connections go, for `status`: the target, "socks" for a dynamic forward, or
+  // for the server proxy how connections leave the laptop.
+  virtual std::string target_description() const {
+    return spec_.dynamic ? "socks" : spec_.target.ToString();
+  }
+  // Set for the server proxy (--proxy) only.
+  virtual std::optional<ServerProxyStatus> server_proxy() const { return std::nullopt; }
+  // Forwards the server listens for (-R): whether the server's forwarded-tcpip open for
+  // address:port is one of ours, and serving the channel once accepted (ownership taken).
+  virtual bool AcceptsServerChannel(const std::string& /*address*/, uint16_t /*port*/) const {
+    return false;
+  }
+  virtual void ServeServerChannel(ssh_channel channel, const std::string& /*origin_host*/,
+                                  uint16_t /*origin_port*/) {
+    ssh_channel_free(channel);
+  }
+  // Calls `done` once with the server's answer to a -R request (the port it listens on, or
+  // why it refused), at once with 0 for forwards that listen on the laptop.
+  virtual void WhenAnswered(std::function<void(Result<uint16_t>)> done) { done(uint16_t{0}); }
 
   // The link went down (null) or came back. A forward keeps its local listeners either
   // way; a remote one asks the server to listen again on the new session.
@@ -30,8 +92,7 @@ class Forward {
   // Connections already being served live on until they end.
   virtual void Stop() = 0;
 
-  // For `status`: "listening", "requesting", "retrying", "failed", "waiting for the link".
-  virtual std::string state() const = 0;
+  virtual ForwardState state() const = 0;
   // Why the last attempt failed ("" when fine).
   virtual std::string error() const { return ""; }
 

@@ -23,9 +23,9 @@ proxy::ConnectFailure Classify(const Error& e) {
     case ENETUNREACH:
       return proxy::ConnectFailure::kUnreachable;
     default:
-      if (e.step == "policy") return proxy::ConnectFailure::kNotAllowed;
-      return e.step == "resolve" ? proxy::ConnectFailure::kUnreachable
-                                 : proxy::ConnectFailure::kOther;
+      if (e.code == ErrorCode::kPolicy) return proxy::ConnectFailure::kNotAllowed;
+      return e.code == ErrorCode::kResolve ? proxy::ConnectFailure::kUnreachable
+                                           : proxy::ConnectFailure::kOther;
   }
 }
 

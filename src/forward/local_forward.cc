@@ -76,13 +76,13 @@ Result<std::unique_ptr<LocalForward>> LocalForward::Bind(const config::ForwardSp
 
 LocalForward::~LocalForward() { Stop(); }
 
-void LocalForward::Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session,
-                         std::chrono::milliseconds max_wait, StreamPlacer placer) {
-  max_wait_ = max_wait;
+void LocalForward::Start(const StartContext& context) {
+  net::EventLoop& loop = *context.loop;
+  max_wait_ = context.max_wait;
   loop_ = &loop;
-  pumps_ = &pumps;
-  placer_ = std::move(placer);
-  session_ = session;
+  pumps_ = context.pumps;
+  placer_ = context.placer;
+  session_ = context.session;
   if (spec_.dynamic) {
     // A -D port on the laptop's loopback needs no password, as ssh -D.
     proxied_ = std::make_unique<ProxyConnections>(
@@ -220,10 +220,10 @@ void LocalForward::ServeProxied(UniqueFd client, std::unique_ptr<proxy::ProxyHan
                 std::move(log_prefix), std::move(hooks)});
 }
 
-std::string LocalForward::state() const {
-  if (listeners_.empty()) return "stopped";
-  if (session_ == nullptr) return "waiting for the link";
-  return "listening";
+ForwardState LocalForward::state() const {
+  if (listeners_.empty()) return ForwardState::kStopped;
+  if (session_ == nullptr) return ForwardState::kWaitingForLink;
+  return ForwardState::kListening;
 }
 
 size_t LocalForward::ExpireWaiting(std::chrono::steady_clock::time_point now,

@@ -30,11 +30,11 @@ class LocalForward : public Forward {
                                                     std::string host_alias);
   ~LocalForward() override;
 
-  // Starts accepting; each connection becomes a pump on `session` in `pumps`, unless
-  // `placer` takes it elsewhere. `session` may be null (the link is down): connections
+  // Starts accepting; each connection becomes a pump on the session in the pumps, unless
+  // the placer takes it elsewhere. The session may be null (the link is down): connections
   // then wait, see SetSession. A connection waits at most `max_wait` for the link.
-  void Start(net::EventLoop& loop, PumpSet& pumps, ssh_session session,
-             std::chrono::milliseconds max_wait, StreamPlacer placer = {});
+  void Start(const StartContext& context) override;
+  bool streams_from_laptop() const override { return true; }
   void Stop() override;
 
   // The link went down (null) or came back: listeners stay open either way. While it is
@@ -47,7 +47,7 @@ class LocalForward : public Forward {
   size_t ExpireWaiting(std::chrono::steady_clock::time_point now,
                        std::chrono::milliseconds max_wait);
   size_t waiting() const { return waiting_.size(); }
-  std::string state() const override;
+  ForwardState state() const override;
 
  private:
   LocalForward(config::ForwardSpec spec, std::string host_alias)

@@ -43,7 +43,7 @@ void RemoteForward::DropPending() {
 }
 
 void RemoteForward::SetSession(ssh_session session) {
-  if (state_ == State::kStopped) return;
+  if (state_ == ForwardState::kStopped) return;
   // The old session's requests and channels died with it.
   if (request_ != 0) context_.requests->Forget(request_);
   request_ = 0;
@@ -51,7 +51,7 @@ void RemoteForward::SetSession(ssh_session session) {
   session_ = session;
   bound_port_ = 0;
   if (session_ == nullptr) {
-    state_ = State::kDown;
+    state_ = ForwardState::kWaitingForLink;
     return;
   }
   backoff_.Reset();
@@ -59,7 +59,7 @@ void RemoteForward::SetSession(ssh_session session) {
 }
 
 void RemoteForward::Request() {
-  state_ = State::kRequesting;
+  state_ = ForwardState::kRequesting;
   // An empty bind address is "localhost" on the server, as ssh sends it without
   // GatewayPorts; "*" asks for every address (the server's GatewayPorts decides).
   std::string address = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
@@ -69,7 +69,7 @@ void RemoteForward::Request() {
 }
 
 void RemoteForward::WhenAnswered(std::function<void(Result<uint16_t>)> done) {
-  if (state_ == State::kListening) return done(bound_port_);
+  if (state_ == ForwardState::kListening) return done(bound_port_);
   answer_waiters_.push_back(std::move(done));
 }
 
@@ -85,7 +85,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
     }
   }
   if (answer.ok()) {
-    state_ = State::kListening;
+    state_ = ForwardState::kListening;
     bound_port_ = *answer != 0 ? *answer : spec_.listen.port;
     error_.clear();
     backoff_.Reset();
@@ -99,7 +99,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
     return;
   }
   auto delay = backoff_.Next();
-  state_ = State::kRetrying;
+  state_ = ForwardState::kRetrying;
   error_ = spec_.ToFlagString() + ": " + answer.error().message +
            " (the port is taken on the server, perhaps by a stale sshd child of an earlier "
            "connection, or sshd forbids it: AllowTcpForwarding, PermitListen); retrying in " +
@@ -109,41 +109,27 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
 }
 
 void RemoteForward::OnTick(std::chrono::steady_clock::time_point now) {
-  if (state_ == State::kRetrying && session_ != nullptr && now >= retry_at_) Request();
+  if (state_ == ForwardState::kRetrying && session_ != nullptr && now >= retry_at_) Request();
   if (proxied_) proxied_->Expire(now);
 }
 
 void RemoteForward::Stop() {
-  if (state_ == State::kStopped) return;
+  if (state_ == ForwardState::kStopped) return;
   if (request_ != 0) context_.requests->Forget(request_);
   request_ = 0;
   DropPending();
-  if (session_ != nullptr && state_ == State::kListening) {
+  if (session_ != nullptr && state_ == ForwardState::kListening) {
     std::string address = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
     if (address == "*") address = "";
     context_.requests->CancelListen(address, bound_port_, nullptr);
   }
-  state_ = State::kStopped;
+  state_ = ForwardState::kStopped;
 }
 
-std::string RemoteForward::state() const {
-  switch (state_) {
-    case State::kDown:
-      return "waiting for the link";
-    case State::kRequesting:
-      return "requesting";
-    case State::kListening:
-      return "listening";
-    case State::kRetrying:
-      return "retrying";
-    case State::kStopped:
-      return "stopped";
-  }
-  return "";
-}
+ForwardState RemoteForward::state() const { return state_; }
 
-bool RemoteForward::Matches(const std::string& address, uint16_t port) const {
-  if (state_ != State::kListening || port != bound_port_) return false;
+bool RemoteForward::AcceptsServerChannel(const std::string& address, uint16_t port) const {
+  if (state_ != ForwardState::kListening || port != bound_port_) return false;
   // sshd names the address as we asked for it; "" and "*" are the same request.
   std::string want = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
   if (want == "*") want = "";
@@ -151,10 +137,10 @@ bool RemoteForward::Matches(const std::string& address, uint16_t port) const {
          (want == "localhost" && (address == "127.0.0.1" || address == "::1"));
 }
 
-void RemoteForward::Serve(ssh_channel channel, const std::string& origin_host,
-                          uint16_t origin_port) {
+void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& origin_host,
+                                       uint16_t origin_port) {
   uint64_t n = next_conn_++;
-  std::string prefix = host_alias_ + (proxy_.is_server_proxy ? " proxy " : " rfwd ") +
+  std::string prefix = host_alias_ + (server_proxy() ? " proxy " : " rfwd ") +
                        std::to_string(bound_port_) + " #" + std::to_string(n);
   if (spec_.dynamic) {
     // The client on the server speaks SOCKS or HTTP: a pump joins the channel to one end
@@ -189,6 +175,11 @@ void RemoteForward::Serve(ssh_channel channel, const std::string& origin_host,
         context_.pumps->Adopt(session_, ch, std::move(*socket), stats_, std::move(prefix));
       });
   pending_.emplace(n, Pending{job, channel});
+}
+
+std::optional<ServerProxyStatus> ServerProxy::server_proxy() const {
+  return ServerProxyStatus{bound_port() != 0 ? bound_port() : spec_.listen.port,
+                           !policy().require_auth, state()};
 }
 
 }  // namespace tether::forward

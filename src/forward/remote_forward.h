@@ -43,7 +43,6 @@ class RemoteForward : public Forward {
     proxy::ProxyPolicy policy;
     std::optional<proxy::UpstreamProxy> upstream;
     bool use_environment = false;  // the laptop's proxy variables, when no upstream is set
-    bool is_server_proxy = false;  // --proxy (shown as kind "proxy")
     net::Reach reach = net::Reach::kPublic;  // what of the laptop's network it reaches
   };
 
@@ -56,25 +55,24 @@ class RemoteForward : public Forward {
   void SetSession(ssh_session session) override;
   void OnTick(std::chrono::steady_clock::time_point now) override;
   void Stop() override;
-  std::string state() const override;
+  ForwardState state() const override;
   std::string error() const override { return error_; }
-  bool is_server_proxy() const { return proxy_.is_server_proxy; }
   const proxy::ProxyPolicy& policy() const { return proxy_.policy; }
   // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
   std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
   uint16_t bound_port() const { return bound_port_; }
   // Calls `done` once with the server's first answer from now (the port it listens on,
   // or why it refused), or at once if it listens already.
-  void WhenAnswered(std::function<void(Result<uint16_t>)> done);
+  void WhenAnswered(std::function<void(Result<uint16_t>)> done) override;
 
   // Whether the server's forwarded-tcpip open for address:port belongs to this forward.
-  bool Matches(const std::string& address, uint16_t port) const;
+  bool AcceptsServerChannel(const std::string& address, uint16_t port) const override;
   // Serves a channel the server opened (already accepted): connects to the target and
   // pumps. Takes ownership of `channel`.
-  void Serve(ssh_channel channel, const std::string& origin_host, uint16_t origin_port);
+  void ServeServerChannel(ssh_channel channel, const std::string& origin_host,
+                          uint16_t origin_port) override;
 
  private:
-  enum class State { kDown, kRequesting, kListening, kRetrying, kStopped };
   void Request();
   void OnAnswer(Result<uint16_t> answer);
   void DropPending();
@@ -84,7 +82,7 @@ class RemoteForward : public Forward {
   std::unique_ptr<LaptopExit> exit_;           // reverse dynamic only
   std::unique_ptr<ProxyConnections> proxied_;  // reverse dynamic only
   ssh_session session_ = nullptr;
-  State state_ = State::kDown;
+  ForwardState state_ = ForwardState::kWaitingForLink;
   std::string error_;
   uint16_t bound_port_ = 0;
   ssh::GlobalRequests::RequestId request_ = 0;
@@ -98,6 +96,18 @@ class RemoteForward : public Forward {
     ssh_channel channel;
   };
   std::unordered_map<uint64_t, Pending> pending_;
+};
+
+// The server proxy (--proxy): a reverse dynamic forward on the server's 127.0.0.1 whose
+// connections leave from the laptop; `status` shows it as kind "proxy", `tether env`
+// finds it by server_proxy().
+class ServerProxy final : public RemoteForward {
+ public:
+  using RemoteForward::RemoteForward;
+
+  const char* kind_name() const override { return "proxy"; }
+  std::string target_description() const override { return "laptop: " + ExitDescription(); }
+  std::optional<ServerProxyStatus> server_proxy() const override;
 };
 
 }  // namespace tether::forward

@@ -29,7 +29,7 @@ ConnectPool::JobId ConnectPool::Connect(std::string host, uint16_t port, std::st
     if (queue_.size() >= kMaxQueuedConnects || !wake_.valid()) {
       refused = true;
       finished_.push_back(
-          Finished{id, MakeError("connect", "too many connections waiting to be made")});
+          Finished{id, MakeError(ErrorCode::kConnect, "too many connections waiting to be made")});
     } else {
       queue_.push_back(Job{id, std::move(host), port, std::move(path), timeout, reach});
       if (workers_.size() < static_cast<size_t>(kConnectWorkers) && queue_.size() > 0) {

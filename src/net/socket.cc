@@ -31,7 +31,7 @@ Result<addrinfo*> Resolve(const std::string& host, uint16_t port, bool passive) 
   const char* node = host.empty() ? nullptr : host.c_str();
   int rc = ::getaddrinfo(node, service.c_str(), &hints, &res);
   if (rc != 0) {
-    return MakeError("resolve", "cannot resolve \"" + host + "\": " + ::gai_strerror(rc),
+    return MakeError(ErrorCode::kResolve, "cannot resolve \"" + host + "\": " + ::gai_strerror(rc),
                      "check the HostName, your DNS, or that you are on the right network");
   }
   return res;
@@ -69,7 +69,7 @@ Result<std::vector<UniqueFd>> ListenTcp(const std::string& host, uint16_t port) 
   std::string shown = FormatHostPort(host.empty() ? "127.0.0.1" : host, port);
   for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
     UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol));
-    if (!fd) return ErrnoError("listen", "socket for " + shown, errno);
+    if (!fd) return ErrnoError(ErrorCode::kListen, "socket for " + shown, errno);
     SetCloseOnExec(fd.get());
     int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -90,23 +90,24 @@ Result<std::vector<UniqueFd>> ListenTcp(const std::string& host, uint16_t port) 
       int err = errno;
       if (err == EADDRINUSE) {
         return MakeError(
-            "listen", "port " + std::to_string(port) + " is already in use on " + shown,
+            ErrorCode::kListen, "port " + std::to_string(port) + " is already in use on " + shown,
             "another program listens there (see `ss -ltnp 'sport = :" + std::to_string(port) +
                 "'`); pick another local port",
             err);
       }
       if (err == EACCES) {
-        return MakeError("listen", "no permission to listen on " + shown,
+        return MakeError(ErrorCode::kListen, "no permission to listen on " + shown,
                          "ports below 1024 need privileges; pick a port above 1024", err);
       }
-      return ErrnoError("listen", "bind " + shown, err);
+      return ErrnoError(ErrorCode::kListen, "bind " + shown, err);
     }
-    if (::listen(fd.get(), SOMAXCONN) != 0) return ErrnoError("listen", "listen " + shown, errno);
+    if (::listen(fd.get(), SOMAXCONN) != 0)
+      return ErrnoError(ErrorCode::kListen, "listen " + shown, errno);
     Status nb = SetNonBlocking(fd.get());
     if (!nb.ok()) return nb.take_error();
     fds.push_back(std::move(fd));
   }
-  if (fds.empty()) return MakeError("listen", "no address to listen on for " + shown);
+  if (fds.empty()) return MakeError(ErrorCode::kListen, "no address to listen on for " + shown);
   return fds;
 }
 
@@ -116,18 +117,18 @@ Result<UniqueFd> ListenUnix(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      return MakeError("listen", path + " exists and is not a socket",
+      return MakeError(ErrorCode::kListen, path + " exists and is not a socket",
                        "remove it or choose another path");
     }
     auto probe = ConnectUnix(path);
     if (probe.ok()) {
-      return MakeError("listen", "unix socket " + path + " is already in use",
+      return MakeError(ErrorCode::kListen, "unix socket " + path + " is already in use",
                        "another program listens there; choose another path");
     }
     ::unlink(path.c_str());  // stale: nobody accepts on it
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
-  if (!fd) return ErrnoError("listen", "socket for " + path, errno);
+  if (!fd) return ErrnoError(ErrorCode::kListen, "socket for " + path, errno);
   SetCloseOnExec(fd.get());
   // Bind under a tight umask so the socket is never reachable by others, not even
   // between bind() and chmod().
@@ -135,8 +136,9 @@ Result<UniqueFd> ListenUnix(const std::string& path) {
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr);
   int err = errno;
   ::umask(old);
-  if (rc != 0) return ErrnoError("listen", "bind " + path, err);
-  if (::listen(fd.get(), SOMAXCONN) != 0) return ErrnoError("listen", "listen " + path, errno);
+  if (rc != 0) return ErrnoError(ErrorCode::kListen, "bind " + path, err);
+  if (::listen(fd.get(), SOMAXCONN) != 0)
+    return ErrnoError(ErrorCode::kListen, "listen " + path, errno);
   Status nb = SetNonBlocking(fd.get());
   if (!nb.ok()) return nb.take_error();
   return fd;
@@ -225,7 +227,7 @@ Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
   }
   std::string where = FormatHostPort(host, port);
   if (skipped && !tried) {
-    return MakeError("policy",
+    return MakeError(ErrorCode::kPolicy,
                      where + " is " + DescribeScope(*skipped) +
                          ", which the server may not reach through the laptop",
                      std::string("the laptop's network is closed to the server beyond ") +
@@ -250,7 +252,7 @@ Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
     default:
       break;
   }
-  Error e = ErrnoError("connect", "cannot connect to " + where, last_err);
+  Error e = ErrnoError(ErrorCode::kConnect, "cannot connect to " + where, last_err);
   e.hint = hint;
   return e;
 }
@@ -259,10 +261,10 @@ Result<UniqueFd> ConnectUnix(const std::string& path) {
   auto addr = UnixAddress(path);
   if (!addr.ok()) return addr.take_error();
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
-  if (!fd) return ErrnoError("connect", "socket", errno);
+  if (!fd) return ErrnoError(ErrorCode::kConnect, "socket", errno);
   SetCloseOnExec(fd.get());
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
-    return ErrnoError("connect", "connect to " + path, errno);
+    return ErrnoError(ErrorCode::kConnect, "connect to " + path, errno);
   }
   return fd;
 }

@@ -53,7 +53,7 @@ Status MakeParentDirs(const std::string& file) {
        slash = file.find('/', slash + 1)) {
     std::string dir = file.substr(0, slash);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("host key", "cannot create " + dir, errno);
+      return ErrnoError(ErrorCode::kHostKey, "cannot create " + dir, errno);
     }
   }
   return Status::Ok();
@@ -65,12 +65,12 @@ Status MakeParentDirs(const std::string& file) {
 Status AddKnownHost(ssh_session session, const std::string& known_name, const std::string& file) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
-    return MakeError("host key", "the server sent no host key");
+    return MakeError(ErrorCode::kHostKey, "the server sent no host key");
   }
   KeyPtr key(raw);
   char* b64 = nullptr;
   if (ssh_pki_export_pubkey_base64(key.get(), &b64) != SSH_OK) {
-    return MakeError("host key", "cannot encode the server's host key");
+    return MakeError(ErrorCode::kHostKey, "cannot encode the server's host key");
   }
   std::string line = known_name + " " + KeyType(key.get()) + " " + b64 + "\n";
   ssh_string_free_char(b64);
@@ -85,10 +85,10 @@ Status AddKnownHost(ssh_session session, const std::string& known_name, const st
   Status dirs = MakeParentDirs(file);
   if (!dirs.ok()) return refused(dirs.error());
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd) return refused(ErrnoError("host key", "cannot open " + file, errno));
+  if (!fd) return refused(ErrnoError(ErrorCode::kHostKey, "cannot open " + file, errno));
   struct stat before {};
   if (::fstat(fd.get(), &before) != 0) {
-    return refused(ErrnoError("host key", "cannot stat " + file, errno));
+    return refused(ErrnoError(ErrorCode::kHostKey, "cannot stat " + file, errno));
   }
   // Bounded: every round writes at least a byte or ends.
   for (size_t done = 0; done < line.size();) {
@@ -97,12 +97,12 @@ Status AddKnownHost(ssh_session session, const std::string& known_name, const st
     if (n <= 0) {
       int err = n < 0 ? errno : EIO;
       if (S_ISREG(before.st_mode)) (void)::ftruncate(fd.get(), before.st_size);
-      return refused(ErrnoError("host key", "cannot write " + file, err));
+      return refused(ErrnoError(ErrorCode::kHostKey, "cannot write " + file, err));
     }
     done += static_cast<size_t>(n);
   }
   if (::close(fd.Release()) != 0) {
-    return refused(ErrnoError("host key", "cannot write " + file, errno));
+    return refused(ErrnoError(ErrorCode::kHostKey, "cannot write " + file, errno));
   }
   return Status::Ok();
 }
@@ -140,7 +140,7 @@ Result<HostKeyCheck> CheckHostKey(ssh_session session, const std::string& known_
                                   const std::vector<std::string>& files) {
   ssh_key raw = nullptr;
   if (ssh_get_server_publickey(session, &raw) != SSH_OK) {
-    return MakeError("host key", "the server sent no host key");
+    return MakeError(ErrorCode::kHostKey, "the server sent no host key");
   }
   KeyPtr server_key(raw);
   HostKeyCheck check;
@@ -212,7 +212,7 @@ Status AskAboutHostKey(Prompter& prompter, const std::string& known_name,
                        const std::string& key_type, const std::string& fingerprint) {
   prompter.Tell("The authenticity of host '" + known_name + "' can't be established.");
   prompter.Tell(key_type + " key fingerprint is " + fingerprint + ".");
-  Error refused = MakeError("host key", "host key for " + known_name + " not accepted",
+  Error refused = MakeError(ErrorCode::kHostKey, "host key for " + known_name + " not accepted",
                             "nothing was written to known_hosts; connect again to be asked again");
   std::string question = "Are you sure you want to continue connecting (yes/no/[fingerprint])? ";
   for (int asked = 0; asked < kHostKeyQuestions; ++asked) {
@@ -249,13 +249,13 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
       return Status::Ok();
     case HostKeyVerdict::kRevoked: {
       const KnownHostsLine& line = check.revoked.front();
-      return MakeError("host key",
+      return MakeError(ErrorCode::kHostKey,
                        "the host key of " + known_name + " (" + offered + ") is REVOKED in " +
                            line.file + ":" + std::to_string(line.line),
                        "do not connect: the server's administrator must give it a new host key");
     }
     case HostKeyVerdict::kCertificate:
-      return MakeError("host key",
+      return MakeError(ErrorCode::kHostKey,
                        known_name + " offers a host certificate (" + check.server_key_type +
                            "), which this version cannot check against @cert-authority lines",
                        "take the -cert-v01@openssh.com algorithms out of HostKeyAlgorithms, so "
@@ -270,7 +270,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
                              : "the server offers a different kind of host key for ";
       const KnownHostsLine& first = check.lines.front();
       return MakeError(
-          "host key",
+          ErrorCode::kHostKey,
           what + known_name + ": the server offers " + offered + "; known_hosts has" +
               DescribeLines(check),
           "someone may be intercepting the connection, or the server was reinstalled. If "
@@ -284,7 +284,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
   using config::StrictHostKeyChecking;
   switch (host.strict_host_key_checking) {
     case StrictHostKeyChecking::kYes:
-      return MakeError("host key",
+      return MakeError(ErrorCode::kHostKey,
                        "no known host key for " + known_name + "; the server offers " + offered +
                            CertAuthorityNote(check),
                        "check the fingerprint with the server's administrator, then add it: "
@@ -297,7 +297,7 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
       break;
     case StrictHostKeyChecking::kAsk: {
       if (!prompter.CanPrompt()) {
-        return MakeError("host key",
+        return MakeError(ErrorCode::kHostKey,
                          "no known host key for " + known_name + "; the server offers " + offered +
                              ", and there is no terminal to ask" + CertAuthorityNote(check),
                          "run `tether up` from a terminal once, or add the key to " + user_file +

@@ -52,11 +52,11 @@ Result<std::unique_ptr<JumpRelay>> JumpRelay::Open(std::unique_ptr<Session> via,
                                                    const std::string& host, uint16_t port) {
   ssh_session s = via->raw();
   ssh_channel ch = ssh_channel_new(s);
-  if (ch == nullptr) return MakeError("connect", via_alias + ": cannot create a channel");
+  if (ch == nullptr) return MakeError(ErrorCode::kConnect, via_alias + ": cannot create a channel");
   if (ssh_channel_open_forward(ch, host.c_str(), port, "127.0.0.1", 0) != SSH_OK) {
     std::string why = ssh_get_error(s);
     ssh_channel_free(ch);
-    return MakeError("connect",
+    return MakeError(ErrorCode::kConnect,
                      "jump host " + via_alias + " could not reach " +
                          net::FormatHostPort(host, port) + ": " + why,
                      "check that " + via_alias + " reaches it (`ssh " + via_alias + " nc -zv " +
@@ -66,7 +66,7 @@ Result<std::unique_ptr<JumpRelay>> JumpRelay::Open(std::unique_ptr<Session> via,
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
     ssh_channel_free(ch);
-    return ErrnoError("connect", "socketpair", errno);
+    return ErrnoError(ErrorCode::kConnect, "socketpair", errno);
   }
   for (int fd : pair) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kPairBufferBytes, sizeof kPairBufferBytes);

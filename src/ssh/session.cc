@@ -107,14 +107,14 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
                                                   Prompter& prompter,
                                                   const ConnectOptions& options) {
   if (!host.proxy_command.empty()) {
-    return HostError(host, MakeError("connect", "ProxyCommand is not supported",
+    return HostError(host, MakeError(ErrorCode::kConnect, "ProxyCommand is not supported",
                                      "use ProxyJump (or -J) for jump hosts"));
   }
   if (!host.proxy_jump.empty() && host.jump_chain.empty()) {
-    return HostError(host, MakeError("connect", "ProxyJump was not resolved"));
+    return HostError(host, MakeError(ErrorCode::kConnect, "ProxyJump was not resolved"));
   }
   std::unique_ptr<JumpRelay> relay;
-  Result<UniqueFd> fd = MakeError("connect", "not connected");
+  Result<UniqueFd> fd = MakeError(ErrorCode::kConnect, "not connected");
   if (!host.jump_chain.empty()) {
     // The last hop, reached (recursively) through the ones before it.
     config::HostConfig hop = host.jump_chain.back();
@@ -147,7 +147,7 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
   }
 
   ssh_session raw = ssh_new();
-  if (raw == nullptr) return MakeError("connect", "out of memory");
+  if (raw == nullptr) return MakeError(ErrorCode::kConnect, "out of memory");
   std::unique_ptr<Session> session(new Session(raw));
   session->relay_ = std::move(relay);
 
@@ -182,7 +182,7 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
 
   if (ssh_connect(raw) != SSH_OK) {
     return HostError(
-        host, MakeError("handshake",
+        host, MakeError(ErrorCode::kHandshake,
                         "SSH handshake with " + net::FormatHostPort(host.hostname, host.port) +
                             " failed: " + ssh_get_error(raw),
                         "is it an SSH server, and do we share a cipher and key "
@@ -229,7 +229,7 @@ Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter)
     return Status::Ok();
   }
   if (rc == SSH_AUTH_ERROR) {
-    return MakeError("auth", std::string("authentication failed: ") + ssh_get_error(s));
+    return MakeError(ErrorCode::kAuth, std::string("authentication failed: ") + ssh_get_error(s));
   }
   int methods = ssh_userauth_list(s, nullptr);
   std::vector<std::string> tried;
@@ -304,7 +304,8 @@ Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter)
         char echo = 0;
         const char* prompt = ssh_userauth_kbdint_getprompt(s, i, &echo);
         auto answer = prompter.Ask(prompt != nullptr ? prompt : "Response: ", echo != 0);
-        if (!answer) return MakeError("auth", "keyboard-interactive authentication cancelled");
+        if (!answer)
+          return MakeError(ErrorCode::kAuth, "keyboard-interactive authentication cancelled");
         ssh_userauth_kbdint_setanswer(s, i, answer->c_str());
       }
       rc = ssh_userauth_kbdint(s, nullptr, nullptr);
@@ -344,7 +345,7 @@ Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter)
       (methods & (SSH_AUTH_METHOD_INTERACTIVE | SSH_AUTH_METHOD_PASSWORD))) {
     hint += "; password and one-time codes need a terminal";
   }
-  return MakeError("auth",
+  return MakeError(ErrorCode::kAuth,
                    "permission denied for " + host.user + "@" + host.hostname +
                        " (tried: " + offered + "; the server accepts:" + accepts + ")",
                    hint);

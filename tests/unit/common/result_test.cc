@@ -41,6 +41,34 @@ TEST(MakeError, KeepsEveryField) {
   EXPECT_EQ(e.sys_errno, EPERM);
 }
 
+TEST(MakeError, WithAStepInWordsHasNoCodePolicyActsOn) {
+  EXPECT_EQ(MakeError("auth", "looks like one").code, ErrorCode::kOther);
+  EXPECT_EQ(ErrnoError("listen", "bind", EACCES).code, ErrorCode::kOther);
+}
+
+TEST(MakeError, WithACodeNamesItsStep) {
+  struct Case {
+    ErrorCode code;
+    const char* step;
+  };
+  const Case cases[] = {
+      {ErrorCode::kResolve, "resolve"},     {ErrorCode::kConnect, "connect"},
+      {ErrorCode::kHandshake, "handshake"}, {ErrorCode::kHostKey, "host key"},
+      {ErrorCode::kAuth, "auth"},           {ErrorCode::kListen, "listen"},
+  };
+  for (const Case& c : cases) {
+    const Error e = MakeError(c.code, "failed", "do this", EPERM);
+    EXPECT_EQ(e.code, c.code) << c.step;
+    EXPECT_EQ(e.step, c.step);
+    EXPECT_EQ(e.ToString(), std::string(c.step) + ": failed\n  do this");
+    EXPECT_EQ(e.sys_errno, EPERM);
+    const Error sys = ErrnoError(c.code, "call", ENOENT);
+    EXPECT_EQ(sys.code, c.code) << c.step;
+    EXPECT_EQ(sys.ToString(), std::string(c.step) + ": call: " + std::strerror(ENOENT));
+  }
+  EXPECT_STREQ(StepOf(ErrorCode::kOther), "");
+}
+
 TEST(ErrnoError, AppendsStrerrorAndKeepsErrno) {
   const std::string strerror_text = std::strerror(ENOENT);
   ASSERT_FALSE(strerror_text.empty());

@@ -51,7 +51,12 @@ class HeldConnection : public ::testing::Test {
     fwd_ = std::move(*fwd);
     context_.loop = &loop_;
     pumps_ = std::make_unique<PumpSet>(context_);
-    fwd_->Start(loop_, *pumps_, nullptr, kWait);  // no session: the link is down
+    StartContext start;
+    start.loop = &loop_;
+    start.pumps = pumps_.get();
+    start.session = nullptr;  // no session: the link is down
+    start.max_wait = kWait;
+    fwd_->Start(start);
   }
   void TearDown() override {
     fwd_.reset();

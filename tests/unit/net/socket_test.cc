@@ -68,6 +68,7 @@ TEST(ListenTcp, NamesThePortThatIsAlreadyInUse) {
 
   ASSERT_FALSE(second.ok()) << "listened twice on port " << p;
   EXPECT_EQ(second.error().step, "listen");
+  EXPECT_EQ(second.error().code, ErrorCode::kListen);
   EXPECT_NE(second.error().message.find("port " + p + " is already in use"), std::string::npos)
       << second.error().ToString();
   EXPECT_NE(second.error().message.find("127.0.0.1:" + p), std::string::npos)
@@ -195,6 +196,7 @@ TEST(ConnectTcp, ReportsAClosedPortAsRefused) {
 
   ASSERT_FALSE(fd.ok()) << "connected to " << where;
   EXPECT_EQ(fd.error().step, "connect");
+  EXPECT_EQ(fd.error().code, ErrorCode::kConnect);
   EXPECT_EQ(fd.error().sys_errno, ECONNREFUSED);
   EXPECT_NE(fd.error().message.find(where), std::string::npos) << fd.error().ToString();
   EXPECT_NE(fd.error().message.find(std::strerror(ECONNREFUSED)), std::string::npos)
@@ -208,6 +210,7 @@ TEST(ConnectTcp, ReportsANameThatDoesNotResolve) {
 
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.error().step, "resolve");
+  EXPECT_EQ(fd.error().code, ErrorCode::kResolve);
   EXPECT_NE(fd.error().message.find("no-such-host.invalid"), std::string::npos)
       << fd.error().ToString();
   EXPECT_FALSE(fd.error().hint.empty());

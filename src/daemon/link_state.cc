@@ -1,0 +1,17 @@
+#include "daemon/link_state.h"
+
+namespace tether::daemon {
+
+const char* ToString(LinkState state) {
+  switch (state) {
+    case LinkState::kUp:
+      return "up";
+    case LinkState::kReconnecting:
+      return "reconnecting";
+    case LinkState::kNeedsAuth:
+      return "needs-auth";
+  }
+  return "";
+}
+
+}  // namespace tether::daemon
