@@ -16,7 +16,7 @@
 #include "common/result.h"
 #include "config/forward_spec.h"
 #include "control/control_server.h"
-#include "daemon/lane.h"
+#include "daemon/lane_pool.h"
 #include "daemon/link_state.h"
 #include "forward/forward.h"
 #include "proxy/target.h"
@@ -31,15 +31,6 @@ struct ProxyOptions {
   uint16_t port = kDefaultPort;
   bool open = false;
   std::string upstream;  // "" or an http:// / socks5:// URL
-};
-
-// One lane as `status` shows it (see daemon/lane.h).
-struct LaneStatus {
-  int number = 0;
-  Lane::State state = Lane::State::kConnecting;
-  uint64_t live = 0;
-  uint64_t streams = 0;
-  std::string error;
 };
 
 // What `status` says of a daemon, besides its forwards: taken whole at each request.

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <thread>
 
 #include <openssl/rand.h>
 
@@ -67,8 +66,7 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
 
 HostDaemon::~HostDaemon() {
   connector_.reset();  // joins an attempt in flight, bounded by its timeouts
-  RetireLanes();
-  retiring_.clear();  // joins them, bounded likewise
+  lanes_.RetireAll();
   extra_connector_.reset();
   sessions_.clear();
   extra_links_.clear();
@@ -313,7 +311,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   }
   sessions_.clear();
   DropExtraLinks("the main connection was lost");
-  RetireLanes();
+  lanes_.RetireAll();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
   for (auto& a : accepted_) ssh_channel_free(a.channel);
   accepted_.clear();
@@ -421,7 +419,8 @@ void HostDaemon::OnLinkTick() {
     fwd->SampleRate(now);
   }
   CheckExtraLinks(now);
-  CheckLanes(now);
+  lanes_.Check(now);
+  EnsureLanes(now);
   if (link_) requests_.Poll();
   if (link_ && keepalive_) {
     NoteBytesReceived(now);
@@ -674,73 +673,18 @@ void HostDaemon::CheckExtraLinks(std::chrono::steady_clock::time_point now) {
   }
 }
 
-int DefaultLanes() {
-  // Measured on 2 cores with sshd on the same machine (bench/forward_throughput.sh,
-  // bench/long_link.sh at RTT 0, 8 streams): a lane raised upload 20-40% and lowered
-  // download 10-25%, both cores being busy already (sshd, tether and iperf3 share them).
-  // With 4 cores or more, one lane per 2 cores past the first 2.
-  unsigned cores = std::thread::hardware_concurrency();
-  return cores < 4 ? 0 : static_cast<int>(std::min((cores - 2) / 2, 3u));
-}
-
 bool HostDaemon::PlaceStream(forward::NewStream& stream) {
-  uint64_t least = pumps_->size();
-  Lane* best = nullptr;
-  for (auto& lane : lanes_) {
-    if (lane->state() != Lane::State::kUp) continue;
-    uint64_t load = lane->live();
-    if (load < least) {
-      least = load;
-      best = lane.get();
-    }
-  }
-  return best != nullptr && best->Offer(stream);
+  return lanes_.Place(stream, pumps_->size());
 }
 
 void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
-  if (!link_ || !lanes_off_.empty() || now < lanes_retry_at_) return;
+  if (!link_) return;
   bool has_local = std::any_of(forwards_.begin(), forwards_.end(),
                                [](const auto& f) { return f->streams_from_laptop(); });
   if (!has_local) return;
-  config::HostConfig host = RedialHost();
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
-  while (static_cast<int>(lanes_.size()) < lanes_wanted_) {
-    int number = next_lane_++;
-    spdlog::info("[{}] opening lane {} (another connection for forwarded streams)", host_.alias,
-                 number);
-    lanes_.push_back(std::make_unique<Lane>(number, host, options, DeadAfter(), budget_));
-  }
-}
-
-void HostDaemon::CheckLanes(std::chrono::steady_clock::time_point now) {
-  for (auto it = lanes_.begin(); it != lanes_.end();) {
-    Lane& lane = **it;
-    if (lane.state() != Lane::State::kEnded) {
-      ++it;
-      continue;
-    }
-    ErrorCode code = lane.error_code();
-    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
-      // Without a terminal a lane cannot answer a prompt: the main connection carries all.
-      lanes_off_ = lane.error();
-      spdlog::warn("[{}] lanes are off: {}", host_.alias, lanes_off_);
-    } else {
-      lanes_retry_at_ = now + kLaneRetry;
-    }
-    retiring_.push_back(std::move(*it));
-    it = lanes_.erase(it);
-  }
-  std::erase_if(retiring_, [](const auto& lane) { return lane->finished(); });
-  EnsureLanes(now);
-}
-
-void HostDaemon::RetireLanes() {
-  for (auto& lane : lanes_) {
-    lane->RequestStop();
-    retiring_.push_back(std::move(lane));
-  }
-  lanes_.clear();
+  lanes_.Ensure(now, RedialHost(), options, DeadAfter());
 }
 
 uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
@@ -969,12 +913,9 @@ DaemonStatus HostDaemon::Snapshot() const {
     st.server_requests = requests_.pending();
   }
   st.window_budget_used = budget_.used();
-  st.lanes_wanted = lanes_wanted_;
-  st.lanes_off = lanes_off_;
-  for (const auto& lane : lanes_) {
-    st.lanes.push_back(
-        LaneStatus{lane->number(), lane->state(), lane->live(), lane->streams(), lane->error()});
-  }
+  st.lanes_wanted = lanes_.wanted();
+  st.lanes_off = lanes_.off();
+  st.lanes = lanes_.Status();
   for (const auto& [id, s] : sessions_) st.sessions_waiting += s->parked() ? 1 : 0;
   st.sessions_live = sessions_.size() - st.sessions_waiting;
   st.connections = (link_ ? 1 : 0) + extra_links_.size();

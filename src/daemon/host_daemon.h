@@ -23,7 +23,7 @@
 #include "daemon/control_api.h"
 #include "daemon/exec_session.h"
 #include "daemon/keepalive.h"
-#include "daemon/lane.h"
+#include "daemon/lane_pool.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
 #include "forward/pump_set.h"
@@ -67,13 +67,6 @@ inline constexpr std::chrono::seconds kBusyServerGrace{60};
 inline constexpr std::chrono::milliseconds kReconnectTcpTimeout{2000};
 // A reconnect attempt without ConnectTimeout gives up after this long.
 inline constexpr std::chrono::seconds kReconnectTimeout{10};
-// Most lanes a daemon opens (see daemon/lane.h), and how long it waits before opening one
-// again after one failed to connect or lost its connection.
-inline constexpr int kMaxLanes = 8;
-inline constexpr std::chrono::seconds kLaneRetry{30};
-// Lanes when neither the command line nor config.toml says: none below 4 cores, then one
-// per 2 cores past the first 2, at most 3 (see the measurements in host_daemon.cc).
-int DefaultLanes();
 
 class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
  public:
@@ -90,7 +83,7 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   Status EnableProxy(const ProxyOptions& options) override;
   // Further connections for -L and -D streams, each on its own thread (daemon/lane.h);
   // 0: every stream on the main connection. Before Start().
-  void SetLanes(int lanes) { lanes_wanted_ = std::clamp(lanes, 0, kMaxLanes); }
+  void SetLanes(int lanes) { lanes_.SetWanted(lanes); }
   // What of the laptop's network the server proxy and reverse dynamic forwards may reach
   // (net/address_scope.h; public by default). Before BindForwards and EnableProxy.
   void SetLaptopNetwork(net::Reach reach) { laptop_network_ = reach; }
@@ -187,10 +180,6 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   bool PlaceStream(forward::NewStream& stream);
   // Opens the lanes still missing, while the link is up and a -L or -D forward exists.
   void EnsureLanes(std::chrono::steady_clock::time_point now);
-  // Retires lanes whose connection ended, joins retired ones that finished.
-  void CheckLanes(std::chrono::steady_clock::time_point now);
-  // Stops every lane (the link is lost, or shutdown); their threads end off the loop.
-  void RetireLanes();
   void DropExtraLinks(const std::string& why);
   void CheckExtraLinks(std::chrono::steady_clock::time_point now);
   // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
@@ -227,13 +216,8 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   // Parked sessions and the connection that last refused them for MaxSessions.
   std::map<uint32_t, ssh_session> refused_on_;
   bool place_retry_armed_ = false;
-  int lanes_wanted_ = 0;
   net::Reach laptop_network_ = net::Reach::kPublic;
-  int next_lane_ = 1;
-  std::vector<std::unique_ptr<Lane>> lanes_;
-  std::vector<std::unique_ptr<Lane>> retiring_;  // told to stop, thread not yet ended
-  std::chrono::steady_clock::time_point lanes_retry_at_{};
-  std::string lanes_off_;  // why lanes stay off (an auth failure), "" otherwise
+  LanePool lanes_{host_.alias, budget_};
   ssh::GlobalRequests requests_;
   // The server proxy's user and token: random per daemon, never logged.
   proxy::Credentials proxy_credentials_;
