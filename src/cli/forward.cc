@@ -13,6 +13,7 @@
 #include "config/forward_spec.h"
 #include "control/control_client.h"
 #include "daemon/state_dir.h"
+#include "forward/forward.h"
 
 namespace tether::cli {
 namespace {
@@ -21,18 +22,6 @@ constexpr auto kControlTimeout = std::chrono::seconds(5);
 // How long we wait for the server to answer remote-forward requests.
 constexpr auto kRequestPoll = std::chrono::milliseconds(100);
 constexpr int kMaxRequestPolls = 100;  // 10 s
-
-const char* KindName(config::ForwardKind kind) {
-  switch (kind) {
-    case config::ForwardKind::kLocal:
-      return "local";
-    case config::ForwardKind::kRemote:
-      return "remote";
-    case config::ForwardKind::kDynamic:
-      return "dynamic";
-  }
-  return "local";
-}
 
 // The reply's fields, or its error as an Error.
 Result<nlohmann::json> Ask(const daemon::StateDir& state, const std::string& alias,
@@ -63,9 +52,10 @@ int AddForwardsToRunning(const daemon::StateDir& state, const std::string& alias
   int code = 0;
   std::vector<std::string> added;  // specs the server still has to answer for
   for (const auto& spec : specs) {
-    auto reply =
-        Ask(state, alias,
-            {{"cmd", "forward"}, {"kind", KindName(spec.kind)}, {"spec", spec.ToString()}});
+    auto reply = Ask(state, alias,
+                     {{"cmd", "forward"},
+                      {"kind", forward::ForwardKindName(spec.kind)},
+                      {"spec", spec.ToString()}});
     if (!reply.ok()) {
       PrintError(reply.error());
       code = 1;

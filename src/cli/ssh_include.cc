@@ -90,6 +90,12 @@ std::string RealFile(const std::string& path) {
   return path;  // missing: it is created where it was named
 }
 
+// The file's permission bits, or `fallback` when it cannot be read.
+mode_t ModeOf(const std::string& path, mode_t fallback) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : fallback;
+}
+
 Status MakeParent(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos || slash == 0) return Status::Ok();
@@ -159,10 +165,8 @@ Result<IncludeChange> InstallInclude(const daemon::StateDir& state,
   if (!blocks.ok()) return blocks.take_error();
   auto updated = AddInclude(old->value_or(""), HostBlocksPath(state));
   if (!updated) return change;  // already there
-  mode_t mode = 0600;
+  const mode_t mode = ModeOf(change.config_path, 0600);
   if (old->has_value()) {
-    struct stat st {};
-    if (::stat(change.config_path.c_str(), &st) == 0) mode = st.st_mode & 07777;
     change.backup_path = change.config_path + ".tether-backup";
     Status backup = WriteAtomically(change.backup_path, **old, mode);
     if (!backup.ok()) return backup.take_error();
@@ -185,10 +189,9 @@ Result<IncludeChange> UninstallInclude(const daemon::StateDir& state,
   std::optional<std::string> updated;
   if (old->has_value()) updated = RemoveInclude(**old, HostBlocksPath(state));
   if (updated) {
-    struct stat st {};
-    mode_t mode = ::stat(change.config_path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0600;
     // An emptied file stays, empty: it may have been so before the install.
-    Status written = WriteAtomically(change.config_path, *updated, mode);
+    Status written =
+        WriteAtomically(change.config_path, *updated, ModeOf(change.config_path, 0600));
     if (!written.ok()) return written.take_error();
     change.changed = true;
   }
