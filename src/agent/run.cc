@@ -22,6 +22,7 @@
 #include "agent/server.h"
 #include "agent/text.h"
 #include "agent/token.h"
+#include "common/fs.h"
 #include "common/unique_fd.h"
 
 namespace tether::agent {
@@ -53,21 +54,16 @@ std::string Absolute(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
-Status MakeParentDirs(const std::string& path) {
-  size_t last = path.rfind('/');
-  if (last == std::string::npos || last == 0) return Status::Ok();
-  for (size_t pos = 1; pos <= last; ++pos) {
-    if (pos != last && path[pos] != '/') continue;
-    std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("daemon", "cannot create " + prefix, errno);
-    }
+Status MakeParents(const std::string& path) {
+  std::string failed;
+  if (int err = MakeParentDirs(path, &failed)) {
+    return ErrnoError("daemon", "cannot create " + failed, err);
   }
   return Status::Ok();
 }
 
 Status WritePidFile(const std::string& path, pid_t pid) {
-  Status dirs = MakeParentDirs(path);
+  Status dirs = MakeParents(path);
   if (!dirs) return dirs;
   const std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -100,7 +96,7 @@ void RemovePidFile(const std::string& path) {
 // child; the parent exits here.
 Result<bool> Daemonize(const std::string& log_path, const std::string& pid_file,
                        const std::string& where) {
-  Status dirs = MakeParentDirs(log_path);
+  Status dirs = MakeParents(log_path);
   if (!dirs) return dirs.take_error();
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log) return ErrnoError("daemon", "cannot open log " + log_path, errno);

@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "agent/text.h"
+#include "common/fs.h"
 #include "common/unique_fd.h"
 
 namespace tether::agent {
@@ -46,16 +47,10 @@ bool IsToken(std::string_view s) {
   return true;
 }
 
-Status MakeParentDirs(const std::string& path) {
-  size_t last = path.rfind('/');
-  if (last == std::string::npos || last == 0) return Status::Ok();
-  // One mkdir per component, bounded by the path's length; existing ones keep their mode.
-  for (size_t pos = 1; pos <= last; ++pos) {
-    if (pos != last && path[pos] != '/') continue;
-    std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("token", "cannot create " + prefix, errno);
-    }
+Status MakeParents(const std::string& path) {
+  std::string failed;
+  if (int err = MakeParentDirs(path, &failed)) {
+    return ErrnoError("token", "cannot create " + failed, err);
   }
   return Status::Ok();
 }
@@ -106,7 +101,7 @@ Status WriteAll(int fd, std::string_view data) {
 
 // Writes a new token into `path` unless one appears there first; returns the winner.
 Result<std::string> CreateToken(const std::string& path) {
-  Status dirs = MakeParentDirs(path);
+  Status dirs = MakeParents(path);
   if (!dirs) return dirs.take_error();
   auto token = GenerateToken();
   if (!token) return token.take_error();

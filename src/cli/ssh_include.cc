@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/fs.h"
 #include "common/unique_fd.h"
 
 namespace tether::cli {
@@ -96,16 +97,6 @@ mode_t ModeOf(const std::string& path, mode_t fallback) {
   return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : fallback;
 }
 
-Status MakeParent(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return Status::Ok();
-  std::string dir = path.substr(0, slash);
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return MakeError("ssh-config", "cannot make " + dir + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string HostBlocksPath(const daemon::StateDir& state) { return state.path() + "/ssh_config"; }
@@ -171,8 +162,10 @@ Result<IncludeChange> InstallInclude(const daemon::StateDir& state,
     Status backup = WriteAtomically(change.backup_path, **old, mode);
     if (!backup.ok()) return backup.take_error();
   } else {
-    Status made = MakeParent(change.config_path);
-    if (!made.ok()) return made.take_error();
+    std::string failed;
+    if (int err = MakeParentDirs(change.config_path, &failed)) {
+      return MakeError("ssh-config", "cannot make " + failed + ": " + std::strerror(err));
+    }
   }
   Status written = WriteAtomically(change.config_path, *updated, mode);
   if (!written.ok()) return written.take_error();

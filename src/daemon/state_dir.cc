@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "common/fs.h"
+
 namespace tether::daemon {
 namespace {
 
@@ -19,18 +21,6 @@ std::string Home() {
   if (home != nullptr && *home != '\0') return home;
   passwd* pw = ::getpwuid(::geteuid());
   return pw != nullptr ? pw->pw_dir : "/";
-}
-
-Status MakeDirs(const std::string& path) {
-  // Bounded by the path's length: one mkdir per component.
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError("state", "cannot create " + prefix, errno);
-    }
-  }
-  return Status::Ok();
 }
 
 pid_t ReadPid(int fd) {
@@ -63,8 +53,8 @@ Result<StateDir> StateDir::Open() {
     path = Home() + "/.local/state/tether";
   }
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  Status made = MakeDirs(path);
-  if (!made.ok()) return made.take_error();
+  std::string failed;
+  if (int err = MakeDirs(path, &failed)) return ErrnoError("state", "cannot create " + failed, err);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return ErrnoError("state", "cannot stat " + path, errno);
   if (!S_ISDIR(st.st_mode)) return MakeError("state", path + " is not a directory");

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 
+#include "common/fs.h"
 #include "common/unique_fd.h"
 
 namespace tether::ssh {
@@ -45,20 +46,6 @@ std::string ExpandHome(const std::string& path) {
   return path;
 }
 
-// Makes every missing directory above `file` (0700), as the state directory is made: a
-// UserKnownHostsFile in a folder not made yet is written, not refused.
-Status MakeParentDirs(const std::string& file) {
-  // Bounded by the path's length: one mkdir per component.
-  for (size_t slash = file.find('/', 1); slash != std::string::npos;
-       slash = file.find('/', slash + 1)) {
-    std::string dir = file.substr(0, slash);
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError(ErrorCode::kHostKey, "cannot create " + dir, errno);
-    }
-  }
-  return Status::Ok();
-}
-
 // Appends the server's key to `file` (created 0600). A write that fails part-way (a full
 // disk) is cut back to the file's length before it, so no torn line is left for the next
 // append to run into; the lines already there are never touched.
@@ -82,8 +69,12 @@ Status AddKnownHost(ssh_session session, const std::string& known_name, const st
              " writable (or point UserKnownHostsFile at a file that is) and connect again";
     return e;
   };
-  Status dirs = MakeParentDirs(file);
-  if (!dirs.ok()) return refused(dirs.error());
+  // Every missing directory above it is made (0700), as the state directory is: a
+  // UserKnownHostsFile in a folder not made yet is written, not refused.
+  std::string failed;
+  if (int err = MakeParentDirs(file, &failed)) {
+    return refused(ErrnoError(ErrorCode::kHostKey, "cannot create " + failed, err));
+  }
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return refused(ErrnoError(ErrorCode::kHostKey, "cannot open " + file, errno));
   struct stat before {};

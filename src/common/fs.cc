@@ -1,0 +1,29 @@
+#include "common/fs.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace tether {
+
+int MakeDirs(const std::string& dir, std::string* failed) {
+  // Bounded by the path's length: one mkdir per component.
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      int err = errno;
+      if (failed != nullptr) *failed = prefix;
+      return err;
+    }
+  }
+  return 0;
+}
+
+int MakeParentDirs(const std::string& file, std::string* failed) {
+  size_t last = file.rfind('/');
+  if (last == std::string::npos || last == 0) return 0;
+  return MakeDirs(file.substr(0, last), failed);
+}
+
+}  // namespace tether

@@ -1,0 +1,15 @@
+// Directories made the way tether makes its own: every missing level, private.
+#pragma once
+
+#include <string>
+
+namespace tether {
+
+// Makes `dir` and every missing directory above it, 0700 (existing ones keep their mode).
+// Returns 0, or the errno of the mkdir that failed with that directory in `*failed`, so
+// that each caller says it in its own words.
+int MakeDirs(const std::string& dir, std::string* failed);
+// MakeDirs of the directory `file` is in; nothing for a bare name or a file under "/".
+int MakeParentDirs(const std::string& file, std::string* failed);
+
+}  // namespace tether
