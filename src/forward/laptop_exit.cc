@@ -1,7 +1,5 @@
 #include "forward/laptop_exit.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -35,20 +33,8 @@ std::optional<net::AddressScope> LiteralScope(const std::string& host) {
   const bool localhost_name =
       host == "localhost" ||
       (host.size() > 10 && host.compare(host.size() - 10, 10, ".localhost") == 0);
-  if (localhost_name) {
-    return net::AddressScope::kLoopback;
-  }
-  sockaddr_in v4{};
-  v4.sin_family = AF_INET;
-  if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
-    return net::ScopeOf(reinterpret_cast<sockaddr*>(&v4));
-  }
-  sockaddr_in6 v6{};
-  v6.sin6_family = AF_INET6;
-  if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
-    return net::ScopeOf(reinterpret_cast<sockaddr*>(&v6));
-  }
-  return std::nullopt;
+  if (localhost_name) return net::AddressScope::kLoopback;
+  return net::ScopeOfLiteral(host);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "net/address_scope.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cstdint>
@@ -45,6 +46,20 @@ AddressScope ScopeOf(const sockaddr* address) {
   if ((b[0] & 0xfe) == 0xfc) return AddressScope::kPrivate;
   if (b[0] == 0xff) return AddressScope::kOther;
   return AddressScope::kPublic;
+}
+
+std::optional<AddressScope> ScopeOfLiteral(const std::string& host) {
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+    return ScopeOf(reinterpret_cast<sockaddr*>(&v4));
+  }
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+    return ScopeOf(reinterpret_cast<sockaddr*>(&v6));
+  }
+  return std::nullopt;
 }
 
 const char* DescribeScope(AddressScope scope) {

@@ -23,6 +23,9 @@ enum class AddressScope {
 };
 // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) count as their IPv4 address.
 AddressScope ScopeOf(const sockaddr* address);
+// The scope of an IPv4 or IPv6 address written out ("127.0.0.1", "::1"); nullopt for a
+// name, which only resolving can place.
+std::optional<AddressScope> ScopeOfLiteral(const std::string& host);
 // "the laptop's loopback", "a link-local address", ... for error messages.
 const char* DescribeScope(AddressScope scope);
 
