@@ -39,13 +39,6 @@ int Fail(const Error& e) {
   return kExitFailure;
 }
 
-std::string HomeDir() {
-  const char* home = ::getenv("HOME");
-  if (home != nullptr && *home != '\0') return home;
-  passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "/";
-}
-
 // Daemonizing changes directory to /, so relative paths are made absolute first.
 std::string Absolute(const std::string& path) {
   if (path.empty() || path.front() == '/') return path;

@@ -20,13 +20,6 @@ namespace {
 // A token file is tiny; reading more than this means it is something else.
 constexpr size_t kMaxTokenFileBytes = 256;
 
-std::string HomeDir() {
-  const char* home = ::getenv("HOME");
-  if (home != nullptr && *home != '\0') return home;
-  passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "/";
-}
-
 std::string ToHex(const unsigned char* bytes, size_t n) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string hex;

@@ -29,6 +29,7 @@
 #include "cli/proxy_env.h"
 #include "cli/ssh_args.h"
 #include "cli/ssh_include.h"
+#include "common/fs.h"
 #include "control/mux_wire.h"
 #include "daemon/state_dir.h"
 
@@ -351,10 +352,7 @@ int RunSshConfigArgs(const GlobalOptions& global, const std::vector<std::string>
   if (install || uninstall) {
     // The file tether itself reads: -F FILE, else ~/.ssh/config.
     std::string config = global.config_file;
-    if (config.empty()) {
-      const char* home = std::getenv("HOME");
-      config = std::string(home != nullptr && *home != '\0' ? home : "/") + "/.ssh/config";
-    }
+    if (config.empty()) config = HomeDir() + "/.ssh/config";
     auto change = install ? InstallInclude(*state, config) : UninstallInclude(*state, config);
     if (!change.ok()) {
       PrintError(change.error());

@@ -1,10 +1,20 @@
 #include "common/fs.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 namespace tether {
+
+std::string HomeDir() {
+  const char* home = ::getenv("HOME");
+  if (home != nullptr && *home != '\0') return home;
+  passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "/";
+}
 
 int MakeDirs(const std::string& dir, std::string* failed) {
   // Bounded by the path's length: one mkdir per component.

@@ -5,6 +5,9 @@
 
 namespace tether {
 
+// The user's home: $HOME when set, else the password database's entry, else "/".
+std::string HomeDir();
+
 // Makes `dir` and every missing directory above it, 0700 (existing ones keep their mode).
 // Returns 0, or the errno of the mkdir that failed with that directory in `*failed`, so
 // that each caller says it in its own words.

@@ -16,13 +16,6 @@
 namespace tether::daemon {
 namespace {
 
-std::string Home() {
-  const char* home = ::getenv("HOME");
-  if (home != nullptr && *home != '\0') return home;
-  passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr ? pw->pw_dir : "/";
-}
-
 pid_t ReadPid(int fd) {
   char buf[32] = {0};
   ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
@@ -50,7 +43,7 @@ Result<StateDir> StateDir::Open() {
   } else if (const char* xdg = ::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
     path = std::string(xdg) + "/tether";
   } else {
-    path = Home() + "/.local/state/tether";
+    path = HomeDir() + "/.local/state/tether";
   }
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   std::string failed;
