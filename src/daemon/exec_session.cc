@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "common/log.h"
 
@@ -26,17 +25,6 @@ void Restore(int fd, int flags) {
 }
 
 bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
-
-int SignalNumber(const char* name) {
-  static const std::pair<const char*, int> kSignals[] = {
-      {"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"FPE", SIGFPE},   {"HUP", SIGHUP},   {"ILL", SIGILL},
-      {"INT", SIGINT},   {"KILL", SIGKILL}, {"PIPE", SIGPIPE}, {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV},
-      {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
-  for (const auto& [n, v] : kSignals) {
-    if (name != nullptr && std::strcmp(name, n) == 0) return v;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -70,10 +58,7 @@ ExecSession::~ExecSession() {
   }
   // Unwatching twice (after Detach) is harmless: the descriptors are still ours, so their
   // numbers cannot belong to anyone else yet.
-  if (channel_ != nullptr) {
-    ssh_remove_channel_callbacks(channel_, &callbacks_);
-    ssh_channel_free(channel_);  // sends EOF and CLOSE if still open
-  }
+  channel_.reset();  // sends EOF and CLOSE if still open
   // In reverse: when they share one description, the first flags we saw were the
   // original ones, and they are restored last.
   Restore(err_.get(), err_flags_);
@@ -82,36 +67,16 @@ ExecSession::~ExecSession() {
 }
 
 void ExecSession::Rebind(ssh_session session) {
-  if (channel_ != nullptr) {
-    ssh_remove_channel_callbacks(channel_, &callbacks_);
-    ssh_channel_free(channel_);
-    channel_ = nullptr;
-  }
+  channel_.reset();
   session_ = session;
   refused_ = false;
-  channel_ = ssh_channel_new(session_);
-  if (channel_ == nullptr) {
+  channel_ = std::make_unique<ssh::SessionChannel>(session_);
+  if (!channel_->created()) {
+    channel_.reset();
     Fail("cannot create a channel");
     return;
   }
-  ssh_callbacks_init(&callbacks_);
-  callbacks_.userdata = this;
-  callbacks_.channel_exit_status_function = &ExecSession::OnExitStatus;
-  callbacks_.channel_exit_signal_function = &ExecSession::OnExitSignal;
-  ssh_set_channel_callbacks(channel_, &callbacks_);
   state_ = State::kOpening;
-}
-
-void ExecSession::OnExitStatus(ssh_session, ssh_channel, int status, void* self) {
-  static_cast<ExecSession*>(self)->exit_status_ = status;
-}
-
-void ExecSession::OnExitSignal(ssh_session, ssh_channel, const char* signal, int, const char*,
-                               const char*, void* self) {
-  static_cast<ExecSession*>(self)->exit_signal_ = SignalNumber(signal);
-  if (static_cast<ExecSession*>(self)->exit_signal_ == 0) {
-    static_cast<ExecSession*>(self)->exit_signal_ = SIGTERM;  // unknown name: still a signal
-  }
 }
 
 bool ExecSession::TerminalSize(int* cols, int* rows) const {
@@ -128,7 +93,7 @@ void ExecSession::WindowChanged() {
   if (!TerminalSize(&cols, &rows) || (cols == cols_ && rows == rows_)) return;
   cols_ = cols;
   rows_ = rows;
-  ssh_channel_change_pty_size(channel_, cols, rows);
+  channel_->ChangePtySize(cols, rows);
 }
 
 void ExecSession::Fail(const std::string& why) {
@@ -149,7 +114,6 @@ void ExecSession::Abort(const std::string& why) {
   }
   std::string line = "tether: " + why + "\r\n";
   if (err_) (void)::write(err_.get(), line.data(), line.size());
-  exit_status_ = kExitLinkLost;
   state_ = State::kDone;
   if (finished_) finished_(kExitLinkLost);
 }
@@ -166,38 +130,43 @@ void ExecSession::Detach() {
 void ExecSession::Finish() {
   state_ = State::kDone;
   uint32_t value = kExitLinkLost;
-  if (exit_status_ >= 0) value = static_cast<uint32_t>(exit_status_);
-  if (exit_status_ < 0 && exit_signal_ > 0) value = 128 + static_cast<uint32_t>(exit_signal_);
+  if (request_.stdio_forward) {
+    value = 0;
+  } else if (channel_->exit_status() >= 0) {
+    value = static_cast<uint32_t>(channel_->exit_status());
+  } else if (!channel_->exit_signal().empty()) {
+    int signal = ssh::SignalNumber(channel_->exit_signal());
+    value = 128 + static_cast<uint32_t>(signal > 0 ? signal : SIGTERM);  // unknown: a signal still
+  }
   spdlog::debug("[{}] ended: exit value {}", log_prefix_, value);
   if (finished_) finished_(value);
 }
 
 void ExecSession::Service() {
   if (state_ == State::kDone || state_ == State::kParked) return;
-  int rc;
+  ssh::Step step;
   switch (state_) {
     case State::kOpening:
       if (request_.stdio_forward) {
-        rc = ssh_channel_open_forward(channel_, request_.forward_host.c_str(),
-                                      request_.forward_port, "127.0.0.1", 0);
-        if (rc == SSH_AGAIN) return;
-        if (rc != SSH_OK) {
+        step = channel_->OpenForward(request_.forward_host, request_.forward_port, "127.0.0.1", 0);
+        if (step == ssh::Step::kAgain) return;
+        if (step == ssh::Step::kFailed) {
           return Fail("cannot reach " + request_.forward_host + ":" +
-                      std::to_string(request_.forward_port) + ": " + ssh_get_error(session_));
+                      std::to_string(request_.forward_port) + ": " + channel_->error());
         }
         err_eof_ = true;  // no stderr on a forward
         state_ = State::kExec;
       } else {
-        rc = ssh_channel_open_session(channel_);
-        if (rc == SSH_AGAIN) return;
-        if (rc != SSH_OK) {
+        step = channel_->OpenSession();
+        if (step == ssh::Step::kAgain) return;
+        if (step == ssh::Step::kFailed) {
           // Past MaxSessions sshd refuses the channel ("open failed"): not a failure of
           // this command but a sign to use another connection. libssh keeps one error
           // string per session, which another channel may have overwritten by now, so the
           // daemon decides by how many sessions are open on this connection (none: a real
           // refusal, reported with this text).
           refused_ = true;
-          refusal_ = ssh_get_error(session_);
+          refusal_ = channel_->error();
           state_ = State::kParked;
           return;
         }
@@ -210,10 +179,9 @@ void ExecSession::Service() {
           cols_ = 80;
           rows_ = 24;
         }
-        rc = ssh_channel_request_pty_size(
-            channel_, request_.term.empty() ? "xterm" : request_.term.c_str(), cols_, rows_);
-        if (rc == SSH_AGAIN) return;
-        if (rc != SSH_OK) tty_failed_ = true;  // runs without one, as ssh does
+        step = channel_->RequestPty(request_.term.empty() ? "xterm" : request_.term, cols_, rows_);
+        if (step == ssh::Step::kAgain) return;
+        if (step == ssh::Step::kFailed) tty_failed_ = true;  // runs without one, as ssh does
         state_ = State::kEnv;
       }
       [[fallthrough]];
@@ -225,26 +193,25 @@ void ExecSession::Service() {
           ++env_index_;
           continue;
         }
-        rc = ssh_channel_request_env(channel_, var.substr(0, eq).c_str(),
-                                     var.substr(eq + 1).c_str());
-        if (rc == SSH_AGAIN) return;
+        step = channel_->RequestEnv(var.substr(0, eq), var.substr(eq + 1));
+        if (step == ssh::Step::kAgain) return;
         ++env_index_;  // refused (AcceptEnv) or not, go on as ssh does
       }
       state_ = State::kExec;
       [[fallthrough]];
     case State::kExec:
       if (request_.stdio_forward) {
-        rc = SSH_OK;
+        step = ssh::Step::kDone;
       } else if (request_.subsystem) {
-        rc = ssh_channel_request_subsystem(channel_, request_.command.c_str());
+        step = channel_->RequestSubsystem(request_.command);
       } else if (request_.command.empty()) {
-        rc = ssh_channel_request_shell(channel_);
+        step = channel_->RequestShell();
       } else {
-        rc = ssh_channel_request_exec(channel_, request_.command.c_str());
+        step = channel_->RequestExec(request_.command);
       }
-      if (rc == SSH_AGAIN) return;
-      if (rc != SSH_OK)
-        return Fail(std::string("the server refused the command: ") + ssh_get_error(session_));
+      if (step == ssh::Step::kAgain) return;
+      if (step == ssh::Step::kFailed)
+        return Fail("the server refused the command: " + channel_->error());
       state_ = State::kRunning;
       if (started_) {
         auto started = std::move(started_);
@@ -262,8 +229,8 @@ void ExecSession::Service() {
   }
   for (int round = 0; round < 4; ++round) {
     bool progress = MoveInput();
-    progress |= MoveOutput(0, out_, to_out_, out_eof_, out_failed_);
-    if (err_) progress |= MoveOutput(1, err_, to_err_, err_eof_, err_failed_);
+    progress |= MoveOutput(false, out_, to_out_, out_eof_, out_failed_);
+    if (err_) progress |= MoveOutput(true, err_, to_err_, err_eof_, err_failed_);
     if (out_failed_ && !close_sent_) {
       // Nowhere to put what comes: close, stdin ended or not. ssh tells sshd at once
       // (eow@openssh.com, which libssh cannot send) and the command dies on its next
@@ -273,16 +240,15 @@ void ExecSession::Service() {
       // in 0.4 s, and this waited for Ctrl-D).
       spdlog::debug("[{}] stdout's reader is gone: closing", log_prefix_);
       close_sent_ = true;
-      ssh_channel_close(channel_);
+      channel_->Close();
       progress = true;  // the next round sees the channel closed
     }
     if (!progress) break;
   }
-  bool closed = ssh_channel_is_closed(channel_) != 0 || ssh_channel_is_eof(channel_) != 0;
+  bool closed = channel_->IsClosed() || channel_->IsEof();
   if (closed && out_eof_ && err_eof_ && to_out_.empty() && to_err_.empty() &&
-      (exit_status_ >= 0 || exit_signal_ > 0 || ssh_channel_is_closed(channel_) != 0 ||
+      (channel_->exit_status() >= 0 || !channel_->exit_signal().empty() || channel_->IsClosed() ||
        request_.stdio_forward)) {
-    if (request_.stdio_forward) exit_status_ = 0;
     Finish();
     return;
   }
@@ -292,14 +258,10 @@ void ExecSession::Service() {
 bool ExecSession::MoveInput() {
   bool progress = false;
   if (!to_channel_.empty()) {
-    uint32_t window = ssh_channel_window_size(channel_);
-    size_t n = std::min<size_t>(window, to_channel_.size());
-    if (n > 0) {
-      int w = ssh_channel_write(channel_, to_channel_.data(), static_cast<uint32_t>(n));
-      if (w > 0) {
-        to_channel_.erase(0, static_cast<size_t>(w));
-        progress = true;
-      }
+    size_t w = channel_->Write(to_channel_.data(), to_channel_.size());
+    if (w > 0) {
+      to_channel_.erase(0, w);
+      progress = true;
     }
   }
   if (to_channel_.empty() && !in_eof_) {
@@ -315,12 +277,12 @@ bool ExecSession::MoveInput() {
   }
   if (in_eof_ && to_channel_.empty() && !eof_sent_) {
     eof_sent_ = true;
-    ssh_channel_send_eof(channel_);
+    (void)channel_->SendEof();  // a broken channel shows itself as closed
   }
   return progress;
 }
 
-bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof,
+bool ExecSession::MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending, bool& eof,
                              bool& failed) {
   bool progress = false;
   while (!pending.empty()) {
@@ -339,24 +301,24 @@ bool ExecSession::MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, 
   if (eof) return progress;
   static thread_local std::vector<char> buf(kExecWindow);
   // The count keeps the receive window at kExecWindow (DESIGN.md); the buffer bounds a read.
-  int n = ssh_channel_read_timeout(channel_, buf.data(), static_cast<uint32_t>(buf.size()),
-                                   is_stderr, 0);
+  Result<size_t> read = channel_->Read(buf.data(), buf.size(), is_stderr);
+  size_t n = read.ok() ? *read : 0;
   if (n > 0) {
     if (failed) return true;  // read anyway, so that the window stays open
-    ssize_t w = ::write(fd.get(), buf.data(), static_cast<size_t>(n));
+    ssize_t w = ::write(fd.get(), buf.data(), n);
     if (w < 0 && !WouldBlock()) {
       failed = true;  // a gone reader: drop
-      w = n;
+      w = static_cast<ssize_t>(n);
     }
     if (w < 0) w = 0;
-    if (w < n) pending.assign(buf.data() + w, static_cast<size_t>(n - w));
+    if (static_cast<size_t>(w) < n) pending.assign(buf.data() + w, n - static_cast<size_t>(w));
     return true;
   }
-  if (n == SSH_ERROR || ssh_channel_is_eof(channel_) != 0 || ssh_channel_is_closed(channel_) != 0) {
+  if (!read.ok() || channel_->IsEof() || channel_->IsClosed()) {
     // A channel we closed gives nothing more (libssh answers a read with an error), though
     // what arrived before our close may still sit in its buffer: that is dropped, or this
     // stream would never end (found with `tether exec HOST yes | head -1`).
-    if (close_sent_ || ssh_channel_poll(channel_, is_stderr) <= 0) {
+    if (close_sent_ || !channel_->HasPending(is_stderr)) {
       eof = true;
       progress = true;
     }

@@ -17,9 +17,6 @@
 // then: the command sees the failure on its next write. Loop thread only.
 #pragma once
 
-#include <libssh/callbacks.h>
-#include <libssh/libssh.h>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +25,7 @@
 
 #include "common/unique_fd.h"
 #include "net/event_loop.h"
+#include "ssh/session_channel.h"
 
 namespace tether::daemon {
 
@@ -96,20 +94,16 @@ class ExecSession {
 
  private:
   enum class State { kParked, kOpening, kPty, kEnv, kExec, kRunning, kDone };
-  static void OnExitStatus(ssh_session, ssh_channel, int status, void* self);
-  static void OnExitSignal(ssh_session, ssh_channel, const char* signal, int core,
-                           const char* errmsg, const char* lang, void* self);
   void Fail(const std::string& why);
   void Finish();
   bool MoveInput();
-  bool MoveOutput(int is_stderr, UniqueFd& fd, std::string& pending, bool& eof, bool& failed);
+  bool MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending, bool& eof, bool& failed);
   void UpdateInterest();
   bool TerminalSize(int* cols, int* rows) const;
 
   ssh_session session_ = nullptr;
   net::EventLoop& loop_;
-  ssh_channel channel_ = nullptr;
-  ssh_channel_callbacks_struct callbacks_{};
+  std::unique_ptr<ssh::SessionChannel> channel_;
   UniqueFd in_, out_, err_;
   int in_flags_ = -1, out_flags_ = -1, err_flags_ = -1;  // to restore
   ExecRequest request_;
@@ -129,8 +123,6 @@ class ExecSession {
   bool out_eof_ = false, err_eof_ = false;
   bool out_failed_ = false, err_failed_ = false;  // the reader went away: output dropped
   bool close_sent_ = false;
-  int exit_status_ = -1;
-  int exit_signal_ = 0;
 };
 
 }  // namespace tether::daemon
