@@ -3,7 +3,6 @@
 // connection of its own (strict host key checking, never prompting, nothing written to
 // known_hosts) so that it also works when the daemon is down, and asks the daemon what it
 // runs. Exit status 1 when any check fails.
-#include <libssh/libssh.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -28,6 +27,7 @@
 #include "control/control_client.h"
 #include "daemon/state_dir.h"
 #include "net/socket.h"
+#include "ssh/command.h"
 #include "ssh/host_key.h"
 #include "ssh/prompter.h"
 #include "ssh/session.h"
@@ -39,7 +39,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 // Every remote command doctor runs ends within this, whatever the server does.
-constexpr int kRemoteTimeoutMs = 20000;
+constexpr std::chrono::milliseconds kRemoteTimeout{20000};
 // A remote command's output beyond this is not read (a check needs a few lines).
 constexpr size_t kRemoteMaxOutput = 1u << 20;
 constexpr const char* kDefaultProbeUrl = "https://pypi.org/simple/";
@@ -88,46 +88,20 @@ class Report {
   std::vector<Check> checks_;
 };
 
-struct RemoteResult {
-  bool ran = false;
-  int exit = -1;
-  std::string out;
-  std::string error;
-};
-
-// Runs `command` on the (blocking) session, feeding `input` on stdin. Bounded in time and
-// output.
-RemoteResult RunRemote(ssh_session s, const std::string& command, const std::string& input = "") {
-  RemoteResult r;
-  ssh_channel ch = ssh_channel_new(s);
-  if (ch == nullptr) return r;
-  if (ssh_channel_open_session(ch) != SSH_OK ||
-      ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) {
-    r.error = ssh_get_error(s);
-    ssh_channel_free(ch);
-    return r;
-  }
-  r.ran = true;
-  if (!input.empty()) ssh_channel_write(ch, input.data(), static_cast<uint32_t>(input.size()));
-  ssh_channel_send_eof(ch);
-  auto deadline = Clock::now() + std::chrono::milliseconds(kRemoteTimeoutMs);
-  char buf[4096];
-  while (Clock::now() < deadline && r.out.size() < kRemoteMaxOutput) {
-    int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 500);
-    if (n > 0) {
-      r.out.append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 || ssh_channel_is_eof(ch) != 0) break;
-  }
-  // Drain stderr (bounded) so the exit status can arrive.
-  while (ssh_channel_read_timeout(ch, buf, sizeof buf, 1, 100) > 0) {
-  }
-  r.exit = ssh_channel_get_exit_status(ch);
-  ssh_channel_close(ch);
-  ssh_channel_free(ch);
-  return r;
+// Runs `command` on doctor's (blocking) session, feeding `input` on stdin.
+Result<ssh::CommandResult> RunRemote(ssh::Session& s, const std::string& command,
+                                     const std::string& input = "") {
+  ssh::CommandLimits limits;
+  limits.timeout = kRemoteTimeout;
+  limits.max_output = kRemoteMaxOutput;
+  return ssh::RunCommand(s, command, input, limits);
 }
+
+// What a remote command printed on stdout; "" when it could not run.
+std::string OutputOf(const Result<ssh::CommandResult>& r) { return r.ok() ? r->out : ""; }
+
+// Whether a remote command ran and exited 0.
+bool Succeeded(const Result<ssh::CommandResult>& r) { return r.ok() && r->exit_status == 0; }
 
 std::string Source(const config::HostConfig& h, const std::string& keyword) {
   auto it = h.sources.find(keyword);
@@ -154,15 +128,15 @@ std::string Describe(const config::HostConfig& h) {
 }
 
 // Listening sockets of the server (its /proc/net/tcp*), as ports.
-std::vector<uint16_t> ServerListeningPorts(ssh_session s) {
+std::vector<uint16_t> ServerListeningPorts(ssh::Session& s) {
   std::vector<uint16_t> ports;
-  RemoteResult r = RunRemote(s, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null");
+  const std::string out = OutputOf(RunRemote(s, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"));
   size_t pos = 0;
   // Bounded by the output's size.
-  while (pos < r.out.size()) {
-    size_t eol = r.out.find('\n', pos);
-    if (eol == std::string::npos) eol = r.out.size();
-    std::string line = r.out.substr(pos, eol - pos);
+  while (pos < out.size()) {
+    size_t eol = out.find('\n', pos);
+    if (eol == std::string::npos) eol = out.size();
+    std::string line = out.substr(pos, eol - pos);
     pos = eol + 1;
     char local[128] = {0}, remote[128] = {0}, st[8] = {0};
     if (std::sscanf(line.c_str(), "%*s %127s %127s %7s", local, remote, st) != 3) continue;
@@ -348,9 +322,9 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
   }
 
   // 7. Remote forwards and the proxy: bound on the server, and answering end to end.
-  ssh_session raw = session.ok() ? (*session)->raw() : nullptr;
+  ssh::Session* connection = session.ok() ? session->get() : nullptr;
   std::vector<uint16_t> server_ports;
-  if (raw != nullptr) server_ports = ServerListeningPorts(raw);
+  if (connection != nullptr) server_ports = ServerListeningPorts(*connection);
   for (const auto& f : forwards) {
     std::string kind = f.value("kind", "");
     if (kind != "remote" && kind != "proxy") continue;
@@ -363,7 +337,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
                  "forbids it (see the sshd settings below)");
       continue;
     }
-    if (raw == nullptr) {
+    if (connection == nullptr) {
       report.Add("forward " + line, "skip", "no connection to check it on the server");
       continue;
     }
@@ -382,7 +356,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
       uint64_t failed0 = f.value("failed", uint64_t{0});
       std::string connect = "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
                             " && sleep 0.3' 2>/dev/null";
-      RemoteResult probe = RunRemote(raw, connect);
+      auto probe = RunRemote(*connection, connect);
       uint64_t total1 = total0, failed1 = failed0;
       json again = CollectStatus(*state, alias);
       for (const auto& g :
@@ -392,7 +366,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
           failed1 = g.value("failed", failed0);
         }
       }
-      if (probe.exit != 0) {
+      if (!Succeeded(probe)) {
         report.Add("forward " + line, "warn",
                    "bound on the server; could not connect to it there (bash /dev/tcp)");
       } else if (failed1 > failed0) {
@@ -417,21 +391,21 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
                   "@127.0.0.1:" + std::to_string(port);
     }
     // The proxy URL (with its token) travels on stdin, never in the command line.
-    RemoteResult r =
-        RunRemote(raw,
-                  "IFS= read -r p; curl -sS -o /dev/null -w '%{http_code}' --max-time 15 "
-                  "--noproxy '' -x \"$p\" '" +
-                      url + "'",
-                  proxy_url + "\n");
+    auto r = RunRemote(*connection,
+                       "IFS= read -r p; curl -sS -o /dev/null -w '%{http_code}' --max-time 15 "
+                       "--noproxy '' -x \"$p\" '" +
+                           url + "'",
+                       proxy_url + "\n");
     // 407 is the proxy refusing our credentials; 502 and 504 its word that the laptop
     // could not reach the site. Anything else came from the site itself.
-    int code = std::atoi(r.out.c_str());
-    bool answered = r.exit == 0 && code >= 100 && code != 407 && code != 502 && code != 504;
+    const std::string out = OutputOf(r);
+    int code = std::atoi(out.c_str());
+    bool answered = Succeeded(r) && code >= 100 && code != 407 && code != 502 && code != 504;
     report.Add("proxy end to end", answered ? "pass" : "fail",
-               answered
-                   ? "from the server, " + url + " answered HTTP " + r.out + " through the proxy"
-                   : "from the server, " + url + " through the proxy: " +
-                         (r.ran ? "curl exit " + std::to_string(r.exit) + " " + r.out : r.error),
+               answered ? "from the server, " + url + " answered HTTP " + out + " through the proxy"
+                        : "from the server, " + url + " through the proxy: " +
+                              (r.ok() ? "curl exit " + std::to_string(r->exit_status) + " " + out
+                                      : r.error().message),
                answered ? ""
                         : "is the laptop online? is --upstream (or the laptop's proxy) running? "
                           "`tether logs " +
@@ -457,16 +431,17 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
   }
 
   // 8. Clocks.
-  if (raw != nullptr) {
+  if (connection != nullptr) {
     timeval before{}, after{};
     ::gettimeofday(&before, nullptr);
-    RemoteResult r = RunRemote(raw, "date +%s.%N");
+    auto r = RunRemote(*connection, "date +%s.%N");
     ::gettimeofday(&after, nullptr);
     const double sent = before.tv_sec + before.tv_usec / 1e6;
     const double answered = after.tv_sec + after.tv_usec / 1e6;
     char* end = nullptr;
-    double remote = std::strtod(r.out.c_str(), &end);
-    if (r.exit != 0 || end == r.out.c_str()) {
+    const std::string out = OutputOf(r);
+    double remote = std::strtod(out.c_str(), &end);
+    if (!Succeeded(r) || end == out.c_str()) {
       report.Add("clock", "skip", "the server did not tell its time (date +%s.%N)");
     } else {
       ClockCheck clock = JudgeClock(remote, sent, answered);
@@ -476,14 +451,14 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
   }
 
   // 9. Why the server refused a forward.
-  if (raw != nullptr && refused_forward) {
-    RemoteResult r = RunRemote(
-        raw,
+  if (connection != nullptr && refused_forward) {
+    const std::string out = OutputOf(RunRemote(
+        *connection,
         "{ sshd -T 2>/dev/null || cat /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf "
         "2>/dev/null; } | grep -Ei '^[[:space:]]*(allowtcpforwarding|gatewayports|permitopen|"
-        "permitlisten|maxsessions|disableforwarding)[[:space:]]'");
-    report.Add("sshd settings", r.out.empty() ? "skip" : "warn",
-               r.out.empty() ? "could not read them (sshd -T needs root there)" : r.out,
+        "permitlisten|maxsessions|disableforwarding)[[:space:]]'"));
+    report.Add("sshd settings", out.empty() ? "skip" : "warn",
+               out.empty() ? "could not read them (sshd -T needs root there)" : out,
                "AllowTcpForwarding must allow remote forwards; PermitListen must allow the port");
   }
 

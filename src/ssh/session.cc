@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "net/socket.h"
+#include "ssh/command.h"
 #include "ssh/host_key.h"
 #include "ssh/jump_relay.h"
 
@@ -20,7 +21,7 @@ constexpr int kTcpKeepCount = 3;
 // Passphrase attempts per key, as ssh's NumberOfPasswordPrompts.
 constexpr int kPassphraseAttempts = 3;
 // The probe exec must not hold up `tether up` on a slow or odd server.
-constexpr int kProbeTimeoutMs = 5000;
+constexpr std::chrono::milliseconds kProbeTimeout{5000};
 constexpr size_t kProbeMaxOutput = 256;
 
 struct KeyDeleter {
@@ -199,23 +200,11 @@ Result<std::unique_ptr<Session>> Session::Connect(const config::HostConfig& host
 }
 
 void Session::Probe() {
-  ssh_channel ch = ssh_channel_new(session_);
-  if (ch == nullptr) return;
-  std::string out;
-  if (ssh_channel_open_session(ch) == SSH_OK) {
-    if (ssh_channel_request_exec(ch, "uname -sm") == SSH_OK) {
-      char buf[128];
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kProbeTimeoutMs);
-      // Bounded by time and by output size.
-      while (out.size() < kProbeMaxOutput && std::chrono::steady_clock::now() < deadline) {
-        int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, kProbeTimeoutMs);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-      }
-    }
-    ssh_channel_close(ch);
-  }
-  ssh_channel_free(ch);
+  CommandLimits limits;
+  limits.timeout = kProbeTimeout;
+  limits.max_output = kProbeMaxOutput;
+  auto r = RunCommand(*this, "uname -sm", "", limits);
+  std::string out = r.ok() ? r->out : "";
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   if (out.find('\n') != std::string::npos) out.clear();  // a banner or a wrapper, not uname
   remote_system_ = out;
