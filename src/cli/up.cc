@@ -1,16 +1,9 @@
 // tether up HOST [-L spec]...: connect (prompting on the terminal if need be), bind every
 // forward, then go to the background and return once all of them listen.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <thread>
 
 #include "cli/cli.h"
@@ -22,6 +15,7 @@
 #include "config/tether_config.h"
 #include "control/control_client.h"
 #include "daemon/host_daemon.h"
+#include "daemon/launch.h"
 #include "daemon/state_dir.h"
 #include "net/address_scope.h"
 #include "ssh/prompter.h"
@@ -31,7 +25,7 @@ namespace tether::cli {
 namespace {
 
 // How long `up` waits for the background daemon to say it is ready.
-constexpr int kReadyTimeoutMs = 30000;
+constexpr std::chrono::milliseconds kReadyTimeout{30000};
 
 Result<config::HostConfig> ResolveHost(const GlobalOptions& global, const UpOptions& options,
                                        const config::TetherConfig& tether_config) {
@@ -271,41 +265,20 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     return 0;
   }
 
-  int ready[2];
-  if (::pipe(ready) != 0) {
-    PrintError(ErrnoError("daemon", "pipe", errno));
-    return 1;
-  }
-  std::fflush(stdout);
-  std::fflush(stderr);
   // Only this thread survives fork(): jump-host relays stop here and start again in the
   // daemon; the parent never touches the session again.
   (*session)->PauseRelays();
-  pid_t child = ::fork();
-  if (child < 0) {
-    PrintError(ErrnoError("daemon", "fork", errno));
-    return 1;
-  }
-  if (child == 0) {
+  daemon::LaunchOptions launch;
+  launch.name = alias;
+  launch.log_path = state->LogPath(alias);
+  launch.ready_timeout = kReadyTimeout;
+  auto child = daemon::Launch(launch, [&](daemon::ReadySignal& ready) {
     // The daemon: its own session, no terminal, logs to HOST.log.
-    ::close(ready[0]);
-    ::setsid();
-    ::umask(077);
-    int devnull = ::open("/dev/null", O_RDWR);
-    std::string log_path = state->LogPath(alias);
-    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    if (log >= 0) {
-      ::dup2(log, STDOUT_FILENO);
-      ::dup2(log, STDERR_FILENO);
-    }
-    InitLogging(log_path, global.verbosity);
+    InitLogging(launch.log_path, global.verbosity);
     (*session)->ResumeRelays();
     Status s = lock.WritePid(::getpid());
     if (s.ok()) s = d.Start(std::move(*session));
-    std::string message = s.ok() ? "ok\n" : "error " + s.error().ToString() + "\n";
-    [[maybe_unused]] ssize_t w = ::write(ready[1], message.data(), message.size());
-    ::close(ready[1]);
+    ready.Report(s);
     int code = 1;
     if (s.ok()) {
       Status stopped = d.Run();
@@ -314,29 +287,15 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     }
     state->RemoveFiles(alias);
     spdlog::shutdown();
-    ::_exit(code);
-  }
+    return code;
+  });
 
-  // The parent: wait for the daemon's word, print, and leave without touching the
-  // session (it belongs to the daemon now; destructors would disconnect it).
-  ::close(ready[1]);
-  std::string reply;
-  char buf[4096];
-  for (int waited_ms = 0; waited_ms < kReadyTimeoutMs;) {
-    pollfd p{ready[0], POLLIN, 0};
-    int n = ::poll(&p, 1, 100);
-    if (n == 0) {
-      waited_ms += 100;
-      continue;
-    }
-    ssize_t got = ::read(ready[0], buf, sizeof buf);
-    if (got <= 0) break;
-    reply.append(buf, static_cast<size_t>(got));
-  }
+  // The parent: print the daemon's word and leave without touching the session (it
+  // belongs to the daemon now; destructors would disconnect it).
   int code;
-  if (reply == "ok\n") {
+  if (child.ok()) {
     // Ask the daemon itself: remote forwards are answered by the server only now.
-    std::printf("%s is up (pid %d): %s@%s:%u\n", alias.c_str(), static_cast<int>(child),
+    std::printf("%s is up (pid %d): %s@%s:%u\n", alias.c_str(), static_cast<int>(*child),
                 host->user.c_str(), host->hostname.c_str(), host->port);
     std::fflush(stdout);
     RefreshHostBlocks(*state);  // plain ssh rides it now, if the Include is installed
@@ -347,13 +306,8 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
           "the variables of `tether env %s` (or use `tether run %s -- CMD`)\n",
           alias.c_str(), alias.c_str());
     }
-  } else if (reply.rfind("error ", 0) == 0) {
-    std::fprintf(stderr, "tether: %s", reply.c_str() + 6);
-    code = 1;
   } else {
-    std::fprintf(stderr, "tether: %s: the daemon did not start; see %s\n", alias.c_str(),
-                 state->LogPath(alias).c_str());
-    ::kill(child, SIGTERM);
+    PrintError(child.error());
     code = 1;
   }
   std::fflush(stdout);
