@@ -1,10 +1,9 @@
 #include "daemon/host_daemon.h"
 
-#include <libssh/server.h>  // ssh_send_keepalive lives here, though clients use it
+#include <libssh/server.h>  // the forwarded-tcpip open's accessors live here
 
 #include <signal.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,18 +19,6 @@
 
 namespace tether::daemon {
 namespace {
-
-// ServerAliveInterval and ServerAliveCountMax, or the keepalive's defaults.
-std::chrono::milliseconds KeepaliveInterval(const config::HostConfig& host) {
-  return host.server_alive_interval_s > 0
-             ? std::chrono::milliseconds(host.server_alive_interval_s * 1000)
-             : Keepalive::kDefaultInterval;
-}
-
-int KeepaliveCountMax(const config::HostConfig& host) {
-  return host.server_alive_count_max > 0 ? host.server_alive_count_max
-                                         : Keepalive::kDefaultCountMax;
-}
 
 // Hex of `bytes` bytes from OpenSSL's CSPRNG.
 std::string RandomHex(size_t bytes) {
@@ -62,10 +49,14 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   pump_context_.budget = &budget_;
   pumps_ = std::make_unique<forward::PumpSet>(pump_context_);
   connects_ = std::make_unique<net::ConnectPool>(loop_);
+  dialer_ = std::make_unique<HostDialer>(loop_, *connects_, host_);
+  LinkSupervisor::Owner& owner = *this;  // a private base: convert where it is visible
+  supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
 }
 
 HostDaemon::~HostDaemon() {
-  connector_.reset();  // joins an attempt in flight, bounded by its timeouts
+  supervisor_.reset();
+  dialer_.reset();  // joins an attempt in flight, bounded by its timeouts
   lanes_.RetireAll();
   extra_connector_.reset();
   sessions_.clear();
@@ -211,18 +202,6 @@ std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForward
 
 namespace {
 
-// CLOCK_BOOTTIME keeps counting while the machine sleeps, the monotonic clock does not:
-// a gap between them means the laptop slept.
-std::chrono::nanoseconds BootTime() {
-#ifdef CLOCK_BOOTTIME
-  timespec ts{};
-  ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-#else
-  return std::chrono::steady_clock::now().time_since_epoch();
-#endif
-}
-
 // A daemon holds a descriptor per forwarded connection (two for a -R one): the usual soft
 // limit of 1024 would refuse connections past about a thousand. Raised to the hard limit,
 // as servers do; the event loop uses poll(2), which has no FD_SETSIZE cap.
@@ -249,10 +228,8 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
                                               state_.MuxPath(host_.alias), *this);
   for (auto& fwd : forwards_) StartForward(*fwd);
-  Status attached = AttachSession(std::move(session));
+  Status attached = supervisor_->Start(std::move(session));
   if (!attached.ok()) return attached;
-  connector_ = std::make_unique<Connector>(
-      loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
   extra_connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnExtraLink(std::move(r)); });
   loop_.AddIterationHook([this] { AfterIteration(); });
@@ -268,8 +245,6 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   if (!sig.ok()) return sig;
   ::signal(SIGPIPE, SIG_IGN);
   started_ = std::chrono::steady_clock::now();
-  last_tick_mono_ = started_;
-  last_tick_boot_ = BootTime();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
   spdlog::info("[{}] up: {}@{} port {}, cipher {}, auth {}, {} forward(s)", host_.alias, host_.user,
                host_.hostname, host_.port, link_->session().cipher(),
@@ -277,32 +252,26 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   return Status::Ok();
 }
 
-Status HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
-  Keepalive keepalive(KeepaliveInterval(host_), KeepaliveCountMax(host_),
-                      std::chrono::steady_clock::now());
-  // A blocking write into a dead link must fail within the same bound as the keepalive.
+Status HostDaemon::LinkUp(std::unique_ptr<ssh::Session> session,
+                          std::chrono::milliseconds dead_after) {
+  // After the link drained what arrived: keepalive accounting, a lost link noticed.
+  auto on_input = [this] {
+    supervisor_->OnInput();
+    if (!link_->connected()) supervisor_->Lost(link_->EndReason());
+  };
   auto link = ssh::Link::Open(loop_, std::move(session),
-                              {.read_ahead = true, .dead_after = keepalive.dead_after()},
-                              [this] { OnMainLinkInput(); });
+                              {.read_ahead = true, .dead_after = dead_after}, on_input);
   if (!link.ok()) return link.take_error();
   link_ = std::move(*link);
-  last_in_bytes_ = 0;
   requests_.Attach(link_->raw());
   session_limit_.erase(link_->raw());  // a new session may reuse an old one's address
   ssh_set_message_callback(link_->raw(), &HostDaemon::OnMessage, this);
-  keepalive_.emplace(keepalive);
-  server_busy_since_.reset();
   for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
-  link_state_ = LinkState::kUp;
   EnsureLanes(std::chrono::steady_clock::now());
   return Status::Ok();
 }
 
 void HostDaemon::LinkLost(const std::string& why) {
-  if (!link_) return;
-  spdlog::warn("[{}] link lost: {}; local listeners stay open", host_.alias, why);
-  last_error_ = why;
-  probe_path_ = true;
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
@@ -317,103 +286,14 @@ void HostDaemon::LinkLost(const std::string& why) {
   accepted_.clear();
   requests_.Attach(nullptr);
   link_.reset();
-  keepalive_.reset();
-  ScheduleReconnect();
 }
 
-void HostDaemon::ScheduleReconnect() {
-  if (reconnect_timer_ != 0 || connector_->running()) return;
-  auto delay = backoff_.Next();
-  if (link_state_ != LinkState::kNeedsAuth) link_state_ = LinkState::kReconnecting;
-  spdlog::info("[{}] reconnecting in {} ms (attempt {})", host_.alias, delay.count(),
-               backoff_.attempts());
-  reconnect_timer_ = loop_.AddTimer(delay, [this] {
-    reconnect_timer_ = 0;
-    Redial();
-  });
-}
-
-config::HostConfig HostDaemon::RedialHost() const {
-  config::HostConfig host = host_;
-  if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
-  return host;
-}
-
-void HostDaemon::Redial(UniqueFd first_hop) {
-  ssh::ConnectOptions options;
-  options.tcp_connect_timeout = kReconnectTcpTimeout;
-  // No `uname` on a reconnect: it runs the user's shell rc, which can take seconds (a
-  // pyenv or conda init), and the forwards would wait for it. The system is the same one.
-  options.probe = false;
-  if (first_hop) options.first_hop_socket = std::make_shared<UniqueFd>(std::move(first_hop));
-  connector_->Start(RedialHost(), options);
-}
-
-void HostDaemon::NoteBytesReceived(std::chrono::steady_clock::time_point now) {
-  if (!link_ || !keepalive_ || link_->bytes_in() == last_in_bytes_) return;
-  last_in_bytes_ = link_->bytes_in();
-  keepalive_->OnReceived(now);
-  server_busy_since_.reset();
-}
-
-std::chrono::milliseconds HostDaemon::DeadAfter() const {
-  return keepalive_ ? keepalive_->dead_after()
-                    : KeepaliveInterval(host_) * KeepaliveCountMax(host_);
-}
-
-void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
-  if (!result.ok()) {
-    last_error_ = result.error().ToString();
-    // Without a terminal a daemon cannot type a passphrase or a one-time code: say so
-    // in `status`, and keep trying (an agent may get the key meanwhile).
-    ErrorCode code = result.error().code;
-    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
-      link_state_ = LinkState::kNeedsAuth;
-    }
-    probe_path_ = code == ErrorCode::kConnect || code == ErrorCode::kResolve;
-    spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
-    ScheduleReconnect();
-    return;
-  }
-  Status attached = AttachSession(std::move(*result));
-  if (!attached.ok()) {
-    last_error_ = attached.error().ToString();
-    spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
-    ScheduleReconnect();
-    return;
-  }
-  ++reconnects_;
-  backoff_.Reset();
-  probe_path_ = true;
-  spdlog::info("[{}] link is back (reconnect #{})", host_.alias, reconnects_);
+std::optional<bool> HostDaemon::PeerAcknowledges(std::chrono::milliseconds within) {
+  return net::PeerAcknowledges(link_->session().fd(), within);
 }
 
 void HostDaemon::OnLinkTick() {
   auto now = std::chrono::steady_clock::now();
-  auto boot = BootTime();
-  // Slept: the boot clock ran on while the monotonic one stood still. Stopped (SIGSTOP,
-  // a starved machine): the tick itself came seconds late. Either way the silence we saw
-  // meanwhile says nothing about the link, and the keepalive judges it afresh.
-  bool woke = (boot - last_tick_boot_) - (now - last_tick_mono_) > std::chrono::seconds(2);
-  bool stalled = now - last_tick_mono_ > std::chrono::seconds(2);
-  if ((woke || stalled) && link_ && keepalive_) {
-    // Bytes that came in meanwhile count first.
-    last_in_bytes_ = link_->bytes_in();
-    keepalive_->Resume(now);
-  }
-  last_tick_mono_ = now;
-  last_tick_boot_ = boot;
-  if (woke) {
-    spdlog::info("[{}] the machine woke from sleep: checking the link now", host_.alias);
-    if (!link_ && reconnect_timer_ != 0) {
-      loop_.CancelTimer(reconnect_timer_);
-      reconnect_timer_ = 0;
-      backoff_.Reset();
-      ScheduleReconnect();
-    }
-    if (link_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
-  }
-  if (!link_) ProbeReachability(now);
   for (auto& fwd : forwards_) {
     fwd->OnTick(now);
     fwd->SampleRate(now);
@@ -422,65 +302,8 @@ void HostDaemon::OnLinkTick() {
   lanes_.Check(now);
   EnsureLanes(now);
   if (link_) requests_.Poll();
-  if (link_ && keepalive_) {
-    NoteBytesReceived(now);
-    switch (keepalive_->Tick(now)) {
-      case Keepalive::Action::kNone:
-        break;
-      case Keepalive::Action::kSendProbe:
-        requests_.SendKeepalive();
-        break;
-      case Keepalive::Action::kDead: {
-        auto acks = net::PeerAcknowledges(link_->session().fd(), keepalive_->interval());
-        bool busy = acks.value_or(false) &&
-                    (!server_busy_since_ || now - *server_busy_since_ < kBusyServerGrace);
-        if (busy) {
-          if (!server_busy_since_) {
-            server_busy_since_ = now;
-            spdlog::warn(
-                "[{}] no answer from sshd for {} s, but the server's TCP acknowledges: "
-                "busy, not gone; waiting up to {} s more",
-                host_.alias, keepalive_->dead_after().count() / 1000, kBusyServerGrace.count());
-          }
-          keepalive_->Resume(now);
-          break;
-        }
-        auto silent = keepalive_->dead_after() +
-                      (server_busy_since_ ? now - *server_busy_since_ : std::chrono::seconds(0));
-        LinkLost("no answer from the server for " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) +
-                 " s");
-        break;
-      }
-    }
-  }
+  supervisor_->Tick();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
-}
-
-void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
-  if (!probe_path_ || probe_in_flight_ || connector_->running()) return;
-  if (now - last_probe_ < kReachabilityProbe) return;
-  last_probe_ = now;
-  // Through jump hosts, the first hop is what we can reach directly.
-  const config::HostConfig& first = host_.jump_chain.empty() ? host_ : host_.jump_chain.front();
-  probe_in_flight_ = true;
-  connects_->Connect(first.hostname, first.port, "", kReachabilityProbe,
-                     [this](Result<UniqueFd> socket) {
-                       probe_in_flight_ = false;
-                       if (!socket.ok() || link_ || connector_->running()) return;
-                       if (reconnect_timer_ == 0) return;
-                       spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
-                       loop_.CancelTimer(reconnect_timer_);
-                       reconnect_timer_ = 0;
-                       Redial(std::move(*socket));
-                     });
-}
-
-void HostDaemon::OnMainLinkInput() {
-  // Any byte is life, and timed here rather than on the next tick: the round-trip time of
-  // a keepalive is then measured to the wake-up, not to 250 ms steps.
-  NoteBytesReceived(std::chrono::steady_clock::now());
-  if (!link_->connected()) LinkLost(link_->EndReason());
 }
 
 void HostDaemon::OnExtraLinkInput() {
@@ -618,13 +441,13 @@ void HostDaemon::PlaceParked() {
                extra_links_.size() + 1);
   ssh::ConnectOptions options;
   options.probe = false;
-  extra_connector_->Start(RedialHost(), options);
+  extra_connector_->Start(RedialHost(host_), options);
 }
 
 void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
   Result<std::unique_ptr<ssh::Link>> link = MakeError("link", "the main connection is down");
   if (result.ok() && link_) {
-    link = ssh::Link::Open(loop_, std::move(*result), {.dead_after = DeadAfter()},
+    link = ssh::Link::Open(loop_, std::move(*result), {.dead_after = supervisor_->DeadAfter()},
                            [this] { OnExtraLinkInput(); });
   } else if (!result.ok()) {
     link = result.take_error();
@@ -684,7 +507,7 @@ void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
   if (!has_local) return;
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
-  lanes_.Ensure(now, RedialHost(), options, DeadAfter());
+  lanes_.Ensure(now, RedialHost(host_), options, supervisor_->DeadAfter());
 }
 
 uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
@@ -900,13 +723,13 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.user = host_.user;
   st.hostname = host_.hostname;
   st.port = host_.port;
-  st.state = link_state_;
+  st.state = supervisor_->state();
   st.pid = ::getpid();
   st.uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-  if (keepalive_) st.rtt = keepalive_->rtt();
-  st.reconnects = reconnects_;
-  st.last_error = last_error_;
+  st.rtt = supervisor_->rtt();
+  st.reconnects = supervisor_->reconnects();
+  st.last_error = supervisor_->last_error();
   st.remote_system = remote_system_;
   if (link_) {
     st.cipher = link_->session().cipher();

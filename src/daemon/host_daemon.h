@@ -18,12 +18,11 @@
 #include "config/ssh_config.h"
 #include "control/control_server.h"
 #include "control/mux_server.h"
-#include "daemon/backoff.h"
 #include "daemon/connector.h"
 #include "daemon/control_api.h"
 #include "daemon/exec_session.h"
-#include "daemon/keepalive.h"
 #include "daemon/lane_pool.h"
+#include "daemon/link_supervisor.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
 #include "forward/pump_set.h"
@@ -51,24 +50,10 @@ inline constexpr size_t kMaxExtraLinks = 8;
 inline constexpr std::chrono::milliseconds kParkedRetry{100};
 // An extra connection with no session for this long is closed.
 inline constexpr std::chrono::seconds kExtraLinkIdle{60};
-// While the link is down, the path to the server is probed with a TCP connect this often
-// (and each probe gives up after as long): when one gets through, the reconnect starts at
-// once on that very connection instead of at the next backoff step, so a forward serves
-// again within about a second of the network's return, whatever the outage's length. The
-// probe is not closed and dialled again: OpenSSH 9.8+ penalises a connection that closes
-// without authenticating (PerSourcePenalties), so the probe that finds sshd logs in.
-inline constexpr std::chrono::milliseconds kReachabilityProbe{1000};
-// When the keepalive finds the server silent but its TCP stack still acknowledges what we
-// send, sshd is busy, not gone (measured: sshd with 1000 channels whose readers stall
-// answers nothing for many seconds): the link is kept this much longer before it is
-// called dead. A dead path gets no acknowledgments and is dropped as before.
-inline constexpr std::chrono::seconds kBusyServerGrace{60};
-// A reconnect's TCP connect gives up after this (see ssh::ConnectOptions).
-inline constexpr std::chrono::milliseconds kReconnectTcpTimeout{2000};
-// A reconnect attempt without ConnectTimeout gives up after this long.
-inline constexpr std::chrono::seconds kReconnectTimeout{10};
 
-class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
+class HostDaemon : public control::MuxHost,
+                   private ControlApi::Daemon,
+                   private LinkSupervisor::Owner {
  public:
   HostDaemon(config::HostConfig host, StateDir state);
   ~HostDaemon() override;
@@ -90,8 +75,8 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   // Takes the connected session and opens the control socket.
   Status Start(std::unique_ptr<ssh::Session> session);
   // Runs until `down` or a signal. A lost link is noticed (keepalive, EOF, errors) and
-  // reconnected with backoff while the listeners stay open. Fails only if the event
-  // loop itself does.
+  // reconnected with backoff while the listeners stay open (daemon/link_supervisor.h).
+  // Fails only if the event loop itself does.
   Status Run();
 
   // Whether this version can run a forward of this kind and shape.
@@ -129,27 +114,17 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   const proxy::Credentials& proxy_credentials() const override { return proxy_credentials_; }
   void StopSoon(const std::string& why) override;
 
-  // Puts a connected session on the loop as the main link; fails only if libssh cannot
-  // make its event.
-  Status AttachSession(std::unique_ptr<ssh::Session> session);
-  void LinkLost(const std::string& why);
-  void ScheduleReconnect();
-  // The host as the daemon dials it again (reconnects, lanes, extra links): the handshake
-  // bounded by kReconnectTimeout unless ConnectTimeout says otherwise.
-  config::HostConfig RedialHost() const;
-  // Starts a reconnect now: TCP connect within kReconnectTcpTimeout.
-  // `first_hop` (optional): the reachability probe's connection, to log in on.
-  void Redial(UniqueFd first_hop = {});
-  // Any byte from the server is life: the keepalive hears it and the server is not busy.
-  void NoteBytesReceived(std::chrono::steady_clock::time_point now);
-  // When a silent link counts as dead: the keepalive's verdict, or what it will be.
-  std::chrono::milliseconds DeadAfter() const;
-  void OnReconnected(Result<std::unique_ptr<ssh::Session>> result);
+  // LinkSupervisor::Owner. LinkUp puts a connected session on the loop as the main link
+  // and serves on it (fails only if libssh cannot make its event); LinkLost ends what ran
+  // on the link and keeps the listeners.
+  Status LinkUp(std::unique_ptr<ssh::Session> session,
+                std::chrono::milliseconds dead_after) override;
+  void LinkLost(const std::string& why) override;
+  uint64_t LinkBytesIn() const override { return link_->bytes_in(); }
+  void SendKeepalive() override { requests_.SendKeepalive(); }
+  std::optional<bool> PeerAcknowledges(std::chrono::milliseconds within) override;
+
   void OnLinkTick();
-  // While the link is down: a TCP probe of the first hop (see kReachabilityProbe).
-  void ProbeReachability(std::chrono::steady_clock::time_point now);
-  // After the main link drained what arrived: keepalive accounting, a lost link noticed.
-  void OnMainLinkInput();
   // After an extra link drained: the extra links that ended are dropped, with their
   // sessions.
   void OnExtraLinkInput();
@@ -234,25 +209,10 @@ class HostDaemon : public control::MuxHost, private ControlApi::Daemon {
   // `uname -sm` of the server, from the first login (reconnects skip the probe).
   std::string remote_system_;
 
-  // The link: state for `status`, keepalive accounting, reconnects.
-  LinkState link_state_ = LinkState::kUp;
-  std::string last_error_;
-  int reconnects_ = 0;
-  std::optional<Keepalive> keepalive_;
-  // Since when the server has been silent while its TCP stack acknowledges (see
-  // kBusyServerGrace); unset while it answers.
-  std::optional<std::chrono::steady_clock::time_point> server_busy_since_;
-  uint64_t last_in_bytes_ = 0;
-  Backoff backoff_;
-  std::unique_ptr<Connector> connector_;
-  net::EventLoop::TimerId reconnect_timer_ = 0;
-  // Probing applies after network failures, not after auth or host-key ones (a working
-  // server would be hammered for nothing).
-  bool probe_path_ = true;
-  bool probe_in_flight_ = false;
-  std::chrono::steady_clock::time_point last_probe_{};
-  std::chrono::steady_clock::time_point last_tick_mono_;
-  std::chrono::nanoseconds last_tick_boot_{0};
+  // The link's life: keepalive, sleep, probe, reconnect (daemon/link_supervisor.h).
+  LoopClock clock_{loop_};
+  std::unique_ptr<HostDialer> dialer_;
+  std::unique_ptr<LinkSupervisor> supervisor_;
 
   ControlApi api_{*this, host_.alias};
 };
