@@ -49,6 +49,7 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   pump_context_.budget = &budget_;
   pumps_ = std::make_unique<forward::PumpSet>(pump_context_);
   connects_ = std::make_unique<net::ConnectPool>(loop_);
+  sessions_ = std::make_unique<SessionPool>(loop_, host_);
   dialer_ = std::make_unique<HostDialer>(loop_, *connects_, host_);
   LinkSupervisor::Owner& owner = *this;  // a private base: convert where it is visible
   supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
@@ -58,9 +59,7 @@ HostDaemon::~HostDaemon() {
   supervisor_.reset();
   dialer_.reset();  // joins an attempt in flight, bounded by its timeouts
   lanes_.RetireAll();
-  extra_connector_.reset();
-  sessions_.clear();
-  extra_links_.clear();
+  sessions_.reset();
   mux_.reset();
   pumps_->Clear();
   forwards_.clear();
@@ -230,14 +229,12 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   for (auto& fwd : forwards_) StartForward(*fwd);
   Status attached = supervisor_->Start(std::move(session));
   if (!attached.ok()) return attached;
-  extra_connector_ = std::make_unique<Connector>(
-      loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnExtraLink(std::move(r)); });
   loop_.AddIterationHook([this] { AfterIteration(); });
   // SIGWINCH comes from mux clients (ssh relays its own to the master's pid): every
   // session with a pty checks its terminal's size.
   Status sig = loop_.HandleSignals({SIGTERM, SIGINT, SIGHUP, SIGWINCH}, [this](int signo) {
     if (signo == SIGWINCH) {
-      for (auto& [id, session] : sessions_) session->WindowChanged();
+      sessions_->WindowChanged();
       return;
     }
     Shutdown(std::string("signal ") + ::strsignal(signo));
@@ -264,7 +261,7 @@ Status HostDaemon::LinkUp(std::unique_ptr<ssh::Session> session,
   if (!link.ok()) return link.take_error();
   link_ = std::move(*link);
   requests_.Attach(link_->raw());
-  session_limit_.erase(link_->raw());  // a new session may reuse an old one's address
+  sessions_->Attach(link_->raw(), dead_after);
   ssh_set_message_callback(link_->raw(), &HostDaemon::OnMessage, this);
   for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
   EnsureLanes(std::chrono::steady_clock::now());
@@ -275,11 +272,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
-  for (auto& [id, session] : sessions_) {
-    session->Abort("the connection to " + host_.alias + " was lost (" + why + ")");
-  }
-  sessions_.clear();
-  DropExtraLinks("the main connection was lost");
+  sessions_->Detach(why);
   lanes_.RetireAll();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
   for (auto& a : accepted_) ssh_channel_free(a.channel);
@@ -298,7 +291,7 @@ void HostDaemon::OnLinkTick() {
     fwd->OnTick(now);
     fwd->SampleRate(now);
   }
-  CheckExtraLinks(now);
+  sessions_->Check(now);
   lanes_.Check(now);
   EnsureLanes(now);
   if (link_) requests_.Poll();
@@ -306,194 +299,15 @@ void HostDaemon::OnLinkTick() {
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
 }
 
-void HostDaemon::OnExtraLinkInput() {
-  for (size_t i = 0; i < extra_links_.size();) {
-    if (extra_links_[i].link->connected()) {
-      ++i;
-      continue;
-    }
-    ssh_session dead = extra_links_[i].link->raw();
-    for (auto& [id, s] : sessions_) {
-      if (s->session() == dead) s->Abort("an extra connection to " + host_.alias + " was lost");
-    }
-    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-    session_limit_.erase(dead);
-    extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
-  }
-}
-
 void HostDaemon::AfterIteration() {
   if (!link_) return;
   requests_.Poll();
   ServeAccepted();
   pumps_->ServiceDirty();
-  ServiceSessions();
+  sessions_->Service();
   ServeAccepted();  // reading the channels may have polled the session
   link_->UpdateWriteInterest();
-  for (auto& extra : extra_links_) extra.link->UpdateWriteInterest();
-}
-
-void HostDaemon::ServiceSessions() {
-  // A session's callbacks may end others (EndSession): iterate over ids.
-  std::vector<uint32_t> ids;
-  for (const auto& [id, session] : sessions_) ids.push_back(id);
-  bool parked = false;
-  bool ended = false;
-  for (uint32_t id : ids) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) continue;
-    ExecSession& s = *it->second;
-    ssh_session link = s.session();
-    s.Service();
-    if (s.parked() && s.refused_for_max_sessions()) {
-      // sshd's MaxSessions: this connection holds at least as many sessions as sshd has
-      // confirmed on it. Only those count: sessions parked here earlier hold nothing, and
-      // opens still in flight may be refused too. sshd may also still hold sessions that
-      // ended here (their close crosses the refusal), so what is seen can be below the
-      // limit but never above it: the limit is the largest count seen.
-      size_t confirmed = 0;
-      size_t asked = 0;
-      for (const auto& [other_id, other] : sessions_) {
-        if (other_id == id || other->session() != link) continue;
-        confirmed += other->holds_session() ? 1 : 0;
-        asked += other->holds_or_opens_session() ? 1 : 0;
-      }
-      auto known = session_limit_.find(link);
-      if (asked == 0 && known == session_limit_.end()) {
-        // Refused with nothing else open or opening: not MaxSessions, a policy.
-        s.Abort("the server refused a session: " + s.refusal());
-      } else {
-        size_t limit = std::max<size_t>(confirmed, 1);
-        if (known == session_limit_.end() || known->second < limit) {
-          session_limit_[link] = limit;
-          spdlog::info("[{}] the server allows {} sessions per connection; using another",
-                       host_.alias, limit);
-        }
-        // Not on this connection again until one of its sessions ends (or, if it was
-        // sshd's backlog of closes, a moment later): see PlaceParked.
-        refused_on_[id] = link;
-      }
-    }
-    parked |= s.parked();
-    if (s.done()) {
-      sessions_.erase(id);
-      ended = true;
-    }
-  }
-  std::erase_if(refused_on_, [this](const auto& kv) { return sessions_.count(kv.first) == 0; });
-  if (parked || ended) PlaceParked();
-}
-
-ssh_session HostDaemon::PickLink(ssh_session avoid) {
-  std::vector<ssh_session> links;
-  if (link_) links.push_back(link_->raw());
-  for (const auto& l : extra_links_) links.push_back(l.link->raw());
-  for (ssh_session link : links) {
-    if (link == avoid) continue;
-    auto limit = session_limit_.find(link);
-    if (limit == session_limit_.end()) return link;
-    size_t open = 0;
-    for (const auto& [id, s] : sessions_) {
-      if (s->session() == link && s->holds_or_opens_session()) ++open;
-    }
-    if (open < limit->second) return link;
-  }
-  return nullptr;
-}
-
-void HostDaemon::PlaceParked() {
-  // Over a snapshot of ids: a session's callbacks may end sessions (EndSession).
-  std::vector<uint32_t> parked;
-  for (const auto& [id, s] : sessions_) {
-    if (s->parked()) parked.push_back(id);
-  }
-  bool waiting = false;
-  for (uint32_t id : parked) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end() || !it->second->parked()) continue;
-    auto refused = refused_on_.find(id);
-    ssh_session link = PickLink(refused == refused_on_.end() ? nullptr : refused->second);
-    if (link == nullptr) {
-      waiting = true;
-      continue;  // another one may still fit where this one was refused
-    }
-    refused_on_.erase(id);
-    ExecSession& s = *it->second;
-    s.Rebind(link);
-    s.Service();
-  }
-  if (!waiting || !link_) return;
-  // Parked sessions are placed again when a session ends or a connection comes. A refusal
-  // can also come from sshd's backlog of closes (sessions that ended here but whose close
-  // sshd had not yet read), which neither event marks: forget the refusals and try again
-  // shortly, bounded to one retry in flight.
-  if (!place_retry_armed_) {
-    place_retry_armed_ = true;
-    loop_.AddTimer(kParkedRetry, [this] {
-      place_retry_armed_ = false;
-      refused_on_.clear();
-      PlaceParked();
-    });
-  }
-  if (extra_links_.size() >= kMaxExtraLinks) return;  // they wait for a session to end
-  if (extra_connector_->running()) return;
-  spdlog::info("[{}] opening another connection for sessions ({} so far)", host_.alias,
-               extra_links_.size() + 1);
-  ssh::ConnectOptions options;
-  options.probe = false;
-  extra_connector_->Start(RedialHost(host_), options);
-}
-
-void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
-  Result<std::unique_ptr<ssh::Link>> link = MakeError("link", "the main connection is down");
-  if (result.ok() && link_) {
-    link = ssh::Link::Open(loop_, std::move(*result), {.dead_after = supervisor_->DeadAfter()},
-                           [this] { OnExtraLinkInput(); });
-  } else if (!result.ok()) {
-    link = result.take_error();
-  }
-  if (!link.ok()) {
-    std::string why = link.error().ToString();
-    spdlog::warn("[{}] another connection for sessions failed: {}", host_.alias, why);
-    // Sessions that cannot get a connection fail (unless one ends and frees a slot).
-    bool any_extra = !extra_links_.empty();
-    for (auto& [id, s] : sessions_) {
-      if (s->parked() && !any_extra) {
-        s->Abort("sshd's MaxSessions is reached and another connection failed: " + why);
-      }
-    }
-    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-    return;
-  }
-  extra_links_.push_back(ExtraLink{std::move(*link), std::chrono::steady_clock::now()});
-  PlaceParked();
-}
-
-void HostDaemon::DropExtraLinks(const std::string& why) {
-  for (auto& extra : extra_links_) {
-    ssh_session raw = extra.link->raw();
-    for (auto& [id, s] : sessions_) {
-      if (s->session() == raw) s->Abort(why);
-    }
-    session_limit_.erase(raw);
-  }
-  std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-  extra_links_.clear();
-}
-
-void HostDaemon::CheckExtraLinks(std::chrono::steady_clock::time_point now) {
-  for (size_t i = 0; i < extra_links_.size();) {
-    ssh_session raw = extra_links_[i].link->raw();
-    bool used = false;
-    for (const auto& [id, s] : sessions_) used |= s->session() == raw;
-    if (used) extra_links_[i].idle_since = now;
-    if (!used && now - extra_links_[i].idle_since >= kExtraLinkIdle) {
-      session_limit_.erase(raw);
-      extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
-      continue;
-    }
-    ++i;
-  }
+  sessions_->UpdateWriteInterest();
 }
 
 bool HostDaemon::PlaceStream(forward::NewStream& stream) {
@@ -510,28 +324,6 @@ void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
   lanes_.Ensure(now, RedialHost(host_), options, supervisor_->DeadAfter());
 }
 
-uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
-                               SessionEvents events, const std::string& what) {
-  uint32_t id = next_session_++;
-  std::string prefix = host_.alias + " session #" + std::to_string(id);
-  if (!link_) {
-    // Answered on the next wake-up: the caller is still setting up.
-    auto started = std::move(events.started);
-    loop_.AddTimer(std::chrono::milliseconds(0), [started, alias = host_.alias] {
-      started(false, "the connection to " + alias + " is down; tether is reconnecting", false);
-    });
-    return id;
-  }
-  spdlog::info("[{}] {}", prefix, what);
-  auto s = std::make_unique<ExecSession>(loop_, std::move(in), std::move(out), std::move(err),
-                                         std::move(request), std::move(events.started),
-                                         std::move(events.finished), prefix);
-  // Placed (or parked) on the next wake-up: the caller is still setting up.
-  sessions_.emplace(id, std::move(s));
-  loop_.AddTimer(std::chrono::milliseconds(0), [this] { PlaceParked(); });
-  return id;
-}
-
 uint32_t HostDaemon::StartSession(const control::mux::NewSession& request, UniqueFd in,
                                   UniqueFd out, UniqueFd err, SessionEvents events) {
   ExecRequest exec;
@@ -544,8 +336,8 @@ uint32_t HostDaemon::StartSession(const control::mux::NewSession& request, Uniqu
                      : request.command.empty() ? std::string("shell")
                                                : "exec (" + std::to_string(request.command.size()) +
                                                      " bytes of command line)";
-  return StartExec(std::move(exec), std::move(in), std::move(out), std::move(err),
-                   std::move(events), what);
+  return sessions_->Start(std::move(exec), std::move(in), std::move(out), std::move(err),
+                          std::move(events), what);
 }
 
 uint32_t HostDaemon::StartStdioForward(const control::mux::StdioForward& request, UniqueFd in,
@@ -554,30 +346,12 @@ uint32_t HostDaemon::StartStdioForward(const control::mux::StdioForward& request
   exec.stdio_forward = true;
   exec.forward_host = request.host;
   exec.forward_port = static_cast<uint16_t>(request.port);
-  return StartExec(std::move(exec), std::move(in), std::move(out), UniqueFd(), std::move(events),
-                   "stdio forward to " + net::FormatHostPort(request.host, exec.forward_port));
+  return sessions_->Start(
+      std::move(exec), std::move(in), std::move(out), UniqueFd(), std::move(events),
+      "stdio forward to " + net::FormatHostPort(request.host, exec.forward_port));
 }
 
-void HostDaemon::EndSession(uint32_t id) {
-  // The mux client went away, often from inside the session's own callbacks (telling the
-  // client its command started fails on a socket it shut down): erasing the session here
-  // would free it under its own Service and change sessions_ under loops over it. It is
-  // detached now and erased on the next round.
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  it->second->Detach();
-  ReapSessionsSoon();
-}
-
-void HostDaemon::ReapSessionsSoon() {
-  if (reap_scheduled_) return;
-  reap_scheduled_ = true;
-  // Timers run from the top of the loop, never inside a session's call.
-  loop_.AddTimer(std::chrono::milliseconds(0), [this] {
-    reap_scheduled_ = false;
-    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-  });
-}
+void HostDaemon::EndSession(uint32_t id) { sessions_->End(id); }
 
 uint32_t HostDaemon::Pid() { return static_cast<uint32_t>(::getpid()); }
 
@@ -707,8 +481,7 @@ void HostDaemon::Shutdown(const std::string& why) {
 
 Status HostDaemon::Run() {
   Status s = loop_.Run();
-  for (auto& [id, session] : sessions_) session->Abort("tether down: the daemon stopped");
-  sessions_.clear();
+  sessions_->AbortAll("tether down: the daemon stopped");
   mux_.reset();
   pumps_->Clear();
   for (auto& fwd : forwards_) fwd->Stop();
@@ -739,9 +512,9 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.lanes_wanted = lanes_.wanted();
   st.lanes_off = lanes_.off();
   st.lanes = lanes_.Status();
-  for (const auto& [id, s] : sessions_) st.sessions_waiting += s->parked() ? 1 : 0;
-  st.sessions_live = sessions_.size() - st.sessions_waiting;
-  st.connections = (link_ ? 1 : 0) + extra_links_.size();
+  st.sessions_waiting = sessions_->waiting();
+  st.sessions_live = sessions_->live();
+  st.connections = (link_ ? 1 : 0) + sessions_->extra_links();
   return st;
 }
 

@@ -23,6 +23,7 @@
 #include "daemon/exec_session.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_supervisor.h"
+#include "daemon/session_pool.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
 #include "forward/pump_set.h"
@@ -42,14 +43,6 @@ inline constexpr size_t kWindowBudgetBytes = 256u << 20;
 inline constexpr std::chrono::seconds kPendingConnectionWait{30};
 // How often the daemon checks the link (keepalive, waiting connections, sleep).
 inline constexpr std::chrono::milliseconds kLinkTick{250};
-// Further connections a daemon opens for sessions past sshd's MaxSessions (10 by default):
-// with these, 90 more commands at once. Few, so as not to trip MaxStartups.
-inline constexpr size_t kMaxExtraLinks = 8;
-// How soon sessions refused for MaxSessions are placed again when nothing else (a session
-// ending, a connection coming up) has done it: a round trip or two on most links.
-inline constexpr std::chrono::milliseconds kParkedRetry{100};
-// An extra connection with no session for this long is closed.
-inline constexpr std::chrono::seconds kExtraLinkIdle{60};
 
 class HostDaemon : public control::MuxHost,
                    private ControlApi::Daemon,
@@ -125,9 +118,6 @@ class HostDaemon : public control::MuxHost,
   std::optional<bool> PeerAcknowledges(std::chrono::milliseconds within) override;
 
   void OnLinkTick();
-  // After an extra link drained: the extra links that ended are dropped, with their
-  // sessions.
-  void OnExtraLinkInput();
   void AfterIteration();
   void Shutdown(const std::string& why);
   // Makes the forward of `spec` (binding its listeners for -L/-D), without starting it.
@@ -137,26 +127,11 @@ class HostDaemon : public control::MuxHost,
   // The forward listening where `spec` listens (same side), or forwards_.end().
   std::vector<std::unique_ptr<forward::Forward>>::iterator FindForwardAt(
       const config::ForwardSpec& spec);
-  uint32_t StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
-                     SessionEvents events, const std::string& what);
-  void ServiceSessions();
-  // Sessions past MaxSessions: a connection with room for one more (main first), or null.
-  // The first connection with room for one more session (its learned MaxSessions), other
-  // than `avoid`; null if none.
-  ssh_session PickLink(ssh_session avoid = nullptr);
-  // Gives parked sessions a connection, asking for a new one when none has room.
-  void PlaceParked();
-  // Erases finished sessions on the next round of the loop, when none of their calls can
-  // be on the stack (see EndSession).
-  void ReapSessionsSoon();
-  void OnExtraLink(Result<std::unique_ptr<ssh::Session>> result);
   // Where a new -L/-D stream runs: on the least busy of the main connection and the lanes
   // that are up (the main one on a tie). True when a lane took it.
   bool PlaceStream(forward::NewStream& stream);
   // Opens the lanes still missing, while the link is up and a -L or -D forward exists.
   void EnsureLanes(std::chrono::steady_clock::time_point now);
-  void DropExtraLinks(const std::string& why);
-  void CheckExtraLinks(std::chrono::steady_clock::time_point now);
   // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
   // a remote forward (and refuses the rest); runs inside libssh, so it only queues.
   static int OnMessage(ssh_session session, ssh_message message, void* self);
@@ -174,23 +149,8 @@ class HostDaemon : public control::MuxHost,
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<control::MuxServer> mux_;
-  // Sessions are erased only where none of their calls is on the stack: by ServiceSessions
-  // right after its own call returns, or by ReapSessionsSoon's timer.
-  std::map<uint32_t, std::unique_ptr<ExecSession>> sessions_;
-  bool reap_scheduled_ = false;
-  uint32_t next_session_ = 1;
-  // Further connections for sessions (see kMaxExtraLinks), and what we learned of each
-  // connection's MaxSessions (the number open when sshd refused one more).
-  struct ExtraLink {
-    std::unique_ptr<ssh::Link> link;
-    std::chrono::steady_clock::time_point idle_since;
-  };
-  std::vector<ExtraLink> extra_links_;
-  std::unique_ptr<Connector> extra_connector_;
-  std::map<ssh_session, size_t> session_limit_;
-  // Parked sessions and the connection that last refused them for MaxSessions.
-  std::map<uint32_t, ssh_session> refused_on_;
-  bool place_retry_armed_ = false;
+  // Sessions of the mux and exec, and the connections past MaxSessions they need.
+  std::unique_ptr<SessionPool> sessions_;
   net::Reach laptop_network_ = net::Reach::kPublic;
   LanePool lanes_{host_.alias, budget_};
   ssh::GlobalRequests requests_;
