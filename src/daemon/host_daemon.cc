@@ -1,7 +1,5 @@
 #include "daemon/host_daemon.h"
 
-#include <libssh/server.h>  // the forwarded-tcpip open's accessors live here
-
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -63,8 +61,7 @@ HostDaemon::~HostDaemon() {
   mux_.reset();
   pumps_->Clear();
   forwards_.clear();
-  for (auto& a : accepted_) ssh_channel_free(a.channel);
-  accepted_.clear();
+  opens_.Attach(nullptr);
   connects_.reset();
   control_.reset();
   link_.reset();
@@ -262,7 +259,7 @@ Status HostDaemon::LinkUp(std::unique_ptr<ssh::Session> session,
   link_ = std::move(*link);
   requests_.Attach(link_->raw());
   sessions_->Attach(link_->raw(), dead_after);
-  ssh_set_message_callback(link_->raw(), &HostDaemon::OnMessage, this);
+  opens_.Attach(link_->raw());
   for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
   EnsureLanes(std::chrono::steady_clock::now());
   return Status::Ok();
@@ -275,8 +272,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   sessions_->Detach(why);
   lanes_.RetireAll();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
-  for (auto& a : accepted_) ssh_channel_free(a.channel);
-  accepted_.clear();
+  opens_.Attach(nullptr);
   requests_.Attach(nullptr);
   link_.reset();
 }
@@ -431,46 +427,22 @@ Status HostDaemon::CloseForward(const control::mux::Forward& request) {
   return Status::Ok();
 }
 
-int HostDaemon::OnMessage(ssh_session, ssh_message message, void* self_ptr) {
-  auto* self = static_cast<HostDaemon*>(self_ptr);
-  if (ssh_message_type(message) != SSH_REQUEST_CHANNEL_OPEN ||
-      ssh_message_subtype(message) != SSH_CHANNEL_FORWARDED_TCPIP) {
-    return 1;  // libssh refuses it (agent, X11, anything we did not ask for)
-  }
-  const char* address = ssh_message_channel_request_open_destination(message);
-  int port = ssh_message_channel_request_open_destination_port(message);
-  bool ours = false;
-  for (const auto& f : self->forwards_) {
-    ours |= f->AcceptsServerChannel(address ? address : "", static_cast<uint16_t>(port));
-  }
-  if (!ours) {
-    spdlog::warn("[{}] the server opened a connection for {}:{}, which we do not forward: refused",
-                 self->host_.alias, address ? address : "", port);
-    return 1;
-  }
-  ssh_channel channel = ssh_message_channel_request_open_reply_accept(message);
-  if (channel == nullptr) return 0;
-  const char* origin = ssh_message_channel_request_open_originator(message);
-  self->accepted_.push_back(
-      Accepted{channel, address ? address : "", static_cast<uint16_t>(port), origin ? origin : "",
-               static_cast<uint16_t>(ssh_message_channel_request_open_originator_port(message))});
-  return 0;
+bool HostDaemon::WantsServerChannel(const std::string& address, uint16_t port) const {
+  return std::any_of(forwards_.begin(), forwards_.end(),
+                     [&](const auto& f) { return f->AcceptsServerChannel(address, port); });
 }
 
 void HostDaemon::ServeAccepted() {
-  if (accepted_.empty()) return;
-  std::vector<Accepted> batch;
-  batch.swap(accepted_);
-  for (auto& a : batch) {
+  for (auto& open : opens_.Take()) {
     forward::Forward* owner = nullptr;
     for (const auto& f : forwards_) {
-      if (f->AcceptsServerChannel(a.address, a.port)) owner = f.get();
+      if (f->AcceptsServerChannel(open.address, open.port)) owner = f.get();
     }
     if (owner == nullptr) {
-      ssh_channel_free(a.channel);  // cancelled meanwhile
+      ssh::ServerOpens::Drop(open);  // cancelled meanwhile
       continue;
     }
-    owner->ServeServerChannel(a.channel, a.origin_host, a.origin_port);
+    owner->ServeServerChannel(open.channel, open.origin_host, open.origin_port);
   }
 }
 

@@ -2,12 +2,9 @@
 // control socket. Everything after Start() runs on the loop thread.
 #pragma once
 
-#include <libssh/libssh.h>
-
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,7 +17,6 @@
 #include "control/mux_server.h"
 #include "daemon/connector.h"
 #include "daemon/control_api.h"
-#include "daemon/exec_session.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_supervisor.h"
 #include "daemon/session_pool.h"
@@ -33,6 +29,7 @@
 #include "proxy/target.h"
 #include "ssh/global_requests.h"
 #include "ssh/link.h"
+#include "ssh/server_opens.h"
 #include "ssh/session.h"
 
 namespace tether::daemon {
@@ -132,10 +129,10 @@ class HostDaemon : public control::MuxHost,
   bool PlaceStream(forward::NewStream& stream);
   // Opens the lanes still missing, while the link is up and a -L or -D forward exists.
   void EnsureLanes(std::chrono::steady_clock::time_point now);
-  // libssh's message callback: accepts the server's forwarded-tcpip opens that belong to
-  // a remote forward (and refuses the rest); runs inside libssh, so it only queues.
-  static int OnMessage(ssh_session session, ssh_message message, void* self);
-  // Hands the channels OnMessage accepted to their remote forwards.
+  // Whether a server's forwarded-tcpip open for address:port belongs to a remote forward
+  // (see ssh::ServerOpens: asked inside libssh).
+  bool WantsServerChannel(const std::string& address, uint16_t port) const;
+  // Hands the channels the server opened to their remote forwards.
   void ServeAccepted();
 
   config::HostConfig host_;
@@ -157,14 +154,10 @@ class HostDaemon : public control::MuxHost,
   // The server proxy's user and token: random per daemon, never logged.
   proxy::Credentials proxy_credentials_;
   std::unique_ptr<net::ConnectPool> connects_;
-  struct Accepted {
-    ssh_channel channel;
-    std::string address;  // where the server accepted it (the forward's listen address)
-    uint16_t port;
-    std::string origin_host;
-    uint16_t origin_port;
-  };
-  std::vector<Accepted> accepted_;
+  ssh::ServerOpens opens_{[this](const std::string& address, uint16_t port) {
+                            return WantsServerChannel(address, port);
+                          },
+                          host_.alias};
   std::chrono::steady_clock::time_point started_;
   // `uname -sm` of the server, from the first login (reconnects skip the probe).
   std::string remote_system_;
