@@ -38,4 +38,37 @@ void Connector::OnWake() {
   done_(std::move(*result));
 }
 
+config::HostConfig RedialHost(const config::HostConfig& host) {
+  config::HostConfig redial = host;
+  if (redial.connect_timeout.count() == 0) redial.connect_timeout = kReconnectTimeout;
+  return redial;
+}
+
+HostDialer::HostDialer(net::EventLoop& loop, net::ConnectPool& connects, config::HostConfig host)
+    : connects_(connects),
+      host_(std::move(host)),
+      connector_(loop, [this](Result<std::unique_ptr<ssh::Session>> r) {
+        Dialed done = std::move(done_);
+        done_ = nullptr;
+        if (done) done(std::move(r));
+      }) {}
+
+void HostDialer::Dial(UniqueFd first_hop, Dialed done) {
+  if (connector_.running()) return;
+  ssh::ConnectOptions options;
+  options.tcp_connect_timeout = kReconnectTcpTimeout;
+  // No `uname` on a reconnect: it runs the user's shell rc, which can take seconds (a
+  // pyenv or conda init), and the forwards would wait for it. The system is the same one.
+  options.probe = false;
+  if (first_hop) options.first_hop_socket = std::make_shared<UniqueFd>(std::move(first_hop));
+  done_ = std::move(done);
+  connector_.Start(RedialHost(host_), options);
+}
+
+void HostDialer::Probe(std::chrono::milliseconds within, Probed done) {
+  // Through jump hosts, the first hop is what we can reach directly.
+  const config::HostConfig& first = host_.jump_chain.empty() ? host_ : host_.jump_chain.front();
+  connects_.Connect(first.hostname, first.port, "", within, std::move(done));
+}
+
 }  // namespace tether::daemon

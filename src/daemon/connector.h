@@ -13,11 +13,22 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "config/ssh_config.h"
+#include "daemon/link_supervisor.h"
+#include "net/connect_pool.h"
 #include "net/event_loop.h"
 #include "net/wake_pipe.h"
 #include "ssh/session.h"
 
 namespace tether::daemon {
+
+// A reconnect's TCP connect gives up after this (see ssh::ConnectOptions).
+inline constexpr std::chrono::milliseconds kReconnectTcpTimeout{2000};
+// A reconnect attempt without ConnectTimeout gives up after this long.
+inline constexpr std::chrono::seconds kReconnectTimeout{10};
+
+// The host as the daemon dials it again (reconnects, lanes, extra links): the handshake
+// bounded by kReconnectTimeout unless ConnectTimeout says otherwise.
+config::HostConfig RedialHost(const config::HostConfig& host);
 
 class Connector {
  public:
@@ -43,6 +54,24 @@ class Connector {
   std::thread thread_;
   std::mutex mu_;
   std::optional<Result<std::unique_ptr<ssh::Session>>> result_;  // guarded by mu_
+};
+
+// The main link's dialer: reconnects through a Connector, probes through `connects`.
+// `loop` and `connects` must outlive it; destroying it waits for an attempt in flight.
+class HostDialer : public LinkSupervisor::Dialer {
+ public:
+  HostDialer(net::EventLoop& loop, net::ConnectPool& connects, config::HostConfig host);
+
+  // TCP connect within kReconnectTcpTimeout, and no `uname` (see the .cc).
+  void Dial(UniqueFd first_hop, Dialed done) override;
+  bool dialing() const override { return connector_.running(); }
+  void Probe(std::chrono::milliseconds within, Probed done) override;
+
+ private:
+  net::ConnectPool& connects_;
+  const config::HostConfig host_;
+  Dialed done_;  // of the attempt in flight
+  Connector connector_;
 };
 
 }  // namespace tether::daemon

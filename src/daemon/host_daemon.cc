@@ -1,10 +1,7 @@
 #include "daemon/host_daemon.h"
 
-#include <libssh/server.h>  // ssh_send_keepalive lives here, though clients use it
-
 #include <signal.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,18 +17,6 @@
 
 namespace tether::daemon {
 namespace {
-
-// ServerAliveInterval and ServerAliveCountMax, or the keepalive's defaults.
-std::chrono::milliseconds KeepaliveInterval(const config::HostConfig& host) {
-  return host.server_alive_interval_s > 0
-             ? std::chrono::milliseconds(host.server_alive_interval_s * 1000)
-             : Keepalive::kDefaultInterval;
-}
-
-int KeepaliveCountMax(const config::HostConfig& host) {
-  return host.server_alive_count_max > 0 ? host.server_alive_count_max
-                                         : Keepalive::kDefaultCountMax;
-}
 
 // Hex of `bytes` bytes from OpenSSL's CSPRNG.
 std::string RandomHex(size_t bytes) {
@@ -62,19 +47,21 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   pump_context_.budget = &budget_;
   pumps_ = std::make_unique<forward::PumpSet>(pump_context_);
   connects_ = std::make_unique<net::ConnectPool>(loop_);
+  sessions_ = std::make_unique<SessionPool>(loop_, host_);
+  dialer_ = std::make_unique<HostDialer>(loop_, *connects_, host_);
+  LinkSupervisor::Owner& owner = *this;  // a private base: convert where it is visible
+  supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
 }
 
 HostDaemon::~HostDaemon() {
-  connector_.reset();  // joins an attempt in flight, bounded by its timeouts
+  supervisor_.reset();
+  dialer_.reset();  // joins an attempt in flight, bounded by its timeouts
   lanes_.RetireAll();
-  extra_connector_.reset();
-  sessions_.clear();
-  extra_links_.clear();
+  sessions_.reset();
   mux_.reset();
   pumps_->Clear();
   forwards_.clear();
-  for (auto& a : accepted_) ssh_channel_free(a.channel);
-  accepted_.clear();
+  opens_.Attach(nullptr);
   connects_.reset();
   control_.reset();
   link_.reset();
@@ -211,18 +198,6 @@ std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForward
 
 namespace {
 
-// CLOCK_BOOTTIME keeps counting while the machine sleeps, the monotonic clock does not:
-// a gap between them means the laptop slept.
-std::chrono::nanoseconds BootTime() {
-#ifdef CLOCK_BOOTTIME
-  timespec ts{};
-  ::clock_gettime(CLOCK_BOOTTIME, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-#else
-  return std::chrono::steady_clock::now().time_since_epoch();
-#endif
-}
-
 // A daemon holds a descriptor per forwarded connection (two for a -R one): the usual soft
 // limit of 1024 would refuse connections past about a thousand. Raised to the hard limit,
 // as servers do; the event loop uses poll(2), which has no FD_SETSIZE cap.
@@ -249,18 +224,14 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
                                               state_.MuxPath(host_.alias), *this);
   for (auto& fwd : forwards_) StartForward(*fwd);
-  Status attached = AttachSession(std::move(session));
+  Status attached = supervisor_->Start(std::move(session));
   if (!attached.ok()) return attached;
-  connector_ = std::make_unique<Connector>(
-      loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnReconnected(std::move(r)); });
-  extra_connector_ = std::make_unique<Connector>(
-      loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnExtraLink(std::move(r)); });
   loop_.AddIterationHook([this] { AfterIteration(); });
   // SIGWINCH comes from mux clients (ssh relays its own to the master's pid): every
   // session with a pty checks its terminal's size.
   Status sig = loop_.HandleSignals({SIGTERM, SIGINT, SIGHUP, SIGWINCH}, [this](int signo) {
     if (signo == SIGWINCH) {
-      for (auto& [id, session] : sessions_) session->WindowChanged();
+      sessions_->WindowChanged();
       return;
     }
     Shutdown(std::string("signal ") + ::strsignal(signo));
@@ -268,8 +239,6 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   if (!sig.ok()) return sig;
   ::signal(SIGPIPE, SIG_IGN);
   started_ = std::chrono::steady_clock::now();
-  last_tick_mono_ = started_;
-  last_tick_boot_ = BootTime();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
   spdlog::info("[{}] up: {}@{} port {}, cipher {}, auth {}, {} forward(s)", host_.alias, host_.user,
                host_.hostname, host_.port, link_->session().cipher(),
@@ -277,226 +246,53 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   return Status::Ok();
 }
 
-Status HostDaemon::AttachSession(std::unique_ptr<ssh::Session> session) {
-  Keepalive keepalive(KeepaliveInterval(host_), KeepaliveCountMax(host_),
-                      std::chrono::steady_clock::now());
-  // A blocking write into a dead link must fail within the same bound as the keepalive.
+Status HostDaemon::LinkUp(std::unique_ptr<ssh::Session> session,
+                          std::chrono::milliseconds dead_after) {
+  // After the link drained what arrived: keepalive accounting, a lost link noticed.
+  auto on_input = [this] {
+    supervisor_->OnInput();
+    if (!link_->connected()) supervisor_->Lost(link_->EndReason());
+  };
   auto link = ssh::Link::Open(loop_, std::move(session),
-                              {.read_ahead = true, .dead_after = keepalive.dead_after()},
-                              [this] { OnMainLinkInput(); });
+                              {.read_ahead = true, .dead_after = dead_after}, on_input);
   if (!link.ok()) return link.take_error();
   link_ = std::move(*link);
-  last_in_bytes_ = 0;
   requests_.Attach(link_->raw());
-  session_limit_.erase(link_->raw());  // a new session may reuse an old one's address
-  ssh_set_message_callback(link_->raw(), &HostDaemon::OnMessage, this);
-  keepalive_.emplace(keepalive);
-  server_busy_since_.reset();
+  sessions_->Attach(link_->raw(), dead_after);
+  opens_.Attach(link_->raw());
   for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
-  link_state_ = LinkState::kUp;
   EnsureLanes(std::chrono::steady_clock::now());
   return Status::Ok();
 }
 
 void HostDaemon::LinkLost(const std::string& why) {
-  if (!link_) return;
-  spdlog::warn("[{}] link lost: {}; local listeners stay open", host_.alias, why);
-  last_error_ = why;
-  probe_path_ = true;
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
-  for (auto& [id, session] : sessions_) {
-    session->Abort("the connection to " + host_.alias + " was lost (" + why + ")");
-  }
-  sessions_.clear();
-  DropExtraLinks("the main connection was lost");
+  sessions_->Detach(why);
   lanes_.RetireAll();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
-  for (auto& a : accepted_) ssh_channel_free(a.channel);
-  accepted_.clear();
+  opens_.Attach(nullptr);
   requests_.Attach(nullptr);
   link_.reset();
-  keepalive_.reset();
-  ScheduleReconnect();
 }
 
-void HostDaemon::ScheduleReconnect() {
-  if (reconnect_timer_ != 0 || connector_->running()) return;
-  auto delay = backoff_.Next();
-  if (link_state_ != LinkState::kNeedsAuth) link_state_ = LinkState::kReconnecting;
-  spdlog::info("[{}] reconnecting in {} ms (attempt {})", host_.alias, delay.count(),
-               backoff_.attempts());
-  reconnect_timer_ = loop_.AddTimer(delay, [this] {
-    reconnect_timer_ = 0;
-    Redial();
-  });
-}
-
-config::HostConfig HostDaemon::RedialHost() const {
-  config::HostConfig host = host_;
-  if (host.connect_timeout.count() == 0) host.connect_timeout = kReconnectTimeout;
-  return host;
-}
-
-void HostDaemon::Redial(UniqueFd first_hop) {
-  ssh::ConnectOptions options;
-  options.tcp_connect_timeout = kReconnectTcpTimeout;
-  // No `uname` on a reconnect: it runs the user's shell rc, which can take seconds (a
-  // pyenv or conda init), and the forwards would wait for it. The system is the same one.
-  options.probe = false;
-  if (first_hop) options.first_hop_socket = std::make_shared<UniqueFd>(std::move(first_hop));
-  connector_->Start(RedialHost(), options);
-}
-
-void HostDaemon::NoteBytesReceived(std::chrono::steady_clock::time_point now) {
-  if (!link_ || !keepalive_ || link_->bytes_in() == last_in_bytes_) return;
-  last_in_bytes_ = link_->bytes_in();
-  keepalive_->OnReceived(now);
-  server_busy_since_.reset();
-}
-
-std::chrono::milliseconds HostDaemon::DeadAfter() const {
-  return keepalive_ ? keepalive_->dead_after()
-                    : KeepaliveInterval(host_) * KeepaliveCountMax(host_);
-}
-
-void HostDaemon::OnReconnected(Result<std::unique_ptr<ssh::Session>> result) {
-  if (!result.ok()) {
-    last_error_ = result.error().ToString();
-    // Without a terminal a daemon cannot type a passphrase or a one-time code: say so
-    // in `status`, and keep trying (an agent may get the key meanwhile).
-    ErrorCode code = result.error().code;
-    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
-      link_state_ = LinkState::kNeedsAuth;
-    }
-    probe_path_ = code == ErrorCode::kConnect || code == ErrorCode::kResolve;
-    spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
-    ScheduleReconnect();
-    return;
-  }
-  Status attached = AttachSession(std::move(*result));
-  if (!attached.ok()) {
-    last_error_ = attached.error().ToString();
-    spdlog::warn("[{}] reconnect failed: {}", host_.alias, last_error_);
-    ScheduleReconnect();
-    return;
-  }
-  ++reconnects_;
-  backoff_.Reset();
-  probe_path_ = true;
-  spdlog::info("[{}] link is back (reconnect #{})", host_.alias, reconnects_);
+std::optional<bool> HostDaemon::PeerAcknowledges(std::chrono::milliseconds within) {
+  return net::PeerAcknowledges(link_->session().fd(), within);
 }
 
 void HostDaemon::OnLinkTick() {
   auto now = std::chrono::steady_clock::now();
-  auto boot = BootTime();
-  // Slept: the boot clock ran on while the monotonic one stood still. Stopped (SIGSTOP,
-  // a starved machine): the tick itself came seconds late. Either way the silence we saw
-  // meanwhile says nothing about the link, and the keepalive judges it afresh.
-  bool woke = (boot - last_tick_boot_) - (now - last_tick_mono_) > std::chrono::seconds(2);
-  bool stalled = now - last_tick_mono_ > std::chrono::seconds(2);
-  if ((woke || stalled) && link_ && keepalive_) {
-    // Bytes that came in meanwhile count first.
-    last_in_bytes_ = link_->bytes_in();
-    keepalive_->Resume(now);
-  }
-  last_tick_mono_ = now;
-  last_tick_boot_ = boot;
-  if (woke) {
-    spdlog::info("[{}] the machine woke from sleep: checking the link now", host_.alias);
-    if (!link_ && reconnect_timer_ != 0) {
-      loop_.CancelTimer(reconnect_timer_);
-      reconnect_timer_ = 0;
-      backoff_.Reset();
-      ScheduleReconnect();
-    }
-    if (link_) requests_.SendKeepalive();  // an answer, or the keepalive's verdict, soon
-  }
-  if (!link_) ProbeReachability(now);
   for (auto& fwd : forwards_) {
     fwd->OnTick(now);
     fwd->SampleRate(now);
   }
-  CheckExtraLinks(now);
+  sessions_->Check(now);
   lanes_.Check(now);
   EnsureLanes(now);
   if (link_) requests_.Poll();
-  if (link_ && keepalive_) {
-    NoteBytesReceived(now);
-    switch (keepalive_->Tick(now)) {
-      case Keepalive::Action::kNone:
-        break;
-      case Keepalive::Action::kSendProbe:
-        requests_.SendKeepalive();
-        break;
-      case Keepalive::Action::kDead: {
-        auto acks = net::PeerAcknowledges(link_->session().fd(), keepalive_->interval());
-        bool busy = acks.value_or(false) &&
-                    (!server_busy_since_ || now - *server_busy_since_ < kBusyServerGrace);
-        if (busy) {
-          if (!server_busy_since_) {
-            server_busy_since_ = now;
-            spdlog::warn(
-                "[{}] no answer from sshd for {} s, but the server's TCP acknowledges: "
-                "busy, not gone; waiting up to {} s more",
-                host_.alias, keepalive_->dead_after().count() / 1000, kBusyServerGrace.count());
-          }
-          keepalive_->Resume(now);
-          break;
-        }
-        auto silent = keepalive_->dead_after() +
-                      (server_busy_since_ ? now - *server_busy_since_ : std::chrono::seconds(0));
-        LinkLost("no answer from the server for " +
-                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) +
-                 " s");
-        break;
-      }
-    }
-  }
+  supervisor_->Tick();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
-}
-
-void HostDaemon::ProbeReachability(std::chrono::steady_clock::time_point now) {
-  if (!probe_path_ || probe_in_flight_ || connector_->running()) return;
-  if (now - last_probe_ < kReachabilityProbe) return;
-  last_probe_ = now;
-  // Through jump hosts, the first hop is what we can reach directly.
-  const config::HostConfig& first = host_.jump_chain.empty() ? host_ : host_.jump_chain.front();
-  probe_in_flight_ = true;
-  connects_->Connect(first.hostname, first.port, "", kReachabilityProbe,
-                     [this](Result<UniqueFd> socket) {
-                       probe_in_flight_ = false;
-                       if (!socket.ok() || link_ || connector_->running()) return;
-                       if (reconnect_timer_ == 0) return;
-                       spdlog::info("[{}] the server answers again: reconnecting now", host_.alias);
-                       loop_.CancelTimer(reconnect_timer_);
-                       reconnect_timer_ = 0;
-                       Redial(std::move(*socket));
-                     });
-}
-
-void HostDaemon::OnMainLinkInput() {
-  // Any byte is life, and timed here rather than on the next tick: the round-trip time of
-  // a keepalive is then measured to the wake-up, not to 250 ms steps.
-  NoteBytesReceived(std::chrono::steady_clock::now());
-  if (!link_->connected()) LinkLost(link_->EndReason());
-}
-
-void HostDaemon::OnExtraLinkInput() {
-  for (size_t i = 0; i < extra_links_.size();) {
-    if (extra_links_[i].link->connected()) {
-      ++i;
-      continue;
-    }
-    ssh_session dead = extra_links_[i].link->raw();
-    for (auto& [id, s] : sessions_) {
-      if (s->session() == dead) s->Abort("an extra connection to " + host_.alias + " was lost");
-    }
-    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-    session_limit_.erase(dead);
-    extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
-  }
 }
 
 void HostDaemon::AfterIteration() {
@@ -504,173 +300,10 @@ void HostDaemon::AfterIteration() {
   requests_.Poll();
   ServeAccepted();
   pumps_->ServiceDirty();
-  ServiceSessions();
+  sessions_->Service();
   ServeAccepted();  // reading the channels may have polled the session
   link_->UpdateWriteInterest();
-  for (auto& extra : extra_links_) extra.link->UpdateWriteInterest();
-}
-
-void HostDaemon::ServiceSessions() {
-  // A session's callbacks may end others (EndSession): iterate over ids.
-  std::vector<uint32_t> ids;
-  for (const auto& [id, session] : sessions_) ids.push_back(id);
-  bool parked = false;
-  bool ended = false;
-  for (uint32_t id : ids) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) continue;
-    ExecSession& s = *it->second;
-    ssh_session link = s.session();
-    s.Service();
-    if (s.parked() && s.refused_for_max_sessions()) {
-      // sshd's MaxSessions: this connection holds at least as many sessions as sshd has
-      // confirmed on it. Only those count: sessions parked here earlier hold nothing, and
-      // opens still in flight may be refused too. sshd may also still hold sessions that
-      // ended here (their close crosses the refusal), so what is seen can be below the
-      // limit but never above it: the limit is the largest count seen.
-      size_t confirmed = 0;
-      size_t asked = 0;
-      for (const auto& [other_id, other] : sessions_) {
-        if (other_id == id || other->session() != link) continue;
-        confirmed += other->holds_session() ? 1 : 0;
-        asked += other->holds_or_opens_session() ? 1 : 0;
-      }
-      auto known = session_limit_.find(link);
-      if (asked == 0 && known == session_limit_.end()) {
-        // Refused with nothing else open or opening: not MaxSessions, a policy.
-        s.Abort("the server refused a session: " + s.refusal());
-      } else {
-        size_t limit = std::max<size_t>(confirmed, 1);
-        if (known == session_limit_.end() || known->second < limit) {
-          session_limit_[link] = limit;
-          spdlog::info("[{}] the server allows {} sessions per connection; using another",
-                       host_.alias, limit);
-        }
-        // Not on this connection again until one of its sessions ends (or, if it was
-        // sshd's backlog of closes, a moment later): see PlaceParked.
-        refused_on_[id] = link;
-      }
-    }
-    parked |= s.parked();
-    if (s.done()) {
-      sessions_.erase(id);
-      ended = true;
-    }
-  }
-  std::erase_if(refused_on_, [this](const auto& kv) { return sessions_.count(kv.first) == 0; });
-  if (parked || ended) PlaceParked();
-}
-
-ssh_session HostDaemon::PickLink(ssh_session avoid) {
-  std::vector<ssh_session> links;
-  if (link_) links.push_back(link_->raw());
-  for (const auto& l : extra_links_) links.push_back(l.link->raw());
-  for (ssh_session link : links) {
-    if (link == avoid) continue;
-    auto limit = session_limit_.find(link);
-    if (limit == session_limit_.end()) return link;
-    size_t open = 0;
-    for (const auto& [id, s] : sessions_) {
-      if (s->session() == link && s->holds_or_opens_session()) ++open;
-    }
-    if (open < limit->second) return link;
-  }
-  return nullptr;
-}
-
-void HostDaemon::PlaceParked() {
-  // Over a snapshot of ids: a session's callbacks may end sessions (EndSession).
-  std::vector<uint32_t> parked;
-  for (const auto& [id, s] : sessions_) {
-    if (s->parked()) parked.push_back(id);
-  }
-  bool waiting = false;
-  for (uint32_t id : parked) {
-    auto it = sessions_.find(id);
-    if (it == sessions_.end() || !it->second->parked()) continue;
-    auto refused = refused_on_.find(id);
-    ssh_session link = PickLink(refused == refused_on_.end() ? nullptr : refused->second);
-    if (link == nullptr) {
-      waiting = true;
-      continue;  // another one may still fit where this one was refused
-    }
-    refused_on_.erase(id);
-    ExecSession& s = *it->second;
-    s.Rebind(link);
-    s.Service();
-  }
-  if (!waiting || !link_) return;
-  // Parked sessions are placed again when a session ends or a connection comes. A refusal
-  // can also come from sshd's backlog of closes (sessions that ended here but whose close
-  // sshd had not yet read), which neither event marks: forget the refusals and try again
-  // shortly, bounded to one retry in flight.
-  if (!place_retry_armed_) {
-    place_retry_armed_ = true;
-    loop_.AddTimer(kParkedRetry, [this] {
-      place_retry_armed_ = false;
-      refused_on_.clear();
-      PlaceParked();
-    });
-  }
-  if (extra_links_.size() >= kMaxExtraLinks) return;  // they wait for a session to end
-  if (extra_connector_->running()) return;
-  spdlog::info("[{}] opening another connection for sessions ({} so far)", host_.alias,
-               extra_links_.size() + 1);
-  ssh::ConnectOptions options;
-  options.probe = false;
-  extra_connector_->Start(RedialHost(), options);
-}
-
-void HostDaemon::OnExtraLink(Result<std::unique_ptr<ssh::Session>> result) {
-  Result<std::unique_ptr<ssh::Link>> link = MakeError("link", "the main connection is down");
-  if (result.ok() && link_) {
-    link = ssh::Link::Open(loop_, std::move(*result), {.dead_after = DeadAfter()},
-                           [this] { OnExtraLinkInput(); });
-  } else if (!result.ok()) {
-    link = result.take_error();
-  }
-  if (!link.ok()) {
-    std::string why = link.error().ToString();
-    spdlog::warn("[{}] another connection for sessions failed: {}", host_.alias, why);
-    // Sessions that cannot get a connection fail (unless one ends and frees a slot).
-    bool any_extra = !extra_links_.empty();
-    for (auto& [id, s] : sessions_) {
-      if (s->parked() && !any_extra) {
-        s->Abort("sshd's MaxSessions is reached and another connection failed: " + why);
-      }
-    }
-    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-    return;
-  }
-  extra_links_.push_back(ExtraLink{std::move(*link), std::chrono::steady_clock::now()});
-  PlaceParked();
-}
-
-void HostDaemon::DropExtraLinks(const std::string& why) {
-  for (auto& extra : extra_links_) {
-    ssh_session raw = extra.link->raw();
-    for (auto& [id, s] : sessions_) {
-      if (s->session() == raw) s->Abort(why);
-    }
-    session_limit_.erase(raw);
-  }
-  std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-  extra_links_.clear();
-}
-
-void HostDaemon::CheckExtraLinks(std::chrono::steady_clock::time_point now) {
-  for (size_t i = 0; i < extra_links_.size();) {
-    ssh_session raw = extra_links_[i].link->raw();
-    bool used = false;
-    for (const auto& [id, s] : sessions_) used |= s->session() == raw;
-    if (used) extra_links_[i].idle_since = now;
-    if (!used && now - extra_links_[i].idle_since >= kExtraLinkIdle) {
-      session_limit_.erase(raw);
-      extra_links_.erase(extra_links_.begin() + static_cast<long>(i));
-      continue;
-    }
-    ++i;
-  }
+  sessions_->UpdateWriteInterest();
 }
 
 bool HostDaemon::PlaceStream(forward::NewStream& stream) {
@@ -684,29 +317,7 @@ void HostDaemon::EnsureLanes(std::chrono::steady_clock::time_point now) {
   if (!has_local) return;
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
-  lanes_.Ensure(now, RedialHost(), options, DeadAfter());
-}
-
-uint32_t HostDaemon::StartExec(ExecRequest request, UniqueFd in, UniqueFd out, UniqueFd err,
-                               SessionEvents events, const std::string& what) {
-  uint32_t id = next_session_++;
-  std::string prefix = host_.alias + " session #" + std::to_string(id);
-  if (!link_) {
-    // Answered on the next wake-up: the caller is still setting up.
-    auto started = std::move(events.started);
-    loop_.AddTimer(std::chrono::milliseconds(0), [started, alias = host_.alias] {
-      started(false, "the connection to " + alias + " is down; tether is reconnecting", false);
-    });
-    return id;
-  }
-  spdlog::info("[{}] {}", prefix, what);
-  auto s = std::make_unique<ExecSession>(loop_, std::move(in), std::move(out), std::move(err),
-                                         std::move(request), std::move(events.started),
-                                         std::move(events.finished), prefix);
-  // Placed (or parked) on the next wake-up: the caller is still setting up.
-  sessions_.emplace(id, std::move(s));
-  loop_.AddTimer(std::chrono::milliseconds(0), [this] { PlaceParked(); });
-  return id;
+  lanes_.Ensure(now, RedialHost(host_), options, supervisor_->DeadAfter());
 }
 
 uint32_t HostDaemon::StartSession(const control::mux::NewSession& request, UniqueFd in,
@@ -721,8 +332,8 @@ uint32_t HostDaemon::StartSession(const control::mux::NewSession& request, Uniqu
                      : request.command.empty() ? std::string("shell")
                                                : "exec (" + std::to_string(request.command.size()) +
                                                      " bytes of command line)";
-  return StartExec(std::move(exec), std::move(in), std::move(out), std::move(err),
-                   std::move(events), what);
+  return sessions_->Start(std::move(exec), std::move(in), std::move(out), std::move(err),
+                          std::move(events), what);
 }
 
 uint32_t HostDaemon::StartStdioForward(const control::mux::StdioForward& request, UniqueFd in,
@@ -731,30 +342,12 @@ uint32_t HostDaemon::StartStdioForward(const control::mux::StdioForward& request
   exec.stdio_forward = true;
   exec.forward_host = request.host;
   exec.forward_port = static_cast<uint16_t>(request.port);
-  return StartExec(std::move(exec), std::move(in), std::move(out), UniqueFd(), std::move(events),
-                   "stdio forward to " + net::FormatHostPort(request.host, exec.forward_port));
+  return sessions_->Start(
+      std::move(exec), std::move(in), std::move(out), UniqueFd(), std::move(events),
+      "stdio forward to " + net::FormatHostPort(request.host, exec.forward_port));
 }
 
-void HostDaemon::EndSession(uint32_t id) {
-  // The mux client went away, often from inside the session's own callbacks (telling the
-  // client its command started fails on a socket it shut down): erasing the session here
-  // would free it under its own Service and change sessions_ under loops over it. It is
-  // detached now and erased on the next round.
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  it->second->Detach();
-  ReapSessionsSoon();
-}
-
-void HostDaemon::ReapSessionsSoon() {
-  if (reap_scheduled_) return;
-  reap_scheduled_ = true;
-  // Timers run from the top of the loop, never inside a session's call.
-  loop_.AddTimer(std::chrono::milliseconds(0), [this] {
-    reap_scheduled_ = false;
-    std::erase_if(sessions_, [](const auto& kv) { return kv.second->done(); });
-  });
-}
+void HostDaemon::EndSession(uint32_t id) { sessions_->End(id); }
 
 uint32_t HostDaemon::Pid() { return static_cast<uint32_t>(::getpid()); }
 
@@ -834,46 +427,22 @@ Status HostDaemon::CloseForward(const control::mux::Forward& request) {
   return Status::Ok();
 }
 
-int HostDaemon::OnMessage(ssh_session, ssh_message message, void* self_ptr) {
-  auto* self = static_cast<HostDaemon*>(self_ptr);
-  if (ssh_message_type(message) != SSH_REQUEST_CHANNEL_OPEN ||
-      ssh_message_subtype(message) != SSH_CHANNEL_FORWARDED_TCPIP) {
-    return 1;  // libssh refuses it (agent, X11, anything we did not ask for)
-  }
-  const char* address = ssh_message_channel_request_open_destination(message);
-  int port = ssh_message_channel_request_open_destination_port(message);
-  bool ours = false;
-  for (const auto& f : self->forwards_) {
-    ours |= f->AcceptsServerChannel(address ? address : "", static_cast<uint16_t>(port));
-  }
-  if (!ours) {
-    spdlog::warn("[{}] the server opened a connection for {}:{}, which we do not forward: refused",
-                 self->host_.alias, address ? address : "", port);
-    return 1;
-  }
-  ssh_channel channel = ssh_message_channel_request_open_reply_accept(message);
-  if (channel == nullptr) return 0;
-  const char* origin = ssh_message_channel_request_open_originator(message);
-  self->accepted_.push_back(
-      Accepted{channel, address ? address : "", static_cast<uint16_t>(port), origin ? origin : "",
-               static_cast<uint16_t>(ssh_message_channel_request_open_originator_port(message))});
-  return 0;
+bool HostDaemon::WantsServerChannel(const std::string& address, uint16_t port) const {
+  return std::any_of(forwards_.begin(), forwards_.end(),
+                     [&](const auto& f) { return f->AcceptsServerChannel(address, port); });
 }
 
 void HostDaemon::ServeAccepted() {
-  if (accepted_.empty()) return;
-  std::vector<Accepted> batch;
-  batch.swap(accepted_);
-  for (auto& a : batch) {
+  for (auto& open : opens_.Take()) {
     forward::Forward* owner = nullptr;
     for (const auto& f : forwards_) {
-      if (f->AcceptsServerChannel(a.address, a.port)) owner = f.get();
+      if (f->AcceptsServerChannel(open.address, open.port)) owner = f.get();
     }
     if (owner == nullptr) {
-      ssh_channel_free(a.channel);  // cancelled meanwhile
+      ssh::ServerOpens::Drop(open);  // cancelled meanwhile
       continue;
     }
-    owner->ServeServerChannel(a.channel, a.origin_host, a.origin_port);
+    owner->ServeServerChannel(open.channel, open.origin_host, open.origin_port);
   }
 }
 
@@ -884,8 +453,7 @@ void HostDaemon::Shutdown(const std::string& why) {
 
 Status HostDaemon::Run() {
   Status s = loop_.Run();
-  for (auto& [id, session] : sessions_) session->Abort("tether down: the daemon stopped");
-  sessions_.clear();
+  sessions_->AbortAll("tether down: the daemon stopped");
   mux_.reset();
   pumps_->Clear();
   for (auto& fwd : forwards_) fwd->Stop();
@@ -900,13 +468,13 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.user = host_.user;
   st.hostname = host_.hostname;
   st.port = host_.port;
-  st.state = link_state_;
+  st.state = supervisor_->state();
   st.pid = ::getpid();
   st.uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-  if (keepalive_) st.rtt = keepalive_->rtt();
-  st.reconnects = reconnects_;
-  st.last_error = last_error_;
+  st.rtt = supervisor_->rtt();
+  st.reconnects = supervisor_->reconnects();
+  st.last_error = supervisor_->last_error();
   st.remote_system = remote_system_;
   if (link_) {
     st.cipher = link_->session().cipher();
@@ -916,9 +484,9 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.lanes_wanted = lanes_.wanted();
   st.lanes_off = lanes_.off();
   st.lanes = lanes_.Status();
-  for (const auto& [id, s] : sessions_) st.sessions_waiting += s->parked() ? 1 : 0;
-  st.sessions_live = sessions_.size() - st.sessions_waiting;
-  st.connections = (link_ ? 1 : 0) + extra_links_.size();
+  st.sessions_waiting = sessions_->waiting();
+  st.sessions_live = sessions_->live();
+  st.connections = (link_ ? 1 : 0) + sessions_->extra_links();
   return st;
 }
 
