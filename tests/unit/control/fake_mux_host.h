@@ -3,12 +3,14 @@
 // command is quick (one whose command starts with "sleep" runs until its client goes).
 // EndSession cancels both, as the daemon erases a session whose client left (its
 // callbacks must never run after that). Forwards succeed unless the listen port is odd.
-// Loop thread only.
+// `start_error` makes sessions fail to start, `tty_fails` refuses their pty. Loop thread
+// only.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,7 @@ class FakeMuxHost : public MuxHost {
 
   uint32_t StartSession(const mux::NewSession& request, UniqueFd in, UniqueFd out, UniqueFd err,
                         SessionEvents events) override {
+    session_requests.push_back(request);
     const bool runs_on = request.command.rfind("sleep", 0) == 0;
     std::vector<UniqueFd> fds;
     fds.push_back(std::move(in));
@@ -30,8 +33,9 @@ class FakeMuxHost : public MuxHost {
     fds.push_back(std::move(err));
     return Start(std::move(events), std::move(fds), runs_on);
   }
-  uint32_t StartStdioForward(const mux::StdioForward&, UniqueFd in, UniqueFd out,
+  uint32_t StartStdioForward(const mux::StdioForward& request, UniqueFd in, UniqueFd out,
                              SessionEvents events) override {
+    stdio_requests.push_back(request);
     std::vector<UniqueFd> fds;
     fds.push_back(std::move(in));
     fds.push_back(std::move(out));
@@ -43,10 +47,12 @@ class FakeMuxHost : public MuxHost {
   }
   void OpenForward(const mux::Forward& request,
                    std::function<void(Result<uint32_t>)> done) override {
+    forward_requests.push_back(request);
     if (request.listen_port % 2 == 1) return done(MakeError("forward", "port in use"));
     done(uint32_t{request.listen_port == 0 ? 40000u : 0u});
   }
   Status CloseForward(const mux::Forward& request) override {
+    forward_requests.push_back(request);
     if (request.listen_port % 2 == 1) return MakeError("forward", "no forward listens there");
     return Status::Ok();
   }
@@ -57,6 +63,13 @@ class FakeMuxHost : public MuxHost {
   }
   bool throw_from_pid = false;
   void Terminate() override { ++terminated_; }
+  // The reason the next sessions fail to start with, when not empty.
+  std::string start_error;
+  bool tty_fails = false;
+  // The requests of the sessions and stdio forwards started, in order.
+  std::vector<mux::NewSession> session_requests;
+  std::vector<mux::StdioForward> stdio_requests;
+  std::vector<mux::Forward> forward_requests;  // opened and closed
 
   size_t started() const { return started_; }
   size_t ended() const { return ended_; }
@@ -78,7 +91,12 @@ class FakeMuxHost : public MuxHost {
       auto it = sessions_.find(id);
       if (it == sessions_.end()) return;
       auto started = it->second.events.started;  // it may end the client, and the session
-      started(true, "", false);
+      if (!start_error.empty()) {
+        sessions_.erase(it);
+        started(false, start_error, false);
+        return;
+      }
+      started(true, "", tty_fails);
       if (runs_on) return;
       loop_.AddTimer(std::chrono::milliseconds(0), [this, id] {
         auto it = sessions_.find(id);
