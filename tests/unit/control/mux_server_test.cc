@@ -143,12 +143,16 @@ class MuxServerTest : public ::testing::Test {
     }
   }
 
-  // A new session running `command`, with its three descriptors.
-  void StartSession(int fd, uint32_t request_id, const std::string& command) {
+  // A new session running `command`, without its descriptors.
+  void RequestSession(int fd, uint32_t request_id, const std::string& command) {
     mux::NewSession s;
     s.request_id = request_id;
     s.command = command;
     Send(fd, mux::EncodeNewSession(s));
+  }
+  // The same with its three descriptors.
+  void StartSession(int fd, uint32_t request_id, const std::string& command) {
+    RequestSession(fd, request_id, command);
     SendFds(fd, 3);
   }
 
@@ -174,6 +178,12 @@ class MuxServerTest : public ::testing::Test {
     ASSERT_EQ(hello->type, mux::kMsgHello);
     Send(fd, mux::EncodeClientHello());
   }
+  // A client past the hello.
+  UniqueFd Greeted() {
+    UniqueFd fd = Connect();
+    Greet(fd.get());
+    return fd;
+  }
 
   std::string dir_;
   std::string path_;
@@ -184,8 +194,7 @@ class MuxServerTest : public ::testing::Test {
 };
 
 TEST_F(MuxServerTest, AnswersAnAliveCheckFromItsOwner) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), mux::EncodeAliveCheck(7));
   auto alive = Receive(fd.get());
   ASSERT_TRUE(alive.has_value());
@@ -208,8 +217,7 @@ TEST_F(MuxServerTest, RefusesAPeerOfAnotherUidAndKeepsServingItsOwner) {
   EXPECT_EQ(outcome.received, "") << "not even the hello: it is closed before it";
   EXPECT_EQ(server_->clients(), 0u);
 
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), mux::EncodeAliveCheck(8));
   auto alive = Receive(fd.get());
   ASSERT_TRUE(alive.has_value());
@@ -217,8 +225,7 @@ TEST_F(MuxServerTest, RefusesAPeerOfAnotherUidAndKeepsServingItsOwner) {
 }
 
 TEST_F(MuxServerTest, RefusesAStdioForwardToAUnixSocketWithItsRequestId) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   // ssh -W /run/x.sock: port kPortStreamLocal, which a 16-bit port would turn into 65534.
   Send(fd.get(),
        U32(mux::kNewStdioFwd) + U32(5) + Str("") + Str("/run/x.sock") + U32(mux::kPortStreamLocal));
@@ -231,8 +238,7 @@ TEST_F(MuxServerTest, RefusesAStdioForwardToAUnixSocketWithItsRequestId) {
   // Its descriptors would follow: the server is done with this client, not with others.
   EXPECT_FALSE(Receive(fd.get()).has_value()) << "that client is closed";
   in_.clear();
-  UniqueFd next = Connect();
-  Greet(next.get());
+  UniqueFd next = Greeted();
   Send(next.get(), mux::EncodeAliveCheck(6));
   auto alive = Receive(next.get());
   ASSERT_TRUE(alive.has_value());
@@ -240,8 +246,7 @@ TEST_F(MuxServerTest, RefusesAStdioForwardToAUnixSocketWithItsRequestId) {
 }
 
 TEST_F(MuxServerTest, RefusesAnOverlongTermWithItsRequestId) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   mux::NewSession s;
   s.request_id = 9;
   s.term = std::string(100000, 'x');
@@ -257,8 +262,7 @@ TEST_F(MuxServerTest, RefusesAnOverlongTermWithItsRequestId) {
 
 TEST_F(MuxServerTest, AnswersAFailureWhenAHandlerThrowsAndServesTheNextClient) {
   host_.throw_from_pid = true;
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), mux::EncodeAliveCheck(11));
   auto reply = Receive(fd.get());
   ASSERT_TRUE(reply.has_value());
@@ -269,8 +273,7 @@ TEST_F(MuxServerTest, AnswersAFailureWhenAHandlerThrowsAndServesTheNextClient) {
 
   host_.throw_from_pid = false;
   in_.clear();
-  UniqueFd next = Connect();
-  Greet(next.get());
+  UniqueFd next = Greeted();
   Send(next.get(), mux::EncodeAliveCheck(12));
   auto alive = Receive(next.get());
   ASSERT_TRUE(alive.has_value());
@@ -278,12 +281,8 @@ TEST_F(MuxServerTest, AnswersAFailureWhenAHandlerThrowsAndServesTheNextClient) {
 }
 
 TEST_F(MuxServerTest, StartsNoSessionForANewSessionWithoutDescriptors) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
-  mux::NewSession s;
-  s.request_id = 3;
-  s.command = "true";
-  Send(fd.get(), mux::EncodeNewSession(s));
+  UniqueFd fd = Greeted();
+  RequestSession(fd.get(), 3, "true");
   for (int i = 0; i < 20; ++i) RunOnce();
   EXPECT_EQ(host_.started(), 0u) << "it waits for the descriptors";
   fd.Reset();
@@ -319,8 +318,7 @@ TEST_F(MuxServerTest, DropsAClientWhoseFirstRequestIsOfAnUnknownType) {
 // --- sessions and their descriptors
 
 TEST_F(MuxServerTest, StartsASessionWithItsDescriptorsAndReportsItsExit) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   mux::NewSession s;
   s.request_id = 21;
   s.want_tty = true;
@@ -345,12 +343,8 @@ TEST_F(MuxServerTest, StartsASessionWithItsDescriptorsAndReportsItsExit) {
 }
 
 TEST_F(MuxServerTest, StartsASessionOnceItsLastDescriptorArrives) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
-  mux::NewSession s;
-  s.request_id = 22;
-  s.command = "true";
-  Send(fd.get(), mux::EncodeNewSession(s));
+  UniqueFd fd = Greeted();
+  RequestSession(fd.get(), 22, "true");
   SendFds(fd.get(), 2);
   for (int i = 0; i < 20; ++i) RunOnce();
   EXPECT_EQ(host_.started(), 0u) << "two descriptors of three";
@@ -361,8 +355,7 @@ TEST_F(MuxServerTest, StartsASessionOnceItsLastDescriptorArrives) {
 
 TEST_F(MuxServerTest, ReportsASessionThatCouldNotStartAndClosesItsClient) {
   host_.start_error = "no shell";
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   StartSession(fd.get(), 23, "true");
   auto reply = Expect(fd.get(), mux::kFailure);
   EXPECT_EQ(reply.id, 23u);
@@ -372,8 +365,7 @@ TEST_F(MuxServerTest, ReportsASessionThatCouldNotStartAndClosesItsClient) {
 
 TEST_F(MuxServerTest, ReportsARefusedPtyAfterTheSessionOpened) {
   host_.tty_fails = true;
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   StartSession(fd.get(), 24, "true");
   auto opened = Expect(fd.get(), mux::kSessionOpened);
   EXPECT_EQ(Expect(fd.get(), mux::kTtyAllocFail).id, opened.value);
@@ -381,8 +373,7 @@ TEST_F(MuxServerTest, ReportsARefusedPtyAfterTheSessionOpened) {
 }
 
 TEST_F(MuxServerTest, RefusesASecondSessionOnOneClient) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   StartSession(fd.get(), 25, "sleep 60");
   Expect(fd.get(), mux::kSessionOpened);
   StartSession(fd.get(), 26, "true");
@@ -394,8 +385,7 @@ TEST_F(MuxServerTest, RefusesASecondSessionOnOneClient) {
 }
 
 TEST_F(MuxServerTest, EndsTheSessionWhenItsClientGoes) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   StartSession(fd.get(), 27, "sleep 60");
   Expect(fd.get(), mux::kSessionOpened);
   fd.Reset();
@@ -406,8 +396,7 @@ TEST_F(MuxServerTest, EndsTheSessionWhenItsClientGoes) {
 }
 
 TEST_F(MuxServerTest, CarriesAStdioForwardAndClosesWithoutAnExitMessage) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), U32(mux::kNewStdioFwd) + U32(31) + Str("") + Str("db.internal") + U32(5432));
   SendFds(fd.get(), 2);
   EXPECT_EQ(Expect(fd.get(), mux::kSessionOpened).id, 31u);
@@ -418,8 +407,7 @@ TEST_F(MuxServerTest, CarriesAStdioForwardAndClosesWithoutAnExitMessage) {
 }
 
 TEST_F(MuxServerTest, RefusesAStdioForwardWithoutAPortWithItsRequestId) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), U32(mux::kNewStdioFwd) + U32(32) + Str("") + Str("db.internal") + U32(0));
   auto reply = Expect(fd.get(), mux::kFailure);
   EXPECT_EQ(reply.id, 32u);
@@ -428,8 +416,7 @@ TEST_F(MuxServerTest, RefusesAStdioForwardWithoutAPortWithItsRequestId) {
 }
 
 TEST_F(MuxServerTest, RefusesASubsystemWithoutANameWithItsRequestId) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   mux::NewSession s;
   s.request_id = 33;
   s.subsystem = true;
@@ -443,16 +430,14 @@ TEST_F(MuxServerTest, RefusesASubsystemWithoutANameWithItsRequestId) {
 // --- the other requests
 
 TEST_F(MuxServerTest, AnswersTerminateWithAnOkAndStopsTheDaemon) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), U32(mux::kTerminate) + U32(41));
   EXPECT_EQ(Expect(fd.get(), mux::kOk).id, 41u);
   EXPECT_EQ(host_.terminated(), 1);
 }
 
 TEST_F(MuxServerTest, OpensAndClosesForwardsAndReportsTheirFailures) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), ForwardRequest(mux::kOpenFwd, 42, mux::kFwdLocal, 8080));
   EXPECT_EQ(Expect(fd.get(), mux::kOk).id, 42u);
   // ssh -R 0:...: the port the server chose comes back.
@@ -483,8 +468,7 @@ TEST_F(MuxServerTest, OpensAndClosesForwardsAndReportsTheirFailures) {
 }
 
 TEST_F(MuxServerTest, StopsListeningAndServesTheClientsItHas) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), U32(mux::kStopListening) + U32(51));
   EXPECT_EQ(Expect(fd.get(), mux::kOk).id, 51u);
   EXPECT_FALSE(std::filesystem::exists(path_)) << "the socket file stays";
@@ -493,8 +477,7 @@ TEST_F(MuxServerTest, StopsListeningAndServesTheClientsItHas) {
 }
 
 TEST_F(MuxServerTest, RefusesProxyModeWithItsRequestIdAndGoesOn) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), U32(mux::kProxy) + U32(61));
   auto reply = Expect(fd.get(), mux::kFailure);
   EXPECT_EQ(reply.id, 61u);
@@ -503,8 +486,7 @@ TEST_F(MuxServerTest, RefusesProxyModeWithItsRequestIdAndGoesOn) {
 }
 
 TEST_F(MuxServerTest, AnswersAnUnknownRequestWithItsRequestIdAndGoesOn) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   Send(fd.get(), U32(0x10000099) + U32(71));
   auto reply = Expect(fd.get(), mux::kFailure);
   EXPECT_EQ(reply.id, 71u);
@@ -518,8 +500,7 @@ TEST_F(MuxServerTest, AnswersAnUnknownRequestWithItsRequestIdAndGoesOn) {
 // --- bad frames
 
 TEST_F(MuxServerTest, DropsAClientThatAnnouncesAnOversizePacket) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   // Refused on its length alone: the server does not wait for 256 KiB to arrive.
   std::string header = U32(static_cast<uint32_t>(mux::kMaxPacketBytes + 1)) + U32(mux::kAliveCheck);
   ASSERT_EQ(::send(fd.get(), header.data(), header.size(), MSG_NOSIGNAL),
@@ -529,15 +510,13 @@ TEST_F(MuxServerTest, DropsAClientThatAnnouncesAnOversizePacket) {
 }
 
 TEST_F(MuxServerTest, DropsAClientThatSendsATruncatedRequest) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   // A whole packet whose payload stops short: an alive check without its request id.
   Send(fd.get(), U32(mux::kAliveCheck));
   EXPECT_TRUE(ClosedByServer(fd.get()));
 
   in_.clear();
-  UniqueFd next = Connect();
-  Greet(next.get());
+  UniqueFd next = Greeted();
   // A forward request cut before its connect port.
   Send(next.get(), U32(mux::kOpenFwd) + U32(81) + U32(mux::kFwdLocal) + Str("localhost") +
                        U32(8080) + Str("db.internal"));
@@ -546,8 +525,7 @@ TEST_F(MuxServerTest, DropsAClientThatSendsATruncatedRequest) {
 }
 
 TEST_F(MuxServerTest, ServesAPacketThatArrivesAByteAtATime) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   std::string packet = mux::FramePacket(mux::EncodeAliveCheck(91));
   for (char byte : packet) {
     ASSERT_EQ(::send(fd.get(), &byte, 1, MSG_NOSIGNAL), 1);
@@ -557,8 +535,7 @@ TEST_F(MuxServerTest, ServesAPacketThatArrivesAByteAtATime) {
 }
 
 TEST_F(MuxServerTest, DropsAClientThatSendsMoreDescriptorsThanARequestTakes) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   // The start of a packet, so that the descriptors' bytes are read as more of it and no
   // request ever takes them.
   const std::string header = U32(100);
@@ -572,15 +549,13 @@ TEST_F(MuxServerTest, DropsAClientThatSendsMoreDescriptorsThanARequestTakes) {
 }
 
 TEST_F(MuxServerTest, DropsAClientThatSendsTooManyDescriptorsInOneMessage) {
-  UniqueFd fd = Connect();
-  Greet(fd.get());
+  UniqueFd fd = Greeted();
   SendFds(fd.get(), 5, 5);  // more than its control buffer holds: the kernel truncates
   EXPECT_TRUE(ClosedByServer(fd.get()));
   EXPECT_EQ(host_.started(), 0u);
 
   in_.clear();
-  UniqueFd next = Connect();
-  Greet(next.get());
+  UniqueFd next = Greeted();
   ExpectServed(next.get(), 92);
 }
 
