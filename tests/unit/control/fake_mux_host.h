@@ -25,7 +25,7 @@ class FakeMuxHost : public MuxHost {
 
   uint32_t StartSession(const mux::NewSession& request, UniqueFd in, UniqueFd out, UniqueFd err,
                         SessionEvents events) override {
-    session_requests.push_back(request);
+    Keep(session_requests, request);
     const bool runs_on = request.command.rfind("sleep", 0) == 0;
     std::vector<UniqueFd> fds;
     fds.push_back(std::move(in));
@@ -35,7 +35,7 @@ class FakeMuxHost : public MuxHost {
   }
   uint32_t StartStdioForward(const mux::StdioForward& request, UniqueFd in, UniqueFd out,
                              SessionEvents events) override {
-    stdio_requests.push_back(request);
+    Keep(stdio_requests, request);
     std::vector<UniqueFd> fds;
     fds.push_back(std::move(in));
     fds.push_back(std::move(out));
@@ -47,12 +47,12 @@ class FakeMuxHost : public MuxHost {
   }
   void OpenForward(const mux::Forward& request,
                    std::function<void(Result<uint32_t>)> done) override {
-    forward_requests.push_back(request);
+    Keep(forward_requests, request);
     if (request.listen_port % 2 == 1) return done(MakeError("forward", "port in use"));
     done(uint32_t{request.listen_port == 0 ? 40000u : 0u});
   }
   Status CloseForward(const mux::Forward& request) override {
-    forward_requests.push_back(request);
+    Keep(forward_requests, request);
     if (request.listen_port % 2 == 1) return MakeError("forward", "no forward listens there");
     return Status::Ok();
   }
@@ -66,7 +66,8 @@ class FakeMuxHost : public MuxHost {
   // The reason the next sessions fail to start with, when not empty.
   std::string start_error;
   bool tty_fails = false;
-  // The requests of the sessions and stdio forwards started, in order.
+  // The first requests of each kind, in order (the first few only: the fuzzer runs one
+  // host for all its inputs).
   std::vector<mux::NewSession> session_requests;
   std::vector<mux::StdioForward> stdio_requests;
   std::vector<mux::Forward> forward_requests;  // opened and closed
@@ -81,6 +82,12 @@ class FakeMuxHost : public MuxHost {
     SessionEvents events;
     std::vector<UniqueFd> fds;  // held, as the daemon holds the client's descriptors
   };
+
+  template <typename Request>
+  static void Keep(std::vector<Request>& kept, const Request& request) {
+    constexpr size_t kKeptRequests = 16;
+    if (kept.size() < kKeptRequests) kept.push_back(request);
+  }
 
   // `runs_on`: started, but finishes only when its client goes (EndSession).
   uint32_t Start(SessionEvents events, std::vector<UniqueFd> fds, bool runs_on = false) {
