@@ -11,7 +11,7 @@
 
 namespace tether::forward {
 
-Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
+Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::ChannelIo> channel,
            std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks)
     : context_(context),
       socket_(std::move(socket)),
@@ -105,7 +105,7 @@ bool Pump::ChannelToSocket() {
     progress = n > 0;
   }
   if (to_socket_.empty() && !channel_eof_) {
-    ssh::Channel::ReadResult r = channel_->Read(context_.scratch, context_.scratch_size, window_);
+    ssh::ChannelIo::ReadResult r = channel_->Read(context_.scratch, context_.scratch_size, window_);
     if (r.bytes > 0) {
       bytes_in_ += r.bytes;
       stats_->bytes_in += r.bytes;
@@ -206,13 +206,13 @@ void Pump::Service() {
   if (done_) return;
   if (!open_) {
     switch (channel_->PollOpen()) {
-      case ssh::Channel::OpenState::kPending:
+      case ssh::ChannelIo::OpenState::kPending:
         if (interest_ != net::kNone) {
           context_.loop->SetInterest(socket_.get(), net::kNone);
           interest_ = net::kNone;
         }
         return;
-      case ssh::Channel::OpenState::kFailed:
+      case ssh::ChannelIo::OpenState::kFailed:
         ++stats_->failed;
         spdlog::warn("[{}] server could not open the channel: {}", log_prefix_, channel_->error());
         if (hooks_.on_open) {
@@ -223,7 +223,7 @@ void Pump::Service() {
         }
         Finish("open failed");
         return;
-      case ssh::Channel::OpenState::kOpen:
+      case ssh::ChannelIo::OpenState::kOpen:
         OnOpened();
         if (hooks_.on_open) to_socket_ = hooks_.on_open(true, "");
         break;

@@ -79,8 +79,9 @@ struct PumpHooks {
 
 class Pump {
  public:
-  // `socket` is a connected non-blocking socket; `channel` may still be opening.
-  Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
+  // `socket` is a connected non-blocking socket; `channel` (an ssh::Channel, or a test's
+  // fake) may still be opening.
+  Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::ChannelIo> channel,
        std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks = {});
   ~Pump();
   Pump(const Pump&) = delete;
@@ -111,7 +112,7 @@ class Pump {
 
   PumpContext& context_;
   UniqueFd socket_;
-  std::unique_ptr<ssh::Channel> channel_;
+  std::unique_ptr<ssh::ChannelIo> channel_;
   std::shared_ptr<ForwardStats> stats_;
   std::string log_prefix_;
   PumpHooks hooks_;

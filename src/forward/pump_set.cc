@@ -12,28 +12,32 @@ void PumpSet::Entry::OnChannelActivity() {
 PumpSet::~PumpSet() { Clear(); }
 
 void PumpSet::Start(ssh_session session, NewStream stream) {
-  auto entry = std::make_unique<Entry>(this, next_id_++);
-  auto channel = std::make_unique<ssh::Channel>(session, stream.target_host, stream.target_port,
-                                                stream.target_path, stream.origin_host,
-                                                stream.origin_port, entry.get());
-  Add(std::move(entry), std::move(stream.socket), std::move(channel), std::move(stream.stats),
-      std::move(stream.log_prefix), std::move(stream.hooks));
+  StartWith(
+      [&](ssh::ChannelObserver* observer) {
+        return std::make_unique<ssh::Channel>(session, stream.target_host, stream.target_port,
+                                              stream.target_path, stream.origin_host,
+                                              stream.origin_port, observer);
+      },
+      std::move(stream.socket), std::move(stream.stats), std::move(stream.log_prefix),
+      std::move(stream.hooks));
 }
 
 void PumpSet::Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,
                     std::shared_ptr<ForwardStats> stats, std::string log_prefix) {
-  auto entry = std::make_unique<Entry>(this, next_id_++);
-  auto wrapped = std::make_unique<ssh::Channel>(session, channel, entry.get());
-  Add(std::move(entry), std::move(socket), std::move(wrapped), std::move(stats),
-      std::move(log_prefix), PumpHooks{});
+  StartWith(
+      [&](ssh::ChannelObserver* observer) {
+        return std::make_unique<ssh::Channel>(session, channel, observer);
+      },
+      std::move(socket), std::move(stats), std::move(log_prefix), PumpHooks{});
 }
 
-void PumpSet::Add(std::unique_ptr<Entry> entry, UniqueFd socket,
-                  std::unique_ptr<ssh::Channel> channel, std::shared_ptr<ForwardStats> stats,
-                  std::string log_prefix, PumpHooks hooks) {
+void PumpSet::StartWith(const ChannelMaker& make_channel, UniqueFd socket,
+                        std::shared_ptr<ForwardStats> stats, std::string log_prefix,
+                        PumpHooks hooks) {
+  auto entry = std::make_unique<Entry>(this, next_id_++);
   uint64_t id = entry->id;
   int fd = socket.get();
-  entry->pump = std::make_unique<Pump>(context_, std::move(socket), std::move(channel),
+  entry->pump = std::make_unique<Pump>(context_, std::move(socket), make_channel(entry.get()),
                                        std::move(stats), std::move(log_prefix), std::move(hooks));
   pumps_.emplace(id, std::move(entry));
   opening_.insert(id);

@@ -51,6 +51,13 @@ class PumpSet {
   void Adopt(ssh_session session, ssh_channel channel, UniqueFd socket,
              std::shared_ptr<ForwardStats> stats, std::string log_prefix);
 
+  // Makes the channel of a new pump for the observer that marks it dirty.
+  using ChannelMaker = std::function<std::unique_ptr<ssh::ChannelIo>(ssh::ChannelObserver*)>;
+  // Starts a pump between `socket` and the channel `make_channel` returns: what Start and
+  // Adopt do with an ssh::Channel, and the seam its tests give a fake channel through.
+  void StartWith(const ChannelMaker& make_channel, UniqueFd socket,
+                 std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks);
+
   // Runs every pump that is dirty or opening, until none is dirty (bounded).
   void ServiceDirty();
   // Marks every pump dirty (after the session's output drained, for instance).
@@ -70,8 +77,6 @@ class PumpSet {
     std::unique_ptr<Pump> pump;
   };
   void Service(uint64_t id);
-  void Add(std::unique_ptr<Entry> entry, UniqueFd socket, std::unique_ptr<ssh::Channel> channel,
-           std::shared_ptr<ForwardStats> stats, std::string log_prefix, PumpHooks hooks);
 
   PumpContext& context_;
   std::unordered_map<uint64_t, std::unique_ptr<Entry>> pumps_;

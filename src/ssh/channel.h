@@ -28,7 +28,11 @@ class ChannelObserver {
   virtual void OnChannelActivity() = 0;
 };
 
-class Channel {
+// What a pump (forward/pump.h) does with a channel, so that its tests can drive it with a
+// fake one. Closing is the owner's: destroying the object closes the channel. The
+// implementation wakes its pump through a ChannelObserver it was given when it was made.
+// Only the thread that owns the channel may call it.
+class ChannelIo {
  public:
   enum class OpenState { kPending, kOpen, kFailed };
   struct ReadResult {
@@ -37,6 +41,27 @@ class Channel {
     bool closed = false;  // the channel is closed or broken: stop using it
   };
 
+  virtual ~ChannelIo() = default;
+
+  // Advances the open; call again while kPending. On kFailed, error() says why.
+  virtual OpenState PollOpen() = 0;
+  virtual const std::string& error() const = 0;
+  // Reads what is buffered into `buf` (at most `cap` bytes), granting the peer a receive
+  // window of `window` bytes in all (as it sees fit to send adjustments).
+  virtual ReadResult Read(char* buf, size_t cap, uint32_t window) = 0;
+  // The longest time the peer left us waiting for data since the last call. Resets it.
+  virtual std::chrono::steady_clock::duration TakeLongestStall() = 0;
+  // Writes up to `len` bytes, no more than the remote window allows. Returns the count
+  // taken (0: try later); an error when the channel is broken.
+  virtual Result<size_t> Write(const char* data, size_t len) = 0;
+  // What the peer lets us send now; 0 while the channel is not open.
+  virtual uint32_t RemoteWindow() const = 0;
+  virtual Status SendEof() = 0;
+  virtual bool IsOpen() const = 0;
+};
+
+class Channel final : public ChannelIo {
+ public:
   // Starts opening a channel to `host`:`port` (or to the unix socket `path` when set)
   // on the server. `observer` must outlive the channel.
   Channel(ssh_session session, std::string host, uint16_t port, std::string path,
@@ -48,28 +73,28 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   // Advances the open; call again while kPending. On kFailed, error() says why.
-  OpenState PollOpen();
-  const std::string& error() const { return error_; }
+  OpenState PollOpen() override;
+  const std::string& error() const override { return error_; }
 
   // Reads what is buffered into `buf` (at most `cap` bytes). `window` is the receive
   // window to keep granted; it is re-granted once a quarter of it has been consumed, so
   // window adjustments do not go out for every small read.
-  ReadResult Read(char* buf, size_t cap, uint32_t window);
+  ReadResult Read(char* buf, size_t cap, uint32_t window) override;
   // Bytes libssh has buffered for us, as last reported by its callbacks.
   size_t buffered() const { return buffered_; }
   // The longest time the server left us waiting since the last call: from a Read that
   // found nothing to the arrival of the next data (as libssh decrypts it, so our own
   // processing is not counted). Resets it.
-  std::chrono::steady_clock::duration TakeLongestStall();
+  std::chrono::steady_clock::duration TakeLongestStall() override;
 
   // Writes up to `len` bytes, no more than the remote window allows. Returns the count
   // taken (0: window closed or a key re-exchange in progress, try later); an error
   // when the channel is broken.
-  Result<size_t> Write(const char* data, size_t len);
-  uint32_t RemoteWindow() const;
+  Result<size_t> Write(const char* data, size_t len) override;
+  uint32_t RemoteWindow() const override;
 
-  Status SendEof();
-  bool IsOpen() const;
+  Status SendEof() override;
+  bool IsOpen() const override;
 
  private:
   static int OnData(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
