@@ -84,10 +84,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 listening() { # PORT: something listens on 127.0.0.1:PORT (asked of the kernel: a probe
   # connection would reach the one-off iperf3 server and use it up)
   [[ -n $(ss -Hltn "sport = :$1") ]]

@@ -35,6 +35,10 @@ stop_pid() { # PID: SIGTERM, bounded wait, SIGKILL
 
 ipc() { timeout "$CMD_TIMEOUT" ip "$@"; } # ip, bounded
 
+free_port() { # a TCP port free on 127.0.0.1 now
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 ns_kill_all() { # NS: every process inside, by PID: SIGTERM, bounded wait, SIGKILL
   local ns=$1 round pids p
   for ((round = 0; round < 3; round++)); do

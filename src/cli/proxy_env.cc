@@ -3,11 +3,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "control/control_client.h"
 
 namespace tether::cli {
 namespace {
+
+// How long `env` and `run` wait for the owner check's first answer; past it the token is
+// handed out (the proxy takes it whatever the check says).
+constexpr std::chrono::seconds kOwnerCheckWait{5};
 
 std::string Quote(const std::string& v) {
   std::string out = "'";
@@ -38,6 +43,15 @@ Variables ProxyVariables(uint16_t port, const std::string& user, const std::stri
 
 Result<Variables> FetchProxyVariables(const daemon::StateDir& state, const std::string& host) {
   auto reply = control::Request(state.SocketPath(host), {{"cmd", "env"}}, std::chrono::seconds(5));
+  // Right after `up` the owner check may still be starting (one login shell on the
+  // server): its answer decides whether a token goes into the variables, so it is worth
+  // a short wait.
+  auto give_up = std::chrono::steady_clock::now() + kOwnerCheckWait;
+  while (reply.ok() && reply->value("access", "") == "checking" &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    reply = control::Request(state.SocketPath(host), {{"cmd", "env"}}, std::chrono::seconds(5));
+  }
   if (!reply.ok()) return reply.take_error();
   if (!reply->value("ok", false)) {
     return MakeError("env", reply->value("error", "the daemon refused"), reply->value("hint", ""));

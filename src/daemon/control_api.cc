@@ -46,19 +46,21 @@ void ControlApi::Register(control::ControlServer& server) {
 
 nlohmann::json ControlApi::ForwardJson(const forward::Forward& f) {
   const auto& st = *f.stats();
-  return nlohmann::json{{"kind", f.kind_name()},
-                        {"spec", f.spec().ToString()},
-                        {"listen", f.listen_address()},
-                        {"target", f.target_description()},
-                        {"state", forward::ToString(f.state())},
-                        {"error", f.error()},
-                        {"live", st.live.load()},
-                        {"total", st.total.load()},
-                        {"failed", st.failed.load()},
-                        {"bytes_in", st.bytes_in.load()},
-                        {"bytes_out", st.bytes_out.load()},
-                        {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
-                        {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
+  nlohmann::json j{{"kind", f.kind_name()},
+                   {"spec", f.spec().ToString()},
+                   {"listen", f.listen_address()},
+                   {"target", f.target_description()},
+                   {"state", forward::ToString(f.state())},
+                   {"error", f.error()},
+                   {"live", st.live.load()},
+                   {"total", st.total.load()},
+                   {"failed", st.failed.load()},
+                   {"bytes_in", st.bytes_in.load()},
+                   {"bytes_out", st.bytes_out.load()},
+                   {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
+                   {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
+  if (f.access() != forward::Access::kNotApplicable) j["access"] = forward::ToString(f.access());
+  return j;
 }
 
 nlohmann::json ControlApi::LanesJson(const DaemonStatus& status) {
@@ -107,9 +109,13 @@ Result<control::Json> ControlApi::ProxyEnv(const control::Json&) {
   for (const auto& f : daemon_.forwards()) {
     std::optional<forward::ServerProxyStatus> proxy = f->server_proxy();
     if (!proxy) continue;
-    control::Json reply{
-        {"port", proxy->port}, {"state", forward::ToString(proxy->state)}, {"open", proxy->open}};
-    if (!proxy->open) {
+    control::Json reply{{"port", proxy->port},
+                        {"state", forward::ToString(proxy->state)},
+                        {"open", proxy->open},
+                        {"access", forward::ToString(proxy->access)}};
+    // The owner, known by uid, needs no token: none is handed out, so none ends up in a
+    // proxy URL, a log or a shell's history.
+    if (!proxy->open && proxy->access != forward::Access::kOwner) {
       reply["user"] = daemon_.proxy_credentials().username;
       reply["token"] = daemon_.proxy_credentials().password;
     }

@@ -51,6 +51,22 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   dialer_ = std::make_unique<HostDialer>(loop_, *connects_, host_);
   LinkSupervisor::Owner& owner = *this;  // a private base: convert where it is visible
   supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
+  // Its shell loop runs as a session of the daemon's own, placed like any other.
+  owner_check_ = std::make_unique<forward::OwnerCheck>(
+      loop_,
+      [this](const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err,
+             forward::OwnerCheck::Ended ended) {
+        ExecRequest exec;
+        exec.command = command;
+        SessionEvents events;
+        events.started = [ended](bool ok, const std::string& error, bool) {
+          if (!ok) ended(error);
+        };
+        events.finished = [ended](uint32_t) { ended("its session on the server ended"); };
+        sessions_->Start(std::move(exec), std::move(in), std::move(out), std::move(err),
+                         std::move(events), "owner check");
+      },
+      host_.alias);
 }
 
 HostDaemon::~HostDaemon() {
@@ -110,6 +126,7 @@ Result<std::unique_ptr<forward::Forward>> HostDaemon::MakeForward(const config::
     context.requests = &requests_;
     context.connects = connects_.get();
     context.loop = &loop_;
+    context.owner_check = owner_check_.get();
     forward::RemoteForward::ProxySettings settings;
     settings.reach = laptop_network_;
     return std::unique_ptr<forward::Forward>(
@@ -126,6 +143,7 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   settings.use_environment = true;
   settings.policy.require_auth = !options.open;
   settings.policy.credentials = proxy_credentials_;
+  settings.owner_only = !options.open;
   if (!options.upstream.empty()) {
     auto upstream = proxy::ParseUpstreamUrl(options.upstream);
     if (!upstream.ok()) return upstream.take_error();
@@ -158,6 +176,7 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   context.pumps = pumps_.get();
   context.requests = &requests_;
   context.connects = connects_.get();
+  context.owner_check = owner_check_.get();
   forwards_.push_back(
       std::make_unique<forward::ServerProxy>(spec, host_.alias, context, std::move(settings)));
   if (control_) StartForward(*forwards_.back());  // running: start now; else Start() does

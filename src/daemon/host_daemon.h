@@ -22,6 +22,7 @@
 #include "daemon/session_pool.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
+#include "forward/owner_check.h"
 #include "forward/pump_set.h"
 #include "forward/window_budget.h"
 #include "net/connect_pool.h"
@@ -143,6 +144,8 @@ class HostDaemon : public control::MuxHost,
   forward::WindowBudget budget_{kWindowBudgetBytes};
   forward::PumpContext pump_context_;
   std::unique_ptr<forward::PumpSet> pumps_;
+  // Before forwards_, which use it, and sessions_, which run it: destroyed after both.
+  std::unique_ptr<forward::OwnerCheck> owner_check_;
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<control::MuxServer> mux_;

@@ -30,4 +30,22 @@ const char* ToString(ForwardState state) {
   return "";
 }
 
+const char* ToString(Access access) {
+  switch (access) {
+    case Access::kNotApplicable:
+      return "";
+    case Access::kAnyone:
+      return "anyone";
+    case Access::kChecking:
+      return "checking";
+    case Access::kOwner:
+      return "owner";
+    case Access::kToken:
+      return "token";
+    case Access::kNobody:
+      return "nobody";
+  }
+  return "";
+}
+
 }  // namespace tether::forward

@@ -43,11 +43,25 @@ struct StartContext {
   StreamPlacer placer;
 };
 
+// Who may use a listener on the server that leaves from the laptop (the server proxy, a
+// reverse dynamic forward); see forward/owner_check.h.
+enum class Access {
+  kNotApplicable,  // a forward of another kind
+  kAnyone,         // --proxy-open: every account on the server
+  kChecking,       // the owner check is starting: connections wait for it
+  kOwner,          // the owner's processes alone, known by uid
+  kToken,          // the server cannot say who connects: the daemon's user and token
+  kNobody,         // the server cannot say who connects and there is no token: refused
+};
+// "anyone", "checking", "owner", "token", "nobody" ("" for kNotApplicable).
+const char* ToString(Access access);
+
 // The server proxy as `tether env` and `status` show it.
 struct ServerProxyStatus {
   uint16_t port = 0;  // where it listens on the server (the one asked for until bound)
   bool open = false;  // no user and token asked of clients
   ForwardState state = ForwardState::kWaitingForLink;
+  Access access = Access::kNotApplicable;
 };
 
 class Forward {
@@ -95,6 +109,8 @@ class Forward {
   virtual ForwardState state() const = 0;
   // Why the last attempt failed ("" when fine).
   virtual std::string error() const { return ""; }
+  // Who may connect, for listeners on the server that leave from the laptop.
+  virtual Access access() const { return Access::kNotApplicable; }
 
   const config::ForwardSpec& spec() const { return spec_; }
   // Where it listens ("127.0.0.1:8000", a socket path, or "server:10808" for -R).

@@ -9,11 +9,12 @@
 
 namespace tether::forward {
 
-void ProxyConnections::Accept(UniqueFd client, std::string log_prefix) {
+void ProxyConnections::Accept(UniqueFd client, std::string log_prefix,
+                              const proxy::ProxyPolicy& policy) {
   uint64_t id = next_id_++;
   auto c = std::make_unique<Conn>();
   c->fd = std::move(client);
-  c->handshake = std::make_unique<proxy::ProxyHandshake>(policy_);
+  c->handshake = std::make_unique<proxy::ProxyHandshake>(policy);
   c->log_prefix = std::move(log_prefix);
   c->since = std::chrono::steady_clock::now();
   int fd = c->fd.get();

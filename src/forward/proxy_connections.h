@@ -38,7 +38,12 @@ class ProxyConnections {
   ProxyConnections(const ProxyConnections&) = delete;
   ProxyConnections& operator=(const ProxyConnections&) = delete;
 
-  void Accept(UniqueFd client, std::string log_prefix);
+  void Accept(UniqueFd client, std::string log_prefix) {
+    Accept(std::move(client), std::move(log_prefix), policy_);
+  }
+  // With a policy of its own for this client (the server proxy's owner, known by uid,
+  // needs no token).
+  void Accept(UniqueFd client, std::string log_prefix, const proxy::ProxyPolicy& policy);
   // Closes handshakes older than kHandshakeTimeout.
   void Expire(std::chrono::steady_clock::time_point now);
   void Clear();

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "net/socket.h"
+#include "proxy/handshake.h"
 
 namespace tether::forward {
 
@@ -40,6 +41,11 @@ void RemoteForward::DropPending() {
     ssh_channel_free(p.channel);
   }
   pending_.clear();
+  for (auto& [n, v] : vetting_) {
+    context_.owner_check->Cancel(v.ticket);
+    ssh_channel_free(v.channel);
+  }
+  vetting_.clear();
 }
 
 void RemoteForward::SetSession(ssh_session session) {
@@ -96,6 +102,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
     }
     spdlog::info("[{} rfwd {}] the server listens on {}", host_alias_, spec_.listen.port,
                  listen_address_);
+    if (Gated()) context_.owner_check->Warm();  // the first connection need not wait for it
     return;
   }
   auto delay = backoff_.Next();
@@ -142,19 +149,16 @@ void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& o
   uint64_t n = next_conn_++;
   std::string prefix = host_alias_ + (server_proxy() ? " proxy " : " rfwd ") +
                        std::to_string(bound_port_) + " #" + std::to_string(n);
-  if (spec_.dynamic) {
-    // The client on the server speaks SOCKS or HTTP: a pump joins the channel to one end
-    // of a socketpair, the proxy handshake runs on the other.
-    int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
-      spdlog::warn("[{}] socketpair: {}", prefix, std::strerror(errno));
-      ssh_channel_free(channel);
-      return;
-    }
-    context_.pumps->Adopt(session_, channel, UniqueFd(pair[0]), stats_, prefix);
-    proxied_->Accept(UniqueFd(pair[1]), std::move(prefix));
+  if (Gated()) {
+    // Not a byte moves before the check says whose process connected.
+    std::string origin = net::FormatHostPort(origin_host, origin_port);
+    auto ticket = context_.owner_check->Check(
+        origin_host, origin_port, bound_port_,
+        [this, n, prefix](const OwnerCheck::Answer& answer) { OnOwnerAnswer(n, prefix, answer); });
+    vetting_.emplace(n, Vetting{ticket, channel, std::move(origin)});
     return;
   }
+  if (spec_.dynamic) return ServeDynamic(channel, std::move(prefix), proxy_.policy);
   spdlog::debug("[{}] connection from {} on the server to {}", prefix,
                 net::FormatHostPort(origin_host, origin_port), spec_.target.ToString());
   auto job = context_.connects->Connect(
@@ -177,9 +181,77 @@ void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& o
   pending_.emplace(n, Pending{job, channel});
 }
 
+void RemoteForward::ServeDynamic(ssh_channel channel, std::string prefix,
+                                 const proxy::ProxyPolicy& policy) {
+  // The client on the server speaks SOCKS or HTTP: a pump joins the channel to one end
+  // of a socketpair, the proxy handshake runs on the other.
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
+    spdlog::warn("[{}] socketpair: {}", prefix, std::strerror(errno));
+    ssh_channel_free(channel);
+    return;
+  }
+  context_.pumps->Adopt(session_, channel, UniqueFd(pair[0]), stats_, prefix);
+  proxied_->Accept(UniqueFd(pair[1]), std::move(prefix), policy);
+}
+
+void RemoteForward::OnOwnerAnswer(uint64_t n, const std::string& prefix,
+                                  const OwnerCheck::Answer& answer) {
+  auto it = vetting_.find(n);
+  if (it == vetting_.end()) return;
+  Vetting v = std::move(it->second);
+  vetting_.erase(it);
+  using Verdict = OwnerCheck::Verdict;
+  if (answer.verdict == Verdict::kOwner) {
+    // Known by uid: no token is asked of the owner's own processes.
+    proxy::ProxyPolicy policy = proxy_.policy;
+    policy.require_auth = false;
+    return ServeDynamic(v.channel, prefix, policy);
+  }
+  if (answer.verdict == Verdict::kUnavailable && proxy_.policy.require_auth) {
+    return ServeDynamic(v.channel, prefix, proxy_.policy);  // the token decides
+  }
+  ++stats_->total;
+  ++stats_->failed;
+  if (answer.verdict == Verdict::kOther) {
+    spdlog::warn(
+        "[{}] refused a connection from {} on the server: it is uid {}'s, and this "
+        "listener serves uid {} alone",
+        prefix, v.origin, answer.uid, context_.owner_check->owner_uid());
+  } else {
+    spdlog::warn("[{}] refused a connection from {} on the server: {}", prefix, v.origin,
+                 answer.why);
+  }
+  ssh_channel_free(v.channel);  // the client on the server sees its connection close
+}
+
+Access RemoteForward::access() const {
+  if (!spec_.dynamic) return Access::kNotApplicable;
+  if (!proxy_.owner_only || context_.owner_check == nullptr) {
+    return proxy_.policy.require_auth ? Access::kToken : Access::kAnyone;
+  }
+  switch (context_.owner_check->mode()) {
+    case OwnerCheck::Mode::kStarting:
+      return Access::kChecking;
+    case OwnerCheck::Mode::kByUid:
+      return Access::kOwner;
+    case OwnerCheck::Mode::kUnavailable:
+      return proxy_.policy.require_auth ? Access::kToken : Access::kNobody;
+  }
+  return Access::kChecking;
+}
+
+std::string RemoteForward::error() const {
+  if (access() == Access::kNobody && error_.empty()) {
+    return "every connection is refused: " + context_.owner_check->unavailable_why() +
+           "; the server proxy (--proxy) asks a token instead";
+  }
+  return error_;
+}
+
 std::optional<ServerProxyStatus> ServerProxy::server_proxy() const {
   return ServerProxyStatus{bound_port() != 0 ? bound_port() : spec_.listen.port,
-                           !policy().require_auth, state()};
+                           !policy().require_auth, state(), access()};
 }
 
 }  // namespace tether::forward

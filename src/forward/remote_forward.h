@@ -20,6 +20,7 @@
 #include "daemon/backoff.h"
 #include "forward/forward.h"
 #include "forward/laptop_exit.h"
+#include "forward/owner_check.h"
 #include "forward/proxy_connections.h"
 #include "forward/pump_set.h"
 #include "net/connect_pool.h"
@@ -37,6 +38,9 @@ class RemoteForward : public Forward {
     PumpSet* pumps = nullptr;
     ssh::GlobalRequests* requests = nullptr;
     net::ConnectPool* connects = nullptr;
+    // Who connected, for reverse dynamic forwards (forward/owner_check.h); shared by the
+    // daemon's forwards. Null: no check (every account served, as ssh -R does).
+    OwnerCheck* owner_check = nullptr;
   };
   // For a reverse dynamic forward: who may use it and how connections leave the laptop.
   struct ProxySettings {
@@ -44,6 +48,11 @@ class RemoteForward : public Forward {
     std::optional<proxy::UpstreamProxy> upstream;
     bool use_environment = false;  // the laptop's proxy variables, when no upstream is set
     net::Reach reach = net::Reach::kPublic;  // what of the laptop's network it reaches
+    // Connections from other accounts on the server are refused (Context::owner_check).
+    // Where the server cannot say who connects, `policy` decides: with require_auth the
+    // daemon's user and token are asked (the server proxy), without it every connection
+    // is refused.
+    bool owner_only = true;
   };
 
   // A -R spec that listens on a TCP port: with a target (host:port or a socket path), or
@@ -56,7 +65,8 @@ class RemoteForward : public Forward {
   void OnTick(std::chrono::steady_clock::time_point now) override;
   void Stop() override;
   ForwardState state() const override;
-  std::string error() const override { return error_; }
+  std::string error() const override;
+  Access access() const override;
   const proxy::ProxyPolicy& policy() const { return proxy_.policy; }
   // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
   std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
@@ -76,6 +86,11 @@ class RemoteForward : public Forward {
   void Request();
   void OnAnswer(Result<uint16_t> answer);
   void DropPending();
+  bool Gated() const { return spec_.dynamic && proxy_.owner_only && context_.owner_check; }
+  // After the owner check: serves, or closes, the channel held in vetting_.
+  void OnOwnerAnswer(uint64_t n, const std::string& prefix, const OwnerCheck::Answer& answer);
+  // A reverse dynamic forward's channel: the proxy handshake runs on a socketpair.
+  void ServeDynamic(ssh_channel channel, std::string prefix, const proxy::ProxyPolicy& policy);
 
   Context context_;
   ProxySettings proxy_;
@@ -96,6 +111,13 @@ class RemoteForward : public Forward {
     ssh_channel channel;
   };
   std::unordered_map<uint64_t, Pending> pending_;
+  // Channels waiting for the owner check, by connection number.
+  struct Vetting {
+    OwnerCheck::Ticket ticket;
+    ssh_channel channel;
+    std::string origin;  // host:port on the server, for the log
+  };
+  std::unordered_map<uint64_t, Vetting> vetting_;
 };
 
 // The server proxy (--proxy): a reverse dynamic forward on the server's 127.0.0.1 whose

@@ -1,10 +1,11 @@
 // End-to-end: -D (a SOCKS/HTTP proxy on the laptop through the server), -R with no
 // destination (the same on the server, leaving from the laptop), and --proxy (internet
-// for the server through the laptop, behind a user and token), driven with curl as a
+// for the server through the laptop, for its owner's processes alone), driven with curl as a
 // user would, against a real sshd; upstream proxies are a real tinyproxy and a real
 // `ssh -D`.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -199,27 +200,127 @@ TEST_F(ProxyTest, TheLaptopsOwnNetworkIsClosedToTheServerUnlessOpened) {
   EXPECT_EQ(r.out, "the laptop's own\n") << r.Describe();
 }
 
-TEST_F(ProxyTest, ServerProxyRequiresTheUserAndTokenThatEnvPrints) {
-  HttpServer internet("pypi\n");
-  ASSERT_TRUE(
-      Tether({"up", "testhost", "--proxy=" + std::to_string(FreeTcpPort()), "--laptop-network=all"})
-          .ok());
-  CommandResult env = Tether({"env", "testhost"});
-  ASSERT_TRUE(env.ok()) << env.Describe();
-  // export NAME='value' lines; take them as the server's shell would.
+// The variables `tether env` prints, taken as the server's shell would take its
+// export NAME='value' lines.
+Env EnvVariables(const std::string& out) {
   Env vars;
-  std::string proxy_port;
   for (const std::string name :
        {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "no_proxy"}) {
     std::string key = "export " + name + "='";
-    size_t at = env.out.find(key);
-    ASSERT_NE(at, std::string::npos) << name << " missing:\n" << env.out;
+    size_t at = out.find(key);
+    if (at == std::string::npos) continue;
     size_t start = at + key.size();
-    vars[name] = env.out.substr(start, env.out.find('\'', start) - start);
+    vars[name] = out.substr(start, out.find('\'', start) - start);
   }
+  return vars;
+}
+
+// On a shared server the proxy is its owner's: the daemon asks the server which account's
+// process connected (forward/owner_check.h) and serves that of the account it logs in as.
+// So the variables carry no token (none to leak into logs and shell histories), and
+// another account gets nothing on any of the protocols, not a byte to the laptop's side.
+TEST_F(ProxyTest, ServerProxyServesItsOwnerAloneWithNoTokenInItsUrls) {
+  OtherAccount mallory;
+  ASSERT_TRUE(mallory.ok()) << mallory.error();
+  HttpServer internet("pypi\n");
+  const std::string port = std::to_string(FreeTcpPort());
+  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + port, "--laptop-network=all"}).ok());
+  CommandResult env = Tether({"env", "testhost"});
+  ASSERT_TRUE(env.ok()) << env.Describe();
+  Env vars = EnvVariables(env.out);
+  EXPECT_EQ(vars["http_proxy"], "http://127.0.0.1:" + port) << env.out;
+  EXPECT_EQ(vars["https_proxy"], "http://127.0.0.1:" + port);
+  EXPECT_EQ(vars["ALL_PROXY"], "socks5h://127.0.0.1:" + port);
   EXPECT_EQ(vars["no_proxy"], "localhost,127.0.0.1,::1");
-  EXPECT_EQ(vars["ALL_PROXY"].rfind("socks5h://tether-", 0), 0u) << vars["ALL_PROXY"];
+
+  const std::vector<std::vector<std::string>> ways = {{"-x", "http://127.0.0.1:" + port},
+                                                      {"-p", "-x", "http://127.0.0.1:" + port},
+                                                      {"-x", "socks5h://127.0.0.1:" + port},
+                                                      {"--socks4a", "127.0.0.1:" + port}};
+  for (const auto& way : ways) {
+    std::vector<std::string> args = way;
+    args.push_back(Url(internet.port()));
+    CommandResult r = Curl(args);
+    EXPECT_EQ(r.out, "pypi\n") << way[0] << ": " << r.Describe();
+  }
+  ASSERT_EQ(internet.requests_served(), ways.size());
+  for (const auto& way : ways) {
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10", "--noproxy", ""};
+    argv.insert(argv.end(), way.begin(), way.end());
+    argv.push_back(Url(internet.port()));
+    CommandResult r = mallory.Run(argv, seconds(15));
+    EXPECT_FALSE(r.ok()) << way[0] << ": " << r.Describe();
+    EXPECT_EQ(r.out.find("pypi"), std::string::npos) << way[0];
+  }
+  EXPECT_EQ(internet.requests_served(), ways.size());
+
+  auto proxy = Forwards()[0];
+  EXPECT_EQ(proxy["kind"], "proxy");
+  EXPECT_EQ(proxy["access"], "owner");
+  EXPECT_EQ(proxy["failed"], ways.size()) << proxy.dump();
+  std::string log = ReadFile(state_.File("testhost.log")).value();
+  EXPECT_NE(log.find("it is uid " + std::to_string(mallory.uid()) + "'s"), std::string::npos)
+      << log;
+}
+
+// A reverse dynamic forward (-R port, no target) leaves from the laptop as the proxy does,
+// and is its owner's in the same way: ssh -R serves every account on the server.
+TEST_F(ProxyTest, ReverseSocksServesItsOwnerAlone) {
+  OtherAccount mallory;
+  ASSERT_TRUE(mallory.ok()) << mallory.error();
+  HttpServer laptop_side("reverse socks\n");
+  const std::string port = std::to_string(FreeTcpPort());
+  ASSERT_TRUE(Tether({"up", "testhost", "-R", port, "--laptop-network=all"}).ok());
+  CommandResult r = Curl({"--socks5-hostname", "127.0.0.1:" + port, Url(laptop_side.port())});
+  EXPECT_EQ(r.out, "reverse socks\n") << r.Describe();
+  r = mallory.Run({"curl", "-sS", "--max-time", "10", "--socks5-hostname", "127.0.0.1:" + port,
+                   Url(laptop_side.port())},
+                  seconds(15));
+  EXPECT_FALSE(r.ok()) << r.Describe();
+  EXPECT_EQ(laptop_side.requests_served(), 1u);
+  EXPECT_EQ(Forwards()[0]["access"], "owner");
+}
+
+// A server that cannot say who connects (no readable /proc/net/tcp: not Linux, a hardened
+// /proc). Here the owner check's own script meets a table that is not there: BASH_ENV,
+// read by the login shell before the command, puts a `sh` first in PATH that runs the
+// script with the table's path changed.
+class ProxyWithoutSocketTableTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    std::string bin = scratch_.File("bin");
+    ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
+    ASSERT_TRUE(WriteFile(bin + "/sh",
+                          "#!/bin/sh\n"
+                          "if [ \"$1\" = -c ]; then\n"
+                          "  exec /bin/sh -c \"$(printf '%s' \"$2\" | sed "
+                          "'s#/proc/net/tcp#/nonexistent/tcp#g')\"\n"
+                          "fi\n"
+                          "exec /bin/sh \"$@\"\n",
+                          0755)
+                    .ok());
+    std::string rc = scratch_.File("rc.sh");
+    ASSERT_TRUE(WriteFile(rc, "PATH=" + bin + ":$PATH\n", 0644).ok());
+    sshd_options_.extra_config = {"SetEnv BASH_ENV=" + rc};
+    ProxyTest::SetUp();
+  }
+};
+
+// There the server proxy falls back to the daemon's user and token, which `tether env`
+// prints; without them, or with a wrong one, nothing is served. A reverse dynamic forward
+// has no token to fall back to: it refuses every connection and says why in status.
+TEST_F(ProxyWithoutSocketTableTest, TheProxyAsksTheTokenEnvPrintsAndReverseSocksRefuses) {
+  HttpServer internet("pypi\n");
+  const std::string socks = std::to_string(FreeTcpPort());
+  ASSERT_TRUE(Tether({"up", "testhost", "--proxy=" + std::to_string(FreeTcpPort()), "-R", socks,
+                      "--laptop-network=all"})
+                  .ok());
+  CommandResult env = Tether({"env", "testhost"});
+  ASSERT_TRUE(env.ok()) << env.Describe();
+  Env vars = EnvVariables(env.out);
+  EXPECT_EQ(vars["ALL_PROXY"].rfind("socks5h://tether-", 0), 0u) << env.out;
   std::string http_proxy = vars["http_proxy"];
+  ASSERT_NE(http_proxy.find('@'), std::string::npos) << env.out;
   std::string bare = "http://" + http_proxy.substr(http_proxy.find('@') + 1);
 
   // With the variables, plain http, CONNECT and SOCKS5 work.
@@ -229,7 +330,7 @@ TEST_F(ProxyTest, ServerProxyRequiresTheUserAndTokenThatEnvPrints) {
   EXPECT_EQ(r.out, "pypi\n") << r.Describe();
   r = Curl({"-x", vars["ALL_PROXY"], Url(internet.port())});
   EXPECT_EQ(r.out, "pypi\n") << r.Describe();
-  // Without them, or with a wrong token, another account on the server gets nothing.
+  // Without them, or with a wrong token, nothing.
   r = Curl({"-x", bare, "-w", "%{http_code}", "-o", "/dev/null", Url(internet.port())});
   EXPECT_EQ(r.out, "407");
   std::string wrong = http_proxy;
@@ -241,7 +342,20 @@ TEST_F(ProxyTest, ServerProxyRequiresTheUserAndTokenThatEnvPrints) {
   EXPECT_FALSE(r.ok());
   r = Curl({"--socks4a", http_proxy.substr(http_proxy.find('@') + 1), Url(internet.port())});
   EXPECT_FALSE(r.ok());
+  // The reverse dynamic forward serves nobody.
+  r = Curl({"--socks5-hostname", "127.0.0.1:" + socks, Url(internet.port())});
+  EXPECT_FALSE(r.ok()) << r.Describe();
   EXPECT_EQ(internet.requests_served(), 3u);
+
+  for (const auto& f : Forwards()) {
+    if (f["kind"] == "proxy") {
+      EXPECT_EQ(f["access"], "token") << f.dump();
+    } else {
+      EXPECT_EQ(f["access"], "nobody") << f.dump();
+      EXPECT_NE(f["error"].get<std::string>().find("cannot say who connected"), std::string::npos)
+          << f.dump();
+    }
+  }
   // The token is not in the daemon's log.
   std::string token = http_proxy.substr(http_proxy.find(':', 7) + 1);
   token = token.substr(0, token.find('@'));

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #ifndef TETHER_BIN
@@ -1670,6 +1672,49 @@ std::vector<pid_t> StopAllTethers(const std::string& state_dir) {
     killed.push_back(pid);
   }
   return killed;
+}
+
+OtherAccount::OtherAccount() {
+  static std::atomic<int> counter{0};
+  name_ = "tether-other-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  // useradd takes a lock on the account files; tests side by side may meet there.
+  CommandResult r;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    r = RunCommand({"useradd", "--system", "--no-create-home", "--user-group", "--shell",
+                    "/usr/sbin/nologin", name_},
+                   {}, std::chrono::seconds(10));
+    if (r.ok()) break;
+    std::this_thread::sleep_for(milliseconds(100 + 50 * attempt));
+  }
+  if (!r.ok()) {
+    error_ = "useradd " + name_ + ": " + r.Describe();
+    return;
+  }
+  struct passwd* pw = ::getpwnam(name_.c_str());
+  if (pw == nullptr || pw->pw_uid == 0) {
+    error_ = "no uid for " + name_;
+    return;
+  }
+  uid_ = pw->pw_uid;
+  gid_ = pw->pw_gid;
+}
+
+OtherAccount::~OtherAccount() {
+  if (name_.empty()) return;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    CommandResult r = RunCommand({"userdel", name_}, {}, std::chrono::seconds(10));
+    // 6: no such user (useradd failed): nothing to remove.
+    if (r.ok() || r.exit_code == 6) return;
+    std::this_thread::sleep_for(milliseconds(100 + 50 * attempt));
+  }
+}
+
+CommandResult OtherAccount::Run(const std::vector<std::string>& argv,
+                                std::chrono::milliseconds timeout) const {
+  std::vector<std::string> full = {"setpriv", "--reuid=" + std::to_string(uid_),
+                                   "--regid=" + std::to_string(gid_), "--clear-groups", "--"};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return RunCommand(full, {}, timeout);
 }
 
 }  // namespace tether::testing

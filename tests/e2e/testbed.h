@@ -558,4 +558,31 @@ CommandResult RunTether(const std::string& state_dir, const std::vector<std::str
 // daemon whose STATE/HOST.pid still names a live process. Returns the PIDs it had to kill.
 std::vector<pid_t> StopAllTethers(const std::string& state_dir);
 
+// A second account on this machine, the server of the test bed: the other users of a
+// shared server. Made by the test (useradd, no home, no login shell) and removed by the
+// destructor (userdel). Needs root, as the suite does.
+class OtherAccount {
+ public:
+  OtherAccount();
+  ~OtherAccount();
+  OtherAccount(const OtherAccount&) = delete;
+  OtherAccount& operator=(const OtherAccount&) = delete;
+
+  bool ok() const { return uid_ != 0; }
+  // Why it could not be made.
+  const std::string& error() const { return error_; }
+  uid_t uid() const { return uid_; }
+  const std::string& name() const { return name_; }
+  // Runs argv as this account (setpriv: its uid and gid, no supplementary groups), as
+  // RunCommand does.
+  CommandResult Run(const std::vector<std::string>& argv,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+
+ private:
+  std::string name_;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
+  std::string error_;
+};
+
 }  // namespace tether::testing
