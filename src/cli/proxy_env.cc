@@ -56,6 +56,17 @@ Result<Variables> FetchProxyVariables(const daemon::StateDir& state, const std::
   if (!reply->value("ok", false)) {
     return MakeError("env", reply->value("error", "the daemon refused"), reply->value("hint", ""));
   }
+  // Until the server listens for us, the address may be another account's listener (a
+  // port taken while we were down): nothing of ours is sent there.
+  if (reply->value("state", "") != "listening") {
+    std::string port = std::to_string(reply->value("port", 0));
+    std::string why = reply->value("why", "");
+    return MakeError(
+        "env",
+        "the server proxy of " + host + " does not listen on the server's port " + port + " (" +
+            reply->value("state", "?") + ")" + (why.empty() ? "" : ": " + why),
+        "see `tether status " + host + "`; another port: `tether up " + host + " --proxy=PORT`");
+  }
   return ProxyVariables(static_cast<uint16_t>(reply->value("port", 0)), reply->value("user", ""),
                         reply->value("token", ""));
 }

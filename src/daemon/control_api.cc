@@ -112,7 +112,8 @@ Result<control::Json> ControlApi::ProxyEnv(const control::Json&) {
     control::Json reply{{"port", proxy->port},
                         {"state", forward::ToString(proxy->state)},
                         {"open", proxy->open},
-                        {"access", forward::ToString(proxy->access)}};
+                        {"access", forward::ToString(proxy->access)},
+                        {"why", f->error()}};
     // The owner, known by uid, needs no token: none is handed out, so none ends up in a
     // proxy URL, a log or a shell's history.
     if (!proxy->open && proxy->access != forward::Access::kOwner) {

@@ -54,6 +54,15 @@ void OwnerCheck::Warm() {
 
 OwnerCheck::Ticket OwnerCheck::Check(const std::string& origin_ip, uint16_t origin_port,
                                      uint16_t listen_port, Done done) {
+  return Ask(origin_ip, origin_port, listen_port, std::move(done));
+}
+
+OwnerCheck::Ticket OwnerCheck::WhoListens(uint16_t port, Done done) {
+  return Ask("", 0, port, std::move(done));
+}
+
+OwnerCheck::Ticket OwnerCheck::Ask(std::string origin_ip, uint16_t origin_port,
+                                   uint16_t listen_port, Done done) {
   Ticket ticket = next_ticket_++;
   if (mode_ == Mode::kUnavailable) {
     Deliver(std::move(done), {Verdict::kUnavailable, 0, unavailable_why_});
@@ -64,8 +73,8 @@ OwnerCheck::Ticket OwnerCheck::Check(const std::string& origin_ip, uint16_t orig
             {Verdict::kUnknown, 0, "too many connections waiting for the owner check"});
     return ticket;
   }
-  questions_.push_back({ticket, origin_ip, origin_port, listen_port, std::move(done), false,
-                        std::chrono::steady_clock::now()});
+  questions_.push_back({ticket, std::move(origin_ip), origin_port, listen_port, std::move(done),
+                        false, std::chrono::steady_clock::now()});
   if (running_) {
     SendQuestions();
   } else if (restart_timer_ == 0) {
@@ -143,7 +152,7 @@ void OwnerCheck::SendQuestions() {
   for (auto& q : questions_) {
     if (q.sent) continue;
     q.sent = true;
-    out += PortHex(q.origin_port) + "\n";
+    out += PortHex(q.asked_port()) + "\n";
   }
   if (out.empty()) return;
   // A few bytes a question and at most kOwnerCheckMaxPending of them: they fit the
@@ -216,14 +225,18 @@ void OwnerCheck::OnLine(std::string_view line) {
   }
   Question q = std::move(questions_.front());
   questions_.pop_front();
-  auto uid =
-      OwnerOfConnection(ParseSocketTable(answer_), q.origin_ip, q.origin_port, q.listen_port);
+  auto table = ParseSocketTable(answer_);
   answer_.clear();
+  auto uid = q.origin_ip.empty()
+                 ? ListenerOf(table, q.listen_port)
+                 : OwnerOfConnection(table, q.origin_ip, q.origin_port, q.listen_port);
   if (!q.done) return;
   if (!uid) {
-    Deliver(std::move(q.done), {Verdict::kUnknown, 0,
-                                "no live socket on the server connects from " + q.origin_ip + ":" +
-                                    std::to_string(q.origin_port)});
+    Deliver(std::move(q.done),
+            {Verdict::kUnknown, 0,
+             q.origin_ip.empty() ? "nothing listens on port " + std::to_string(q.listen_port)
+                                 : "no live socket on the server connects from " + q.origin_ip +
+                                       ":" + std::to_string(q.origin_port)});
   } else {
     Deliver(std::move(q.done), {*uid == owner_uid_ ? Verdict::kOwner : Verdict::kOther, *uid, ""});
   }

@@ -72,6 +72,9 @@ class OwnerCheck {
   // listen_port. `done` is called once, from the loop and never inside Check, unless the
   // ticket is cancelled first.
   Ticket Check(const std::string& origin_ip, uint16_t origin_port, uint16_t listen_port, Done done);
+  // Asks which account listens on `port` on the server (a forward the server refused:
+  // whose is the port?). kOwner, kOther with its uid, or kUnknown when nobody listens.
+  Ticket WhoListens(uint16_t port, Done done);
   void Cancel(Ticket ticket);
   // Starts the shell loop now, so the first connection does not wait for its start.
   void Warm();
@@ -87,9 +90,11 @@ class OwnerCheck {
  private:
   struct Question {
     Ticket ticket;
-    std::string origin_ip;
+    std::string origin_ip;  // empty: a WhoListens question about listen_port
     uint16_t origin_port;
     uint16_t listen_port;
+    // The port the server is asked about.
+    uint16_t asked_port() const { return origin_ip.empty() ? listen_port : origin_port; }
     Done done;  // null once cancelled (the answer still arrives in order)
     bool sent = false;
     std::chrono::steady_clock::time_point asked;
@@ -108,6 +113,7 @@ class OwnerCheck {
   void AnswerAll(const Answer& answer);
   void Deliver(Done done, Answer answer);
   void ArmTimer();
+  Ticket Ask(std::string origin_ip, uint16_t origin_port, uint16_t listen_port, Done done);
 
   net::EventLoop& loop_;
   Runner run_;

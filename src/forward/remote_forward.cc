@@ -30,6 +30,7 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
 
 RemoteForward::~RemoteForward() {
   if (request_ != 0) context_.requests->Forget(request_);
+  if (holder_ticket_ != 0) context_.owner_check->Cancel(holder_ticket_);
   DropPending();
   if (proxied_) proxied_->Clear();
   if (exit_) exit_->Clear();
@@ -92,6 +93,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
   }
   if (answer.ok()) {
     state_ = ForwardState::kListening;
+    holder_.clear();
     bound_port_ = *answer != 0 ? *answer : spec_.listen.port;
     error_.clear();
     backoff_.Reset();
@@ -113,6 +115,32 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
            std::to_string((delay.count() + 500) / 1000) + " s";
   retry_at_ = std::chrono::steady_clock::now() + delay;
   spdlog::warn("[{} rfwd {}] {}", host_alias_, spec_.listen.port, error_);
+  AskWhoHoldsThePort();
+}
+
+void RemoteForward::AskWhoHoldsThePort() {
+  if (context_.owner_check == nullptr || holder_ticket_ != 0 || spec_.listen.port == 0) return;
+  const uint16_t port = spec_.listen.port;
+  holder_ticket_ =
+      context_.owner_check->WhoListens(port, [this, port](const OwnerCheck::Answer& answer) {
+        holder_ticket_ = 0;
+        if (state_ != ForwardState::kRetrying) return;
+        std::string was = holder_;
+        if (answer.verdict == OwnerCheck::Verdict::kOther) {
+          holder_ = "port " + std::to_string(port) + " on the server is held by uid " +
+                    std::to_string(answer.uid) +
+                    ", another account: nothing of yours is sent there";
+        } else if (answer.verdict == OwnerCheck::Verdict::kOwner) {
+          holder_ = "port " + std::to_string(port) +
+                    " on the server is held by a process of your own account (an sshd of an "
+                    "earlier connection frees it when it notices)";
+        } else {
+          holder_.clear();
+        }
+        if (!holder_.empty() && holder_ != was) {
+          spdlog::warn("[{} rfwd {}] {}", host_alias_, port, holder_);
+        }
+      });
 }
 
 void RemoteForward::OnTick(std::chrono::steady_clock::time_point now) {
@@ -246,7 +274,7 @@ std::string RemoteForward::error() const {
     return "every connection is refused: " + context_.owner_check->unavailable_why() +
            "; the server proxy (--proxy) asks a token instead";
   }
-  return error_;
+  return holder_.empty() ? error_ : error_ + "; " + holder_;
 }
 
 std::optional<ServerProxyStatus> ServerProxy::server_proxy() const {

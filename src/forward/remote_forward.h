@@ -86,6 +86,8 @@ class RemoteForward : public Forward {
   void Request();
   void OnAnswer(Result<uint16_t> answer);
   void DropPending();
+  // After a refusal: asks the server whose process holds the port (holder_).
+  void AskWhoHoldsThePort();
   bool Gated() const { return spec_.dynamic && proxy_.owner_only && context_.owner_check; }
   // After the owner check: serves, or closes, the channel held in vetting_.
   void OnOwnerAnswer(uint64_t n, const std::string& prefix, const OwnerCheck::Answer& answer);
@@ -118,6 +120,9 @@ class RemoteForward : public Forward {
     std::string origin;  // host:port on the server, for the log
   };
   std::unordered_map<uint64_t, Vetting> vetting_;
+  // Who holds the port the server refused us ("" until known), and the question asked.
+  std::string holder_;
+  OwnerCheck::Ticket holder_ticket_ = 0;
 };
 
 // The server proxy (--proxy): a reverse dynamic forward on the server's 127.0.0.1 whose

@@ -121,4 +121,11 @@ std::optional<uint32_t> OwnerOfConnection(const std::vector<SocketEntry>& table,
   return std::nullopt;
 }
 
+std::optional<uint32_t> ListenerOf(const std::vector<SocketEntry>& table, uint16_t port) {
+  for (const auto& e : table) {
+    if (e.state == kStateListen && e.local_port == port && e.inode != 0) return e.uid;
+  }
+  return std::nullopt;
+}
+
 }  // namespace tether::forward

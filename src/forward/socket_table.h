@@ -37,6 +37,9 @@ std::optional<uint32_t> OwnerOfConnection(const std::vector<SocketEntry>& table,
                                           const std::string& origin_ip, uint16_t origin_port,
                                           uint16_t listen_port);
 
+// The uid holding a listening socket on `port` (any address), or nullopt when none does.
+std::optional<uint32_t> ListenerOf(const std::vector<SocketEntry>& table, uint16_t port);
+
 // The forms an address takes in the table (both byte orders; for IPv4 also the tcp6
 // mapped forms); empty when `ip` is not an address.
 std::vector<std::string> TableForms(const std::string& ip);

@@ -263,6 +263,60 @@ TEST_F(ProxyTest, ServerProxyServesItsOwnerAloneWithNoTokenInItsUrls) {
       << log;
 }
 
+// Another account took the proxy's port on the server first (while tether was down, or
+// before `up`). The server refuses our listener; tether asks whose the port is, says so in
+// status, and `env` and `run` refuse to hand out an address that reaches that account:
+// not a byte of the owner's goes there.
+TEST_F(ProxyTest, APortSquattedByAnotherAccountIsNamedAndNothingIsSentThere) {
+  OtherAccount mallory;
+  ASSERT_TRUE(mallory.ok()) << mallory.error();
+  const uint16_t port = FreeTcpPort();
+  const std::string caught = scratch_.File("caught");
+  // mallory's listener reports every byte it receives on its stdout (a file of ours).
+  auto squatter =
+      SpawnProcess(mallory.As({"/usr/bin/python3", "-c",
+                               "import socket, sys\n"
+                               "s = socket.socket()\n"
+                               "s.bind(('127.0.0.1', " +
+                                   std::to_string(port) +
+                                   "))\n"
+                                   "s.listen(16)\n"
+                                   "while True:\n"
+                                   "    c, _ = s.accept()\n"
+                                   "    c.settimeout(2)\n"
+                                   "    try:\n"
+                                   "        while (b := c.recv(65536)):\n"
+                                   "            sys.stdout.write(repr(b)); sys.stdout.flush()\n"
+                                   "    except OSError:\n"
+                                   "        pass\n"
+                                   "    c.close()\n"}),
+                   {}, caught);
+  ASSERT_TRUE(squatter.ok()) << squatter.error().message;
+  ASSERT_TRUE(WaitFor([&] { return PortAccepts(port); }, seconds(10)));
+
+  Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--laptop-network=all"});
+  const std::string held = "held by uid " + std::to_string(mallory.uid()) + ", another account";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto f = Forwards();
+        return !f.empty() && f[0]["error"].get<std::string>().find(held) != std::string::npos;
+      },
+      seconds(20)))
+      << Forwards().dump();
+  CommandResult env = Tether({"env", "testhost"});
+  EXPECT_NE(env.exit_code, 0) << env.Describe();
+  EXPECT_NE(env.err.find("does not listen on the server's port " + std::to_string(port)),
+            std::string::npos)
+      << env.Describe();
+  EXPECT_NE(env.err.find(held), std::string::npos) << env.Describe();
+  EXPECT_EQ(env.out.find("http_proxy"), std::string::npos);
+  CommandResult run = Tether(
+      {"run", "testhost", "--", "curl", "-sS", "--max-time", "5", "http://pypi.example/simple/"});
+  EXPECT_NE(run.exit_code, 0) << run.Describe();
+  EXPECT_NE(run.err.find(held), std::string::npos) << run.Describe();
+  EXPECT_EQ(ReadFileOrEmpty(caught), "");
+}
+
 // A reverse dynamic forward (-R port, no target) leaves from the laptop as the proxy does,
 // and is its owner's in the same way: ssh -R serves every account on the server.
 TEST_F(ProxyTest, ReverseSocksServesItsOwnerAlone) {

@@ -1709,12 +1709,16 @@ OtherAccount::~OtherAccount() {
   }
 }
 
-CommandResult OtherAccount::Run(const std::vector<std::string>& argv,
-                                std::chrono::milliseconds timeout) const {
+std::vector<std::string> OtherAccount::As(const std::vector<std::string>& argv) const {
   std::vector<std::string> full = {"setpriv", "--reuid=" + std::to_string(uid_),
                                    "--regid=" + std::to_string(gid_), "--clear-groups", "--"};
   full.insert(full.end(), argv.begin(), argv.end());
-  return RunCommand(full, {}, timeout);
+  return full;
+}
+
+CommandResult OtherAccount::Run(const std::vector<std::string>& argv,
+                                std::chrono::milliseconds timeout) const {
+  return RunCommand(As(argv), {}, timeout);
 }
 
 }  // namespace tether::testing

@@ -573,8 +573,9 @@ class OtherAccount {
   const std::string& error() const { return error_; }
   uid_t uid() const { return uid_; }
   const std::string& name() const { return name_; }
-  // Runs argv as this account (setpriv: its uid and gid, no supplementary groups), as
-  // RunCommand does.
+  // argv to run as this account (setpriv: its uid and gid, no supplementary groups).
+  std::vector<std::string> As(const std::vector<std::string>& argv) const;
+  // Runs argv as this account, as RunCommand does.
   CommandResult Run(const std::vector<std::string>& argv,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 

@@ -93,6 +93,20 @@ TEST_F(OwnerCheckTest, AnswersByTheUidOfTheSocketThatConnected) {
   EXPECT_EQ(answers_[1]->uid, 1001u);
 }
 
+TEST_F(OwnerCheckTest, WhoListensNamesTheAccountHoldingAPort) {
+  std::optional<OwnerCheck::Answer> squatter, nobody;
+  check_.WhoListens(10808, [&](const OwnerCheck::Answer& a) { squatter = a; });
+  check_.WhoListens(10809, [&](const OwnerCheck::Answer& a) { nobody = a; });
+  ServerSays("uid 1000\n");
+  EXPECT_EQ(ServerHears(), "2A38\n2A39\n");
+  ServerSays("   0: 0100007F:2A38 00000000:0000 0A 0:0 0:0 0 1001 0 31337 1\n" +
+             ClientLine(50000, 1000) + "end\nend\n");
+  ASSERT_TRUE(squatter && nobody);
+  EXPECT_EQ(squatter->verdict, Verdict::kOther);
+  EXPECT_EQ(squatter->uid, 1001u);
+  EXPECT_EQ(nobody->verdict, Verdict::kUnknown);
+}
+
 TEST_F(OwnerCheckTest, ASocketNotFoundIsNotTheOwner) {
   Ask(50000);
   ServerSays("uid 1000\n");

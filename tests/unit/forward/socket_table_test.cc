@@ -53,6 +53,13 @@ TEST(SocketTableTest, NoLiveSocketIsNoAnswer) {
   EXPECT_EQ(OwnerOfConnection(table, "not an address", 50000, 10808), std::nullopt);
 }
 
+TEST(SocketTableTest, TheListenersAccountIsThatOfItsListeningSocket) {
+  auto table = ParseSocketTable(kTcp);
+  EXPECT_EQ(ListenerOf(table, 10808), 1000u);
+  EXPECT_EQ(ListenerOf(table, 50000), std::nullopt);  // a client's port, not a listener
+  EXPECT_EQ(ListenerOf(table, 10809), std::nullopt);
+}
+
 TEST(SocketTableTest, ABigEndianServerPrintsTheAddressTheOtherWayRound) {
   auto table = ParseSocketTable(
       "   1: 7F000001:C350 7F000001:2A38 01 00000000:00000000 00:00000000 00000000  1000  "
