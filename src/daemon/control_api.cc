@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "control/json_fields.h"
+#include "ssh/read_ahead.h"
 
 namespace tether::daemon {
 namespace {
@@ -98,6 +99,7 @@ nlohmann::json ControlApi::StatusJson() const {
               {"last_error", st.last_error},
               {"cipher", st.cipher},
               {"remote_system", st.remote_system},
+              {"read_ahead", std::string(ssh::ToString(ssh::ReadAheadStatus()))},
               {"window_budget_used", st.window_budget_used},
               {"server_requests", st.server_requests},
               {"lanes", LanesJson(st)},

@@ -87,7 +87,8 @@ class ControlApi {
 
   // Puts the control commands on `server`.
   void Register(control::ControlServer& server);
-  // The whole `status` reply.
+  // The whole `status` reply: the daemon's snapshot, and the process's read-ahead mode
+  // (ssh::ReadAheadStatus()).
   nlohmann::json StatusJson() const;
   // `status`'s "lanes" and "sessions" parts.
   static nlohmann::json LanesJson(const DaemonStatus& status);

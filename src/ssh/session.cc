@@ -94,7 +94,7 @@ void Session::SetNonBlocking() { ssh_set_blocking(session_, 0); }
 void Session::Drain(ssh_event event, int max_polls) {
   ReadAhead::Scope scope;
   // Past max_polls, only what the read-ahead holds: 4 KiB a poll, nothing read anew.
-  const int bound = max_polls + static_cast<int>(ReadAhead::kCapacity / 4096) + 1;
+  const int bound = max_polls + ReadAhead::kPollsToEmpty;
   for (int i = 0; i < bound && (i < max_polls || read_ahead_pending() > 0); ++i) {
     if (ssh_event_dopoll(event, 0) != SSH_OK) break;
   }

@@ -1,5 +1,6 @@
 // The control API against a fake daemon: the status reply's shape field by field, and
-// what each command asks of the daemon.
+// what each command asks of the daemon. "read_ahead" is the process's own
+// (ssh::ReadAheadStatus()): the tests set its switch.
 #include "daemon/control_api.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "ssh/read_ahead.h"
+#include "test_support/scoped_env.h"
 
 namespace tether::daemon {
 namespace {
@@ -51,6 +54,7 @@ class ControlApiTest : public ::testing::Test {
   ControlApi api_;
   net::EventLoop loop_;
   control::ControlServer server_;
+  test_support::ScopedEnv read_ahead_switch_{ssh::kReadAheadSwitch, nullptr};
 };
 
 TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
@@ -74,12 +78,13 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
   st.sessions_live = 5;
   st.sessions_waiting = 2;
   st.connections = 2;
+  read_ahead_switch_.Set("0");
   const Json want = Json::parse(R"({
     "host": "gpu", "state": "reconnecting", "pid": 4242, "user": "ada",
     "hostname": "10.0.0.7", "port": 2222, "uptime_s": 90, "rtt_ms": 12, "reconnects": 3,
     "last_error": "no answer from the server for 6 s",
     "cipher": "chacha20-poly1305@openssh.com", "remote_system": "Linux x86_64",
-    "window_budget_used": 65536, "server_requests": 1,
+    "read_ahead": "off", "window_budget_used": 65536, "server_requests": 1,
     "lanes": {"wanted": 2, "off": "",
               "open": [{"number": 1, "state": "up", "live": 4, "streams": 9, "error": ""}]},
     "sessions": {"live": 5, "waiting": 2, "connections": 2},
@@ -89,6 +94,11 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
   EXPECT_TRUE(reply["ok"].get<bool>());
   reply.erase("ok");
   EXPECT_EQ(reply, want);
+}
+
+TEST_F(ControlApiTest, StatusSaysTheReadAheadsSelfCheckWhenNotSwitchedOff) {
+  // This test binary's libssh reads through tether's recv and poll (read_ahead_test.cc).
+  EXPECT_EQ(api_.StatusJson()["read_ahead"], "active");
 }
 
 TEST_F(ControlApiTest, StatusHasANullRttBeforeAnyKeepaliveAnswered) {
