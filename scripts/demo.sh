@@ -2,8 +2,8 @@
 # The demo: a throwaway sshd on a free loopback port, a small HTTP server behind it,
 # and tether doing its main job: up with a forward, a fetch through it, a command over
 # the same connection (tether exec, and stock ssh through the ControlPath socket), a
-# remote forward added at runtime, the server's proxy through the laptop, status, doctor,
-# down.
+# remote forward added at runtime, the server's proxy through the laptop (its owner's
+# alone), status, doctor, down.
 # Everything it makes is removed at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +87,17 @@ echo "\$ tether down demo && tether up demo --proxy=$proxy_port --laptop-network
 echo
 echo "\$ tether run demo -- curl -sS -x \"\$http_proxy\" --noproxy '' http://127.0.0.1:$http_port/v1/models"
 "$tether" run demo -- curl -sS --max-time 10 -x '"$http_proxy"' --noproxy "''" "http://127.0.0.1:$http_port/v1/models"
+echo
+echo "\$ tether env demo          # the proxy knows its owner by uid on the server: no token in the URLs"
+"$tether" env demo | grep -E '^export (http_proxy|ALL_PROXY)='
+echo
+echo "\$ setpriv --reuid=nobody ... curl -x http://127.0.0.1:$proxy_port ...   # another account on the server"
+if setpriv --reuid=65534 --regid=65534 --clear-groups -- /usr/bin/curl -sS --max-time 10 \
+  -x "http://127.0.0.1:$proxy_port" --noproxy '' "http://127.0.0.1:$http_port/v1/models" 2>&1; then
+  echo "served: the owner check failed" >&2
+  exit 1
+fi
+echo "(refused: the daemon's log names the uid)"
 echo
 echo "\$ tether status"
 "$tether" status
