@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 namespace {

@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "agent/command.h"
-#include "agent/text.h"
+#include "common/text.h"
 #include "common/unique_fd.h"
 
 namespace tether::agent {

@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 namespace {

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <chrono>
 
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "agent/api.h"
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 namespace {

@@ -4,7 +4,7 @@
 #include <type_traits>
 #include <unordered_map>
 
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 namespace {

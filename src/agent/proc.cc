@@ -6,7 +6,7 @@
 #include <cstring>
 #include <map>
 
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 namespace {

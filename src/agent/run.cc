@@ -20,7 +20,7 @@
 #include "agent/listen.h"
 #include "agent/log.h"
 #include "agent/server.h"
-#include "agent/text.h"
+#include "common/text.h"
 #include "agent/token.h"
 #include "common/fs.h"
 #include "common/unique_fd.h"

@@ -13,7 +13,7 @@
 #include "agent/bounded_http.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
-#include "agent/text.h"
+#include "common/text.h"
 #include "agent/token.h"
 
 namespace tether::agent {

@@ -1,6 +1,6 @@
 #include "agent/tmux.h"
 
-#include "agent/text.h"
+#include "common/text.h"
 
 namespace tether::agent {
 

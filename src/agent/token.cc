@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "agent/text.h"
+#include "common/text.h"
 #include "common/fs.h"
 #include "common/unique_fd.h"
 

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <charconv>
+#include <cstdint>
+
+#include "common/text.h"
 
 namespace tether::forward {
 namespace {
@@ -25,33 +27,16 @@ std::string Hex(const uint8_t* bytes, size_t n, bool reverse_words) {
   return out;
 }
 
-template <typename T>
-bool ParseNumber(std::string_view s, T* out, int base) {
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out, base);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
 // "0100007F:1F90" into address and port.
 bool ParseEndpoint(std::string_view s, std::string* address, uint16_t* port) {
   size_t colon = s.find(':');
-  if (colon == std::string_view::npos || (colon != 8 && colon != 32)) return false;
-  if (!ParseNumber(s.substr(colon + 1), port, 16)) return false;
+  if (colon != 8 && colon != 32) return false;
+  auto number = ParseHex(s.substr(colon + 1));
+  if (!number || *number > 0xFFFF) return false;
+  *port = static_cast<uint16_t>(*number);
   *address = std::string(s.substr(0, colon));
-  return std::all_of(address->begin(), address->end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
-  });
-}
-
-std::vector<std::string_view> Fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    if (i > start) fields.push_back(line.substr(start, i - start));
-  }
-  return fields;
+  return std::all_of(address->begin(), address->end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
 }
 
 bool SameHex(std::string_view a, std::string_view b) {
@@ -65,20 +50,22 @@ bool SameHex(std::string_view a, std::string_view b) {
 
 std::vector<SocketEntry> ParseSocketTable(std::string_view text) {
   std::vector<SocketEntry> table;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    auto f = Fields(line);
+  for (std::string_view line : SplitLines(text)) {
+    auto f = SplitWords(line);
     // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
     if (f.size() < 10 || f[0].empty() || f[0].back() != ':') continue;
     SocketEntry e;
+    auto state = ParseHex(f[3]);
+    auto uid = ParseUint(f[7]);
+    auto inode = ParseUint(f[9]);
     if (!ParseEndpoint(f[1], &e.local_address, &e.local_port) ||
-        !ParseEndpoint(f[2], &e.remote_address, &e.remote_port) ||
-        !ParseNumber(f[3], &e.state, 16) || !ParseNumber(f[7], &e.uid, 10) ||
-        !ParseNumber(f[9], &e.inode, 10)) {
+        !ParseEndpoint(f[2], &e.remote_address, &e.remote_port) || !state || *state > 0xFF ||
+        !uid || *uid > UINT32_MAX || !inode) {
       continue;
     }
+    e.state = static_cast<int>(*state);
+    e.uid = static_cast<uint32_t>(*uid);
+    e.inode = *inode;
     table.push_back(std::move(e));
   }
   return table;

@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "agent/text.h"
+#include "common/text.h"
 #include "sample_status.h"
 
 namespace tether::agent {

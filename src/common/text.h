@@ -1,5 +1,6 @@
-// Small text helpers the agent's parsers share: lines, fields, numbers. Pure; no locale
-// (std::from_chars), so "0.5" reads the same under any LANG a server was set up with.
+// Small text helpers for parsers of what other programs print (the agent's, the server's
+// socket table): lines, fields, numbers. Pure; no locale (std::from_chars), so "0.5" reads
+// the same under any LANG a server was set up with.
 #pragma once
 
 #include <chrono>
@@ -9,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tether::agent {
+namespace tether {
 
 // Splits on '\n', dropping a trailing '\r' from each line and the empty piece after a
 // final newline.
@@ -37,4 +38,4 @@ std::string SanitizeUtf8(std::string_view s);
 // For log lines built from what a client sent.
 std::string EscapeForLog(std::string_view s, size_t max_bytes);
 
-}  // namespace tether::agent
+}  // namespace tether

@@ -1,11 +1,11 @@
-#include "agent/text.h"
+#include "common/text.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 
-namespace tether::agent {
+namespace tether {
 
 std::vector<std::string_view> SplitLines(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -145,4 +145,4 @@ std::string EscapeForLog(std::string_view s, size_t max_bytes) {
   return out;
 }
 
-}  // namespace tether::agent
+}  // namespace tether

@@ -1,0 +1,55 @@
+// The text helpers parsers stand on (the agent's, the server's socket table).
+#include "common/text.h"
+
+#include <gtest/gtest.h>
+
+namespace tether {
+namespace {
+
+TEST(Text, NumbersAreWholeStrings) {
+  EXPECT_EQ(ParseInt("42"), 42);
+  EXPECT_EQ(ParseInt("-7"), -7);
+  EXPECT_FALSE(ParseInt("42 "));
+  EXPECT_FALSE(ParseInt(""));
+  EXPECT_FALSE(ParseUint("-1"));
+  EXPECT_EQ(ParseHex("1F90"), 8080u);
+  EXPECT_EQ(ParseDouble("61.52"), 61.52);
+  EXPECT_FALSE(ParseDouble("inf"));
+  EXPECT_FALSE(ParseDouble("nan"));
+  EXPECT_FALSE(ParseDouble("1.5W"));
+}
+
+TEST(Text, LinesDropCarriageReturnsAndTheFinalEmptyPiece) {
+  auto lines = SplitLines("a\r\nb\n\nc");
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], "a");
+  EXPECT_EQ(lines[2], "");
+  EXPECT_EQ(lines[3], "c");
+  EXPECT_EQ(SplitLines("a\n").size(), 1u);
+  EXPECT_EQ(FirstLine("\n  \n  first  \nsecond"), "first");
+}
+
+TEST(Text, LogEscapingKeepsLinesOneLine) {
+  EXPECT_EQ(EscapeForLog("/status", 256), "/status");
+  EXPECT_EQ(EscapeForLog("/a\r\nINJECTED", 256), "/a\\x0d\\x0aINJECTED");
+  EXPECT_EQ(EscapeForLog("abcdef", 3), "abc...");
+  EXPECT_EQ(EscapeForLog("a\\b", 10), "a\\x5cb");
+}
+
+TEST(Text, Utf8SanitizingReplacesOnlyBrokenSequences) {
+  EXPECT_EQ(SanitizeUtf8("caf\xC3\xA9 \xF0\x9F\x9A\x80"), "caf\xC3\xA9 \xF0\x9F\x9A\x80");
+  EXPECT_EQ(SanitizeUtf8("a\xFF"
+                         "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(SanitizeUtf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong '/'
+  EXPECT_EQ(SanitizeUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  EXPECT_EQ(SanitizeUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // cut short
+}
+
+TEST(Text, UtcTimesAreRfc3339) {
+  EXPECT_EQ(FormatUtc(std::chrono::system_clock::from_time_t(1714564800)), "2024-05-01T12:00:00Z");
+}
+
+}  // namespace
+}  // namespace tether
