@@ -86,17 +86,24 @@ fi
 if [[ $mode == ci ]]; then export TETHER_SOAK_COMMANDS=${TETHER_SOAK_COMMANDS:-500}; fi
 stage "unit and end-to-end tests" run_ctest build
 
+# The sanitizer tree builds tether, tether-agent, the unit tests and the fuzz replays; its
+# end-to-end run is the normal tree's test binary driving the sanitizer build's tether
+# (TETHER_E2E_BIN): the daemon under test is what the sanitizers watch.
+sanitized_e2e() {  # sanitized_e2e CTEST_ARGS...
+  sanitized env TETHER_E2E_BIN="$PWD/build-asan/src/tether" run_ctest build -L e2e "$@"
+}
 if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
   stage "sanitizer build (ASan + UBSan)" \
-    env BUILD_DIR=build-asan scripts/build.sh -DTETHER_SANITIZE=ON
+    env BUILD_DIR=build-asan scripts/build.sh -DTETHER_SANITIZE=ON -DTETHER_E2E_TESTS=OFF
   # The slow tier is left out here: under the sanitizers each byte costs several times
   # more CPU, and the slow tests' bounds are about time (--all runs them).
-  stage "tests under ASan + UBSan" sanitized run_ctest build-asan -E Slow
+  stage "unit tests under ASan + UBSan" sanitized run_ctest build-asan -E Slow
+  stage "end-to-end tests under ASan + UBSan" sanitized_e2e -E Slow
 fi
 
 if [[ $mode == all ]]; then
   if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
-    stage "slow tests under ASan + UBSan" sanitized run_ctest build-asan -R Slow
+    stage "slow tests under ASan + UBSan" sanitized_e2e -R Slow
   fi
   stage "fuzz targets (libFuzzer, bounded)" scripts/fuzz.sh
   # The end-to-end suite against OpenSSH 10.0 (PerSourcePenalties on, sshd-session),
