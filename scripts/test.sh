@@ -90,7 +90,7 @@ stage "unit and end-to-end tests" run_ctest build
 # end-to-end run is the normal tree's test binary driving the sanitizer build's tether
 # (TETHER_E2E_BIN): the daemon under test is what the sanitizers watch.
 sanitized_e2e() {  # sanitized_e2e CTEST_ARGS...
-  sanitized env TETHER_E2E_BIN="$PWD/build-asan/src/tether" run_ctest build -L e2e "$@"
+  TETHER_E2E_BIN="$PWD/build-asan/src/tether" sanitized run_ctest build -L e2e "$@"
 }
 if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
   stage "sanitizer build (ASan + UBSan)" \
