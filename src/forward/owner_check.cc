@@ -7,10 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
+#include <cstdint>
 #include <cstring>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "forward/socket_table.h"
 
 namespace tether::forward {
@@ -24,18 +25,6 @@ const char* const OwnerCheck::kCommand =
     "exit 0; fi; echo \"uid $(id -u)\"; while read -r p; do case $p in "
     "[0-9A-F][0-9A-F][0-9A-F][0-9A-F]) grep -h \":$p \" /proc/net/tcp /proc/net/tcp6 "
     "2>/dev/null;; esac; echo end; done'";
-
-const char* ToString(OwnerCheck::Mode mode) {
-  switch (mode) {
-    case OwnerCheck::Mode::kStarting:
-      return "starting";
-    case OwnerCheck::Mode::kByUid:
-      return "uid";
-    case OwnerCheck::Mode::kUnavailable:
-      return "unavailable";
-  }
-  return "?";
-}
 
 OwnerCheck::OwnerCheck(net::EventLoop& loop, Runner run, std::string log_prefix)
     : loop_(loop), run_(std::move(run)), log_prefix_(std::move(log_prefix)) {}
@@ -186,16 +175,13 @@ void OwnerCheck::OnReadable() {
 void OwnerCheck::OnLine(std::string_view line) {
   if (!greeted_) {
     if (line.rfind("uid ", 0) == 0) {
-      uint32_t uid = 0;
-      auto digits = line.substr(4);
-      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), uid);
-      if (ec != std::errc() || end != digits.data() + digits.size()) {
-        return Stopped("the server's greeting is garbled");
-      }
+      auto uid = ParseUint(line.substr(4));
+      if (!uid || *uid > UINT32_MAX) return Stopped("the server's greeting is garbled");
       greeted_ = true;
-      owner_uid_ = uid;
+      owner_uid_ = static_cast<uint32_t>(*uid);
       if (mode_ != Mode::kByUid) {
-        spdlog::info("[{}] owner check: connections are served to uid {} alone", log_prefix_, uid);
+        spdlog::info("[{}] owner check: connections are served to uid {} alone", log_prefix_,
+                     owner_uid_);
       }
       mode_ = Mode::kByUid;
       return SendQuestions();

@@ -140,6 +140,4 @@ class OwnerCheck {
   net::EventLoop::TimerId delivery_timer_ = 0;
 };
 
-const char* ToString(OwnerCheck::Mode mode);
-
 }  // namespace tether::forward

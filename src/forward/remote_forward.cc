@@ -255,9 +255,7 @@ void RemoteForward::OnOwnerAnswer(uint64_t n, const std::string& prefix,
 
 Access RemoteForward::access() const {
   if (!spec_.dynamic) return Access::kNotApplicable;
-  if (!proxy_.owner_only || context_.owner_check == nullptr) {
-    return proxy_.policy.require_auth ? Access::kToken : Access::kAnyone;
-  }
+  if (!Gated()) return proxy_.policy.require_auth ? Access::kToken : Access::kAnyone;
   switch (context_.owner_check->mode()) {
     case OwnerCheck::Mode::kStarting:
       return Access::kChecking;
