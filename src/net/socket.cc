@@ -170,30 +170,98 @@ Result<UniqueFd> Accept(int listen_fd) {
   return out;
 }
 
-Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
-                            std::chrono::milliseconds timeout, Reach reach) {
+Result<std::vector<SocketAddress>> ResolveTcp(const std::string& host, uint16_t port) {
   auto res = Resolve(host, port, false);
   if (!res.ok()) return res.take_error();
   std::unique_ptr<addrinfo, AddrInfoDeleter> list(*res);
+  std::vector<SocketAddress> out;
+  for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    SocketAddress a;
+    std::memcpy(&a.storage, ai->ai_addr, ai->ai_addrlen);
+    a.length = ai->ai_addrlen;
+    out.push_back(a);
+  }
+  return out;
+}
+
+std::optional<SocketAddress> NumericAddress(const std::string& host, uint16_t port) {
+  SocketAddress a;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    a.length = sizeof *v4;
+    return a;
+  }
+  a = SocketAddress{};
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+  if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    a.length = sizeof *v6;
+    return a;
+  }
+  return std::nullopt;
+}
+
+Error PolicyFailure(const std::string& host, uint16_t port, AddressScope scope, Reach reach) {
+  return MakeError(ErrorCode::kPolicy,
+                   FormatHostPort(host, port) + " is " + DescribeScope(scope) +
+                       ", which the server may not reach through the laptop",
+                   std::string("the laptop's network is closed to the server beyond ") +
+                       (reach == Reach::kPublic ? "public addresses" : "its private networks") +
+                       "; `laptop_network` (config.toml) or `tether up --laptop-network` "
+                       "opens more of it");
+}
+
+Error ConnectFailure(const std::string& host, uint16_t port, int err) {
+  std::string where = FormatHostPort(host, port);
+  std::string hint;
+  switch (err) {
+    case ECONNREFUSED:
+      hint = "nothing listens on " + where + ": is sshd running, and is the Port right?";
+      break;
+    case ETIMEDOUT:
+      hint = "no answer from " + where +
+             ": a firewall, the wrong network, or a host that is down (raise ConnectTimeout "
+             "if the link is slow)";
+      break;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+      hint = "no route to " + where + ": check the network (VPN?) or use a ProxyJump host";
+      break;
+    default:
+      break;
+  }
+  Error e = ErrnoError(ErrorCode::kConnect, "cannot connect to " + where, err);
+  e.hint = hint;
+  return e;
+}
+
+Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
+                            std::chrono::milliseconds timeout, Reach reach) {
+  auto list = ResolveTcp(host, port);
+  if (!list.ok()) return list.take_error();
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int last_err = 0;
   std::optional<AddressScope> skipped;  // the first address `reach` did not allow
   bool tried = false;
-  for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
-    AddressScope scope = ScopeOf(ai->ai_addr);
+  for (const SocketAddress& address : *list) {
+    AddressScope scope = ScopeOf(address.get());
     if (!Allows(reach, scope)) {
       if (!skipped) skipped = scope;
       continue;
     }
     tried = true;
-    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol));
+    UniqueFd fd(::socket(address.storage.ss_family, SOCK_STREAM, 0));
     if (!fd) {
       last_err = errno;
       continue;
     }
     SetCloseOnExec(fd.get());
     (void)SetNonBlocking(fd.get());
-    int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
+    int rc = ::connect(fd.get(), address.get(), address.length);
     if (rc != 0 && errno != EINPROGRESS) {
       last_err = errno;
       continue;
@@ -225,36 +293,8 @@ Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
     (void)SetNonBlocking(fd.get(), false);
     return fd;
   }
-  std::string where = FormatHostPort(host, port);
-  if (skipped && !tried) {
-    return MakeError(ErrorCode::kPolicy,
-                     where + " is " + DescribeScope(*skipped) +
-                         ", which the server may not reach through the laptop",
-                     std::string("the laptop's network is closed to the server beyond ") +
-                         (reach == Reach::kPublic ? "public addresses" : "its private networks") +
-                         "; `laptop_network` (config.toml) or `tether up --laptop-network` "
-                         "opens more of it");
-  }
-  std::string hint;
-  switch (last_err) {
-    case ECONNREFUSED:
-      hint = "nothing listens on " + where + ": is sshd running, and is the Port right?";
-      break;
-    case ETIMEDOUT:
-      hint = "no answer from " + where +
-             ": a firewall, the wrong network, or a host that is down (raise ConnectTimeout "
-             "if the link is slow)";
-      break;
-    case ENETUNREACH:
-    case EHOSTUNREACH:
-      hint = "no route to " + where + ": check the network (VPN?) or use a ProxyJump host";
-      break;
-    default:
-      break;
-  }
-  Error e = ErrnoError(ErrorCode::kConnect, "cannot connect to " + where, last_err);
-  e.hint = hint;
-  return e;
+  if (skipped && !tried) return PolicyFailure(host, port, *skipped, reach);
+  return ConnectFailure(host, port, last_err);
 }
 
 Result<UniqueFd> ConnectUnix(const std::string& path) {
@@ -265,6 +305,26 @@ Result<UniqueFd> ConnectUnix(const std::string& path) {
   SetCloseOnExec(fd.get());
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
     return ErrnoError(ErrorCode::kConnect, "connect to " + path, errno);
+  }
+  return fd;
+}
+
+Result<UniqueFd> ConnectUnixNow(const std::string& path) {
+  auto addr = UnixAddress(path);
+  if (!addr.ok()) return addr.take_error();
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
+  if (!fd) return ErrnoError(ErrorCode::kConnect, "socket", errno);
+  SetCloseOnExec(fd.get());
+  Status nb = SetNonBlocking(fd.get());
+  if (!nb.ok()) return nb.take_error();
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
+    int err = errno;
+    if (err == EAGAIN) {
+      return MakeError(ErrorCode::kConnect,
+                       "the listener at " + path + " takes no more connections",
+                       "its program accepts too slowly or not at all", err);
+    }
+    return ErrnoError(ErrorCode::kConnect, "connect to " + path, err);
   }
   return fd;
 }

@@ -33,6 +33,25 @@ Result<uint16_t> LocalPort(int fd);
 // nothing is pending.
 Result<UniqueFd> Accept(int listen_fd);
 
+// One address a name resolved to, ready for connect(2).
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+// Resolves `host` (getaddrinfo: may block for seconds) to the TCP addresses to try, in the
+// resolver's order. Error step "resolve".
+Result<std::vector<SocketAddress>> ResolveTcp(const std::string& host, uint16_t port);
+// `host` written as an IPv4 or IPv6 address, without asking a resolver; nullopt for a name.
+std::optional<SocketAddress> NumericAddress(const std::string& host, uint16_t port);
+
+// The error of a connect to host:port that failed with `err` (ECONNREFUSED, ETIMEDOUT,
+// ...), with a hint for the common ones.
+Error ConnectFailure(const std::string& host, uint16_t port, int err);
+// The error of a connect whose every address `reach` refused; `scope` is the first one's.
+Error PolicyFailure(const std::string& host, uint16_t port, AddressScope scope, Reach reach);
+
 // Resolves `host` and connects to the first address that answers, trying each in turn,
 // within `timeout` in all (0: the system's own timeouts), skipping addresses `reach` does
 // not allow (net/address_scope.h). Errors use the steps "resolve", "connect" and, when
@@ -42,6 +61,10 @@ Result<UniqueFd> ConnectTcp(const std::string& host, uint16_t port,
 
 // Connects to a unix socket (blocking).
 Result<UniqueFd> ConnectUnix(const std::string& path);
+// The same without ever waiting: a unix connect completes at once or fails; a listener
+// whose backlog is full is an error (EAGAIN) rather than a wait. The descriptor is
+// non-blocking.
+Result<UniqueFd> ConnectUnixNow(const std::string& path);
 
 Status SetNonBlocking(int fd, bool on = true);
 void SetNoDelay(int fd);
