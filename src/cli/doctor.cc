@@ -276,6 +276,18 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
                st == "needs-auth" ? "run `tether up " + alias + "` to log in again" : "");
   }
 
+  // The user's own ControlPath: served, or why plain ssh there makes logins of its own.
+  if (!status.is_null() && status.value("control_path", json()).is_object()) {
+    const json& cp = status["control_path"];
+    const std::string cp_state = cp.value("state", "");
+    std::string fix;
+    if (cp_state == "held")
+      fix = "ssh -O exit " + alias + " ends that master; tether then takes the path";
+    if (cp_state == "no directory") fix = "make the directory (mkdir -m 700 ...), as ssh needs too";
+    report.Add("ControlPath " + cp.value("path", ""), cp_state == "serving" ? "pass" : "warn",
+               ControlPathNote(status), fix);
+  }
+
   // 6. Local forwards: listening, and by this daemon.
   int daemon_pid = status.is_null() ? 0 : status.value("pid", 0);
   json forwards = status.is_null() ? json::array() : status.value("forwards", json::array());

@@ -74,4 +74,13 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string ControlPathNote(const nlohmann::json& host) {
+  const auto it = host.find("control_path");
+  if (it == host.end() || !it->is_object()) return "";
+  const std::string path = it->value("path", "");
+  const std::string state = it->value("state", "");
+  if (state == "serving") return "ssh's ControlPath " + path + " rides this connection";
+  return "ControlPath " + path + " " + it->value("detail", "");
+}
+
 }  // namespace tether::cli

@@ -17,6 +17,9 @@ std::string HumanRate(uint64_t bytes_per_second);
 std::string ForwardFlagLine(const nlohmann::json& forward);
 // 45s, 3m12s, 5h03m, 2d04h.
 std::string HumanDuration(int64_t seconds);
+// One line on the user's own ControlPath from a host's status reply ("" when ssh_config
+// names none): "ssh's ControlPath P rides this connection", or "ControlPath P <why not>".
+std::string ControlPathNote(const nlohmann::json& host);
 // Left-aligned columns separated by two spaces; the first row is the header.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 

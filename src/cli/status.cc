@@ -123,6 +123,8 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
                     std::to_string(h.value("reconnects", 0)), LanesCell(h), target});
     std::string lanes_off = h.value("lanes", json::object()).value("off", "");
     if (!lanes_off.empty()) notes.push_back(h.value("host", "") + ": lanes off: " + lanes_off);
+    std::string control_path = ControlPathNote(h);
+    if (!control_path.empty()) notes.push_back(h.value("host", "") + ": " + control_path);
   }
   std::printf("%s", FormatTable(rows).c_str());
   for (const auto& n : notes) std::printf("  %s\n", n.c_str());

@@ -296,6 +296,7 @@ struct Obtained {
   std::optional<std::string> identity_agent;
   std::optional<std::string> host_key_alias;
   std::optional<std::string> ignore_unknown;
+  std::optional<std::string> control_path;
   // ProxyJump and ProxyCommand exclude each other; whichever comes first wins (readconf.c).
   bool proxy_obtained = false;
   std::string proxy_jump_text;  // as written, for %j
@@ -691,6 +692,9 @@ class Reader {
     return SetVerbatim(line, got_.host_key_algorithms);
   }
   Status OnIgnoreUnknown(const Line& line) { return SetVerbatim(line, got_.ignore_unknown); }
+  // Expanded once the destination is known (config/control_path.h): its ~ is the password
+  // database's, not $HOME, and its tokens depend on the OpenSSH release.
+  Status OnControlPath(const Line& line) { return SetVerbatim(line, got_.control_path); }
 
   Status OnHostKeyAlias(const Line& line) {
     return SetVerbatim(line, got_.host_key_alias);
@@ -868,7 +872,7 @@ const Reader::Rule Reader::kRules[] = {
     {"CompressionLevel", &Reader::OnUnused},
     {"ConnectionAttempts", &Reader::OnUnused},
     {"ControlMaster", &Reader::OnUnused},
-    {"ControlPath", &Reader::OnUnused},
+    {"ControlPath", &Reader::OnControlPath},
     {"ControlPersist", &Reader::OnUnused},
     {"DSAAuthentication", &Reader::OnUnused},
     {"EnableEscapeCommandline", &Reader::OnUnused},
@@ -1035,6 +1039,7 @@ HostConfig Finish(const Environment& env, Obtained& got) {
                           : ExpandTokens(agent, tokens);
   hc.proxy_jump = got.proxy_jump;
   hc.proxy_command = got.proxy_command;
+  hc.control_path = got.control_path.value_or("");
   hc.sources = got.sources;
   hc.server_alive_interval_s = got.server_alive_interval_s.value_or(0);
   hc.server_alive_count_max = got.server_alive_count_max.value_or(3);

@@ -50,6 +50,9 @@ struct HostConfig {
   int server_alive_interval_s = 0;          // ServerAliveInterval (0 = unset)
   int server_alive_count_max = 3;           // ServerAliveCountMax
   std::vector<ForwardSpec> forwards;        // LocalForward, RemoteForward, DynamicForward
+  // ControlPath as written, ~ and tokens not expanded (config/control_path.h does that the
+  // way ssh does); "" when unset, "none" kept as it is.
+  std::string control_path;
   // Keywords we read but do not act on, and unknown ones, one line each, for -v output.
   std::vector<std::string> notes;
   // Keyword -> where the value came from ("~/.ssh/config:12", "-o \"Port=2222\"", "the

@@ -91,7 +91,11 @@ void MuxServer::StopListening() {
   if (!listener_) return;
   acceptor_.reset();
   listener_.Reset();
-  ::unlink(path_.c_str());
+  if (remove_socket_) {
+    remove_socket_();
+  } else {
+    ::unlink(path_.c_str());
+  }
 }
 
 MuxServer::Client* MuxServer::Find(uint64_t id) {

@@ -66,6 +66,9 @@ class MuxServer {
   size_t clients() const { return clients_.size(); }
   // ssh -O stop: no new clients; the socket file goes. Sessions carry on.
   void StopListening();
+  // What StopListening does to the socket file instead of unlinking it (a ControlPath is
+  // removed only while it is still the file we bound).
+  void SetSocketRemover(std::function<void()> remove) { remove_socket_ = std::move(remove); }
 
  private:
   struct Client {
@@ -120,6 +123,7 @@ class MuxServer {
   UniqueFd listener_;
   std::unique_ptr<net::Acceptor> acceptor_;  // watches listener_ while it is open
   std::string path_;
+  std::function<void()> remove_socket_;
   MuxHost& host_;
   std::map<uint32_t, Handler> handlers_;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;

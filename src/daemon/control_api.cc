@@ -82,6 +82,16 @@ nlohmann::json ControlApi::SessionsJson(const DaemonStatus& status) {
                         {"connections", status.connections}};
 }
 
+nlohmann::json ControlApi::ControlPathJson(const DaemonStatus& status) {
+  if (!status.control_path) return nullptr;
+  const ControlPathStatus& cp = *status.control_path;
+  nlohmann::json out{{"path", cp.path}, {"state", ToString(cp.state)}, {"detail", cp.detail}};
+  out["pid"] = cp.state == ControlPathState::kHeld && cp.holder_pid != 0
+                   ? nlohmann::json(cp.holder_pid)
+                   : nlohmann::json();
+  return out;
+}
+
 nlohmann::json ControlApi::StatusJson() const {
   using nlohmann::json;
   DaemonStatus st = daemon_.Snapshot();
@@ -104,6 +114,7 @@ nlohmann::json ControlApi::StatusJson() const {
               {"server_requests", st.server_requests},
               {"lanes", LanesJson(st)},
               {"sessions", SessionsJson(st)},
+              {"control_path", ControlPathJson(st)},
               {"forwards", fwds}};
 }
 

@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "config/forward_spec.h"
 #include "control/control_server.h"
+#include "daemon/control_path_status.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_state.h"
 #include "forward/forward.h"
@@ -57,6 +58,8 @@ struct DaemonStatus {
   uint64_t sessions_live = 0;
   uint64_t sessions_waiting = 0;
   uint64_t connections = 0;
+  // The user's own ControlPath, when ssh_config names one (daemon/control_path_listener.h).
+  std::optional<ControlPathStatus> control_path;
 };
 
 class ControlApi {
@@ -93,6 +96,8 @@ class ControlApi {
   // `status`'s "lanes" and "sessions" parts.
   static nlohmann::json LanesJson(const DaemonStatus& status);
   static nlohmann::json SessionsJson(const DaemonStatus& status);
+  // `status`'s "control_path": null when ssh_config names none.
+  static nlohmann::json ControlPathJson(const DaemonStatus& status);
   // One forward as `status` and the forward commands show it.
   static nlohmann::json ForwardJson(const forward::Forward& fwd);
 

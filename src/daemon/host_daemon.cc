@@ -73,6 +73,7 @@ HostDaemon::~HostDaemon() {
   supervisor_.reset();
   dialer_.reset();  // joins an attempt in flight, bounded by its timeouts
   lanes_.RetireAll();
+  control_path_.reset();
   sessions_.reset();
   mux_.reset();
   pumps_->Clear();
@@ -242,6 +243,8 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   if (!mux_listener.ok()) return mux_listener.take_error();
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
                                               state_.MuxPath(host_.alias), *this);
+  control_path_ = ControlPathListener::ForHost(loop_, host_, state_.MuxPath(host_.alias), *this);
+  if (control_path_) control_path_->Claim();
   for (auto& fwd : forwards_) StartForward(*fwd);
   Status attached = supervisor_->Start(std::move(session));
   if (!attached.ok()) return attached;
@@ -473,6 +476,7 @@ void HostDaemon::Shutdown(const std::string& why) {
 Status HostDaemon::Run() {
   Status s = loop_.Run();
   sessions_->AbortAll("tether down: the daemon stopped");
+  control_path_.reset();
   mux_.reset();
   pumps_->Clear();
   for (auto& fwd : forwards_) fwd->Stop();
@@ -495,6 +499,7 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.reconnects = supervisor_->reconnects();
   st.last_error = supervisor_->last_error();
   st.remote_system = remote_system_;
+  if (control_path_) st.control_path = control_path_->status();
   if (link_) {
     st.cipher = link_->session().cipher();
     st.server_requests = requests_.pending();

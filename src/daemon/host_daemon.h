@@ -16,6 +16,7 @@
 #include "control/control_server.h"
 #include "control/mux_server.h"
 #include "daemon/connector.h"
+#include "daemon/control_path_listener.h"
 #include "daemon/control_api.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_supervisor.h"
@@ -149,6 +150,8 @@ class HostDaemon : public control::MuxHost,
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<control::MuxServer> mux_;
+  // The mux protocol at the user's own ControlPath too, when ssh_config names one.
+  std::unique_ptr<ControlPathListener> control_path_;
   // Sessions of the mux and exec, and the connections past MaxSessions they need.
   std::unique_ptr<SessionPool> sessions_;
   net::Reach laptop_network_ = net::Reach::kPublic;

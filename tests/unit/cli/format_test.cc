@@ -132,18 +132,38 @@ TEST(HumanRate, ShowsBitsPerSecondForPeople) {
 }
 
 TEST(ForwardFlagLine, WritesEachKindAsSshWould) {
-  EXPECT_EQ(ForwardFlagLine({{"kind", "local"}, {"listen", "127.0.0.1:8000"},
-                             {"target", "localhost:8000"}}),
+  EXPECT_EQ(ForwardFlagLine(
+                {{"kind", "local"}, {"listen", "127.0.0.1:8000"}, {"target", "localhost:8000"}}),
             "-L 127.0.0.1:8000 -> localhost:8000");
-  EXPECT_EQ(ForwardFlagLine({{"kind", "remote"}, {"listen", "server localhost:9000"},
-                             {"target", "127.0.0.1:9000"}}),
-            "-R server localhost:9000 -> 127.0.0.1:9000");
-  EXPECT_EQ(ForwardFlagLine({{"kind", "dynamic"}, {"listen", "127.0.0.1:1080"}, {"target", "socks"}}),
-            "-D 127.0.0.1:1080 (socks)");
-  EXPECT_EQ(ForwardFlagLine({{"kind", "proxy"},
-                             {"listen", "server 127.0.0.1:10808"},
-                             {"target", "laptop: direct"}}),
-            "--proxy server 127.0.0.1:10808 -> laptop: direct");
+  EXPECT_EQ(
+      ForwardFlagLine(
+          {{"kind", "remote"}, {"listen", "server localhost:9000"}, {"target", "127.0.0.1:9000"}}),
+      "-R server localhost:9000 -> 127.0.0.1:9000");
+  EXPECT_EQ(
+      ForwardFlagLine({{"kind", "dynamic"}, {"listen", "127.0.0.1:1080"}, {"target", "socks"}}),
+      "-D 127.0.0.1:1080 (socks)");
+  EXPECT_EQ(
+      ForwardFlagLine(
+          {{"kind", "proxy"}, {"listen", "server 127.0.0.1:10808"}, {"target", "laptop: direct"}}),
+      "--proxy server 127.0.0.1:10808 -> laptop: direct");
+}
+
+}  // namespace
+}  // namespace tether::cli
+
+namespace tether::cli {
+namespace {
+
+TEST(ControlPathNote, SaysWhetherTheUsersControlPathRidesTether) {
+  EXPECT_EQ(ControlPathNote(nlohmann::json{{"host", "gpu"}, {"control_path", nullptr}}), "");
+  EXPECT_EQ(ControlPathNote(nlohmann::json{
+                {"control_path", {{"path", "/s/a@gpu-22"}, {"state", "serving"}, {"detail", ""}}}}),
+            "ssh's ControlPath /s/a@gpu-22 rides this connection");
+  EXPECT_EQ(ControlPathNote(nlohmann::json{{"control_path",
+                                            {{"path", "/s/a@gpu-22"},
+                                             {"state", "held"},
+                                             {"detail", "is held by an OpenSSH master, pid 7"}}}}),
+            "ControlPath /s/a@gpu-22 is held by an OpenSSH master, pid 7");
 }
 
 }  // namespace

@@ -484,6 +484,27 @@ TEST_F(SshConfigTest, ProxyJumpSplitsHopsAndNoneClearsIt) {
   EXPECT_EQ(Read("other").proxy_jump, std::vector<std::string>{"fallback"});
 }
 
+TEST_F(SshConfigTest, ControlPathIsKeptAsWrittenAndTheFirstWins) {
+  WriteUserConfig(
+      "Host gpu\n"
+      "  ControlPath ~/.ssh/sockets/%r@%h-%p\n"
+      "Host *\n"
+      "  ControlPath /tmp/other-%C\n"
+      "Host none-host\n"
+      "  ControlPath none\n");
+  HostConfig gpu = Read("gpu");
+  // Expanded later, as ssh does (config/control_path.h): ~ is the passwd entry's there.
+  EXPECT_EQ(gpu.control_path, "~/.ssh/sockets/%r@%h-%p");
+  for (const std::string& note : gpu.notes) {
+    EXPECT_EQ(note.find("ControlPath"), std::string::npos) << note;
+  }
+  EXPECT_EQ(Read("other").control_path, "/tmp/other-%C");
+  EXPECT_EQ(Read("none-host").control_path, "/tmp/other-%C");  // Host * came first
+  WriteUserConfig("Host x\n  ControlPath none\n");
+  EXPECT_EQ(Read("x").control_path, "none");
+  EXPECT_EQ(Read("y").control_path, "");
+}
+
 TEST_F(SshConfigTest, ProxyCommandIsKeptVerbatimAndExcludesProxyJump) {
   WriteUserConfig(
       "Host gpu\n"

@@ -78,6 +78,9 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
   st.sessions_live = 5;
   st.sessions_waiting = 2;
   st.connections = 2;
+  st.control_path =
+      ControlPathStatus{"/home/ada/.ssh/sockets/ada@10.0.0.7-2222", ControlPathState::kHeld, 777,
+                        "is held by an OpenSSH master, pid 777"};
   read_ahead_switch_.Set("0");
   const Json want = Json::parse(R"({
     "host": "gpu", "state": "reconnecting", "pid": 4242, "user": "ada",
@@ -88,6 +91,8 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
     "lanes": {"wanted": 2, "off": "",
               "open": [{"number": 1, "state": "up", "live": 4, "streams": 9, "error": ""}]},
     "sessions": {"live": 5, "waiting": 2, "connections": 2},
+    "control_path": {"path": "/home/ada/.ssh/sockets/ada@10.0.0.7-2222", "state": "held",
+                     "pid": 777, "detail": "is held by an OpenSSH master, pid 777"},
     "forwards": []})");
   EXPECT_EQ(api_.StatusJson(), want) << api_.StatusJson().dump();
   Json reply = server_.HandleLine(R"({"cmd":"status"})");

@@ -1,0 +1,279 @@
+#include "config/control_path.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+#include "common/unique_fd.h"
+
+extern char** environ;
+
+namespace tether::config {
+namespace {
+
+constexpr std::string_view kStep = "config";
+// ControlPath's tokens in every release we know (sshconnect.h), %j from 9.6.
+constexpr std::string_view kTokensBefore96 = "CdhiklLnpru";
+constexpr std::string_view kTokensFrom96 = "CdhijklLnpru";
+// `ssh -V` prints one line and exits; one that takes longer is not an ssh we can ask.
+constexpr std::chrono::milliseconds kVersionTimeout{2000};
+constexpr size_t kMaxVersionOutput = 4096;
+
+std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::optional<passwd> LookUp(const char* name, uid_t uid, std::vector<char>& buffer) {
+  passwd pw{};
+  passwd* found = nullptr;
+  buffer.assign(16384, '\0');
+  const int rc = name != nullptr ? getpwnam_r(name, &pw, buffer.data(), buffer.size(), &found)
+                                 : getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found);
+  if (rc != 0 || found == nullptr) return std::nullopt;
+  return pw;
+}
+
+std::optional<int> LeadingNumber(std::string_view text, size_t* pos) {
+  const size_t start = *pos;
+  int value = 0;
+  while (*pos < text.size() && text[*pos] >= '0' && text[*pos] <= '9' && *pos - start < 4) {
+    value = value * 10 + (text[*pos] - '0');
+    ++*pos;
+  }
+  if (*pos == start) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+std::optional<OpenSshVersion> ParseOpenSshVersion(std::string_view text) {
+  constexpr std::string_view kPrefix = "OpenSSH_";
+  const size_t at = text.find(kPrefix);
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t pos = at + kPrefix.size();
+  auto major = LeadingNumber(text, &pos);
+  if (!major || pos >= text.size() || text[pos] != '.') return std::nullopt;
+  ++pos;
+  auto minor = LeadingNumber(text, &pos);
+  if (!minor) return std::nullopt;
+  return OpenSshVersion{*major, *minor};
+}
+
+std::optional<OpenSshVersion> DetectOpenSshVersion() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+  UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
+  char arg0[] = "ssh";
+  char arg1[] = "-V";
+  char* argv[] = {arg0, arg1, nullptr};
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, "ssh", &actions, nullptr, argv, environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  write_end.Reset();
+  if (rc != 0) return std::nullopt;
+
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + kVersionTimeout;
+  while (out.size() < kMaxVersionOutput) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{read_end.get(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    char buf[512];
+    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  // Ended by its pid whatever it did; reaped so that no zombie stays with the daemon.
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return ParseOpenSshVersion(out);
+}
+
+Result<LocalIdentity> CurrentIdentity() {
+  std::vector<char> buffer;
+  auto pw = LookUp(nullptr, ::getuid(), buffer);
+  if (!pw) {
+    return MakeError(std::string(kStep), "no password database entry for uid " +
+                                             std::to_string(::getuid()) +
+                                             " (ssh needs one too, for ~ and %d in ControlPath)");
+  }
+  LocalIdentity id;
+  id.home = pw->pw_dir;
+  id.user = pw->pw_name;
+  id.uid = pw->pw_uid;
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) {
+    return ErrnoError(std::string(kStep), "gethostname", errno);
+  }
+  id.hostname = name;
+  return id;
+}
+
+std::string ConnectionHash(const OpenSshVersion& version, std::string_view local_hostname,
+                           std::string_view host, std::string_view port, std::string_view user,
+                           std::string_view jump_host) {
+  std::string input;
+  input.append(local_hostname).append(host).append(port).append(user);
+  if (version.AtLeast(OpenSshVersion::WithJumpHost())) input.append(jump_host);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha1(), nullptr) != 1) {
+    return "";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+std::string JumpHostOf(const HostConfig& host) {
+  if (host.proxy_jump.empty()) return "";
+  auto last = ParseDestination(host.proxy_jump.back());
+  return last.ok() ? last->host : "";
+}
+
+ControlPathExpander::ControlPathExpander(LocalIdentity identity, OpenSshVersion version,
+                                         GetEnv getenv)
+    : identity_(std::move(identity)), version_(version), getenv_(std::move(getenv)) {
+  if (!getenv_) getenv_ = [](const char* name) { return std::getenv(name); };
+}
+
+std::string ControlPathExpander::Tokens() const {
+  return std::string(version_.AtLeast(OpenSshVersion::WithJumpHost()) ? kTokensFrom96
+                                                                      : kTokensBefore96);
+}
+
+// misc.c tilde_expand: "~" and "~/x" are the passwd entry of our uid, "~user/x" that
+// user's; the home gets one '/' and the slashes after the ~ part are squeezed.
+Result<std::string> ControlPathExpander::ExpandTilde(std::string_view path) const {
+  if (path.empty() || path.front() != '~') return std::string(path);
+  std::string_view rest = path.substr(1);
+  std::string home = identity_.home;
+  if (!rest.empty() && rest.front() != '/') {
+    const size_t slash = rest.find('/');
+    const std::string name(rest.substr(0, slash));
+    rest = slash == std::string_view::npos ? "" : rest.substr(slash);
+    std::vector<char> buffer;
+    auto pw = LookUp(name.c_str(), 0, buffer);
+    if (!pw)
+      return MakeError(std::string(kStep),
+                       "ControlPath " + Quoted(path) + ": no user " + Quoted(name));
+    home = pw->pw_dir;
+  }
+  while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+  if (home.empty() || home.back() != '/') home += '/';
+  return home + std::string(rest);
+}
+
+Result<std::string> ControlPathExpander::Expand(std::string_view control_path,
+                                                const HostConfig& host) const {
+  auto fail = [&control_path](const std::string& what) {
+    return MakeError(std::string(kStep), "ControlPath " + Quoted(control_path) + ": " + what,
+                     "ssh refuses it too; fix the line in ssh_config");
+  };
+  auto tilded = ExpandTilde(control_path);
+  if (!tilded.ok()) return tilded.take_error();
+  const std::string& text = *tilded;
+
+  const std::string port = std::to_string(host.port);
+  const std::string jump = JumpHostOf(host);
+  const std::string tokens = Tokens();
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      const size_t close = text.find('}', i + 2);
+      if (close == std::string::npos) return fail("${ has no closing }");
+      const std::string name = text.substr(i + 2, close - i - 2);
+      if (name.empty()) return fail("an empty ${}");
+      const char* value = getenv_(name.c_str());
+      if (value == nullptr) return fail("${" + name + "} is not set");
+      out += value;
+      i = close;
+      continue;
+    }
+    if (c != '%') {
+      out += c;
+      continue;
+    }
+    if (i + 1 == text.size()) return fail("a lone '%' at the end (write %% for a literal %)");
+    const char letter = text[++i];
+    if (letter == '%') {
+      out += '%';
+      continue;
+    }
+    if (tokens.find(letter) == std::string::npos) {
+      std::string known = "%%";
+      for (char t : tokens) known += std::string(" %") + t;
+      return fail("%" + std::string(1, letter) + " is not a ControlPath token of OpenSSH " +
+                  std::to_string(version_.major) + "." + std::to_string(version_.minor) + " (" +
+                  known + ")");
+    }
+    switch (letter) {
+      case 'C':
+        out += ConnectionHash(version_, identity_.hostname, host.hostname, port, host.user, jump);
+        break;
+      case 'd':
+        out += identity_.home;
+        break;
+      case 'h':
+        out += host.hostname;
+        break;
+      case 'i':
+        out += std::to_string(identity_.uid);
+        break;
+      case 'j':
+        out += jump;
+        break;
+      case 'k':
+        out += host.host_key_alias.empty() ? host.alias : host.host_key_alias;
+        break;
+      case 'L':
+        out += identity_.hostname.substr(0, identity_.hostname.find('.'));
+        break;
+      case 'l':
+        out += identity_.hostname;
+        break;
+      case 'n':
+        out += host.alias;
+        break;
+      case 'p':
+        out += port;
+        break;
+      case 'r':
+        out += host.user;
+        break;
+      case 'u':
+        out += identity_.user;
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace tether::config
