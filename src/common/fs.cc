@@ -16,6 +16,16 @@ std::string HomeDir() {
   return pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "/";
 }
 
+std::optional<passwd> LookUpUser(const char* name, uid_t uid, std::vector<char>& buffer) {
+  passwd pw{};
+  passwd* found = nullptr;
+  buffer.assign(16384, '\0');
+  const int rc = name != nullptr ? getpwnam_r(name, &pw, buffer.data(), buffer.size(), &found)
+                                 : getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found);
+  if (rc != 0 || found == nullptr) return std::nullopt;
+  return pw;
+}
+
 int MakeDirs(const std::string& dir, std::string* failed) {
   // Bounded by the path's length: one mkdir per component.
   for (size_t pos = 1; pos <= dir.size(); ++pos) {

@@ -1,12 +1,21 @@
 // Directories made the way tether makes its own: every missing level, private.
 #pragma once
 
+#include <pwd.h>
+#include <sys/types.h>
+
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace tether {
 
 // The user's home: $HOME when set, else the password database's entry, else "/".
 std::string HomeDir();
+
+// The password database's entry for `name`, or for `uid` when `name` is null, through the
+// reentrant calls; its strings live in `buffer`. Nothing when there is no such user.
+std::optional<passwd> LookUpUser(const char* name, uid_t uid, std::vector<char>& buffer);
 
 // Makes `dir` and every missing directory above it, 0700 (existing ones keep their mode).
 // Returns 0, or the errno of the mkdir that failed with that directory in `*failed`, so

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/fs.h"
 #include "common/unique_fd.h"
 
 extern char** environ;
@@ -29,16 +30,6 @@ constexpr std::chrono::milliseconds kVersionTimeout{2000};
 constexpr size_t kMaxVersionOutput = 4096;
 
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-std::optional<passwd> LookUp(const char* name, uid_t uid, std::vector<char>& buffer) {
-  passwd pw{};
-  passwd* found = nullptr;
-  buffer.assign(16384, '\0');
-  const int rc = name != nullptr ? getpwnam_r(name, &pw, buffer.data(), buffer.size(), &found)
-                                 : getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found);
-  if (rc != 0 || found == nullptr) return std::nullopt;
-  return pw;
-}
 
 std::optional<int> LeadingNumber(std::string_view text, size_t* pos) {
   const size_t start = *pos;
@@ -111,7 +102,7 @@ std::optional<OpenSshVersion> DetectOpenSshVersion() {
 
 Result<LocalIdentity> CurrentIdentity() {
   std::vector<char> buffer;
-  auto pw = LookUp(nullptr, ::getuid(), buffer);
+  auto pw = LookUpUser(nullptr, ::getuid(), buffer);
   if (!pw) {
     return MakeError(std::string(kStep), "no password database entry for uid " +
                                              std::to_string(::getuid()) +
@@ -177,7 +168,7 @@ Result<std::string> ControlPathExpander::ExpandTilde(std::string_view path) cons
     const std::string name(rest.substr(0, slash));
     rest = slash == std::string_view::npos ? "" : rest.substr(slash);
     std::vector<char> buffer;
-    auto pw = LookUp(name.c_str(), 0, buffer);
+    auto pw = LookUpUser(name.c_str(), 0, buffer);
     if (!pw)
       return MakeError(std::string(kStep),
                        "ControlPath " + Quoted(path) + ": no user " + Quoted(name));

@@ -19,6 +19,8 @@
 #include <optional>
 #include <utility>
 
+#include "common/fs.h"
+
 namespace tether::config {
 namespace {
 
@@ -107,16 +109,6 @@ bool MatchList(const std::vector<std::string>& patterns, std::string_view text, 
     }
   }
   return matched;
-}
-
-std::optional<passwd> LookUpUser(const char* name, uid_t uid, std::vector<char>& buffer) {
-  passwd pw{};
-  passwd* found = nullptr;
-  buffer.assign(16384, '\0');
-  const int rc = name != nullptr ? getpwnam_r(name, &pw, buffer.data(), buffer.size(), &found)
-                                 : getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found);
-  if (rc != 0 || found == nullptr) return std::nullopt;
-  return pw;
 }
 
 std::string LocalHostname() {
@@ -696,9 +688,7 @@ class Reader {
   // database's, not $HOME, and its tokens depend on the OpenSSH release.
   Status OnControlPath(const Line& line) { return SetVerbatim(line, got_.control_path); }
 
-  Status OnHostKeyAlias(const Line& line) {
-    return SetVerbatim(line, got_.host_key_alias);
-  }
+  Status OnHostKeyAlias(const Line& line) { return SetVerbatim(line, got_.host_key_alias); }
 
   // A path that takes ~ and %tokens: ~ now (it does not depend on later lines), tokens at
   // the end, once HostName, User and Port are known.
