@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/clock_check.h"
+#include "cli/doctor_crash.h"
 #include "cli/errors.h"
 #include "cli/format.h"
 #include "cli/hosts.h"
@@ -257,11 +258,17 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
   // 5. The daemon.
   auto state = daemon::StateDir::Open();
   json status;
+  // Before CollectStatus, which removes what a dead daemon left (cli/doctor_crash.h).
+  auto dead = state.ok() ? FindDeadDaemon(*state, alias) : std::nullopt;
+  json dead_daemon;
   if (state.ok()) {
     json hosts = CollectStatus(*state, alias);
     if (!hosts.empty()) status = hosts[0];
   }
-  if (status.is_null()) {
+  if (status.is_null() && dead) {
+    dead_daemon = ReportDeadDaemon(*dead, *host, toml.ok() ? toml->ProfileFor(alias) : nullptr,
+                                   options.json, [&](auto... check) { report.Add(check...); });
+  } else if (status.is_null()) {
     report.Add("daemon", "fail", alias + " is not up", "tether up " + alias);
   } else {
     std::string st = status.value("state", "");
@@ -474,7 +481,11 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
                "AllowTcpForwarding must allow remote forwards; PermitListen must allow the port");
   }
 
-  if (options.json) std::printf("%s\n", report.ToJson(alias).dump(2).c_str());
+  if (options.json) {
+    json out = report.ToJson(alias);
+    if (!dead_daemon.is_null()) out["dead_daemon"] = dead_daemon;
+    std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+  }
   return report.failed() ? 1 : 0;
 }
 

@@ -52,7 +52,10 @@ bool WaitGone(const daemon::StateDir& state, const std::string& name, pid_t pid,
 // Stops one host; true when it is down (or was not up).
 bool StopHost(const daemon::StateDir& state, const std::string& name) {
   HostProbe probe = ProbeHost(state, name);
+  // `down` is the user's word that the host is done with: a record left by a daemon that
+  // died (daemon/forwards_record.h) goes too, as one a killed daemon could not remove.
   if (!probe.running) {
+    ::unlink(state.ForwardsPath(name).c_str());
     std::printf("%s is not up\n", name.c_str());
     return true;
   }
@@ -74,6 +77,7 @@ bool StopHost(const daemon::StateDir& state, const std::string& name) {
     return false;
   }
   state.RemoveFiles(name);
+  ::unlink(state.ForwardsPath(name).c_str());
   std::printf("%s is down\n", name.c_str());
   return true;
 }

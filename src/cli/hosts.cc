@@ -25,9 +25,12 @@ HostProbe ProbeHost(const daemon::StateDir& state, const std::string& name) {
                ::stat(state.SocketPath(name).c_str(), &st) == 0;
     if (any) {
       state.RemoveFiles(name);
+      // Its record stays (daemon/forwards_record.h): doctor tells what it ran.
+      const bool recorded = ::stat(state.ForwardsPath(name).c_str(), &st) == 0;
       if (check.pid != 0) {
-        std::fprintf(stderr, "tether: %s: daemon (pid %d) is gone; removed its stale files\n",
-                     name.c_str(), static_cast<int>(check.pid));
+        std::fprintf(stderr, "tether: %s: daemon (pid %d) is gone; removed its stale files%s\n",
+                     name.c_str(), static_cast<int>(check.pid),
+                     recorded ? ("; `tether doctor " + name + "` checks its ports").c_str() : "");
       } else {
         std::fprintf(stderr, "tether: %s: removed stale files\n", name.c_str());
       }

@@ -180,7 +180,10 @@ Status HostDaemon::EnableProxy(const ProxyOptions& options) {
   context.owner_check = owner_check_.get();
   forwards_.push_back(
       std::make_unique<forward::ServerProxy>(spec, host_.alias, context, std::move(settings)));
-  if (control_) StartForward(*forwards_.back());  // running: start now; else Start() does
+  if (control_) {  // running: start now; else Start() does
+    StartForward(*forwards_.back());
+    RecordForwards();
+  }
   return Status::Ok();
 }
 
@@ -262,6 +265,7 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   ::signal(SIGPIPE, SIG_IGN);
   started_ = std::chrono::steady_clock::now();
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
+  record_.Start(::getpid(), std::chrono::system_clock::now(), RecordedForwards());
   spdlog::info("[{}] up: {}@{} port {}, cipher {}, auth {}, {} forward(s)", host_.alias, host_.user,
                host_.hostname, host_.port, link_->session().cipher(),
                link_->session().auth_method(), forwards_.size());
@@ -314,6 +318,7 @@ void HostDaemon::OnLinkTick() {
   EnsureLanes(now);
   if (link_) requests_.Poll();
   supervisor_->Tick();
+  record_.Tick(now);
   loop_.AddTimer(kLinkTick, [this] { OnLinkTick(); });
 }
 
@@ -482,6 +487,9 @@ Status HostDaemon::Run() {
   for (auto& fwd : forwards_) fwd->Stop();
   control_.reset();
   ::unlink(state_.SocketPath(host_.alias).c_str());
+  // A clean stop: nothing is left for doctor to find. A failed loop leaves the record, as
+  // a crash would.
+  if (s.ok()) record_.Remove();
   return s;
 }
 
@@ -526,6 +534,26 @@ void HostDaemon::RemoveForward(forward::Forward& fwd) {
   fwd.Stop();
   spdlog::info("[{}] forward cancelled: {}", host_.alias, fwd.spec().ToFlagString());
   forwards_.erase(it);
+  RecordForwards();
+}
+
+void HostDaemon::RecordForwards() { record_.Update(RecordedForwards()); }
+
+std::vector<RecordedForward> HostDaemon::RecordedForwards() const {
+  std::vector<RecordedForward> recorded;
+  for (const auto& f : forwards_) {
+    const config::ForwardSpec& spec = f->spec();
+    RecordedForward r;
+    r.kind = f->kind_name();
+    r.spec = spec.ToString();
+    r.flag = spec.ToFlagString();
+    r.bind = spec.listen.host;
+    r.port = spec.listen.port;
+    r.path = spec.listen.path;
+    r.target = f->target_description();
+    recorded.push_back(std::move(r));
+  }
+  return recorded;
 }
 
 void HostDaemon::StopSoon(const std::string& why) {
@@ -548,6 +576,7 @@ Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& 
   forwards_.push_back(std::move(*fwd));
   StartForward(*forwards_.back());
   spdlog::info("[{}] forward added: {}", host_.alias, spec.ToFlagString());
+  RecordForwards();
   *added = true;
   return forwards_.back().get();
 }

@@ -18,6 +18,7 @@
 #include "daemon/connector.h"
 #include "daemon/control_path_listener.h"
 #include "daemon/control_api.h"
+#include "daemon/forwards_record.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_supervisor.h"
 #include "daemon/session_pool.h"
@@ -118,6 +119,9 @@ class HostDaemon : public control::MuxHost,
 
   void OnLinkTick();
   void AfterIteration();
+  // Rewrites HOST.forwards with the forwards now (daemon/forwards_record.h).
+  void RecordForwards();
+  std::vector<RecordedForward> RecordedForwards() const;
   void Shutdown(const std::string& why);
   // Makes the forward of `spec` (binding its listeners for -L/-D), without starting it.
   Result<std::unique_ptr<forward::Forward>> MakeForward(const config::ForwardSpec& spec);
@@ -139,6 +143,8 @@ class HostDaemon : public control::MuxHost,
 
   config::HostConfig host_;
   StateDir state_;
+  // HOST.forwards: written from Start on, removed when Run ends cleanly.
+  ForwardsRecorder record_{state_.ForwardsPath(host_.alias), host_.alias};
   net::EventLoop loop_;
   std::unique_ptr<ssh::Link> link_;  // the main connection, null while it is down
   std::unique_ptr<char[]> scratch_;

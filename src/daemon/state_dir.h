@@ -1,7 +1,8 @@
 // Where daemons keep their files: $TETHER_STATE_DIR, else $XDG_RUNTIME_DIR/tether, else
 // ~/.local/state/tether. The directory is 0700; per host: HOST.sock (control, 0600),
 // HOST.mux (reserved for the OpenSSH mux socket), HOST.pid (pid, and the lock that
-// makes one daemon per host), HOST.log.
+// makes one daemon per host), HOST.log, HOST.forwards (what the daemon runs, kept after an
+// unclean death for `tether doctor`: daemon/forwards_record.h).
 #pragma once
 
 #include <sys/types.h>
@@ -28,10 +29,12 @@ class StateDir {
   std::string AgentSocketPath(const std::string& host) const { return File(host, ".agent.sock"); }
   std::string PidPath(const std::string& host) const { return File(host, ".pid"); }
   std::string LogPath(const std::string& host) const { return File(host, ".log"); }
+  std::string ForwardsPath(const std::string& host) const { return File(host, ".forwards"); }
 
   // Hosts that have a pid file here, sorted.
   std::vector<std::string> Hosts() const;
-  // Removes the host's files (not the log).
+  // Removes the host's files (not the log, nor the forwards record: a daemon that died
+  // leaves it for doctor; a clean stop and `down` remove it).
   void RemoveFiles(const std::string& host) const;
 
  private:

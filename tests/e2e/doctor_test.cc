@@ -2,6 +2,7 @@
 // piece is named with its evidence; env --local and run --local point local programs at a
 // -D port.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -100,6 +101,114 @@ TEST_F(DoctorTest, AnotherProgramOnTheForwardsPortIsNamedWithItsPid) {
   EXPECT_NE(checks[name].value("evidence", "").find("pid " + std::to_string(squat->pid())),
             std::string::npos)
       << checks[name].dump();
+}
+
+// Step 4 of the checklist when it matters most: the daemon was killed (kill -9), so there
+// is no daemon to ask, and another program took the port of the host's LocalForward line.
+TEST_F(DoctorTest, AfterKillNineItSaysTheDaemonDiedShowsItsLogAndNamesWhoTookTheForwardsPort) {
+  HttpServer http;
+  const uint16_t port = FreeTcpPort();
+  const std::string config = scratch_.File("forward.conf");
+  ClientConfigOptions options;
+  options.extra_lines = {"LocalForward " + std::to_string(port) +
+                         " 127.0.0.1:" + std::to_string(http.port())};
+  ASSERT_TRUE(sshd_.WriteClientConfig(config, options).ok());
+  auto tether = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-F", config});
+    return RunTether(state_.path(), args, seconds(90));
+  };
+  CommandResult up = tether({"up", "testhost"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  ASSERT_TRUE(PortAccepts(port));
+  auto pid_text = ReadFile(StatePath("testhost.pid"));
+  ASSERT_TRUE(pid_text.ok());
+  const pid_t daemon = static_cast<pid_t>(std::atol(pid_text->c_str()));
+  ASSERT_GT(daemon, 0);
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(daemon); }, seconds(10)));
+
+  // Something else takes the port while no daemon holds it.
+  auto squat = SpawnProcess({"python3", "-c",
+                             "import socket,sys,time\n"
+                             "s=socket.socket()\n"
+                             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+                             "print('ok', flush=True)\n"
+                             "time.sleep(120)\n",
+                             std::to_string(port)},
+                            {}, scratch_.File("squat.out"));
+  ASSERT_TRUE(squat.ok());
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadFileOrEmpty(scratch_.File("squat.out")) == "ok\n"; }, seconds(10)));
+  // "pid N (/usr/bin/python3 -c ...": the pid and the command line that holds the port.
+  const std::string holder = "pid " + std::to_string(squat->pid()) + " (";
+  auto names_holder = [&](const std::string& text) {
+    size_t at = text.find(holder);
+    return at != std::string::npos && text.find("python3", at) != std::string::npos;
+  };
+
+  CommandResult r = tether({"doctor", "testhost", "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.Describe();
+  std::map<std::string, nlohmann::json> checks;
+  for (const auto& c : j["checks"]) checks[c.value("name", "")] = c;
+  EXPECT_EQ(checks["daemon"].value("status", ""), "fail") << r.out;
+  EXPECT_NE(checks["daemon"]
+                .value("evidence", "")
+                .find("the daemon for testhost died (pid " + std::to_string(daemon) + ", started "),
+            std::string::npos)
+      << checks["daemon"].dump();
+  const std::string name = "port " + std::to_string(port) + " (-L " + std::to_string(port) +
+                           ":127.0.0.1:" + std::to_string(http.port()) + ")";
+  EXPECT_EQ(checks[name].value("status", ""), "fail") << r.out;
+  const std::string evidence = checks[name].value("evidence", "");
+  EXPECT_TRUE(names_holder(evidence)) << evidence;
+  EXPECT_NE(evidence.find("recorded by the daemon, LocalForward in ssh_config"), std::string::npos)
+      << evidence;
+  EXPECT_NE(checks[name].value("fix", "").find("kill " + std::to_string(squat->pid())),
+            std::string::npos);
+
+  const nlohmann::json& dead = j["dead_daemon"];
+  ASSERT_TRUE(dead.is_object()) << r.out;
+  EXPECT_EQ(dead.value("pid", 0), daemon);
+  EXPECT_TRUE(dead["started"].is_number() && dead["last_seen"].is_number()) << dead.dump();
+  EXPECT_EQ(dead.value("record", ""), "ok");
+  ASSERT_TRUE(dead["log_tail"].is_array() && !dead["log_tail"].empty()) << dead.dump();
+  bool logged_up = false;
+  for (const auto& line : dead["log_tail"]) {
+    logged_up = logged_up || line.get<std::string>().find("[testhost] up:") != std::string::npos;
+  }
+  EXPECT_TRUE(logged_up) << dead["log_tail"].dump();
+  ASSERT_EQ(dead["forwards"].size(), 1u) << dead.dump();
+  const nlohmann::json& f = dead["forwards"][0];
+  EXPECT_EQ(f.value("port", 0), port);
+  EXPECT_EQ(f.value("state", ""), "held");
+  EXPECT_TRUE(names_holder(f.value("holder", ""))) << f.dump();
+  ASSERT_EQ(f["holders"].size(), 1u);
+  EXPECT_EQ(f["holders"][0].value("pid", 0), squat->pid());
+
+  // The same for a person, with the log's last lines under the daemon's check.
+  CommandResult text = tether({"doctor", "testhost"});
+  EXPECT_EQ(text.exit_code, 1);
+  EXPECT_NE(text.out.find("FAIL  daemon\n      the daemon for testhost died (pid " +
+                          std::to_string(daemon)),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("      the log's last "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("FAIL  " + name + "\n      held by " + holder), std::string::npos)
+      << text.out;
+
+  // Once the port is free again, it says so, and a new `up` replaces the record.
+  squat->Kill();
+  r = tether({"doctor", "testhost", "--json"});
+  j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.Describe();
+  EXPECT_EQ(j["dead_daemon"]["forwards"][0].value("state", ""), "free") << r.out;
+  ASSERT_TRUE(tether({"up", "testhost"}).ok());
+  r = tether({"doctor", "testhost", "--json"});
+  j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.Describe();
+  EXPECT_FALSE(j.contains("dead_daemon")) << r.out;
 }
 
 TEST_F(DoctorTest, AHostThatIsNotUpFailsTheDaemonCheckWithTheFix) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -30,6 +31,8 @@ TEST_F(LifecycleTest, DownLeavesNoProcessAndNoFile) {
   pid_t pid = DaemonPid(*this);
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(ProcessAlive(pid));
+  ASSERT_TRUE(std::filesystem::exists(StatePath("testhost.forwards")))
+      << "the daemon keeps no record";
   CommandResult down = Tether({"down", "testhost"});
   ASSERT_TRUE(down.ok()) << down.Describe();
   EXPECT_NE(down.out.find("down"), std::string::npos);
@@ -54,20 +57,59 @@ TEST_F(LifecycleTest, StateDirectoryIsPrivateAndSocketsAreOwnerOnly) {
   EXPECT_EQ(st.st_mode & 0077, 0u);
 }
 
+// The record of what a daemon ran (HOST.forwards) outlives a kill -9, for doctor; every
+// other file is cleaned up, and the next daemon writes a record of its own.
 TEST_F(LifecycleTest, KilledDaemonIsNoticedOnceAndCleanedUp) {
   HttpServer http;
-  UpWithForward(http.port());
+  uint16_t local = UpWithForward(http.port());
   pid_t pid = DaemonPid(*this);
   ASSERT_GT(pid, 0);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, seconds(5)));
   CommandResult first = Tether({"status"});
   EXPECT_NE(first.err.find("is gone"), std::string::npos) << first.Describe();
-  EXPECT_TRUE(StateFiles().empty());
+  EXPECT_EQ(StateFiles(), std::vector<std::string>{"testhost.forwards"});
+  auto record =
+      nlohmann::json::parse(ReadFileOrEmpty(StatePath("testhost.forwards")), nullptr, false);
+  ASSERT_TRUE(record.is_object());
+  EXPECT_EQ(record.value("pid", 0), pid);
+  ASSERT_EQ(record["forwards"].size(), 1u) << record.dump();
+  EXPECT_EQ(record["forwards"][0].value("port", 0), local);
   CommandResult second = Tether({"status"});
   EXPECT_EQ(second.err.find("is gone"), std::string::npos) << "said twice: " << second.err;
   // And it can come up again.
   UpWithForward(http.port());
+  record = nlohmann::json::parse(ReadFileOrEmpty(StatePath("testhost.forwards")), nullptr, false);
+  ASSERT_TRUE(record.is_object());
+  EXPECT_EQ(record.value("pid", 0), DaemonPid(*this));
+  // `down` of a host whose daemon was killed removes the record as well.
+  pid = DaemonPid(*this);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }, seconds(5)));
+  CommandResult down = Tether({"down", "testhost"});
+  EXPECT_NE(down.out.find("not up"), std::string::npos) << down.Describe();
+  EXPECT_TRUE(StateFiles().empty()) << "left: " << StateFiles().front();
+}
+
+// Forwards added and cancelled at runtime are in the record at once.
+TEST_F(LifecycleTest, TheForwardsRecordFollowsForwardsAddedAndCancelled) {
+  HttpServer http;
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  auto ports = [&] {
+    std::vector<int> out;
+    auto record =
+        nlohmann::json::parse(ReadFileOrEmpty(StatePath("testhost.forwards")), nullptr, false);
+    if (!record.is_object()) return std::vector<int>{-1};
+    for (const auto& f : record["forwards"]) out.push_back(f.value("port", 0));
+    return out;
+  };
+  EXPECT_EQ(ports(), std::vector<int>{});
+  const uint16_t local = FreeTcpPort();
+  const std::string spec = std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port());
+  ASSERT_TRUE(Tether({"forward", "testhost", "-L", spec}).ok());
+  EXPECT_EQ(ports(), std::vector<int>{local});
+  ASSERT_TRUE(Tether({"forward", "testhost", "--cancel", std::to_string(local)}).ok());
+  EXPECT_EQ(ports(), std::vector<int>{});
 }
 
 TEST_F(LifecycleTest, ForegroundStaysAttachedAndStopsOnSigterm) {
