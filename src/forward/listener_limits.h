@@ -20,7 +20,10 @@ namespace tether::forward {
 inline constexpr size_t kMaxConnections = 4096;
 // Proxy handshakes (SOCKS, HTTP CONNECT) in progress: a client names its target in one or
 // two round trips, so even a browser opening a page's connections at once has a handful
-// in progress; 64 are there only when someone holds them open.
+// in progress; 64 are there only when someone holds them open. As many again may wait for
+// the owner check (forward/owner_check.h) of the server proxy and reverse SOCKS: it
+// answers one question at a time, so a queue of a flood's hundreds would keep the owner's
+// own connection waiting seconds behind them; past the cap they are closed at once.
 inline constexpr size_t kMaxHandshakes = 64;
 // A client that has not named its target by then is dropped (a port scanner, a stuck
 // client); real clients take milliseconds, and 10 s leaves room for a person pasting a

@@ -196,6 +196,15 @@ void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& o
     logged_full_ = false;
   }
   if (Gated()) {
+    if (vetting_.size() >= context_.limits.max_handshakes) {
+      // The check answers in turn: a flood from another account queued in full would
+      // keep the owner's own connections waiting behind it until they time out.
+      ++stats_->refused_handshakes;
+      spdlog::debug("[{}] refused: {} connections wait for the owner check", prefix,
+                    vetting_.size());
+      ssh_channel_free(channel);
+      return;
+    }
     // Not a byte moves before the check says whose process connected.
     std::string origin = net::FormatHostPort(origin_host, origin_port);
     auto ticket = context_.owner_check->Check(

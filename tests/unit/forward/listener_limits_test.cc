@@ -17,10 +17,14 @@
 #include "config/forward_spec.h"
 #include "daemon/control_api.h"
 #include "forward/local_forward.h"
+#include "forward/owner_check.h"
 #include "forward/proxy_connections.h"
 #include "forward/pump_set.h"
+#include "forward/remote_forward.h"
+#include "net/connect_pool.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "ssh/global_requests.h"
 
 namespace tether::forward {
 namespace {
@@ -296,6 +300,73 @@ TEST_F(ListenerCap, ADynamicForwardAnswersTheConnectionOverItsCapBusy) {
   EXPECT_EQ(ReadToEnd(c.get(), &eof), kSocks4Busy);
   EXPECT_TRUE(eof);
   EXPECT_EQ(fwd_->stats()->refused_handshakes, 0u);
+}
+
+}  // namespace
+}  // namespace tether::forward
+
+namespace tether::forward {
+namespace {
+
+// The server proxy's connections wait for the owner check, which answers one question at
+// a time: past the cap of handshakes in progress the channel is closed at once, so that a
+// flood from another account cannot queue hundreds ahead of the owner's own connection.
+// The check here never answers; the channels are null (ssh_channel_free takes null).
+TEST_F(Limits, ConnectionsWaitingForTheOwnerCheckAreCapped) {
+  std::vector<UniqueFd> kept;  // the check's descriptors: nobody on the other side answers
+  OwnerCheck check(
+      loop_,
+      [&](const std::string&, UniqueFd in, UniqueFd out, UniqueFd err, OwnerCheck::Ended) {
+        kept.push_back(std::move(in));
+        kept.push_back(std::move(out));
+        kept.push_back(std::move(err));
+      },
+      "test");
+  PumpContext pump_context;
+  pump_context.loop = &loop_;
+  PumpSet pumps(pump_context);
+  ssh::GlobalRequests requests;
+  net::ConnectPool connects(loop_);
+  RemoteForward::Context context;
+  context.loop = &loop_;
+  context.pumps = &pumps;
+  context.requests = &requests;
+  context.connects = &connects;
+  context.owner_check = &check;
+  context.limits = Small();
+  auto spec = config::ParseForwardSpec(config::ForwardKind::kRemote, "10808");
+  ASSERT_TRUE(spec.ok()) << spec.error().ToString();
+  ServerProxy proxy(*spec, "testhost", context, RemoteForward::ProxySettings{});
+  for (uint16_t port = 40001; port <= 40003; ++port) {
+    proxy.ServeServerChannel(nullptr, "127.0.0.1", port);
+  }
+  EXPECT_EQ(proxy.open_connections(), 2u);
+  EXPECT_EQ(proxy.stats()->refused_handshakes, 1u);
+  EXPECT_EQ(proxy.stats()->refused_connections, 0u);
+}
+
+// A -R forward's connections over the listener's cap: the channel is closed at once.
+TEST_F(Limits, ARemoteForwardClosesTheChannelOverItsCap) {
+  PumpContext pump_context;
+  pump_context.loop = &loop_;
+  PumpSet pumps(pump_context);
+  ssh::GlobalRequests requests;
+  net::ConnectPool connects(loop_);
+  RemoteForward::Context context;
+  context.loop = &loop_;
+  context.pumps = &pumps;
+  context.requests = &requests;
+  context.connects = &connects;
+  context.limits.max_connections = 2;
+  auto spec = config::ParseForwardSpec(config::ForwardKind::kRemote, "10809:127.0.0.1:9");
+  ASSERT_TRUE(spec.ok()) << spec.error().ToString();
+  RemoteForward fwd(*spec, "testhost", context, RemoteForward::ProxySettings{});
+  // Each connects to its target meanwhile (the loop does not run: they stay connecting).
+  for (uint16_t port = 40001; port <= 40003; ++port) {
+    fwd.ServeServerChannel(nullptr, "127.0.0.1", port);
+  }
+  EXPECT_EQ(fwd.open_connections(), 2u);
+  EXPECT_EQ(fwd.stats()->refused_connections, 1u);
 }
 
 }  // namespace
