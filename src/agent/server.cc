@@ -13,8 +13,8 @@
 #include "agent/bounded_http.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
-#include "common/text.h"
 #include "agent/token.h"
+#include "common/text.h"
 
 namespace tether::agent {
 namespace {
@@ -24,7 +24,8 @@ constexpr size_t kMaxLoggedPathBytes = 256;
 constexpr size_t kMaxLoggedMethodBytes = 16;
 constexpr std::string_view kRedacted = "<token>";
 // Requests on one keep-alive connection before it is closed, and how long it may idle.
-// A polling `tether status` reuses its connection; an idle one frees its worker soon.
+// A polling `tether status` reuses its connection; an idle one waits in the reception
+// (bounded_http.h), holding no worker, and is closed soon.
 constexpr size_t kKeepAliveMaxRequests = 100;
 constexpr time_t kKeepAliveIdleSeconds = 5;
 // Request line plus headers, per request: a bearer token, a Host and a client's usual
@@ -79,7 +80,9 @@ struct AgentServer::Impl {
       : config(std::move(c)),
         status(std::move(s)),
         lease(l),
-        http(kMaxRequestHeadBytes, config.max_body_bytes) {
+        http(HttpLimits{kMaxRequestHeadBytes, config.max_body_bytes, config.worker_threads,
+                        config.max_connections, config.io_timeout,
+                        std::chrono::seconds(kKeepAliveIdleSeconds)}) {
     if (!config.log) config.log = Log;
   }
 
@@ -197,7 +200,6 @@ struct AgentServer::Impl {
   }
 
   void Configure() {
-    http.new_task_queue = [n = config.worker_threads] { return new httplib::ThreadPool(n); };
     http.set_socket_options(ListenSocketOptions);
     http.set_payload_max_length(config.max_body_bytes);
     http.set_read_timeout(config.io_timeout);

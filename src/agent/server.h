@@ -29,13 +29,18 @@ struct ServerConfig {
   int port = 8080;  // 0: any free port (Bind returns it)
   std::string token;
   std::string version;
-  // Per socket read/write; a client that stalls longer than this is dropped.
+  // Per socket read/write; a client that stalls longer than this is dropped. Also how
+  // long a new connection has to send its whole request head.
   std::chrono::seconds io_timeout{5};
   // /extend's JSON is a few bytes; nothing else takes a body.
   size_t max_body_bytes = 4096;
   // Requests are short; this many let a scraper, a status poll and an extend run together
   // with room for idle keep-alive connections.
   size_t worker_threads = 8;
+  // Connections held at once (waiting for their request, or being served); past that the
+  // one waiting longest for its request is dropped. A handful of clients need a few
+  // each; 64 idle descriptors cost nothing, and a flood cannot grow the agent.
+  size_t max_connections = 64;
   std::function<void(const std::string& line)> log;  // thread-safe; default: stderr
 };
 

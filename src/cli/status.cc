@@ -20,6 +20,22 @@ std::string OrDash(const nlohmann::json& v, const std::string& unit = "") {
   return "-";
 }
 
+// Connections a forward refused because its listener was at a cap (all reasons).
+uint64_t RefusedTotal(const nlohmann::json& forward) {
+  const nlohmann::json r = forward.value("refused", nlohmann::json::object());
+  return r.value("connections", uint64_t{0}) + r.value("handshakes", uint64_t{0}) +
+         r.value("timeouts", uint64_t{0});
+}
+
+// "refused 12: 10 over the connection cap, 2 over the handshake cap, 0 handshake timeouts"
+std::string RefusedNote(const nlohmann::json& forward) {
+  const nlohmann::json r = forward.value("refused", nlohmann::json::object());
+  return "refused " + std::to_string(RefusedTotal(forward)) + ": " +
+         std::to_string(r.value("connections", uint64_t{0})) + " over the connection cap, " +
+         std::to_string(r.value("handshakes", uint64_t{0})) + " over the handshake cap, " +
+         std::to_string(r.value("timeouts", uint64_t{0})) + " handshake timeouts";
+}
+
 // The servers' GPUs, from their agents.
 void PrintRemote(const nlohmann::json& hosts) {
   using nlohmann::json;
@@ -128,20 +144,24 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   }
   std::printf("%s", FormatTable(rows).c_str());
   for (const auto& n : notes) std::printf("  %s\n", n.c_str());
-  std::vector<std::vector<std::string>> fwd_rows = {
-      {"HOST", "FORWARD", "STATE", "LIVE", "TOTAL", "FAILED", "IN", "OUT", "RATE IN", "RATE OUT"}};
+  std::vector<std::vector<std::string>> fwd_rows = {{"HOST", "FORWARD", "STATE", "LIVE", "TOTAL",
+                                                     "FAILED", "REFUSED", "IN", "OUT", "RATE IN",
+                                                     "RATE OUT"}};
   std::vector<std::string> errors;
   for (const auto& h : hosts) {
     for (const auto& f : h.value("forwards", json::array())) {
       fwd_rows.push_back({h.value("host", ""), ForwardFlagLine(f), f.value("state", ""),
                           std::to_string(f.value("live", 0)), std::to_string(f.value("total", 0)),
-                          std::to_string(f.value("failed", 0)),
+                          std::to_string(f.value("failed", 0)), std::to_string(RefusedTotal(f)),
                           HumanBytes(f.value("bytes_in", uint64_t{0})),
                           HumanBytes(f.value("bytes_out", uint64_t{0})),
                           HumanRate(f.value("rate_in_bps", uint64_t{0})),
                           HumanRate(f.value("rate_out_bps", uint64_t{0}))});
       std::string error = f.value("error", "");
       if (!error.empty()) errors.push_back(h.value("host", "") + ": " + error);
+      if (RefusedTotal(f) > 0) {
+        errors.push_back(h.value("host", "") + ": " + ForwardFlagLine(f) + ": " + RefusedNote(f));
+      }
     }
   }
   if (fwd_rows.size() > 1) std::printf("\n%s", FormatTable(fwd_rows).c_str());

@@ -191,7 +191,8 @@ void HostDaemon::StartForward(forward::Forward& fwd) {
   ssh_session session = link_ ? link_->raw() : nullptr;
   fwd.Start(
       forward::StartContext{&loop_, pumps_.get(), session, kPendingConnectionWait,
-                            [this](forward::NewStream& stream) { return PlaceStream(stream); }});
+                            [this](forward::NewStream& stream) { return PlaceStream(stream); },
+                            forward::ListenerLimits{}});
   if (fwd.streams_from_laptop() && link_) EnsureLanes(std::chrono::steady_clock::now());
 }
 

@@ -17,6 +17,7 @@
 #include "common/result.h"
 #include "config/forward_spec.h"
 #include "forward/forward_stats.h"
+#include "forward/listener_limits.h"
 #include "forward/pump_set.h"
 #include "net/event_loop.h"
 
@@ -41,6 +42,8 @@ struct StartContext {
   std::chrono::milliseconds max_wait{30000};
   // Where a stream accepted on the laptop runs, when not on `session` (a lane).
   StreamPlacer placer;
+  // What each listener may hold at once (tests make them small).
+  ListenerLimits limits;
 };
 
 // Who may use a listener on the server that leaves from the laptop (the server proxy, a

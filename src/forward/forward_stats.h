@@ -12,12 +12,16 @@ namespace tether::forward {
 // The counters are atomic: streams on a lane (daemon/lane.h) count from the lane's
 // thread. The rates are written on the daemon's loop thread only.
 struct ForwardStats {
-  std::atomic<uint64_t> live{0};       // connections being served now
-  std::atomic<uint64_t> total{0};      // connections accepted since start
-  std::atomic<uint64_t> failed{0};     // connections the far side refused to open
-  std::atomic<uint64_t> bytes_in{0};   // server -> laptop
-  std::atomic<uint64_t> bytes_out{0};  // laptop -> server
-  double rate_in_bps = 0;              // bytes per second over the last RateMeter::kSpan
+  std::atomic<uint64_t> live{0};    // connections being served now
+  std::atomic<uint64_t> total{0};   // connections accepted since start
+  std::atomic<uint64_t> failed{0};  // connections the far side refused to open
+  // Connections refused because the listener was at a cap (forward/listener_limits.h):
+  std::atomic<uint64_t> refused_connections{0};  // over the open connections' cap
+  std::atomic<uint64_t> refused_handshakes{0};   // over the cap of handshakes in progress
+  std::atomic<uint64_t> handshake_timeouts{0};   // closed: no target named in time
+  std::atomic<uint64_t> bytes_in{0};             // server -> laptop
+  std::atomic<uint64_t> bytes_out{0};            // laptop -> server
+  double rate_in_bps = 0;                        // bytes per second over the last RateMeter::kSpan
   double rate_out_bps = 0;
 };
 

@@ -79,6 +79,7 @@ LocalForward::~LocalForward() { Stop(); }
 void LocalForward::Start(const StartContext& context) {
   net::EventLoop& loop = *context.loop;
   max_wait_ = context.max_wait;
+  limits_ = context.limits;
   loop_ = &loop;
   pumps_ = context.pumps;
   placer_ = context.placer;
@@ -89,7 +90,8 @@ void LocalForward::Start(const StartContext& context) {
         loop, proxy::ProxyPolicy{},
         [this](UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> h, std::string prefix) {
           ServeProxied(std::move(client), std::move(h), std::move(prefix));
-        });
+        },
+        stats_, limits_);
   }
   for (auto& l : listeners_) {
     acceptors_.push_back(std::make_unique<net::Acceptor>(
@@ -113,7 +115,28 @@ void LocalForward::Stop() {
   loop_ = nullptr;
 }
 
+size_t LocalForward::open_connections() const {
+  return stats_->live.load(std::memory_order_relaxed) + waiting_.size() +
+         (proxied_ ? proxied_->size() : 0);
+}
+
 void LocalForward::OnAccepted(UniqueFd conn) {
+  if (size_t open = open_connections(); open >= limits_.max_connections) {
+    ++stats_->refused_connections;
+    if (!logged_full_) {
+      logged_full_ = true;
+      spdlog::warn("[{} fwd {}] refusing connections: {} open, the listener's cap", host_alias_,
+                   listen_address_, open);
+    }
+    // A proxy client is told so in its protocol; a -L one sees its connection closed.
+    if (proxied_) {
+      proxied_->Refuse(std::move(conn), host_alias_ + " fwd " + listen_address_,
+                       std::to_string(open) + " connections open");
+    }
+    return;
+  } else if (open < limits_.max_connections / 2) {
+    logged_full_ = false;
+  }
   if (!spec_.listen.is_unix()) net::SetNoDelay(conn.get());
   if (session_ == nullptr) {
     // The link is down: hold the connection (the client sees it accepted and waits)

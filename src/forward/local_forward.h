@@ -47,6 +47,8 @@ class LocalForward : public Forward {
   size_t ExpireWaiting(std::chrono::steady_clock::time_point now,
                        std::chrono::milliseconds max_wait);
   size_t waiting() const { return waiting_.size(); }
+  // Connections this listener holds: served, waiting for the link, in a handshake.
+  size_t open_connections() const;
   ForwardState state() const override;
 
  private:
@@ -71,6 +73,8 @@ class LocalForward : public Forward {
   std::vector<std::unique_ptr<net::Acceptor>> acceptors_;  // one a listener, while started
   std::string unix_path_;                                  // removed on Stop
   std::chrono::milliseconds max_wait_{30000};
+  ListenerLimits limits_;
+  bool logged_full_ = false;  // "at its cap" logged since the count was last below half
   net::EventLoop* loop_ = nullptr;
   PumpSet* pumps_ = nullptr;
   StreamPlacer placer_;

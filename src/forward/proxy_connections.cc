@@ -11,15 +11,58 @@ namespace tether::forward {
 
 void ProxyConnections::Accept(UniqueFd client, std::string log_prefix,
                               const proxy::ProxyPolicy& policy) {
-  uint64_t id = next_id_++;
+  if (handshakes_ >= limits_.max_handshakes) {
+    ++stats_->refused_handshakes;
+    if (!logged_full_) {
+      logged_full_ = true;
+      spdlog::warn("[{}] refused: {} proxy handshakes in progress on this listener, its cap",
+                   log_prefix, handshakes_);
+    }
+    Refuse(std::move(client), std::move(log_prefix),
+           std::to_string(handshakes_) + " handshakes in progress");
+    return;
+  }
+  if (handshakes_ < limits_.max_handshakes / 2) logged_full_ = false;
   auto c = std::make_unique<Conn>();
   c->fd = std::move(client);
   c->handshake = std::make_unique<proxy::ProxyHandshake>(policy);
   c->log_prefix = std::move(log_prefix);
+  Add(std::move(c));
+}
+
+void ProxyConnections::Refuse(UniqueFd client, std::string log_prefix, std::string reason) {
+  if (busy_ >= limits_.max_busy) {
+    spdlog::debug("[{}] closed at once: {}, and {} clients are being told so", log_prefix, reason,
+                  busy_);
+    return;  // `client` closes here
+  }
+  spdlog::debug("[{}] busy: {}", log_prefix, reason);
+  auto c = std::make_unique<Conn>();
+  c->fd = std::move(client);
+  c->handshake = std::make_unique<proxy::ProxyHandshake>(
+      proxy::ProxyHandshake::Busy("the listener is busy: " + reason));
+  c->log_prefix = std::move(log_prefix);
+  c->busy = true;
+  Add(std::move(c));
+}
+
+void ProxyConnections::Add(std::unique_ptr<Conn> c) {
+  uint64_t id = next_id_++;
   c->since = std::chrono::steady_clock::now();
   int fd = c->fd.get();
+  ++(c->busy ? busy_ : handshakes_);
   conns_.emplace(id, std::move(c));
   loop_.Watch(fd, net::kReadable, [this, id](unsigned) { OnEvents(id); });
+}
+
+std::unique_ptr<ProxyConnections::Conn> ProxyConnections::Take(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return nullptr;
+  std::unique_ptr<Conn> c = std::move(it->second);
+  conns_.erase(it);
+  loop_.Unwatch(c->fd.get());
+  --(c->busy ? busy_ : handshakes_);
+  return c;
 }
 
 bool ProxyConnections::Flush(Conn& c) {
@@ -69,7 +112,11 @@ void ProxyConnections::OnEvents(uint64_t id) {
           c.ready = true;
           break;
         case proxy::ProxyHandshake::Step::kClose:
-          spdlog::info("[{}] refused: {}", c.log_prefix, c.handshake->error());
+          if (c.busy) {
+            spdlog::debug("[{}] refused: {}", c.log_prefix, c.handshake->error());
+          } else {
+            spdlog::info("[{}] refused: {}", c.log_prefix, c.handshake->error());
+          }
           c.closing = true;
           break;
       }
@@ -91,37 +138,37 @@ void ProxyConnections::OnEvents(uint64_t id) {
     return;
   }
   if (c.ready) {
-    auto owned = std::move(it->second);
-    conns_.erase(it);
-    loop_.Unwatch(owned->fd.get());
+    auto owned = Take(id);
     exit_(std::move(owned->fd), std::move(owned->handshake), std::move(owned->log_prefix));
     return;
   }
   loop_.SetInterest(c.fd.get(), net::kReadable);
 }
 
-void ProxyConnections::Drop(uint64_t id) {
-  auto it = conns_.find(id);
-  if (it == conns_.end()) return;
-  loop_.Unwatch(it->second->fd.get());
-  conns_.erase(it);
-}
+void ProxyConnections::Drop(uint64_t id) { (void)Take(id); }
 
 void ProxyConnections::Expire(std::chrono::steady_clock::time_point now) {
   std::vector<uint64_t> old;
   for (const auto& [id, c] : conns_) {
-    if (now - c->since >= kHandshakeTimeout) old.push_back(id);
+    if (now - c->since >= (c->busy ? limits_.busy_timeout : limits_.handshake_timeout)) {
+      old.push_back(id);
+    }
   }
   for (uint64_t id : old) {
-    spdlog::info("[{}] closed: no request within {} s", conns_[id]->log_prefix,
-                 kHandshakeTimeout.count());
-    Drop(id);
+    std::unique_ptr<Conn> c = Take(id);
+    if (c->busy || c->closing) continue;  // refused already, and counted
+    ++stats_->handshake_timeouts;
+    spdlog::info(
+        "[{}] closed: no request within {} s", c->log_prefix,
+        std::chrono::duration_cast<std::chrono::seconds>(limits_.handshake_timeout).count());
   }
 }
 
 void ProxyConnections::Clear() {
   for (auto& [id, c] : conns_) loop_.Unwatch(c->fd.get());
   conns_.clear();
+  handshakes_ = 0;
+  busy_ = 0;
 }
 
 }  // namespace tether::forward

@@ -21,7 +21,8 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
         *context_.loop, proxy_.policy,
         [this](UniqueFd client, std::unique_ptr<proxy::ProxyHandshake> h, std::string prefix) {
           exit_->Dispatch(std::move(client), std::move(h), std::move(prefix));
-        });
+        },
+        stats_, context_.limits);
   }
   listen_address_ =
       "server " + net::FormatHostPort(spec.listen.host.empty() ? "localhost" : spec.listen.host,
@@ -177,7 +178,33 @@ void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& o
   uint64_t n = next_conn_++;
   std::string prefix = host_alias_ + (server_proxy() ? " proxy " : " rfwd ") +
                        std::to_string(bound_port_) + " #" + std::to_string(n);
+  if (size_t open = open_connections(); open >= context_.limits.max_connections) {
+    ++stats_->refused_connections;
+    if (!logged_full_) {
+      logged_full_ = true;
+      spdlog::warn("[{}] refusing connections: {} open, the listener's cap", prefix, open);
+    }
+    // A proxy client is told so in its protocol (no byte of it goes anywhere); else the
+    // client on the server sees its connection closed.
+    if (spec_.dynamic && proxied_->can_answer_busy()) {
+      return ServeDynamic(channel, std::move(prefix), proxy_.policy,
+                          std::to_string(open) + " connections open");
+    }
+    ssh_channel_free(channel);
+    return;
+  } else if (open < context_.limits.max_connections / 2) {
+    logged_full_ = false;
+  }
   if (Gated()) {
+    if (vetting_.size() >= context_.limits.max_handshakes) {
+      // The check answers in turn: a flood from another account queued in full would
+      // keep the owner's own connections waiting behind it until they time out.
+      ++stats_->refused_handshakes;
+      spdlog::debug("[{}] refused: {} connections wait for the owner check", prefix,
+                    vetting_.size());
+      ssh_channel_free(channel);
+      return;
+    }
     // Not a byte moves before the check says whose process connected.
     std::string origin = net::FormatHostPort(origin_host, origin_port);
     auto ticket = context_.owner_check->Check(
@@ -209,8 +236,12 @@ void RemoteForward::ServeServerChannel(ssh_channel channel, const std::string& o
   pending_.emplace(n, Pending{job, channel});
 }
 
+size_t RemoteForward::open_connections() const {
+  return stats_->live.load(std::memory_order_relaxed) + pending_.size() + vetting_.size();
+}
+
 void RemoteForward::ServeDynamic(ssh_channel channel, std::string prefix,
-                                 const proxy::ProxyPolicy& policy) {
+                                 const proxy::ProxyPolicy& policy, const std::string& busy) {
   // The client on the server speaks SOCKS or HTTP: a pump joins the channel to one end
   // of a socketpair, the proxy handshake runs on the other.
   int pair[2];
@@ -220,6 +251,7 @@ void RemoteForward::ServeDynamic(ssh_channel channel, std::string prefix,
     return;
   }
   context_.pumps->Adopt(session_, channel, UniqueFd(pair[0]), stats_, prefix);
+  if (!busy.empty()) return proxied_->Refuse(UniqueFd(pair[1]), std::move(prefix), busy);
   proxied_->Accept(UniqueFd(pair[1]), std::move(prefix), policy);
 }
 

@@ -41,6 +41,8 @@ class RemoteForward : public Forward {
     // Who connected, for reverse dynamic forwards (forward/owner_check.h); shared by the
     // daemon's forwards. Null: no check (every account served, as ssh -R does).
     OwnerCheck* owner_check = nullptr;
+    // What the listener may hold at once (tests make them small).
+    ListenerLimits limits;
   };
   // For a reverse dynamic forward: who may use it and how connections leave the laptop.
   struct ProxySettings {
@@ -71,6 +73,9 @@ class RemoteForward : public Forward {
   // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
   std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
   uint16_t bound_port() const { return bound_port_; }
+  // Connections this listener holds: served (a reverse dynamic one in its handshake too),
+  // connecting to the target, waiting for the owner check.
+  size_t open_connections() const;
   // Calls `done` once with the server's first answer from now (the port it listens on,
   // or why it refused), or at once if it listens already.
   void WhenAnswered(std::function<void(Result<uint16_t>)> done) override;
@@ -92,7 +97,9 @@ class RemoteForward : public Forward {
   // After the owner check: serves, or closes, the channel held in vetting_.
   void OnOwnerAnswer(uint64_t n, const std::string& prefix, const OwnerCheck::Answer& answer);
   // A reverse dynamic forward's channel: the proxy handshake runs on a socketpair.
-  void ServeDynamic(ssh_channel channel, std::string prefix, const proxy::ProxyPolicy& policy);
+  // With `busy`, the client is answered "busy" in its protocol (over the connection cap).
+  void ServeDynamic(ssh_channel channel, std::string prefix, const proxy::ProxyPolicy& policy,
+                    const std::string& busy = "");
 
   Context context_;
   ProxySettings proxy_;
@@ -106,6 +113,7 @@ class RemoteForward : public Forward {
   daemon::Backoff backoff_;
   std::chrono::steady_clock::time_point retry_at_{};
   uint64_t next_conn_ = 1;
+  bool logged_full_ = false;  // "at its cap" logged since the count was last below half
   std::vector<std::function<void(Result<uint16_t>)>> answer_waiters_;
   // Channels accepted whose laptop-side connect is in flight, by connection number.
   struct Pending {

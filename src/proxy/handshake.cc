@@ -34,6 +34,26 @@ ProxyHandshake::Step ProxyHandshake::Refuse(std::string reason, std::string repl
   return Step::kClose;
 }
 
+ProxyHandshake ProxyHandshake::Busy(std::string reason) {
+  ProxyHandshake h(ProxyPolicy{});
+  h.busy_ = reason.empty() ? "busy" : std::move(reason);
+  return h;
+}
+
+ProxyHandshake::Step ProxyHandshake::Named() {
+  phase_ = Phase::kConnected;
+  if (busy_.empty()) return Step::kConnect;
+  switch (protocol_) {
+    case Protocol::kSocks5:
+      return Refuse(busy_, EncodeSocks5Reply(Socks5Reply::kGeneralFailure));
+    case Protocol::kSocks4:
+      return Refuse(busy_, EncodeSocks4Reply(Socks4Reply::kRejected));
+    default:
+      return Refuse(
+          busy_, EncodeHttpError(kHttpServiceUnavailable, "too many connections; try again later"));
+  }
+}
+
 ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
   in_.append(bytes);
   // Bounded: every round either consumes a message or returns.
@@ -100,8 +120,7 @@ ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
         target_ = r.value();
         upstream_ = std::move(in_);
         in_.clear();
-        phase_ = Phase::kConnected;
-        return Step::kConnect;
+        return Named();
       }
       case Phase::kSocks4: {
         auto r = ParseSocks4Request(in_);
@@ -111,8 +130,7 @@ ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
         target_ = r.value().target;
         upstream_ = std::move(in_);
         in_.clear();
-        phase_ = Phase::kConnected;
-        return Step::kConnect;
+        return Named();
       }
       case Phase::kHttp: {
         auto r = ParseHttpProxyRequest(in_);
@@ -135,8 +153,7 @@ ProxyHandshake::Step ProxyHandshake::Feed(std::string_view bytes) {
         forward_ = req.kind == HttpRequestKind::kForward;
         upstream_ = forward_ ? req.forward_head + in_ : std::move(in_);
         in_.clear();
-        phase_ = Phase::kConnected;
-        return Step::kConnect;
+        return Named();
       }
       case Phase::kConnected:
         // A caller that feeds again before connecting: what the client sent meanwhile is

@@ -37,6 +37,12 @@ class ProxyHandshake {
 
   explicit ProxyHandshake(ProxyPolicy policy) : policy_(std::move(policy)) {}
 
+  // A handshake that is to be refused because the listener is at a cap (`reason`, for
+  // the log): it asks no password and, once the client has named its target, answers
+  // with the protocol's "cannot serve" (SOCKS5 general failure, SOCKS4 rejected, HTTP
+  // 503) and kClose. A client told why rather than cut off does not retry at once.
+  static ProxyHandshake Busy(std::string reason);
+
   // Appends `bytes` to what was read and advances as far as they allow. Bytes after the
   // request (a pipelined TLS hello, an HTTP body) are kept for TakeUpstream().
   Step Feed(std::string_view bytes);
@@ -73,6 +79,8 @@ class ProxyHandshake {
     kClosed
   };
   Step Refuse(std::string reason, std::string reply);
+  // After the request is parsed: the busy refusal, or kConnect.
+  Step Named();
   bool CredentialsMatch(const Credentials& offered) const;
 
   ProxyPolicy policy_;
@@ -84,6 +92,7 @@ class ProxyHandshake {
   Target target_;
   bool forward_ = false;
   std::string error_;
+  std::string busy_;  // non-empty: refuse once the target is named (Busy)
 };
 
 }  // namespace tether::proxy

@@ -524,6 +524,8 @@ std::string_view HttpReasonPhrase(int status) {
       return "Request Header Fields Too Large";
     case kHttpBadGateway:
       return "Bad Gateway";
+    case kHttpServiceUnavailable:
+      return "Service Unavailable";
     case kHttpGatewayTimeout:
       return "Gateway Timeout";
     case kHttpVersionNotSupported:

@@ -107,6 +107,7 @@ inline constexpr int kHttpForbidden = 403;
 inline constexpr int kHttpProxyAuthRequired = 407;
 inline constexpr int kHttpHeadTooLarge = 431;  // RFC 6585 Request Header Fields Too Large
 inline constexpr int kHttpBadGateway = 502;
+inline constexpr int kHttpServiceUnavailable = 503;  // the listener is at its cap
 inline constexpr int kHttpGatewayTimeout = 504;
 inline constexpr int kHttpVersionNotSupported = 505;
 

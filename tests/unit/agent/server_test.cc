@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -62,6 +63,30 @@ std::string RawExchange(int port, const std::string& request, bool until_close =
   return answer;
 }
 
+// A connection to the agent that sends `first` (maybe nothing) and then waits.
+int Connect(int port, const std::string& first = "") {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  if (!first.empty()) {
+    EXPECT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(first.size()));
+  }
+  return fd;
+}
+
+// Whether the server closed `fd` within `wait`.
+bool ClosedWithin(int fd, milliseconds wait) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return false;
+  char buf[256];
+  return ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0;
+}
+
 int StatusOf(const std::string& raw) {
   // "HTTP/1.1 400 Bad Request"
   if (raw.size() < 12 || raw.rfind("HTTP/1.", 0) != 0) return -1;
@@ -71,7 +96,8 @@ int StatusOf(const std::string& raw) {
 class AgentServerTest : public ::testing::Test {
  protected:
   void Start(LeaseConfig lease_config = {},
-             std::chrono::seconds io_timeout = std::chrono::seconds(5)) {
+             std::chrono::seconds io_timeout = std::chrono::seconds(5),
+             const std::function<void(ServerConfig&)>& tweak = nullptr) {
     lease_ = std::make_unique<LeaseKeeper>(lease_config, [](const std::string&) {});
     ServerConfig config;
     config.host = "127.0.0.1";
@@ -83,6 +109,7 @@ class AgentServerTest : public ::testing::Test {
       std::lock_guard lock(log_mu_);
       log_.push_back(line);
     };
+    if (tweak) tweak(config);
     server_ = std::make_unique<AgentServer>(
         config, [] { return testing::SampleStatus(); }, *lease_);
     auto port = server_->Bind();
@@ -362,6 +389,57 @@ TEST_F(AgentServerTest, ASilentClientIsDroppedAfterTheIoTimeout) {
   // Half a request line, then nothing: RawExchange reads until the server closes.
   std::string raw = RawExchange(port_, "GET /sta", /*until_close=*/true);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8)) << raw;
+}
+
+TEST_F(AgentServerTest, IdleAndSlowClientsHoldNoWorkerFromARealRequest) {
+  Start();  // 8 workers; a connection has 5 s to send its request
+  // Twice as many connections as workers: half say nothing, half a byte of a request.
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) idle.push_back(Connect(port_, i % 2 == 0 ? "" : "G"));
+  // The real request is answered well within the 5 s the idle ones may still wait: a
+  // worker given to each of them would keep it waiting behind them.
+  httplib::Client cli("127.0.0.1", port_);
+  cli.set_connection_timeout(2);
+  cli.set_read_timeout(2);
+  for (int round = 0; round < 3; ++round) {
+    auto res = cli.Get("/lease", Good());
+    ASSERT_TRUE(res) << "round " << round << ": " << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200);
+  }
+  for (int fd : idle) ::close(fd);
+}
+
+TEST_F(AgentServerTest, AClientSendingItsHeadAByteAtATimeIsDroppedAtTheHeadDeadline) {
+  Start({}, std::chrono::seconds(1));
+  // Each byte would restart a per-read timeout; the head as a whole has 1 s.
+  const std::string head = "GET /status HTTP/1.1\r\nAuthorization: Bearer " + kToken;
+  int fd = Connect(port_);
+  bool closed = false;
+  for (size_t i = 0; i < head.size() && !closed; ++i) {  // at most ~80 rounds of 100 ms
+    if (::send(fd, head.data() + i, 1, MSG_NOSIGNAL) != 1) break;
+    closed = ClosedWithin(fd, milliseconds(100));
+  }
+  EXPECT_TRUE(closed);
+  ::close(fd);
+}
+
+TEST_F(AgentServerTest, PastTheConnectionCapTheClientWaitingLongestIsDropped) {
+  Start({}, std::chrono::seconds(60), [](ServerConfig& c) { c.max_connections = 4; });
+  std::vector<int> fds;
+  for (int i = 0; i < 6; ++i) {
+    fds.push_back(Connect(port_));
+    // In order: each is taken in before the next connects.
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  // The two oldest make room; long before their 60 s are up.
+  EXPECT_TRUE(ClosedWithin(fds[0], milliseconds(5000)));
+  EXPECT_TRUE(ClosedWithin(fds[1], milliseconds(5000)));
+  EXPECT_FALSE(ClosedWithin(fds[5], milliseconds(200)));
+  // A real request makes room for itself the same way.
+  auto res = Client().Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  for (int fd : fds) ::close(fd);
 }
 
 TEST_F(AgentServerTest, LogsOneLinePerRequestAndNeverTheToken) {

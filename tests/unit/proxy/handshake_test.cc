@@ -342,6 +342,33 @@ TEST(ProxyHandshake, NeverForwardsTheProxyCredentialsToTheOrigin) {
   EXPECT_EQ(o.upstream.find("YWxpY2U6czNjcmV0"), std::string::npos) << o.upstream;
 }
 
+TEST(ProxyHandshake, BusyAnswersEachProtocolOnceTheTargetIsNamed) {
+  {
+    // A client that offers only username/password is let through to its request.
+    ProxyHandshake h = ProxyHandshake::Busy("at the cap");
+    EXPECT_EQ(h.Feed(kGreetUserPass), Step::kNeedMore);
+    EXPECT_EQ(h.TakeReply(), kMethodUserPass);
+    EXPECT_EQ(h.Feed(UserPass("anyone", "x")), Step::kNeedMore);
+    EXPECT_EQ(h.TakeReply(), kAuthOk);
+    EXPECT_EQ(h.Feed(kConnectDomain), Step::kClose);
+    EXPECT_EQ(h.TakeReply(), EncodeSocks5Reply(Socks5Reply::kGeneralFailure));
+    EXPECT_EQ(h.error(), "at the cap");
+  }
+  {
+    ProxyHandshake h = ProxyHandshake::Busy("at the cap");
+    EXPECT_EQ(h.Feed(kSocks4a), Step::kClose);
+    EXPECT_EQ(h.TakeReply(), EncodeSocks4Reply(Socks4Reply::kRejected));
+  }
+  {
+    ProxyHandshake h = ProxyHandshake::Busy("at the cap");
+    EXPECT_EQ(h.Feed(kHttpConnect), Step::kClose);
+    std::string reply = h.TakeReply();
+    EXPECT_EQ(reply.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << reply;
+    EXPECT_NE(reply.find("too many connections"), std::string::npos) << reply;
+    EXPECT_EQ(h.TakeUpstream(), "");
+  }
+}
+
 // --- Handshakes that end in kClose -------------------------------------------------------
 
 struct CloseCase {
