@@ -1,0 +1,145 @@
+#include "cli/server_ports.h"
+
+#include <chrono>
+
+#include "cli/remote_command.h"
+#include "common/text.h"
+
+namespace tether::cli {
+namespace {
+
+constexpr int kStateListen = 0x0A;
+// The check is a cat of two small tables; a server that takes longer is not answering.
+constexpr std::chrono::seconds kServerCommandTimeout{10};
+
+}  // namespace
+
+const char* const kListenersCommand =
+    "if [ -r /proc/net/tcp ]; then echo \"uid $(id -u)\"; "
+    "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; else echo none; fi";
+
+Result<ServerListeners> ParseServerListeners(std::string_view output) {
+  ServerListeners out;
+  bool greeted = false;
+  std::string table;
+  for (std::string_view line : SplitLines(output)) {
+    if (!greeted) {
+      // A login shell's rc may print before the command: skipped up to the greeting.
+      std::string_view t = Trim(line);
+      if (t == "none") return out;
+      if (t.rfind("uid ", 0) != 0) continue;
+      auto uid = ParseUint(Trim(t.substr(4)));
+      if (!uid || *uid > UINT32_MAX) {
+        return MakeError("server ports", "the server's uid line is garbled: " +
+                                             EscapeForLog(t, 80));
+      }
+      out.our_uid = static_cast<uint32_t>(*uid);
+      greeted = true;
+      continue;
+    }
+    table.append(line);
+    table += '\n';
+  }
+  if (!greeted) return MakeError("server ports", "the server did not say which uid we are");
+  out.readable = true;
+  for (auto& e : forward::ParseSocketTable(table)) {
+    // inode 0: no process holds it, and its uid means nothing.
+    if (e.state == kStateListen && e.inode != 0) out.listening.push_back(std::move(e));
+  }
+  return out;
+}
+
+PortHolder WhoHolds(const ServerListeners& listeners, uint16_t port, bool our_forward_active) {
+  PortHolder holder;
+  if (!listeners.readable) return holder;
+  holder.holding = PortHolding::kFree;
+  for (const auto& e : listeners.listening) {
+    if (e.local_port != port) continue;
+    if (e.uid != listeners.our_uid) {
+      return {PortHolding::kOther, e.uid, ""};
+    }
+    holder = {our_forward_active ? PortHolding::kOurs : PortHolding::kOurAccount, e.uid, ""};
+  }
+  return holder;
+}
+
+std::optional<uint16_t> FreePortAfter(const ServerListeners& listeners, uint16_t port) {
+  if (!listeners.readable) return std::nullopt;
+  for (int p = port + 1; p <= 65535 && p <= port + kFreePortSearch; ++p) {
+    bool taken = false;
+    for (const auto& e : listeners.listening) {
+      if (e.local_port == p) taken = true;
+    }
+    if (!taken) return static_cast<uint16_t>(p);
+  }
+  return std::nullopt;
+}
+
+std::string ParseAccountName(std::string_view getent_output, uint32_t uid) {
+  for (std::string_view line : SplitLines(getent_output)) {
+    // name:password:uid:gid:gecos:home:shell
+    size_t a = line.find(':');
+    if (a == 0 || a == std::string_view::npos) continue;
+    size_t b = line.find(':', a + 1);
+    if (b == std::string_view::npos) continue;
+    size_t c = line.find(':', b + 1);
+    if (c == std::string_view::npos) continue;
+    auto n = ParseUint(line.substr(b + 1, c - b - 1));
+    if (!n || *n != uid) continue;
+    std::string_view name = line.substr(0, a);
+    bool plain = true;
+    for (char ch : name) {
+      if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f) plain = false;
+    }
+    if (plain && name.size() <= 64) return std::string(name);
+  }
+  return "";
+}
+
+std::string DescribeHolder(uint16_t port, const PortHolder& holder) {
+  std::string where = "port " + std::to_string(port) + " on the server";
+  std::string who =
+      "uid " + std::to_string(holder.uid) + (holder.account.empty() ? "" : " (" + holder.account + ")");
+  switch (holder.holding) {
+    case PortHolding::kUnknown:
+      return "who holds " + where + " cannot be read there";
+    case PortHolding::kFree:
+      return where + " is free";
+    case PortHolding::kOurs:
+      return where + " is held by our forward (" + who + ")";
+    case PortHolding::kOurAccount:
+      return where + " is held by " + who +
+             ", your own account, but not by this forward (an sshd of an earlier connection "
+             "frees it when it notices)";
+    case PortHolding::kOther:
+      return where + " is held by " + who + ", another account";
+  }
+  return where;
+}
+
+Result<PortCheck> CheckServerPort(const ServerCommand& run, uint16_t port,
+                                  bool our_forward_active) {
+  auto out = run(kListenersCommand);
+  if (!out.ok()) return out.take_error();
+  auto listeners = ParseServerListeners(*out);
+  if (!listeners.ok()) return listeners.take_error();
+  PortCheck check;
+  check.holder = WhoHolds(*listeners, port, our_forward_active);
+  check.free_port = FreePortAfter(*listeners, port);
+  if (check.holder.holding == PortHolding::kOther) {
+    // Only digits reach the command line.
+    auto passwd = run("getent passwd " + std::to_string(check.holder.uid));
+    if (passwd.ok()) check.holder.account = ParseAccountName(*passwd, check.holder.uid);
+  }
+  return check;
+}
+
+ServerCommand DaemonServerCommand(const daemon::StateDir& state, const std::string& host) {
+  return [&state, host](const std::string& command) -> Result<std::string> {
+    auto r = RunRemoteCommand(state, host, command, "", kServerCommandTimeout);
+    if (!r.ok()) return r.take_error();
+    return r->out;
+  };
+}
+
+}  // namespace tether::cli
