@@ -30,8 +30,8 @@ Result<ServerListeners> ParseServerListeners(std::string_view output) {
       if (t.rfind("uid ", 0) != 0) continue;
       auto uid = ParseUint(Trim(t.substr(4)));
       if (!uid || *uid > UINT32_MAX) {
-        return MakeError("server ports", "the server's uid line is garbled: " +
-                                             EscapeForLog(t, 80));
+        return MakeError("server ports",
+                         "the server's uid line is garbled: " + EscapeForLog(t, 80));
       }
       out.our_uid = static_cast<uint32_t>(*uid);
       greeted = true;
@@ -76,30 +76,13 @@ std::optional<uint16_t> FreePortAfter(const ServerListeners& listeners, uint16_t
 }
 
 std::string ParseAccountName(std::string_view getent_output, uint32_t uid) {
-  for (std::string_view line : SplitLines(getent_output)) {
-    // name:password:uid:gid:gecos:home:shell
-    size_t a = line.find(':');
-    if (a == 0 || a == std::string_view::npos) continue;
-    size_t b = line.find(':', a + 1);
-    if (b == std::string_view::npos) continue;
-    size_t c = line.find(':', b + 1);
-    if (c == std::string_view::npos) continue;
-    auto n = ParseUint(line.substr(b + 1, c - b - 1));
-    if (!n || *n != uid) continue;
-    std::string_view name = line.substr(0, a);
-    bool plain = true;
-    for (char ch : name) {
-      if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f) plain = false;
-    }
-    if (plain && name.size() <= 64) return std::string(name);
-  }
-  return "";
+  return forward::AccountName(getent_output, uid);
 }
 
 std::string DescribeHolder(uint16_t port, const PortHolder& holder) {
   std::string where = "port " + std::to_string(port) + " on the server";
-  std::string who =
-      "uid " + std::to_string(holder.uid) + (holder.account.empty() ? "" : " (" + holder.account + ")");
+  std::string who = "uid " + std::to_string(holder.uid) +
+                    (holder.account.empty() ? "" : " (" + holder.account + ")");
   switch (holder.holding) {
     case PortHolding::kUnknown:
       return "who holds " + where + " cannot be read there";

@@ -76,8 +76,7 @@ struct PortCheck {
   PortHolder holder;
   std::optional<uint16_t> free_port;  // a free port after it (when the table was read)
 };
-Result<PortCheck> CheckServerPort(const ServerCommand& run, uint16_t port,
-                                  bool our_forward_active);
+Result<PortCheck> CheckServerPort(const ServerCommand& run, uint16_t port, bool our_forward_active);
 
 // A ServerCommand over the running daemon of `host` (HOST.mux), bounded in time.
 ServerCommand DaemonServerCommand(const daemon::StateDir& state, const std::string& host);

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/format.h"
+#include "cli/server_ports.h"
 #include "cli/ssh_include.h"
 #include "common/log.h"
 #include "config/ssh_config.h"
@@ -106,6 +107,39 @@ daemon::HostDaemon::ProxyOptions ProxyOptionsOf(const UpOptions& options) {
   return proxy;
 }
 
+// After `up --proxy`: a server proxy the server refused because another account holds
+// its port makes `up` fail, naming the port and the account and offering a port free on
+// the server now. The proxy keeps asking in the background (status shows who holds the
+// port), and `up --proxy=FREE` replaces it. Exit status.
+int SettleProxy(const daemon::StateDir& state, const std::string& alias, uint16_t wanted) {
+  auto status =
+      control::Request(state.SocketPath(alias), {{"cmd", "status"}}, std::chrono::seconds(5));
+  if (!status.ok()) return 0;  // AddForwardsToRunning said what is wrong
+  for (const auto& f : status->value("forwards", nlohmann::json::array())) {
+    if (f.value("kind", "") != "proxy") continue;
+    const std::string st = f.value("state", "");
+    if (st == "listening") return 0;
+    if (st != "retrying") return 0;  // the link is not up: nothing to ask the server yet
+    const std::string listen = f.value("listen", "");
+    const uint16_t port = static_cast<uint16_t>(std::atoi(listen.c_str() + listen.rfind(':') + 1));
+    auto check =
+        CheckServerPort(DaemonServerCommand(state, alias), port != 0 ? port : wanted, false);
+    if (!check.ok() || check->holder.holding != PortHolding::kOther) return 0;
+    std::string offer = check->free_port
+                            ? "use --proxy=" + std::to_string(*check->free_port) +
+                                  " (free on the server now): tether up " + alias +
+                                  " --proxy=" + std::to_string(*check->free_port)
+                            : "choose another port: tether up " + alias + " --proxy=PORT";
+    PrintError(MakeError("proxy",
+                         alias + ": " + DescribeHolder(port, check->holder) +
+                             ": nothing of yours is sent to it; the server proxy is not "
+                             "usable (tether env and run refuse) until the port frees",
+                         offer));
+    return 1;
+  }
+  return 0;
+}
+
 int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid,
                 const std::vector<config::ForwardSpec>& specs, const UpOptions& options) {
   constexpr auto kPoll = std::chrono::milliseconds(100);
@@ -128,6 +162,22 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
   std::printf("%s is already up (pid %d)\n", alias.c_str(), reply->value("pid", 0));
   int code = 0;
   if (options.proxy_port != 0) {
+    // A server proxy on another port that does not listen (its port taken on the server)
+    // gives way to the one asked for now.
+    for (const auto& f : reply->value("forwards", nlohmann::json::array())) {
+      const std::string listen = f.value("listen", "");
+      const int port = std::atoi(listen.c_str() + listen.rfind(':') + 1);
+      if (f.value("kind", "") != "proxy" || port == options.proxy_port ||
+          f.value("state", "") == "listening") {
+        continue;
+      }
+      (void)control::Request(
+          state.SocketPath(alias),
+          {{"cmd", "cancel"}, {"kind", "remote"}, {"spec", std::to_string(port)}},
+          std::chrono::seconds(5));
+      std::printf("  the server proxy on port %d (%s) gives way to port %d\n", port,
+                  f.value("state", "").c_str(), options.proxy_port);
+    }
     auto added = control::Request(state.SocketPath(alias),
                                   {{"cmd", "proxy"},
                                    {"port", options.proxy_port},
@@ -140,7 +190,11 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
       code = 1;
     }
   }
-  return std::max(code, AddForwardsToRunning(state, daemon::FileNameFor(alias), specs));
+  code = std::max(code, AddForwardsToRunning(state, daemon::FileNameFor(alias), specs));
+  if (options.proxy_port != 0) {
+    code = std::max(code, SettleProxy(state, alias, static_cast<uint16_t>(options.proxy_port)));
+  }
+  return code;
 }
 
 }  // namespace
@@ -301,6 +355,9 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     RefreshHostBlocks(*state);  // plain ssh rides it now, if the Include is installed
     code = AddForwardsToRunning(*state, alias, {});
     if (options.proxy_port != 0) {
+      code = std::max(code, SettleProxy(*state, alias, static_cast<uint16_t>(options.proxy_port)));
+    }
+    if (options.proxy_port != 0 && code == 0) {
       std::printf(
           "  the server's programs reach the internet through the laptop once they have "
           "the variables of `tether env %s` (or use `tether run %s -- CMD`)\n",

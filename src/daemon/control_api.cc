@@ -65,6 +65,9 @@ nlohmann::json ControlApi::ForwardJson(const forward::Forward& f) {
                    {"rate_in_bps", static_cast<uint64_t>(st.rate_in_bps)},
                    {"rate_out_bps", static_cast<uint64_t>(st.rate_out_bps)}};
   if (f.access() != forward::Access::kNotApplicable) j["access"] = forward::ToString(f.access());
+  if (auto squatter = f.squatter()) {
+    j["squatted_by"] = {{"uid", squatter->uid}, {"account", squatter->account}};
+  }
   return j;
 }
 

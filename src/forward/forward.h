@@ -67,6 +67,12 @@ struct ServerProxyStatus {
   Access access = Access::kNotApplicable;
 };
 
+// Another account that holds the port a remote forward asked the server for.
+struct PortSquatter {
+  uint32_t uid = 0;
+  std::string account;  // its name on the server; "" until known or when it has none
+};
+
 class Forward {
  public:
   virtual ~Forward() = default;
@@ -114,6 +120,8 @@ class Forward {
   virtual std::string error() const { return ""; }
   // Who may connect, for listeners on the server that leave from the laptop.
   virtual Access access() const { return Access::kNotApplicable; }
+  // Set while the server refuses a remote forward because another account holds its port.
+  virtual std::optional<PortSquatter> squatter() const { return std::nullopt; }
 
   const config::ForwardSpec& spec() const { return spec_; }
   // Where it listens ("127.0.0.1:8000", a socket path, or "server:10808" for -R).

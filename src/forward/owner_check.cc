@@ -17,14 +17,16 @@
 namespace tether::forward {
 
 // The greeting is "uid N", or "none WHY" where the table cannot be read; then for each
-// port (4 hex digits) on stdin the lines of both tables that name it, and "end". Only a
-// well-formed port reaches grep (and we send nothing else). `exec` spares a shell; the
+// port (4 hex digits) on stdin the lines of both tables that name it, and "end"; for
+// "uN" the passwd line of uid N, and "end". Only a well-formed port reaches grep and only
+// digits reach getent (and we send nothing else). `exec` spares a shell; the
 // single quotes keep the loop whole under any login shell (sh, bash, zsh, fish, tcsh).
 const char* const OwnerCheck::kCommand =
     "exec sh -c 'if [ ! -r /proc/net/tcp ]; then echo \"none /proc/net/tcp cannot be read\"; "
     "exit 0; fi; echo \"uid $(id -u)\"; while read -r p; do case $p in "
     "[0-9A-F][0-9A-F][0-9A-F][0-9A-F]) grep -h \":$p \" /proc/net/tcp /proc/net/tcp6 "
-    "2>/dev/null;; esac; echo end; done'";
+    "2>/dev/null;; u[0-9]*) case ${p#u} in *[!0-9]*) ;; *) getent passwd ${p#u} 2>/dev/null;; "
+    "esac;; esac; echo end; done'";
 
 OwnerCheck::OwnerCheck(net::EventLoop& loop, Runner run, std::string log_prefix)
     : loop_(loop), run_(std::move(run)), log_prefix_(std::move(log_prefix)) {}
@@ -50,20 +52,25 @@ OwnerCheck::Ticket OwnerCheck::WhoListens(uint16_t port, Done done) {
   return Ask("", 0, port, std::move(done));
 }
 
+OwnerCheck::Ticket OwnerCheck::AccountOf(uint32_t uid, Done done) {
+  return Ask("", 0, 0, std::move(done), uid);
+}
+
 OwnerCheck::Ticket OwnerCheck::Ask(std::string origin_ip, uint16_t origin_port,
-                                   uint16_t listen_port, Done done) {
+                                   uint16_t listen_port, Done done,
+                                   std::optional<uint32_t> account_of) {
   Ticket ticket = next_ticket_++;
   if (mode_ == Mode::kUnavailable) {
-    Deliver(std::move(done), {Verdict::kUnavailable, 0, unavailable_why_});
+    Deliver(std::move(done), {Verdict::kUnavailable, 0, unavailable_why_, ""});
     return ticket;
   }
   if (questions_.size() >= kOwnerCheckMaxPending) {
     Deliver(std::move(done),
-            {Verdict::kUnknown, 0, "too many connections waiting for the owner check"});
+            {Verdict::kUnknown, 0, "too many connections waiting for the owner check", ""});
     return ticket;
   }
-  questions_.push_back({ticket, std::move(origin_ip), origin_port, listen_port, std::move(done),
-                        false, std::chrono::steady_clock::now()});
+  questions_.push_back({ticket, std::move(origin_ip), origin_port, listen_port, account_of,
+                        std::move(done), false, std::chrono::steady_clock::now()});
   if (running_) {
     SendQuestions();
   } else if (restart_timer_ == 0) {
@@ -141,7 +148,7 @@ void OwnerCheck::SendQuestions() {
   for (auto& q : questions_) {
     if (q.sent) continue;
     q.sent = true;
-    out += PortHex(q.asked_port()) + "\n";
+    out += (q.account_of ? "u" + std::to_string(*q.account_of) : PortHex(q.asked_port())) + "\n";
   }
   if (out.empty()) return;
   // A few bytes a question and at most kOwnerCheckMaxPending of them: they fit the
@@ -191,7 +198,7 @@ void OwnerCheck::OnLine(std::string_view line) {
       unavailable_why_ = "the server cannot say who connected (" +
                          std::string(line.size() > 5 ? line.substr(5) : "no /proc/net/tcp") + ")";
       spdlog::warn("[{}] owner check: {}", log_prefix_, unavailable_why_);
-      AnswerAll({Verdict::kUnavailable, 0, unavailable_why_});
+      AnswerAll({Verdict::kUnavailable, 0, unavailable_why_, ""});
       Close();  // the script on the server has exited
       return;
     }
@@ -211,6 +218,16 @@ void OwnerCheck::OnLine(std::string_view line) {
   }
   Question q = std::move(questions_.front());
   questions_.pop_front();
+  if (q.account_of) {
+    std::string name = AccountName(answer_, *q.account_of);
+    answer_.clear();
+    if (q.done) {
+      Deliver(std::move(q.done), {*q.account_of == owner_uid_ ? Verdict::kOwner : Verdict::kOther,
+                                  *q.account_of, "", std::move(name)});
+    }
+    ArmTimer();
+    return;
+  }
   auto table = ParseSocketTable(answer_);
   answer_.clear();
   auto uid = q.origin_ip.empty()
@@ -222,9 +239,11 @@ void OwnerCheck::OnLine(std::string_view line) {
             {Verdict::kUnknown, 0,
              q.origin_ip.empty() ? "nothing listens on port " + std::to_string(q.listen_port)
                                  : "no live socket on the server connects from " + q.origin_ip +
-                                       ":" + std::to_string(q.origin_port)});
+                                       ":" + std::to_string(q.origin_port),
+             ""});
   } else {
-    Deliver(std::move(q.done), {*uid == owner_uid_ ? Verdict::kOwner : Verdict::kOther, *uid, ""});
+    Deliver(std::move(q.done),
+            {*uid == owner_uid_ ? Verdict::kOwner : Verdict::kOther, *uid, "", ""});
   }
   ArmTimer();
 }
@@ -249,7 +268,7 @@ void OwnerCheck::Stopped(const std::string& why) {
   if (was_running || !questions_.empty()) {
     spdlog::warn("[{}] owner check: {}", log_prefix_, why);
   }
-  AnswerAll({Verdict::kUnknown, 0, "the owner check failed: " + why});
+  AnswerAll({Verdict::kUnknown, 0, "the owner check failed: " + why, ""});
 }
 
 void OwnerCheck::AnswerAll(const Answer& answer) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,8 +48,9 @@ class OwnerCheck {
   };
   struct Answer {
     Verdict verdict = Verdict::kUnknown;
-    uint32_t uid = 0;  // kOwner, kOther
-    std::string why;   // kUnknown, kUnavailable
+    uint32_t uid = 0;     // kOwner, kOther
+    std::string why;      // kUnknown, kUnavailable
+    std::string account;  // AccountOf: the uid's name on the server ("" when it has none)
   };
   using Done = std::function<void(const Answer&)>;
   using Ticket = uint64_t;
@@ -75,6 +77,9 @@ class OwnerCheck {
   // Asks which account listens on `port` on the server (a forward the server refused:
   // whose is the port?). kOwner, kOther with its uid, or kUnknown when nobody listens.
   Ticket WhoListens(uint16_t port, Done done);
+  // Asks the name of account `uid` on the server (its passwd entry), to name a squatter:
+  // `done` gets the uid's verdict against ours and `account`.
+  Ticket AccountOf(uint32_t uid, Done done);
   void Cancel(Ticket ticket);
   // Starts the shell loop now, so the first connection does not wait for its start.
   void Warm();
@@ -93,6 +98,7 @@ class OwnerCheck {
     std::string origin_ip;  // empty: a WhoListens question about listen_port
     uint16_t origin_port;
     uint16_t listen_port;
+    std::optional<uint32_t> account_of;  // an AccountOf question
     // The port the server is asked about.
     uint16_t asked_port() const { return origin_ip.empty() ? listen_port : origin_port; }
     Done done;  // null once cancelled (the answer still arrives in order)
@@ -113,7 +119,8 @@ class OwnerCheck {
   void AnswerAll(const Answer& answer);
   void Deliver(Done done, Answer answer);
   void ArmTimer();
-  Ticket Ask(std::string origin_ip, uint16_t origin_port, uint16_t listen_port, Done done);
+  Ticket Ask(std::string origin_ip, uint16_t origin_port, uint16_t listen_port, Done done,
+             std::optional<uint32_t> account_of = std::nullopt);
 
   net::EventLoop& loop_;
   Runner run_;

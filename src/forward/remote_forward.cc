@@ -32,6 +32,7 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
 RemoteForward::~RemoteForward() {
   if (request_ != 0) context_.requests->Forget(request_);
   if (holder_ticket_ != 0) context_.owner_check->Cancel(holder_ticket_);
+  if (account_ticket_ != 0) context_.owner_check->Cancel(account_ticket_);
   DropPending();
   if (proxied_) proxied_->Clear();
   if (exit_) exit_->Clear();
@@ -95,6 +96,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
   if (answer.ok()) {
     state_ = ForwardState::kListening;
     holder_.clear();
+    squatter_.reset();
     bound_port_ = *answer != 0 ? *answer : spec_.listen.port;
     error_.clear();
     backoff_.Reset();
@@ -127,10 +129,13 @@ void RemoteForward::AskWhoHoldsThePort() {
         holder_ticket_ = 0;
         if (state_ != ForwardState::kRetrying) return;
         std::string was = holder_;
+        if (answer.verdict != OwnerCheck::Verdict::kOther) squatter_.reset();
         if (answer.verdict == OwnerCheck::Verdict::kOther) {
-          holder_ = "port " + std::to_string(port) + " on the server is held by uid " +
-                    std::to_string(answer.uid) +
-                    ", another account: nothing of yours is sent there";
+          if (!squatter_ || squatter_->uid != answer.uid) {
+            squatter_ = PortSquatter{answer.uid, ""};
+            AskAccountName(port);
+          }
+          DescribeSquatter(port);
         } else if (answer.verdict == OwnerCheck::Verdict::kOwner) {
           holder_ = "port " + std::to_string(port) +
                     " on the server is held by a process of your own account (an sshd of an "
@@ -142,6 +147,26 @@ void RemoteForward::AskWhoHoldsThePort() {
           spdlog::warn("[{} rfwd {}] {}", host_alias_, port, holder_);
         }
       });
+}
+
+void RemoteForward::AskAccountName(uint16_t port) {
+  if (account_ticket_ != 0) context_.owner_check->Cancel(account_ticket_);
+  const uint32_t uid = squatter_->uid;
+  account_ticket_ =
+      context_.owner_check->AccountOf(uid, [this, port, uid](const OwnerCheck::Answer& answer) {
+        account_ticket_ = 0;
+        if (!squatter_ || squatter_->uid != uid || answer.account.empty()) return;
+        squatter_->account = answer.account;
+        DescribeSquatter(port);
+        spdlog::warn("[{} rfwd {}] {}", host_alias_, port, holder_);
+      });
+}
+
+void RemoteForward::DescribeSquatter(uint16_t port) {
+  holder_ = "port " + std::to_string(port) + " on the server is held by uid " +
+            std::to_string(squatter_->uid) +
+            (squatter_->account.empty() ? "" : " (" + squatter_->account + ")") +
+            ", another account: nothing of yours is sent there";
 }
 
 void RemoteForward::OnTick(std::chrono::steady_clock::time_point now) {

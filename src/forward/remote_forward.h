@@ -69,6 +69,7 @@ class RemoteForward : public Forward {
   ForwardState state() const override;
   std::string error() const override;
   Access access() const override;
+  std::optional<PortSquatter> squatter() const override { return squatter_; }
   const proxy::ProxyPolicy& policy() const { return proxy_.policy; }
   // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
   std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
@@ -131,6 +132,12 @@ class RemoteForward : public Forward {
   // Who holds the port the server refused us ("" until known), and the question asked.
   std::string holder_;
   OwnerCheck::Ticket holder_ticket_ = 0;
+  // The account holding it, when not ours (its name asked after its uid).
+  std::optional<PortSquatter> squatter_;
+  OwnerCheck::Ticket account_ticket_ = 0;
+  // holder_'s text for another account's uid (and name once known).
+  void DescribeSquatter(uint16_t port);
+  void AskAccountName(uint16_t port);
 };
 
 // The server proxy (--proxy): a reverse dynamic forward on the server's 127.0.0.1 whose

@@ -144,8 +144,9 @@ class RecordedServer {
 };
 
 TEST(CheckServerPort, NamesTheSquatterAndOffersAFreePort) {
-  RecordedServer server(Answers{{kListenersCommand, kSquatted},
-                                 {"getent passwd 1001", "mallory:x:1001:1001::/home/mallory:/bin/sh\n"}});
+  RecordedServer server(
+      Answers{{kListenersCommand, kSquatted},
+              {"getent passwd 1001", "mallory:x:1001:1001::/home/mallory:/bin/sh\n"}});
   auto check = CheckServerPort(server.Runner(), 10808, false);
   ASSERT_TRUE(check.ok()) << check.error().message;
   EXPECT_EQ(check->holder.holding, PortHolding::kOther);

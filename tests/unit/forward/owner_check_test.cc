@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -105,6 +106,20 @@ TEST_F(OwnerCheckTest, WhoListensNamesTheAccountHoldingAPort) {
   EXPECT_EQ(squatter->verdict, Verdict::kOther);
   EXPECT_EQ(squatter->uid, 1001u);
   EXPECT_EQ(nobody->verdict, Verdict::kUnknown);
+}
+
+TEST_F(OwnerCheckTest, AccountOfNamesAUidFromItsPasswdLine) {
+  std::optional<OwnerCheck::Answer> mallory, ghost;
+  check_.AccountOf(1001, [&](const OwnerCheck::Answer& a) { mallory = a; });
+  check_.AccountOf(4242, [&](const OwnerCheck::Answer& a) { ghost = a; });
+  ServerSays("uid 1000\n");
+  EXPECT_EQ(ServerHears(), "u1001\nu4242\n");
+  ServerSays("mallory:x:1001:1001::/home/mallory:/bin/sh\nend\nend\n");
+  ASSERT_TRUE(mallory && ghost);
+  EXPECT_EQ(mallory->verdict, Verdict::kOther);
+  EXPECT_EQ(mallory->account, "mallory");
+  EXPECT_EQ(ghost->uid, 4242u);
+  EXPECT_EQ(ghost->account, "");  // no passwd line: the uid alone
 }
 
 TEST_F(OwnerCheckTest, ASocketNotFoundIsNotTheOwner) {
@@ -245,17 +260,23 @@ TEST(OwnerCheckScriptTest, FindsThisProcessesOwnConnection) {
   len = sizeof(local);
   ASSERT_EQ(::getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &len), 0);
 
-  std::optional<OwnerCheck::Answer> answer, stranger;
+  std::optional<OwnerCheck::Answer> answer, stranger, account;
+  check.AccountOf(::getuid(), [&](const OwnerCheck::Answer& a) { account = a; });
   check.Check("127.0.0.1", ntohs(local.sin_port), listen_port,
               [&](const OwnerCheck::Answer& a) { answer = a; });
   // A port nobody connected from.
   check.Check("127.0.0.1", ntohs(local.sin_port), static_cast<uint16_t>(listen_port ^ 1),
               [&](const OwnerCheck::Answer& a) { stranger = a; });
-  for (int i = 0; i < 500 && !(answer && stranger); ++i) ASSERT_TRUE(loop.RunOnce(10ms).ok());
+  for (int i = 0; i < 500 && !(answer && stranger && account); ++i) {
+    ASSERT_TRUE(loop.RunOnce(10ms).ok());
+  }
   ASSERT_GT(child, 0);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
-  ASSERT_TRUE(answer && stranger);
+  ASSERT_TRUE(answer && stranger && account);
+  const passwd* me = ::getpwuid(::getuid());
+  ASSERT_NE(me, nullptr);
+  EXPECT_EQ(account->account, me->pw_name);
   EXPECT_EQ(answer->verdict, Verdict::kOwner) << answer->why;
   EXPECT_EQ(answer->uid, ::getuid());
   EXPECT_EQ(check.owner_uid(), ::getuid());
