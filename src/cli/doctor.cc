@@ -23,6 +23,7 @@
 #include "cli/hosts.h"
 #include "cli/port_owner.h"
 #include "cli/proxy_env.h"
+#include "cli/server_port_check.h"
 #include "config/ssh_config.h"
 #include "config/tether_config.h"
 #include "control/control_client.h"
@@ -429,6 +430,17 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
                         : "is the laptop online? is --upstream (or the laptop's proxy) running? "
                           "`tether logs " +
                               alias + "` shows each refused request");
+  }
+  // Another account holding a forwarded port on the server.
+  if (connection != nullptr) {
+    auto run = [&](const std::string& command) -> Result<std::string> {
+      auto r = RunRemote(*connection, command);
+      if (!r.ok()) return r.take_error();
+      return r->out;
+    };
+    for (auto& c : CheckServerPortHolders(run, forwards, alias)) {
+      report.Add(c.name, c.status, c.evidence, c.fix);
+    }
   }
   // The laptop-side upstream of the proxy, when one is set.
   for (const auto& f : forwards) {

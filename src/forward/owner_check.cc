@@ -231,7 +231,7 @@ void OwnerCheck::OnLine(std::string_view line) {
   auto table = ParseSocketTable(answer_);
   answer_.clear();
   auto uid = q.origin_ip.empty()
-                 ? ListenerOf(table, q.listen_port)
+                 ? ListenerPreferringOthers(table, q.listen_port, owner_uid_)
                  : OwnerOfConnection(table, q.origin_ip, q.origin_port, q.listen_port);
   if (!q.done) return;
   if (!uid) {

@@ -75,7 +75,9 @@ class OwnerCheck {
   // ticket is cancelled first.
   Ticket Check(const std::string& origin_ip, uint16_t origin_port, uint16_t listen_port, Done done);
   // Asks which account listens on `port` on the server (a forward the server refused:
-  // whose is the port?). kOwner, kOther with its uid, or kUnknown when nobody listens.
+  // whose is the port? one it granted: is another account there too, on another
+  // address?). kOther with its uid when any other account listens there, else kOwner, or
+  // kUnknown when nobody listens.
   Ticket WhoListens(uint16_t port, Done done);
   // Asks the name of account `uid` on the server (its passwd entry), to name a squatter:
   // `done` gets the uid's verdict against ours and `account`.

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "net/socket.h"
+#include "forward/socket_table.h"
 #include "proxy/handshake.h"
 
 namespace tether::forward {
@@ -108,6 +109,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
     spdlog::info("[{} rfwd {}] the server listens on {}", host_alias_, spec_.listen.port,
                  listen_address_);
     if (Gated()) context_.owner_check->Warm();  // the first connection need not wait for it
+    AskWhoHoldsThePort();                       // another account on the port's other address?
     return;
   }
   auto delay = backoff_.Next();
@@ -124,29 +126,29 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
 void RemoteForward::AskWhoHoldsThePort() {
   if (context_.owner_check == nullptr || holder_ticket_ != 0 || spec_.listen.port == 0) return;
   const uint16_t port = spec_.listen.port;
-  holder_ticket_ =
-      context_.owner_check->WhoListens(port, [this, port](const OwnerCheck::Answer& answer) {
-        holder_ticket_ = 0;
-        if (state_ != ForwardState::kRetrying) return;
-        std::string was = holder_;
-        if (answer.verdict != OwnerCheck::Verdict::kOther) squatter_.reset();
-        if (answer.verdict == OwnerCheck::Verdict::kOther) {
-          if (!squatter_ || squatter_->uid != answer.uid) {
-            squatter_ = PortSquatter{answer.uid, ""};
-            AskAccountName(port);
-          }
-          DescribeSquatter(port);
-        } else if (answer.verdict == OwnerCheck::Verdict::kOwner) {
-          holder_ = "port " + std::to_string(port) +
-                    " on the server is held by a process of your own account (an sshd of an "
-                    "earlier connection frees it when it notices)";
-        } else {
-          holder_.clear();
-        }
-        if (!holder_.empty() && holder_ != was) {
-          spdlog::warn("[{} rfwd {}] {}", host_alias_, port, holder_);
-        }
-      });
+  holder_ticket_ = context_.owner_check->WhoListens(port, [this,
+                                                           port](const OwnerCheck::Answer& answer) {
+    holder_ticket_ = 0;
+    if (state_ != ForwardState::kRetrying && state_ != ForwardState::kListening) return;
+    std::string was = holder_;
+    if (answer.verdict != OwnerCheck::Verdict::kOther) squatter_.reset();
+    if (answer.verdict == OwnerCheck::Verdict::kOther) {
+      if (!squatter_ || squatter_->uid != answer.uid) {
+        squatter_ = PortSquatter{answer.uid, ""};
+        AskAccountName(port);
+      }
+      DescribeSquatter(port);
+    } else if (answer.verdict == OwnerCheck::Verdict::kOwner && state_ == ForwardState::kRetrying) {
+      holder_ = "port " + std::to_string(port) +
+                " on the server is held by a process of your own account (an sshd of an "
+                "earlier connection frees it when it notices)";
+    } else {
+      holder_.clear();
+    }
+    if (!holder_.empty() && holder_ != was) {
+      spdlog::warn("[{} rfwd {}] {}", host_alias_, port, holder_);
+    }
+  });
 }
 
 void RemoteForward::AskAccountName(uint16_t port) {
@@ -163,9 +165,17 @@ void RemoteForward::AskAccountName(uint16_t port) {
 }
 
 void RemoteForward::DescribeSquatter(uint16_t port) {
-  holder_ = "port " + std::to_string(port) + " on the server is held by uid " +
-            std::to_string(squatter_->uid) +
-            (squatter_->account.empty() ? "" : " (" + squatter_->account + ")") +
+  const std::string who = "uid " + std::to_string(squatter_->uid) +
+                          (squatter_->account.empty() ? "" : " (" + squatter_->account + ")");
+  if (state_ == ForwardState::kListening) {
+    // The server listens for us on one of localhost's addresses and that account on the
+    // other: a program there that connects to "localhost" may reach either.
+    holder_ = "port " + std::to_string(port) + " on the server is also held by " + who +
+              ", another account, on another of its addresses: a connection there may reach "
+              "that account instead of this forward";
+    return;
+  }
+  holder_ = "port " + std::to_string(port) + " on the server is held by " + who +
             ", another account: nothing of yours is sent there";
 }
 
@@ -329,7 +339,8 @@ std::string RemoteForward::error() const {
     return "every connection is refused: " + context_.owner_check->unavailable_why() +
            "; the server proxy (--proxy) asks a token instead";
   }
-  return holder_.empty() ? error_ : error_ + "; " + holder_;
+  if (holder_.empty()) return error_;
+  return error_.empty() ? holder_ : error_ + "; " + holder_;
 }
 
 std::optional<ServerProxyStatus> ServerProxy::server_proxy() const {

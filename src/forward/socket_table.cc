@@ -134,4 +134,14 @@ std::optional<uint32_t> ListenerOf(const std::vector<SocketEntry>& table, uint16
   return std::nullopt;
 }
 
+std::optional<uint32_t> ListenerPreferringOthers(const std::vector<SocketEntry>& table,
+                                                 uint16_t port, uint32_t ours) {
+  for (const auto& e : table) {
+    if (e.state == kStateListen && e.local_port == port && e.inode != 0 && e.uid != ours) {
+      return e.uid;
+    }
+  }
+  return ListenerOf(table, port);
+}
+
 }  // namespace tether::forward

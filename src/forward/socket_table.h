@@ -39,6 +39,11 @@ std::optional<uint32_t> OwnerOfConnection(const std::vector<SocketEntry>& table,
 
 // The uid holding a listening socket on `port` (any address), or nullopt when none does.
 std::optional<uint32_t> ListenerOf(const std::vector<SocketEntry>& table, uint16_t port);
+// The same, but another account's listener first: sshd's "localhost" listener binds both
+// 127.0.0.1 and ::1 and succeeds with one of them, so ours on one address may sit beside
+// another account's on the other.
+std::optional<uint32_t> ListenerPreferringOthers(const std::vector<SocketEntry>& table,
+                                                 uint16_t port, uint32_t ours);
 
 // The account name of `uid` in `getent passwd` output ("name:x:uid:gid:..."); "" when no
 // line is that uid's or the name has blanks or control characters.

@@ -268,57 +268,105 @@ TEST_F(ProxyTest, ServerProxyServesItsOwnerAloneWithNoTokenInItsUrls) {
 }
 
 // Another account took the proxy's port on the server first (while tether was down, or
-// before `up`). The server refuses our listener; tether asks whose the port is, says so in
-// status, and `env` and `run` refuse to hand out an address that reaches that account:
-// not a byte of the owner's goes there.
+// before `up`), and a -R port too. The server refuses our listeners; `up --proxy` fails
+// naming the port and the account and offers a free port; status says who holds each;
+// `env` and `run` refuse to hand out an address that reaches that account; not a byte of
+// the owner's goes there. The offered port then works.
 TEST_F(ProxyTest, APortSquattedByAnotherAccountIsNamedAndNothingIsSentThere) {
   OtherAccount mallory;
   ASSERT_TRUE(mallory.ok()) << mallory.error();
+  HttpServer internet("pypi\n");
   const uint16_t port = FreeTcpPort();
+  const uint16_t rport = FreeTcpPort();
   const std::string caught = scratch_.File("caught");
-  // mallory's listener reports every byte it receives on its stdout (a file of ours).
-  auto squatter =
-      SpawnProcess(mallory.As({"/usr/bin/python3", "-c",
-                               "import socket, sys\n"
-                               "s = socket.socket()\n"
-                               "s.bind(('127.0.0.1', " +
-                                   std::to_string(port) +
-                                   "))\n"
-                                   "s.listen(16)\n"
-                                   "while True:\n"
-                                   "    c, _ = s.accept()\n"
-                                   "    c.settimeout(2)\n"
-                                   "    try:\n"
-                                   "        while (b := c.recv(65536)):\n"
-                                   "            sys.stdout.write(repr(b)); sys.stdout.flush()\n"
-                                   "    except OSError:\n"
-                                   "        pass\n"
-                                   "    c.close()\n"}),
-                   {}, caught);
+  // mallory's listeners report every byte they receive on stdout (a file of ours).
+  auto squatter = SpawnProcess(
+      mallory.As({"/usr/bin/python3", "-c",
+                  "import socket, sys, threading\n"
+                  "def serve(port):\n"
+                  "    s = socket.socket()\n"
+                  "    s.bind(('127.0.0.1', port))\n"
+                  "    s.listen(16)\n"
+                  "    while True:\n"
+                  "        c, _ = s.accept()\n"
+                  "        c.settimeout(2)\n"
+                  "        try:\n"
+                  "            while (b := c.recv(65536)):\n"
+                  "                sys.stdout.write(repr(b)); sys.stdout.flush()\n"
+                  "        except OSError:\n"
+                  "            pass\n"
+                  "        c.close()\n"
+                  "threading.Thread(target=serve, args=(" +
+                      std::to_string(rport) +
+                      ",), daemon=True).start()\n"
+                      "serve(" +
+                      std::to_string(port) + ")\n"}),
+      {}, caught);
   ASSERT_TRUE(squatter.ok()) << squatter.error().message;
-  ASSERT_TRUE(WaitFor([&] { return PortAccepts(port); }, seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return PortAccepts(port) && PortAccepts(rport); }, seconds(10)));
 
-  Tether({"up", "testhost", "--proxy=" + std::to_string(port), "--laptop-network=all"});
-  const std::string held = "held by uid " + std::to_string(mallory.uid()) + ", another account";
+  CommandResult up = Tether({"up", "testhost", "--proxy=" + std::to_string(port), "-R",
+                             std::to_string(rport) + ":127.0.0.1:" + std::to_string(internet.port()),
+                             "--laptop-network=all"});
+  const std::string account = "uid " + std::to_string(mallory.uid()) + " (" + mallory.name() + ")";
+  const std::string held =
+      "port " + std::to_string(port) + " on the server is held by " + account + ", another account";
+  EXPECT_EQ(up.exit_code, 1) << up.Describe();
+  EXPECT_NE(up.err.find(held), std::string::npos) << up.Describe();
+  // A free port is offered, and it is free on the server.
+  size_t offer = up.err.find("use --proxy=");
+  ASSERT_NE(offer, std::string::npos) << up.Describe();
+  const int free_port = std::atoi(up.err.c_str() + offer + std::string("use --proxy=").size());
+  ASSERT_GT(free_port, 0) << up.Describe();
+  EXPECT_NE(free_port, port);
+  EXPECT_FALSE(PortAccepts(static_cast<uint16_t>(free_port)));
+
+  // status names the account for both forwards.
   ASSERT_TRUE(WaitFor(
       [&] {
         auto f = Forwards();
-        return !f.empty() && f[0]["error"].get<std::string>().find(held) != std::string::npos;
+        if (f.size() != 2) return false;
+        for (const auto& g : f) {
+          if (!g.contains("squatted_by") || g["squatted_by"].value("account", "") != mallory.name())
+            return false;
+        }
+        return true;
       },
       seconds(20)))
       << Forwards().dump();
+  for (const auto& g : Forwards()) {
+    EXPECT_EQ(g["squatted_by"]["uid"], mallory.uid()) << g.dump();
+    // The proxy asked for 127.0.0.1 alone and was refused. The -R asked for localhost:
+    // sshd listens for us on ::1 beside mallory's 127.0.0.1 and calls that success.
+    EXPECT_EQ(g["state"], g["kind"] == "proxy" ? "retrying" : "listening") << g.dump();
+  }
+  CommandResult status = Tether({"status", "testhost"});
+  EXPECT_NE(status.out.find("held by " + account + ", another account"), std::string::npos)
+      << status.Describe();
+
   CommandResult env = Tether({"env", "testhost"});
   EXPECT_NE(env.exit_code, 0) << env.Describe();
-  EXPECT_NE(env.err.find("does not listen on the server's port " + std::to_string(port)),
-            std::string::npos)
-      << env.Describe();
   EXPECT_NE(env.err.find(held), std::string::npos) << env.Describe();
   EXPECT_EQ(env.out.find("http_proxy"), std::string::npos);
   CommandResult run = Tether(
       {"run", "testhost", "--", "curl", "-sS", "--max-time", "5", "http://pypi.example/simple/"});
   EXPECT_NE(run.exit_code, 0) << run.Describe();
   EXPECT_NE(run.err.find(held), std::string::npos) << run.Describe();
+  CommandResult doctor = Tether({"doctor", "testhost"});
+  EXPECT_NE(doctor.exit_code, 0);
+  EXPECT_NE(doctor.out.find(held), std::string::npos) << doctor.Describe();
   EXPECT_EQ(ReadFileOrEmpty(caught), "");
+
+  // The offered port: the proxy moves there and serves the owner.
+  CommandResult moved =
+      Tether({"up", "testhost", "--proxy=" + std::to_string(free_port), "--laptop-network=all"});
+  EXPECT_TRUE(moved.ok()) << moved.Describe();
+  run = Tether({"run", "testhost", "--",
+                "curl -sS --max-time 10 --noproxy '' -x \"$http_proxy\" http://127.0.0.1:" +
+                    std::to_string(internet.port()) + "/"});
+  EXPECT_EQ(run.out, "pypi\n") << run.Describe();
+  EXPECT_EQ(ReadFileOrEmpty(caught), "");
+  squatter->Kill();
 }
 
 // A reverse dynamic forward (-R port, no target) leaves from the laptop as the proxy does,
