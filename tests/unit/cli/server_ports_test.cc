@@ -11,7 +11,8 @@ namespace {
 
 // A server where we are uid 1000 and mallory (1001) listens on 127.0.0.1:10808 (0x2A38)
 // and [::]:10809; our own sshd child listens on 127.0.0.1:8000 (0x1F40); sshd (root) on
-// 0.0.0.0:22; a connection in time-wait to 10810 and garbage among the lines.
+// 0.0.0.0:22; a connection in time-wait to 10810, mallory's client on port 50000
+// connected to 8000, and garbage among the lines.
 const char* const kSquatted =
     "Welcome to the GPU cluster\n"
     "uid 1000\n"
@@ -25,6 +26,8 @@ const char* const kSquatted =
     "0 73200 1 0000000000000000 100 0 0 10 0\n"
     "   3: 0100007F:9F1F 0100007F:2A3A 06 00000000:00000000 03:00001031 00000000     0        "
     "0 0 3 000000001a88c22d\n"
+    "   7: 0100007F:C350 0100007F:1F40 01 00000000:00000000 00:00000000 00000000  1001        "
+    "0 80000 1 0000000000000000 20 4 30 10 -1\n"
     "   4: garbage line with many many fields in it 1 2 3 4 5\n"
     "   5: 0100007F:ZZZZ 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1002 0 7 1\n"
     "   6: 0100007F:2A3B 00000000:0000 0A 00000000:00000000\n"
@@ -81,6 +84,7 @@ TEST(WhoHolds, TellsFreeOursOurAccountAndAnotherAccountApart) {
       {22, false, PortHolding::kOther, 0},
       {10810, false, PortHolding::kFree, 0},  // only a time-wait socket
       {10811, false, PortHolding::kFree, 0},  // only on a garbled line
+      {50000, false, PortHolding::kFree, 0},  // a client's port is not a listener
   };
   for (const auto& c : cases) {
     PortHolder h = WhoHolds(l, c.port, c.active);
