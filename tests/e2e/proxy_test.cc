@@ -352,9 +352,23 @@ TEST_F(ProxyTest, APortSquattedByAnotherAccountIsNamedAndNothingIsSentThere) {
       {"run", "testhost", "--", "curl", "-sS", "--max-time", "5", "http://pypi.example/simple/"});
   EXPECT_NE(run.exit_code, 0) << run.Describe();
   EXPECT_NE(run.err.find(held), std::string::npos) << run.Describe();
-  CommandResult doctor = Tether({"doctor", "testhost"});
+  // doctor reads the server's table itself: both ports fail, with the account named.
+  CommandResult doctor = Tether({"doctor", "testhost", "--json"});
   EXPECT_NE(doctor.exit_code, 0);
-  EXPECT_NE(doctor.out.find(held), std::string::npos) << doctor.Describe();
+  auto checks = nlohmann::json::parse(doctor.out, nullptr, false);
+  ASSERT_TRUE(checks.is_object()) << doctor.Describe();
+  for (uint16_t p : {port, rport}) {
+    bool found = false;
+    for (const auto& c : checks["checks"]) {
+      if (c.value("name", "") != "server port " + std::to_string(p)) continue;
+      found = true;
+      EXPECT_EQ(c["status"], "fail") << c.dump();
+      EXPECT_NE(c.value("evidence", "").find("held by " + account + ", another account"),
+                std::string::npos)
+          << c.dump();
+    }
+    EXPECT_TRUE(found) << p << ": " << doctor.out;
+  }
   EXPECT_EQ(ReadFileOrEmpty(caught), "");
 
   // The offered port: the proxy moves there and serves the owner.

@@ -108,6 +108,25 @@ TEST_F(OwnerCheckTest, WhoListensNamesTheAccountHoldingAPort) {
   EXPECT_EQ(nobody->verdict, Verdict::kUnknown);
 }
 
+// sshd's "localhost" listener succeeds on ::1 alone when another account holds
+// 127.0.0.1: that account is the answer, wherever its line is.
+TEST_F(OwnerCheckTest, WhoListensNamesAnotherAccountBesideOurOwnListener) {
+  std::optional<OwnerCheck::Answer> beside, ours;
+  check_.WhoListens(10808, [&](const OwnerCheck::Answer& a) { beside = a; });
+  check_.WhoListens(10809, [&](const OwnerCheck::Answer& a) { ours = a; });
+  ServerSays("uid 1000\n");
+  EXPECT_EQ(ServerHears(), "2A38\n2A39\n");
+  ServerSays(
+      "   0: 00000000000000000000000001000000:2A38 00000000000000000000000000000000:0000 0A "
+      "0:0 0:0 0 1000 0 500 1\n"
+      "   1: 0100007F:2A38 00000000:0000 0A 0:0 0:0 0 1001 0 501 1\nend\n"
+      "   2: 0100007F:2A39 00000000:0000 0A 0:0 0:0 0 1000 0 502 1\nend\n");
+  ASSERT_TRUE(beside && ours);
+  EXPECT_EQ(beside->verdict, Verdict::kOther);
+  EXPECT_EQ(beside->uid, 1001u);
+  EXPECT_EQ(ours->verdict, Verdict::kOwner);
+}
+
 TEST_F(OwnerCheckTest, AccountOfNamesAUidFromItsPasswdLine) {
   std::optional<OwnerCheck::Answer> mallory, ghost;
   check_.AccountOf(1001, [&](const OwnerCheck::Answer& a) { mallory = a; });
