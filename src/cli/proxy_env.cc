@@ -62,38 +62,10 @@ Result<Variables> FetchProxyVariables(const daemon::StateDir& state, const std::
   // it listens may not know yet that its link died and another account took the port:
   // the server's own table says whose the port is before the address is handed out.
   const uint16_t port = static_cast<uint16_t>(reply->value("port", 0));
-  const bool listening = reply->value("state", "") == "listening";
-  auto check = CheckServerPort(DaemonServerCommand(state, host), port, listening);
-  const std::string other_port =
-      "cancel it (tether forward " + host + " --cancel -R " + std::to_string(port) +
-      ") and start it on another: tether up " + host + " --proxy=" +
-      (check.ok() && check->free_port ? std::to_string(*check->free_port) : std::string("PORT"));
-  if (check.ok() && check->holder.holding == PortHolding::kOther) {
-    return MakeError("env",
-                     DescribeHolder(port, check->holder) +
-                         ": the server proxy's address there is not ours, and nothing of yours "
-                         "is sent to it",
-                     other_port);
-  }
-  if (!listening) {
-    std::string why = reply->value("why", "");
-    return MakeError("env",
-                     "the server proxy of " + host + " does not listen on the server's port " +
-                         std::to_string(port) + " (" + reply->value("state", "?") + ")" +
-                         (why.empty() ? "" : ": " + why),
-                     "see `tether status " + host + "`; another port: " + other_port);
-  }
-  if (!check.ok()) {
-    return MakeError("env",
-                     "cannot tell who holds port " + std::to_string(port) +
-                         " on the server: " + check.error().message,
-                     "see `tether status " + host + "` and `tether doctor " + host + "`");
-  }
-  if (check->holder.holding == PortHolding::kFree) {
-    return MakeError("env",
-                     "the daemon says the server proxy listens, but nothing listens on port " +
-                         std::to_string(port) + " on the server",
-                     "see `tether status " + host + "`; it is requested again after a reconnect");
+  const std::string proxy_state = reply->value("state", "");
+  auto check = CheckServerPort(DaemonServerCommand(state, host), port, proxy_state == "listening");
+  if (auto refused = RefuseProxyAddress(host, port, proxy_state, reply->value("why", ""), check)) {
+    return *refused;
   }
   return ProxyVariables(static_cast<uint16_t>(reply->value("port", 0)), reply->value("user", ""),
                         reply->value("token", ""));

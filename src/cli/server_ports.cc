@@ -117,6 +117,47 @@ Result<PortCheck> CheckServerPort(const ServerCommand& run, uint16_t port,
   return check;
 }
 
+std::optional<Error> RefuseProxyAddress(const std::string& host, uint16_t port,
+                                        const std::string& state, const std::string& why,
+                                        const Result<PortCheck>& check) {
+  const bool listening = state == "listening";
+  const std::string free_port =
+      check.ok() && check->free_port ? std::to_string(*check->free_port) : std::string("PORT");
+  // A proxy that does not listen gives way to `up --proxy=OTHER`; one the daemon believes
+  // listens is cancelled first.
+  const std::string other_port =
+      listening ? "cancel it (tether forward " + host + " --cancel -R " + std::to_string(port) +
+                      ") and start it on another: tether up " + host + " --proxy=" + free_port
+                : "another port: tether up " + host + " --proxy=" + free_port;
+  if (check.ok() && check->holder.holding == PortHolding::kOther) {
+    return MakeError("env",
+                     DescribeHolder(port, check->holder) +
+                         ": the server proxy's address there is not ours, and nothing of yours "
+                         "is sent to it",
+                     other_port);
+  }
+  if (!listening) {
+    return MakeError("env",
+                     "the server proxy of " + host + " does not listen on the server's port " +
+                         std::to_string(port) + " (" + (state.empty() ? "?" : state) + ")" +
+                         (why.empty() ? "" : ": " + why),
+                     "see `tether status " + host + "`; " + other_port);
+  }
+  if (!check.ok()) {
+    return MakeError("env",
+                     "cannot tell who holds port " + std::to_string(port) +
+                         " on the server: " + check.error().message,
+                     "see `tether status " + host + "` and `tether doctor " + host + "`");
+  }
+  if (check->holder.holding == PortHolding::kFree) {
+    return MakeError("env",
+                     "the daemon says the server proxy listens, but nothing listens on port " +
+                         std::to_string(port) + " on the server",
+                     "see `tether status " + host + "`; it is asked for again after a reconnect");
+  }
+  return std::nullopt;
+}
+
 ServerCommand DaemonServerCommand(const daemon::StateDir& state, const std::string& host) {
   return [&state, host](const std::string& command) -> Result<std::string> {
     auto r = RunRemoteCommand(state, host, command, "", kServerCommandTimeout);

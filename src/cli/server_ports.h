@@ -78,6 +78,15 @@ struct PortCheck {
 };
 Result<PortCheck> CheckServerPort(const ServerCommand& run, uint16_t port, bool our_forward_active);
 
+// Why `env` and `run` may not hand out the server proxy's address 127.0.0.1:`port`, or
+// nullopt when they may: the daemon's `state` for it must be "listening" (`why` is its
+// error otherwise), and `check` (CheckServerPort with our forward active when listening)
+// must find no other account on the port and our listener there. A server without a
+// readable table leaves the daemon's word.
+std::optional<Error> RefuseProxyAddress(const std::string& host, uint16_t port,
+                                        const std::string& state, const std::string& why,
+                                        const Result<PortCheck>& check);
+
 // A ServerCommand over the running daemon of `host` (HOST.mux), bounded in time.
 ServerCommand DaemonServerCommand(const daemon::StateDir& state, const std::string& host);
 

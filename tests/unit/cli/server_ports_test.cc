@@ -174,5 +174,52 @@ TEST(CheckServerPort, AsksNoNameForOurOwnPortAndPassesOnAFailure) {
   EXPECT_EQ(uid_only->holder.account, "");
 }
 
+// What `env` and `run` do with the daemon's word and the server's table.
+TEST(RefuseProxyAddress, HandsOutOnlyAnAddressOurListenerHoldsAlone) {
+  auto check = [](PortHolding holding, uint32_t uid, const char* account) -> Result<PortCheck> {
+    PortCheck c;
+    c.holder = {holding, uid, account};
+    c.free_port = 10810;
+    return c;
+  };
+  struct Case {
+    const char* state;
+    Result<PortCheck> check;
+    const char* refusal;  // "" when handed out
+  };
+  const std::vector<Case> cases = {
+      {"listening", check(PortHolding::kOurs, 1000, ""), ""},
+      // No table there: the daemon's word stands (sshd bound 127.0.0.1 for us).
+      {"listening", check(PortHolding::kUnknown, 0, ""), ""},
+      // The daemon has not noticed yet that its link died and the port was taken.
+      {"listening", check(PortHolding::kOther, 1001, "mallory"),
+       "port 10808 on the server is held by uid 1001 (mallory), another account"},
+      {"listening", check(PortHolding::kFree, 0, ""), "nothing listens on port 10808"},
+      {"listening", Result<PortCheck>(MakeError("remote", "the link is down")),
+       "cannot tell who holds port 10808 on the server: the link is down"},
+      {"retrying", check(PortHolding::kOther, 1001, ""),
+       "port 10808 on the server is held by uid 1001, another account"},
+      {"retrying", check(PortHolding::kOurAccount, 1000, ""),
+       "does not listen on the server's port 10808 (retrying): refused"},
+      {"waiting for the link", Result<PortCheck>(MakeError("remote", "down")),
+       "does not listen on the server's port 10808 (waiting for the link)"},
+  };
+  for (const auto& c : cases) {
+    auto refused = RefuseProxyAddress("gpu", 10808, c.state, "refused", c.check);
+    if (std::string(c.refusal).empty()) {
+      EXPECT_FALSE(refused) << c.state << ": " << refused->message;
+      continue;
+    }
+    ASSERT_TRUE(refused) << c.state << " " << c.refusal;
+    EXPECT_NE(refused->message.find(c.refusal), std::string::npos) << refused->message;
+  }
+  // The free port is offered.
+  auto squatted =
+      RefuseProxyAddress("gpu", 10808, "retrying", "", check(PortHolding::kOther, 1001, "mallory"));
+  ASSERT_TRUE(squatted);
+  EXPECT_NE(squatted->hint.find("tether up gpu --proxy=10810"), std::string::npos)
+      << squatted->hint;
+}
+
 }  // namespace
 }  // namespace tether::cli
