@@ -17,8 +17,8 @@ std::vector<ServerPortFinding> CheckServerPortHolders(const ServerCommand& run,
     if (colon == std::string::npos) continue;
     const int port = std::atoi(listen.c_str() + colon + 1);
     if (port <= 0 || port > 65535) continue;
-    auto check =
-        CheckServerPort(run, static_cast<uint16_t>(port), f.value("state", "") == "listening");
+    const bool listening = f.value("state", "") == "listening";
+    auto check = CheckServerPort(run, static_cast<uint16_t>(port), listening);
     if (!check.ok() || check->holder.holding == PortHolding::kUnknown) return {};
     checked.push_back(static_cast<uint16_t>(port));
     if (check->holder.holding != PortHolding::kOther) continue;
@@ -26,7 +26,9 @@ std::vector<ServerPortFinding> CheckServerPortHolders(const ServerCommand& run,
     findings.push_back(
         {"server port " + std::to_string(port), "fail",
          DescribeHolder(static_cast<uint16_t>(port), check->holder) +
-             ": nothing of yours is sent there",
+             (listening ? ", beside this forward's own listener on another address: a "
+                          "connection there may reach that account instead"
+                        : ": nothing of yours is sent there"),
          kind == "proxy" ? "tether up " + alias + " --proxy=" + other + " (free on the server now)"
                          : "forward another port (" + other +
                                " is free on the server now), or ask that account to let go"});
