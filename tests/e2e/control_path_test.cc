@@ -119,11 +119,41 @@ TEST_F(ControlPathTest, TheGuidesBlockRidesTetherWithNoEdit) {
                  {{"GIT_SSH_COMMAND", "ssh -F " + config_}}, seconds(60));
   EXPECT_TRUE(r.ok()) << r.Describe();
   EXPECT_EQ(::access(scratch_.File("clone/.git").c_str(), F_OK), 0);
+  // ssh -O forward and cancel at the guide's path change tether's own forwards.
+  HttpServer http("forwarded by ssh -O\n");
+  const uint16_t local = FreeTcpPort();
+  const std::string spec = std::to_string(local) + ":127.0.0.1:" + std::to_string(http.port());
+  r = PlainSsh({"-O", "forward", "-L", spec, "testhost"});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  auto got = HttpGet(local);
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  EXPECT_EQ(got->body, "forwarded by ssh -O\n");
+  EXPECT_NE(TetherF({"status"}).out.find(std::to_string(local)), std::string::npos);
+  r = PlainSsh({"-O", "cancel", "-L", spec, "testhost"});
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_FALSE(PortAccepts(local));
   EXPECT_EQ(Logins(), logins) << "a client logged in on its own:\n" << sshd_.LogTail();
   EXPECT_EQ(ReadFileOrEmpty(config_), before) << "the user's file was edited";
 
   ASSERT_TRUE(TetherF({"down", "testhost"}).ok());
   EXPECT_NE(::lstat(path.c_str(), &st), 0) << "our socket stayed after down";
+}
+
+// `ssh -O exit`, the guide's way to end a master, ends tether's daemon for the host and
+// takes its socket away from the guide's path.
+TEST_F(ControlPathTest, SshDashOExitAtTheGuidesPathStopsTetherAndFreesThePath) {
+  const std::string path = SshsControlPath();
+  ASSERT_TRUE(TetherF({"up", "testhost"}).ok());
+  const int pid =
+      nlohmann::json::parse(TetherF({"status", "--json"}).out)["hosts"][0].value("pid", 0);
+  ASSERT_GT(pid, 0);
+  CommandResult r = PlainSsh({"-O", "exit", "testhost"});
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return ::kill(pid, 0) != 0; }, seconds(10)));
+  struct stat st {};
+  EXPECT_NE(::lstat(path.c_str(), &st), 0) << "the daemon's socket stayed after -O exit";
+  r = PlainSsh({"-O", "check", "testhost"});
+  EXPECT_FALSE(r.ok()) << r.Describe();
 }
 
 TEST_F(ControlPathTest, EveryTokenExpandsAsTheRealSshDoes) {
