@@ -91,7 +91,24 @@ class Limits : public ::testing::Test {
     return std::move(p.client);
   }
 
+  // A remote forward's context on this loop, with its own pumps, requests and connects.
+  RemoteForward::Context RemoteContext() {
+    pump_context_.loop = &loop_;
+    pumps_ = std::make_unique<PumpSet>(pump_context_);
+    connects_ = std::make_unique<net::ConnectPool>(loop_);
+    RemoteForward::Context context;
+    context.loop = &loop_;
+    context.pumps = pumps_.get();
+    context.requests = &requests_;
+    context.connects = connects_.get();
+    return context;
+  }
+
   net::EventLoop loop_;
+  PumpContext pump_context_;
+  std::unique_ptr<PumpSet> pumps_;
+  ssh::GlobalRequests requests_;
+  std::unique_ptr<net::ConnectPool> connects_;
   std::shared_ptr<ForwardStats> stats_ = std::make_shared<ForwardStats>();
   int n_ = 0;
   size_t handed_on_ = 0;
@@ -242,8 +259,8 @@ class ListenerCap : public Limits {
     auto fwd = LocalForward::Bind(*spec, "testhost");
     ASSERT_TRUE(fwd.ok()) << fwd.error().ToString();
     fwd_ = std::move(*fwd);
-    context_.loop = &loop_;
-    pumps_ = std::make_unique<PumpSet>(context_);
+    pump_context_.loop = &loop_;
+    pumps_ = std::make_unique<PumpSet>(pump_context_);
     StartContext start;
     start.loop = &loop_;
     start.pumps = pumps_.get();
@@ -264,8 +281,6 @@ class ListenerCap : public Limits {
   std::string dir_;
   std::string path_;
   uint16_t port_ = 0;
-  PumpContext context_;
-  std::unique_ptr<PumpSet> pumps_;
   std::unique_ptr<LocalForward> fwd_;
 };
 
@@ -322,16 +337,7 @@ TEST_F(Limits, ConnectionsWaitingForTheOwnerCheckAreCapped) {
         kept.push_back(std::move(err));
       },
       "test");
-  PumpContext pump_context;
-  pump_context.loop = &loop_;
-  PumpSet pumps(pump_context);
-  ssh::GlobalRequests requests;
-  net::ConnectPool connects(loop_);
-  RemoteForward::Context context;
-  context.loop = &loop_;
-  context.pumps = &pumps;
-  context.requests = &requests;
-  context.connects = &connects;
+  RemoteForward::Context context = RemoteContext();
   context.owner_check = &check;
   context.limits = Small();
   auto spec = config::ParseForwardSpec(config::ForwardKind::kRemote, "10808");
@@ -347,16 +353,7 @@ TEST_F(Limits, ConnectionsWaitingForTheOwnerCheckAreCapped) {
 
 // A -R forward's connections over the listener's cap: the channel is closed at once.
 TEST_F(Limits, ARemoteForwardClosesTheChannelOverItsCap) {
-  PumpContext pump_context;
-  pump_context.loop = &loop_;
-  PumpSet pumps(pump_context);
-  ssh::GlobalRequests requests;
-  net::ConnectPool connects(loop_);
-  RemoteForward::Context context;
-  context.loop = &loop_;
-  context.pumps = &pumps;
-  context.requests = &requests;
-  context.connects = &connects;
+  RemoteForward::Context context = RemoteContext();
   context.limits.max_connections = 2;
   auto spec = config::ParseForwardSpec(config::ForwardKind::kRemote, "10809:127.0.0.1:9");
   ASSERT_TRUE(spec.ok()) << spec.error().ToString();
