@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "common/log.h"
 #include "config/control_path.h"
@@ -15,6 +16,28 @@
 
 namespace tether::daemon {
 namespace {
+
+// Whether process `pid` runs this program: a master at the path that is another tether
+// daemon (two hosts whose ControlPath expands alike), not ssh's. The same executable file,
+// or, for a daemon started before an upgrade replaced the file, the same process name. A
+// process of another account cannot be read and counts as not ours.
+bool RunsOurProgram(pid_t pid) {
+  if (pid <= 0) return false;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  struct stat ours {}, theirs {};
+  if (::stat("/proc/self/exe", &ours) == 0 && ::stat((proc + "/exe").c_str(), &theirs) == 0 &&
+      ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino) {
+    return true;
+  }
+  auto name_of = [](const std::string& comm) {
+    std::string name;
+    std::ifstream in(comm);
+    std::getline(in, name);
+    return name;
+  };
+  const std::string ours_called = name_of("/proc/self/comm");
+  return !ours_called.empty() && ours_called == name_of(proc + "/comm");
+}
 
 // ssh's master binds on "PATH." plus 16 random characters (mux.c muxserver_listen): a
 // ControlPath longer than what leaves room for that cannot have a master, ssh's or ours.
@@ -202,6 +225,15 @@ void ControlPathListener::TryTake() {
       control::MuxProbe probe = control::ProbeMuxSocket(status_.path, kControlPathProbeTimeout);
       switch (probe.kind) {
         case control::MuxProbe::Kind::kMaster:
+          if (RunsOurProgram(probe.pid)) {
+            Set(ControlPathState::kHeld,
+                "is held by another tether daemon, pid " + std::to_string(probe.pid) +
+                    ", for a host whose ControlPath names the same file; tether leaves it alone "
+                    "(`tether status` names that host; `tether down` it, or give one of the "
+                    "two hosts a ControlPath of its own)",
+                probe.pid);
+            return;
+          }
           Set(ControlPathState::kHeld,
               "is held by an OpenSSH master, pid " + std::to_string(probe.pid) +
                   "; tether leaves it alone (ssh -O exit stops that master, then tether takes the "

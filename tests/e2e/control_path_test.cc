@@ -156,6 +156,34 @@ TEST_F(ControlPathTest, SshDashOExitAtTheGuidesPathStopsTetherAndFreesThePath) {
   EXPECT_FALSE(r.ok()) << r.Describe();
 }
 
+// Two hosts whose ControlPath names one file (the same user, address and port under two
+// aliases): the first daemon serves it, the second leaves it alone and says it is tether's.
+TEST_F(ControlPathTest, AnotherTetherDaemonAtThePathIsNamedAsOurs) {
+  const std::string block = ReadFileOrEmpty(config_);
+  const size_t at = block.find("Host testhost");
+  ASSERT_NE(at, std::string::npos) << block;
+  std::string twin = block.substr(at);
+  twin.replace(0, std::string("Host testhost").size(), "Host testtwin");
+  ASSERT_TRUE(WriteFile(config_, block + "\n" + twin, 0644).ok());
+  ASSERT_TRUE(TetherF({"up", "testhost"}).ok());
+  const int first =
+      nlohmann::json::parse(TetherF({"status", "testhost", "--json"}).out)["hosts"][0].value(
+          "pid", 0);
+  ASSERT_TRUE(TetherF({"up", "testtwin"}).ok());
+  auto j = nlohmann::json::parse(TetherF({"status", "testtwin", "--json"}).out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  nlohmann::json cp = j["hosts"][0].value("control_path", nlohmann::json());
+  ASSERT_TRUE(cp.is_object()) << j;
+  EXPECT_EQ(cp.value("state", ""), "held") << cp;
+  EXPECT_EQ(cp.value("pid", 0), first) << cp;
+  EXPECT_NE(cp.dump().find("another tether daemon, pid " + std::to_string(first)),
+            std::string::npos)
+      << cp;
+  EXPECT_EQ(cp.dump().find("OpenSSH"), std::string::npos) << cp;
+  ASSERT_TRUE(TetherF({"down", "testtwin"}).ok());
+  ASSERT_TRUE(TetherF({"down", "testhost"}).ok());
+}
+
 TEST_F(ControlPathTest, EveryTokenExpandsAsTheRealSshDoes) {
   // Two paths: all of them in one would be too long for a socket.
   for (const std::string tokens : {"/%C.%p%r%i%%", "/%h.%n.%k.%u.%L.x"}) {
