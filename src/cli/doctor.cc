@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/cli.h"
@@ -24,6 +25,7 @@
 #include "cli/port_owner.h"
 #include "cli/proxy_env.h"
 #include "cli/server_port_check.h"
+#include "cli/server_ports.h"
 #include "config/ssh_config.h"
 #include "config/tether_config.h"
 #include "control/control_client.h"
@@ -155,6 +157,90 @@ uint16_t PortOf(const std::string& listen) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) return 0;
   return static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1));
+}
+
+// Connections a forward's counters saw: accepted, failed, or refused for any reason.
+uint64_t Seen(const json& f) {
+  uint64_t n = f.value("total", uint64_t{0}) + f.value("failed", uint64_t{0});
+  const json refused = f.value("refused", json::object());
+  for (const auto& count : refused) {
+    if (count.is_number_unsigned()) n += count.get<uint64_t>();
+  }
+  return n;
+}
+
+// The end-to-end check of remote forward `f`, bound on the server at `port`: a connection
+// made there to 127.0.0.1:PORT must reach the laptop's target, and the forward's counters
+// tell whether it did. A connection they do not see went to someone else: with sshd's
+// "localhost" on ::1 alone, 127.0.0.1 may be another account's. That account is named,
+// and a forward the daemon already knows is squatted is not probed at all.
+void ProbeRemoteForward(ssh::Session& connection, const daemon::StateDir& state,
+                        const std::string& alias, const json& f, uint16_t port, Report& report) {
+  const std::string name = "forward " + ForwardFlagLine(f);
+  const std::string other_port_fix =
+      "forward another port, or ask that account to let go of " + std::to_string(port);
+  if (f.contains("squatted_by")) {
+    PortHolder holder{PortHolding::kOther, f["squatted_by"].value("uid", uint32_t{0}),
+                      f["squatted_by"].value("account", "")};
+    report.Add(name, "fail",
+               DescribeHolder(port, holder) +
+                   ", beside this forward's listener: a connection there may reach that "
+                   "account instead (not probed)",
+               other_port_fix);
+    return;
+  }
+  auto find = [&](const json& hosts) -> json {
+    for (const auto& g :
+         hosts.empty() ? json::array() : hosts[0].value("forwards", json::array())) {
+      if (g.value("spec", "") == f.value("spec", "") && g.value("kind", "") == "remote") return g;
+    }
+    return json();
+  };
+  const std::string connect =
+      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) + " && sleep 0.3' 2>/dev/null";
+  auto probe = RunRemote(connection, connect);
+  if (!Succeeded(probe)) {
+    report.Add(name, "warn", "bound on the server; could not connect to it there (bash /dev/tcp)");
+    return;
+  }
+  // The daemon counts once the laptop's side answered: asked again for up to 3 s.
+  json after = find(CollectStatus(state, alias));
+  for (int i = 0; i < 30 && (after.is_null() || Seen(after) <= Seen(f)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = find(CollectStatus(state, alias));
+  }
+  if (after.is_null() || Seen(after) <= Seen(f)) {
+    auto run = [&](const std::string& command) -> Result<std::string> {
+      auto r = RunRemote(connection, command);
+      if (!r.ok()) return r.take_error();
+      return r->out;
+    };
+    auto check = CheckServerPort(run, port, true);
+    const bool other = check.ok() && check->holder.holding == PortHolding::kOther;
+    report.Add(name, "fail",
+               "a connection made on the server to 127.0.0.1:" + std::to_string(port) +
+                   " did not reach this forward (its counters did not move)" +
+                   (check.ok() ? "; " + DescribeHolder(port, check->holder) : std::string("")),
+               other ? other_port_fix
+                     : "tether forward " + alias + " --cancel -R " + std::to_string(port) +
+                           " and add it again");
+    return;
+  }
+  const uint64_t total0 = f.value("total", uint64_t{0});
+  const uint64_t total1 = after.value("total", total0);
+  if (after.value("failed", uint64_t{0}) > f.value("failed", uint64_t{0})) {
+    report.Add(name, "fail",
+               "bound on the server, but the laptop's " + f.value("target", "") +
+                   " refused the connection",
+               "start what should listen on the laptop at " + f.value("target", ""));
+  } else if (total1 <= total0) {
+    report.Add(name, "warn", "bound on the server; the forward refused the connection from there",
+               "`tether status " + alias + "` says why under the table");
+  } else {
+    report.Add(name, "pass",
+               "bound on the server; a connection from there reached the laptop (" +
+                   std::to_string(total1 - total0) + " new)");
+  }
 }
 
 }  // namespace
@@ -370,35 +456,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
       continue;
     }
     if (kind == "remote") {
-      // End to end: a connection made on the server must reach the laptop's target (the
-      // forward's counters tell whether it did and whether the target answered).
-      uint64_t total0 = f.value("total", uint64_t{0});
-      uint64_t failed0 = f.value("failed", uint64_t{0});
-      std::string connect = "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
-                            " && sleep 0.3' 2>/dev/null";
-      auto probe = RunRemote(*connection, connect);
-      uint64_t total1 = total0, failed1 = failed0;
-      json again = CollectStatus(*state, alias);
-      for (const auto& g :
-           again.empty() ? json::array() : again[0].value("forwards", json::array())) {
-        if (g.value("spec", "") == f.value("spec", "") && g.value("kind", "") == "remote") {
-          total1 = g.value("total", total0);
-          failed1 = g.value("failed", failed0);
-        }
-      }
-      if (!Succeeded(probe)) {
-        report.Add("forward " + line, "warn",
-                   "bound on the server; could not connect to it there (bash /dev/tcp)");
-      } else if (failed1 > failed0) {
-        report.Add("forward " + line, "fail",
-                   "bound on the server, but the laptop's " + f.value("target", "") +
-                       " refused the connection",
-                   "start what should listen on the laptop at " + f.value("target", ""));
-      } else {
-        report.Add("forward " + line, "pass",
-                   "bound on the server; a connection from there reached the laptop (" +
-                       std::to_string(total1 > total0 ? total1 - total0 : 0) + " new)");
-      }
+      ProbeRemoteForward(*connection, *state, alias, f, port, report);
       continue;
     }
     // The proxy: from the server, a request through it to the probe URL.

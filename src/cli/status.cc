@@ -20,20 +20,22 @@ std::string OrDash(const nlohmann::json& v, const std::string& unit = "") {
   return "-";
 }
 
-// Connections a forward refused because its listener was at a cap (all reasons).
+// Connections a forward refused: its listener at a cap, or the owner check (all reasons).
 uint64_t RefusedTotal(const nlohmann::json& forward) {
   const nlohmann::json r = forward.value("refused", nlohmann::json::object());
   return r.value("connections", uint64_t{0}) + r.value("handshakes", uint64_t{0}) +
-         r.value("timeouts", uint64_t{0});
+         r.value("timeouts", uint64_t{0}) + r.value("owner", uint64_t{0});
 }
 
-// "refused 12: 10 over the connection cap, 2 over the handshake cap, 0 handshake timeouts"
+// "refused 15: 10 over the connection cap, 2 over the handshake cap, 0 handshake timeouts,
+// 3 not the owner's"
 std::string RefusedNote(const nlohmann::json& forward) {
   const nlohmann::json r = forward.value("refused", nlohmann::json::object());
   return "refused " + std::to_string(RefusedTotal(forward)) + ": " +
          std::to_string(r.value("connections", uint64_t{0})) + " over the connection cap, " +
          std::to_string(r.value("handshakes", uint64_t{0})) + " over the handshake cap, " +
-         std::to_string(r.value("timeouts", uint64_t{0})) + " handshake timeouts";
+         std::to_string(r.value("timeouts", uint64_t{0})) + " handshake timeouts, " +
+         std::to_string(r.value("owner", uint64_t{0})) + " not the owner's";
 }
 
 // The servers' GPUs, from their agents.

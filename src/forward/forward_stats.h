@@ -19,6 +19,9 @@ struct ForwardStats {
   std::atomic<uint64_t> refused_connections{0};  // over the open connections' cap
   std::atomic<uint64_t> refused_handshakes{0};   // over the cap of handshakes in progress
   std::atomic<uint64_t> handshake_timeouts{0};   // closed: no target named in time
+  // Refused by the owner check (forward/owner_check.h): another account's, or whose it
+  // is could not be told. Neither accepted nor failed.
+  std::atomic<uint64_t> refused_owner{0};
   std::atomic<uint64_t> bytes_in{0};             // server -> laptop
   std::atomic<uint64_t> bytes_out{0};            // laptop -> server
   double rate_in_bps = 0;                        // bytes per second over the last RateMeter::kSpan

@@ -306,8 +306,7 @@ void RemoteForward::OnOwnerAnswer(uint64_t n, const std::string& prefix,
   if (answer.verdict == Verdict::kUnavailable && proxy_.policy.require_auth) {
     return ServeDynamic(v.channel, prefix, proxy_.policy);  // the token decides
   }
-  ++stats_->total;
-  ++stats_->failed;
+  ++stats_->refused_owner;
   if (answer.verdict == Verdict::kOther) {
     spdlog::warn(
         "[{}] refused a connection from {} on the server: it is uid {}'s, and this "

@@ -273,6 +273,54 @@ TEST_F(DoctorTest, ARemoteForwardTheServerRefusedFailsWithTheReasonAndSshdSettin
   EXPECT_TRUE(checks.count("sshd settings")) << raw.out;
 }
 
+// Another account holds 127.0.0.1:PORT on the server; sshd grants our -R on "localhost"
+// on ::1 alone. A connection from the server to 127.0.0.1:PORT reaches that account, not
+// the laptop: doctor's end-to-end check of the forward fails naming the port and the
+// account, and sends that account nothing.
+TEST_F(DoctorTest, ARemoteForwardBesideAnotherAccountsListenerFailsNamingTheAccount) {
+  OtherAccount mallory;
+  ASSERT_TRUE(mallory.ok()) << mallory.error();
+  HttpServer http;
+  const uint16_t rport = FreeTcpPort();
+  const std::string caught = scratch_.File("caught");
+  auto squatter =
+      SpawnProcess(mallory.As({"/usr/bin/python3", "-c",
+                               "import socket, sys\n"
+                               "s = socket.socket()\n"
+                               "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
+                               "s.listen(16)\n"
+                               "while True:\n"
+                               "    c, _ = s.accept()\n"
+                               "    c.settimeout(2)\n"
+                               "    try:\n"
+                               "        while (b := c.recv(65536)):\n"
+                               "            sys.stdout.write(repr(b)); sys.stdout.flush()\n"
+                               "    except OSError:\n"
+                               "        pass\n"
+                               "    c.close()\n",
+                               std::to_string(rport)}),
+                   {}, caught);
+  ASSERT_TRUE(squatter.ok()) << squatter.error().message;
+  ASSERT_TRUE(WaitFor([&] { return PortAccepts(rport); }, seconds(10)));
+  ASSERT_TRUE(Tether({"up", "testhost", "-R",
+                      std::to_string(rport) + ":127.0.0.1:" + std::to_string(http.port())})
+                  .ok());
+  CommandResult raw;
+  auto checks = Checks(&raw);
+  EXPECT_EQ(raw.exit_code, 1) << raw.out;
+  const std::string name = "forward -R server localhost:" + std::to_string(rport) +
+                           " -> 127.0.0.1:" + std::to_string(http.port());
+  ASSERT_TRUE(checks.count(name)) << raw.out;
+  EXPECT_EQ(checks[name].value("status", ""), "fail") << checks[name].dump();
+  const std::string held = "port " + std::to_string(rport) + " on the server is held by uid " +
+                           std::to_string(mallory.uid()) + " (" + mallory.name() +
+                           "), another account";
+  EXPECT_NE(checks[name].value("evidence", "").find(held), std::string::npos)
+      << checks[name].dump();
+  EXPECT_EQ(ReadFileOrEmpty(caught), "");
+  squatter->Kill();
+}
+
 TEST_F(DoctorTest, TheProxyProbeFailsWhenTheLaptopCannotReachTheTarget) {
   uint16_t proxy = FreeTcpPort();
   ASSERT_TRUE(

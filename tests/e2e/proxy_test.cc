@@ -261,7 +261,10 @@ TEST_F(ProxyTest, ServerProxyServesItsOwnerAloneWithNoTokenInItsUrls) {
   auto proxy = Forwards()[0];
   EXPECT_EQ(proxy["kind"], "proxy");
   EXPECT_EQ(proxy["access"], "owner");
-  EXPECT_EQ(proxy["failed"], ways.size()) << proxy.dump();
+  // Refused by the owner check: neither accepted nor failed.
+  EXPECT_EQ(proxy["refused"]["owner"], ways.size()) << proxy.dump();
+  EXPECT_EQ(proxy["failed"], 0) << proxy.dump();
+  EXPECT_EQ(proxy["total"], ways.size()) << proxy.dump();  // the owner's own
   std::string log = ReadFile(state_.File("testhost.log")).value();
   EXPECT_NE(log.find("it is uid " + std::to_string(mallory.uid()) + "'s"), std::string::npos)
       << log;

@@ -299,7 +299,7 @@ TEST_F(ListenerCap, ALocalForwardClosesTheConnectionOverItsCapAndCountsIt) {
 
   const auto json = daemon::ControlApi::ForwardJson(*fwd_);
   EXPECT_EQ(json["refused"],
-            (nlohmann::json{{"connections", 1}, {"handshakes", 0}, {"timeouts", 0}}))
+            (nlohmann::json{{"connections", 1}, {"handshakes", 0}, {"timeouts", 0}, {"owner", 0}}))
       << json.dump();
 }
 
@@ -349,6 +349,44 @@ TEST_F(Limits, ConnectionsWaitingForTheOwnerCheckAreCapped) {
   EXPECT_EQ(proxy.open_connections(), 2u);
   EXPECT_EQ(proxy.stats()->refused_handshakes, 1u);
   EXPECT_EQ(proxy.stats()->refused_connections, 0u);
+}
+
+// Connections the owner check refuses (another account's; one whose socket the server
+// does not list) are counted as refused by the owner check, not as accepted nor failed.
+// The test plays the check's shell loop on the server; the channels are null.
+TEST_F(Limits, ConnectionsTheOwnerCheckRefusesAreCountedAsRefused) {
+  UniqueFd server, server_in, server_err;
+  OwnerCheck check(
+      loop_,
+      [&](const std::string&, UniqueFd in, UniqueFd out, UniqueFd err, OwnerCheck::Ended) {
+        server_in = std::move(in);
+        server = std::move(out);
+        server_err = std::move(err);
+      },
+      "test");
+  RemoteForward::Context context = RemoteContext();
+  context.owner_check = &check;
+  auto spec = config::ParseForwardSpec(config::ForwardKind::kRemote, "10808");
+  ASSERT_TRUE(spec.ok()) << spec.error().ToString();
+  ServerProxy proxy(*spec, "testhost", context, RemoteForward::ProxySettings{});
+  proxy.ServeServerChannel(nullptr, "127.0.0.1", 50000);  // C350: uid 1001's
+  proxy.ServeServerChannel(nullptr, "127.0.0.1", 50001);  // C351: not in the table
+  ASSERT_TRUE(server);
+  // The greeting, then the answers: 127.0.0.1:50000 connected to the listener (not
+  // listening here, so its port is 0) by uid 1001; nothing for 50001.
+  const std::string says =
+      "uid 1000\n"
+      "   1: 0100007F:C350 0100007F:0000 01 00000000:00000000 00:00000000 00000000 1001 0 4242 "
+      "1 0000000000000000 20 4 30 10 -1\nend\nend\n";
+  ASSERT_EQ(::write(server.get(), says.data(), says.size()), static_cast<ssize_t>(says.size()));
+  ASSERT_TRUE(LoopUntil([&] { return proxy.stats()->refused_owner == 2; }))
+      << proxy.stats()->refused_owner;
+  EXPECT_EQ(proxy.open_connections(), 0u);
+  EXPECT_EQ(proxy.stats()->failed, 0u);
+  EXPECT_EQ(proxy.stats()->total, 0u);
+  const auto json = daemon::ControlApi::ForwardJson(proxy);
+  EXPECT_EQ(json["refused"]["owner"], 2) << json.dump();
+  EXPECT_EQ(json["failed"], 0) << json.dump();
 }
 
 // A -R forward's connections over the listener's cap: the channel is closed at once.
