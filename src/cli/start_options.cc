@@ -86,6 +86,19 @@ std::optional<Error> StartOptionConflicts(const std::string& alias, const nlohma
                        (runs ? "-o " + *runs : "without -o " + option.substr(0, key.size())) + ")");
     }
   }
+  if (given.proxy_open_port) {
+    for (const auto& f : running.value("forwards", nlohmann::json::array())) {
+      const std::string spec = f.value("spec", "");
+      const std::string port = spec.substr(spec.rfind(':') + 1);
+      if (f.value("kind", "") != "proxy" || port != std::to_string(*given.proxy_open_port)) {
+        continue;
+      }
+      if (f.value("access", "") != "anyone") {
+        differ.push_back("--proxy-open (its server proxy on port " + port +
+                         " serves its owner alone)");
+      }
+    }
+  }
   if (differ.empty()) return std::nullopt;
   const std::string what =
       alias + " is already up; these take effect only when its daemon starts: ";

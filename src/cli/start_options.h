@@ -22,6 +22,9 @@ struct StartOptions {
   std::optional<std::vector<std::string>> jump;  // -J, the ProxyJump hops resolved
   std::vector<std::string> identity_files;       // -i
   std::vector<std::string> ssh_options;          // -o Keyword=value
+  // --proxy-open with --proxy=PORT: a server proxy already on PORT must be open too (one
+  // added now is made open).
+  std::optional<uint16_t> proxy_open_port;
 };
 
 // An error naming every option of `given` that differs from what the daemon whose

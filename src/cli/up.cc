@@ -141,8 +141,9 @@ int SettleProxy(const daemon::StateDir& state, const std::string& alias, uint16_
   return 0;
 }
 
-// What of the command line only takes effect when a daemon starts (docs/cli.md).
-StartOptions StartOptionsOf(const UpOptions& given, const config::HostConfig& host) {
+// What of the command line only takes effect when a daemon starts (or its server proxy).
+StartOptions StartOptionsOf(const UpOptions& given, const UpOptions& options,
+                            const config::HostConfig& host) {
   StartOptions start;
   if (!given.laptop_network.empty()) start.laptop_network = given.laptop_network;
   if (given.lanes >= 0) start.lanes = given.lanes;
@@ -151,6 +152,9 @@ StartOptions StartOptionsOf(const UpOptions& given, const config::HostConfig& ho
   if (!given.jump.empty()) start.jump = host.proxy_jump;
   start.identity_files = given.identity_files;
   start.ssh_options = given.options;
+  if (given.proxy_open && options.proxy_port != 0) {
+    start.proxy_open_port = static_cast<uint16_t>(options.proxy_port);
+  }
   return start;
 }
 
@@ -278,7 +282,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   }
   if (!lock_outcome->acquired)
     return ShowRunning(*state, alias, lock_outcome->holder, *specs, options,
-                       StartOptionsOf(given, *host));
+                       StartOptionsOf(given, options, *host));
 
   // Our pid until the daemon writes its own: `status` can tell who is connecting.
   (void)lock.WritePid(::getpid());

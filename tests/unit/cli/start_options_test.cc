@@ -77,5 +77,24 @@ TEST(StartOptionConflicts, AJumpHostOnADaemonWithoutOneIsAConflict) {
       << conflict->message;
 }
 
+TEST(StartOptionConflicts, ProxyOpenOnAnOwnersServerProxyOnThatPortIsAConflict) {
+  nlohmann::json running = Running();
+  running["forwards"] = {{{"kind", "proxy"}, {"spec", "127.0.0.1:10808"}, {"access", "owner"}},
+                         {{"kind", "remote"}, {"spec", "9000:localhost:3000"}}};
+  StartOptions given;
+  given.proxy_open_port = 10808;
+  auto conflict = StartOptionConflicts("gpu", running, given);
+  ASSERT_TRUE(conflict);
+  EXPECT_NE(conflict->message.find("--proxy-open (its server proxy on port 10808 serves its owner "
+                                   "alone)"),
+            std::string::npos)
+      << conflict->message;
+  running["forwards"][0]["access"] = "anyone";
+  EXPECT_FALSE(StartOptionConflicts("gpu", running, given));
+  given.proxy_open_port = 10809;  // another port: a new proxy, made open
+  running["forwards"][0]["access"] = "owner";
+  EXPECT_FALSE(StartOptionConflicts("gpu", running, given));
+}
+
 }  // namespace
 }  // namespace tether::cli
