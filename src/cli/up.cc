@@ -11,6 +11,7 @@
 #include "cli/format.h"
 #include "cli/server_ports.h"
 #include "cli/ssh_include.h"
+#include "cli/start_options.h"
 #include "common/log.h"
 #include "config/ssh_config.h"
 #include "config/tether_config.h"
@@ -140,8 +141,26 @@ int SettleProxy(const daemon::StateDir& state, const std::string& alias, uint16_
   return 0;
 }
 
+// What of the command line only takes effect when a daemon starts (or its server proxy).
+StartOptions StartOptionsOf(const UpOptions& given, const UpOptions& options,
+                            const config::HostConfig& host) {
+  StartOptions start;
+  if (!given.laptop_network.empty()) start.laptop_network = given.laptop_network;
+  if (given.lanes >= 0) start.lanes = given.lanes;
+  if (!given.user.empty()) start.user = host.user;
+  if (given.port != 0) start.port = host.port;
+  if (!given.jump.empty()) start.jump = host.proxy_jump;
+  start.identity_files = given.identity_files;
+  start.ssh_options = given.options;
+  if (given.proxy_open && options.proxy_port != 0) {
+    start.proxy_open_port = static_cast<uint16_t>(options.proxy_port);
+  }
+  return start;
+}
+
 int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid,
-                const std::vector<config::ForwardSpec>& specs, const UpOptions& options) {
+                const std::vector<config::ForwardSpec>& specs, const UpOptions& options,
+                const StartOptions& start) {
   constexpr auto kPoll = std::chrono::milliseconds(100);
   constexpr int kMaxPolls = 300;  // 30 s: a connection that needs a person's answer
   Result<nlohmann::json> reply = MakeError("control", "not asked yet");
@@ -157,6 +176,11 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
   if (!reply.ok()) {
     std::fprintf(stderr, "tether: %s: the daemon (pid %d) does not answer: %s\n", alias.c_str(),
                  static_cast<int>(pid), reply.error().message.c_str());
+    return 1;
+  }
+  // Start-time options that differ from what it runs: said, and nothing is changed.
+  if (auto conflict = StartOptionConflicts(alias, *reply, start)) {
+    PrintError(*conflict);
     return 1;
   }
   std::printf("%s is already up (pid %d)\n", alias.c_str(), reply->value("pid", 0));
@@ -257,7 +281,8 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     return 1;
   }
   if (!lock_outcome->acquired)
-    return ShowRunning(*state, alias, lock_outcome->holder, *specs, options);
+    return ShowRunning(*state, alias, lock_outcome->holder, *specs, options,
+                       StartOptionsOf(given, options, *host));
 
   // Our pid until the daemon writes its own: `status` can tell who is connecting.
   (void)lock.WritePid(::getpid());
@@ -278,6 +303,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   daemon::HostDaemon d(*host, *state);
   d.SetLanes(options.lanes);
   d.SetLaptopNetwork(reach);
+  d.SetSshOptions(options.options);
   if (reach != net::Reach::kPublic) {
     std::fprintf(stderr,
                  "tether: warning: programs on %s can reach the laptop's %s through the server "

@@ -123,6 +123,10 @@ nlohmann::json ControlApi::StatusJson() const {
               {"lanes", LanesJson(st)},
               {"sessions", SessionsJson(st)},
               {"control_path", ControlPathJson(st)},
+              {"laptop_network", st.laptop_network},
+              {"jump", st.jump},
+              {"identity_files", st.identity_files},
+              {"ssh_options", st.ssh_options},
               {"forwards", fwds}};
 }
 

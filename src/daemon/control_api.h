@@ -60,6 +60,13 @@ struct DaemonStatus {
   uint64_t connections = 0;
   // The user's own ControlPath, when ssh_config names one (daemon/control_path_listener.h).
   std::optional<ControlPathStatus> control_path;
+  // What only takes effect when the daemon starts, for `up` on a running host to compare
+  // with what it asks for: --laptop-network, the ProxyJump hops, the identity files and
+  // the -o options given at start.
+  std::string laptop_network;
+  std::vector<std::string> jump;
+  std::vector<std::string> identity_files;
+  std::vector<std::string> ssh_options;
 };
 
 class ControlApi {

@@ -12,6 +12,7 @@
 #include "control/mux_wire.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
+#include "net/address_scope.h"
 #include "net/socket.h"
 #include "proxy/upstream.h"
 
@@ -520,6 +521,10 @@ DaemonStatus HostDaemon::Snapshot() const {
   st.sessions_waiting = sessions_->waiting();
   st.sessions_live = sessions_->live();
   st.connections = (link_ ? 1 : 0) + sessions_->extra_links();
+  st.laptop_network = net::ReachName(laptop_network_);
+  st.jump = host_.proxy_jump;
+  st.identity_files = host_.identity_files;
+  st.ssh_options = ssh_options_;
   return st;
 }
 

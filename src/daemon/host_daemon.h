@@ -65,6 +65,8 @@ class HostDaemon : public control::MuxHost,
   // What of the laptop's network the server proxy and reverse dynamic forwards may reach
   // (net/address_scope.h; public by default). Before BindForwards and EnableProxy.
   void SetLaptopNetwork(net::Reach reach) { laptop_network_ = reach; }
+  // The -o options the daemon was started with, for `status` (see DaemonStatus).
+  void SetSshOptions(std::vector<std::string> options) { ssh_options_ = std::move(options); }
   // Takes the connected session and opens the control socket.
   Status Start(std::unique_ptr<ssh::Session> session);
   // Runs until `down` or a signal. A lost link is noticed (keepalive, EOF, errors) and
@@ -161,6 +163,7 @@ class HostDaemon : public control::MuxHost,
   // Sessions of the mux and exec, and the connections past MaxSessions they need.
   std::unique_ptr<SessionPool> sessions_;
   net::Reach laptop_network_ = net::Reach::kPublic;
+  std::vector<std::string> ssh_options_;
   LanePool lanes_{host_.alias, budget_};
   ssh::GlobalRequests requests_;
   // The server proxy's user and token: random per daemon, never logged.

@@ -204,6 +204,47 @@ TEST_F(ProxyTest, TheLaptopsOwnNetworkIsClosedToTheServerUnlessOpened) {
   EXPECT_EQ(r.out, "the laptop's own\n") << r.Describe();
 }
 
+// --laptop-network takes effect when the daemon starts: `up` on a running daemon that asks
+// for another one fails, naming the option, what runs and how to apply it, and changes
+// nothing (no forward added, the laptop's loopback still closed). The same options again
+// are fine.
+TEST_F(ProxyTest, UpOnARunningDaemonRefusesAnotherLaptopNetworkAndChangesNothing) {
+  HttpServer laptop_service("the laptop's own\n");
+  const std::string proxy = std::to_string(FreeTcpPort());
+  CommandResult up = Tether({"up", "testhost", "--proxy=" + proxy});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  const size_t forwards = Forwards().size();
+  const std::string local = std::to_string(FreeTcpPort());
+
+  up = Tether({"up", "testhost", "--proxy=" + proxy, "--laptop-network=all", "-L",
+               local + ":127.0.0.1:" + std::to_string(laptop_service.port())});
+  EXPECT_FALSE(up.ok()) << up.Describe();
+  EXPECT_NE(up.err.find("--laptop-network=all (it runs --laptop-network=public)"),
+            std::string::npos)
+      << up.Describe();
+  EXPECT_NE(up.err.find("tether down testhost"), std::string::npos) << up.Describe();
+  EXPECT_EQ(Forwards().size(), forwards) << Forwards().dump();
+  auto status = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+  ASSERT_TRUE(status.is_object());
+  EXPECT_EQ(status["hosts"][0].value("laptop_network", ""), "public") << status.dump();
+
+  CommandResult env = Tether({"env", "testhost"});
+  const std::string key = "export http_proxy='";
+  const size_t at = env.out.find(key);
+  ASSERT_NE(at, std::string::npos) << env.Describe();
+  const std::string http_proxy =
+      env.out.substr(at + key.size(), env.out.find('\'', at + key.size()) - at - key.size());
+  CommandResult r = Curl({"-p", "-x", http_proxy, "-w", "%{http_code}", "-o", "/dev/null",
+                          Url(laptop_service.port())});
+  EXPECT_NE((r.out + r.err).find("403"), std::string::npos) << r.Describe();
+  EXPECT_EQ(laptop_service.accepted(), 0u);
+
+  up = Tether({"up", "testhost", "--proxy=" + proxy});
+  EXPECT_TRUE(up.ok()) << up.Describe();
+  up = Tether({"up", "testhost", "--proxy=" + proxy, "--laptop-network=public"});
+  EXPECT_TRUE(up.ok()) << up.Describe();
+}
+
 // The variables `tether env` prints, taken as the server's shell would take its
 // export NAME='value' lines.
 Env EnvVariables(const std::string& out) {

@@ -81,6 +81,10 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
   st.control_path =
       ControlPathStatus{"/home/ada/.ssh/sockets/ada@10.0.0.7-2222", ControlPathState::kHeld, 777,
                         "is held by an OpenSSH master, pid 777"};
+  st.laptop_network = "private";
+  st.jump = {"bastion"};
+  st.identity_files = {"~/.ssh/work"};
+  st.ssh_options = {"ServerAliveInterval=15"};
   read_ahead_switch_.Set("0");
   const Json want = Json::parse(R"({
     "host": "gpu", "state": "reconnecting", "pid": 4242, "user": "ada",
@@ -93,6 +97,8 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
     "sessions": {"live": 5, "waiting": 2, "connections": 2},
     "control_path": {"path": "/home/ada/.ssh/sockets/ada@10.0.0.7-2222", "state": "held",
                      "pid": 777, "detail": "is held by an OpenSSH master, pid 777"},
+    "laptop_network": "private", "jump": ["bastion"], "identity_files": ["~/.ssh/work"],
+    "ssh_options": ["ServerAliveInterval=15"],
     "forwards": []})");
   EXPECT_EQ(api_.StatusJson(), want) << api_.StatusJson().dump();
   Json reply = server_.HandleLine(R"({"cmd":"status"})");
