@@ -15,6 +15,7 @@
 #include <future>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "e2e/netbed.h"
@@ -129,6 +130,15 @@ class NfqDelayLineTest : public ::testing::Test {
 };
 
 TEST_F(NfqDelayLineTest, OneTcpConnectionSeesTheRoundTripAndCarries64MiBIntact) {
+  // Idle, the lines sleep in poll (no timer armed, nothing queued).
+  const double idle_before =
+      CpuSeconds(net_->to_server_delay->pid()) + CpuSeconds(net_->to_laptop_delay->pid());
+  ASSERT_GE(idle_before, 0);
+  std::this_thread::sleep_for(1s);
+  const double idle_cpu = CpuSeconds(net_->to_server_delay->pid()) +
+                          CpuSeconds(net_->to_laptop_delay->pid()) - idle_before;
+  EXPECT_LT(idle_cpu, 0.05) << "an idle nfq_delay spins";
+
   auto listener = ListenIn(net_->server, net_->server_ip, kPort);
   ASSERT_TRUE(listener.ok()) << listener.error().ToString();
 
@@ -194,6 +204,26 @@ TEST_F(NfqDelayLineTest, OneTcpConnectionSeesTheRoundTripAndCarries64MiBIntact) 
   // The sender's own TCP measured the whole path: end to end, not a local hop.
   EXPECT_GE(info.tcpi_rtt / 1000.0, kRttLowMs);
   EXPECT_LE(info.tcpi_rtt / 1000.0, 3 * kRttMs);
+}
+
+// No root needed: the flags are checked before anything is bound.
+TEST(NfqDelayArgs, RefusesMissingAndBadFlagsWithUsage) {
+  const std::string bin = NfqDelayBinary();
+  if (bin.empty()) GTEST_SKIP() << "nfq_delay was not built";
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{},
+                                             {"--queue", "0"},
+                                             {"--queue", "x", "--delay-ms", "50"},
+                                             {"--queue", "0", "--delay-ms", "-1"},
+                                             {"--queue", "70000", "--delay-ms", "50"},
+                                             {"--queue", "0", "--delay-ms", "50", "--bogus", "1"},
+                                             {"--queue", "0", "--delay-ms"}}) {
+    std::vector<std::string> argv = {bin};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CommandResult r = RunCommand(argv, {}, 5s);
+    EXPECT_EQ(r.exit_code, 2) << r.Describe();
+    EXPECT_NE(r.err.find("usage: nfq_delay"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

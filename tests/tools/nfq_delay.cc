@@ -70,6 +70,8 @@ struct State {
   uint64_t received = 0;
   uint64_t accepted = 0;
   uint64_t dropped = 0;  // by us, over max_held
+  // Verdicts the kernel refused (the socket full): the packet stays queued in the kernel.
+  uint64_t verdict_errors = 0;
   nfq_q_handle* qh = nullptr;
 };
 
@@ -133,8 +135,11 @@ int OnPacket(nfq_q_handle* qh, nfgenmsg* /*msg*/, nfq_data* data, void* arg) {
 // NF_ACCEPT for every packet due by `now`.
 void Release(State* st, int64_t now) {
   while (!st->held.empty() && st->held.front().release_ns <= now) {
-    nfq_set_verdict(st->qh, st->held.front().id, NF_ACCEPT, 0, nullptr);
-    ++st->accepted;
+    if (nfq_set_verdict(st->qh, st->held.front().id, NF_ACCEPT, 0, nullptr) < 0) {
+      ++st->verdict_errors;
+    } else {
+      ++st->accepted;
+    }
     st->held.pop_front();
   }
 }
@@ -244,9 +249,10 @@ int main(int argc, char** argv) {
   std::fprintf(
       stderr,
       "nfq_delay: stopped: %llu packets, %llu accepted, %llu dropped over the limit, "
-      "%llu netlink overflows\n",
+      "%llu netlink overflows (the kernel dropped those), %llu failed verdicts\n",
       static_cast<unsigned long long>(st.received), static_cast<unsigned long long>(st.accepted),
-      static_cast<unsigned long long>(st.dropped), static_cast<unsigned long long>(kernel_losses));
+      static_cast<unsigned long long>(st.dropped), static_cast<unsigned long long>(kernel_losses),
+      static_cast<unsigned long long>(st.verdict_errors));
   nfq_destroy_queue(st.qh);
   nfq_close(h);
   return 0;
