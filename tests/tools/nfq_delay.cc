@@ -9,11 +9,12 @@
 // control all see the delay, as over a long path.
 //
 // Only packet metadata is copied to user space (NFQNL_COPY_META): the packet itself waits in
-// the kernel until its verdict; GSO packets are queued whole (NFQA_CFG_F_GSO). Verdicts go out by
-// packet id in arrival order, which with one fixed delay is also release order (a FIFO is the
-// time-ordered queue). At most --max-held packets (default 65536, also the kernel queue's length)
-// wait at once; beyond that, or when the kernel drops for a full queue or socket buffer, packets
-// are lost, and counted.
+// the kernel until its verdict; GSO packets are queued whole (NFQA_CFG_F_GSO). Verdicts go
+// out by packet id in arrival order, which with one fixed delay is also release order (a FIFO
+// is the time-ordered queue). At most --max-held packets (default 65536, also the kernel
+// queue's length) wait at once; beyond that the kernel drops them (no fail-open), as it does
+// when the socket buffer is full. On exit it prints its own counters and the kernel's drop
+// counters for the queue.
 //
 // Single-threaded: poll on the netlink socket, a timerfd armed at the earliest release time,
 // and a signalfd for SIGTERM/SIGINT, after which it accepts everything held and exits 0.
@@ -144,6 +145,29 @@ void Release(State* st, int64_t now) {
   }
 }
 
+// The kernel's counters of `queue` in this namespace (/proc/net/netfilter/nfnetlink_queue:
+// number, port id, waiting, copy mode, copy range, dropped for a full queue, dropped for a
+// full socket, last id, 1), or false if the line is missing.
+bool KernelDrops(int queue, unsigned long long* queue_full, unsigned long long* socket_full) {
+  FILE* f = std::fopen("/proc/net/netfilter/nfnetlink_queue", "r");
+  if (f == nullptr) return false;
+  bool found = false;
+  unsigned number = 0, portid = 0, waiting = 0, mode = 0, range = 0;
+  unsigned long long full = 0, user = 0;
+  for (int i = 0; i < 65536 && !found; ++i) {
+    int n = std::fscanf(f, "%u %u %u %u %u %llu %llu %*u %*u", &number, &portid, &waiting, &mode,
+                        &range, &full, &user);
+    if (n != 7) break;
+    found = static_cast<int>(number) == queue;
+  }
+  std::fclose(f);
+  if (found) {
+    *queue_full = full;
+    *socket_full = user;
+  }
+  return found;
+}
+
 void ArmTimer(int tfd, const State& st) {
   itimerspec its{};
   if (!st.held.empty()) {
@@ -246,6 +270,13 @@ int main(int argc, char** argv) {
     ArmTimer(tfd, st);
   }
   Release(&st, INT64_MAX);  // let the held packets go rather than strand them
+  unsigned long long queue_full = 0, socket_full = 0;
+  if (KernelDrops(opt.queue, &queue_full, &socket_full)) {
+    std::fprintf(stderr,
+                 "nfq_delay: the kernel dropped %llu packets for a full queue, %llu for a full "
+                 "socket\n",
+                 queue_full, socket_full);
+  }
   std::fprintf(
       stderr,
       "nfq_delay: stopped: %llu packets, %llu accepted, %llu dropped over the limit, "
