@@ -30,6 +30,10 @@
 // Without it DelayRelay::Start() fails and says so; the rest of the bed works.
 #define DELAY_RELAY_BIN ""
 #endif
+#ifndef NFQ_DELAY_BIN
+// Without it NfqDelayLine::Start() fails and says so.
+#define NFQ_DELAY_BIN ""
+#endif
 
 namespace tether::testing {
 namespace {
@@ -543,6 +547,91 @@ Result<std::unique_ptr<LaptopServer>> LaptopServer::Create() {
                      "apt-get install iptables");
   }
   return net;
+}
+
+Status LaptopServer::AddIpDelay(milliseconds laptop_to_server, milliseconds server_to_laptop) {
+  if (to_server_delay || to_laptop_delay) return MakeError("netbed", "AddIpDelay() called twice");
+  if (laptop_to_server.count() > 0) {
+    to_server_delay = std::make_unique<NfqDelayLine>();
+    Status s = to_server_delay->Start(server, link.b_ifname(), laptop_to_server);
+    if (!s.ok()) return s;
+  }
+  if (server_to_laptop.count() > 0) {
+    to_laptop_delay = std::make_unique<NfqDelayLine>();
+    Status s = to_laptop_delay->Start(laptop, link.a_ifname(), server_to_laptop);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// NfqDelayLine
+
+const char* NfqDelayBinary() { return NFQ_DELAY_BIN; }
+
+std::string NfqDelayLine::log_path() const { return dir_ ? dir_->File("nfq_delay.log") : ""; }
+
+std::string NfqDelayLine::LogTail(size_t max_bytes) const { return Tail(log_path(), max_bytes); }
+
+std::string NfqDelayLine::RuleSpec() const {
+  return "PREROUTING -i " + ifname_ + " -j NFQUEUE --queue-num " + std::to_string(queue_);
+}
+
+Status NfqDelayLine::Start(const NetNs& ns, const std::string& ifname, milliseconds delay,
+                           uint16_t queue) {
+  if (child_.valid()) return MakeError("nfq delay", "Start() called twice");
+  if (!ns.valid()) return MakeError("nfq delay", "no namespace");
+  const std::string bin = NfqDelayBinary();
+  if (bin.empty() || ::access(bin.c_str(), X_OK) != 0) {
+    return MakeError("nfq delay", "no nfq_delay binary at '" + bin + "'",
+                     "apt-get install libnetfilter-queue-dev (scripts/setup.sh) and rebuild");
+  }
+  if (!dir_) dir_ = std::make_unique<TempDir>();
+  ns_ = ns.name();
+  ifname_ = ifname;
+  queue_ = queue;
+  delay_ = delay;
+  const std::string log = log_path();
+  auto before = ReadFile(log);
+  const size_t log_offset = before.ok() ? before->size() : 0;
+  auto child = ns.Spawn(
+      {bin, "--queue", std::to_string(queue), "--delay-ms", std::to_string(delay.count())}, log);
+  if (!child.ok()) return child.take_error();
+  child_ = std::move(*child);
+  bool ready = false;
+  WaitFor(
+      [&] {
+        auto text = ReadFile(log);
+        ready = text.ok() && text->find("nfq_delay: ready", log_offset) != std::string::npos;
+        return ready || !child_.Running();
+      },
+      kStartTimeout);
+  if (!ready) {
+    child_.Kill();
+    child_ = Child();
+    return MakeError("nfq delay", "nfq_delay did not bind queue " + std::to_string(queue) + " in " +
+                                      ns_ + ":\n" + LogTail());
+  }
+  // Only now: packets sent to a queue nobody has bound are dropped.
+  Status s = Tool("nfq delay", InNetNs(ns_, {"iptables-restore", "--noflush"}),
+                  "*raw\n-A " + RuleSpec() + "\nCOMMIT\n");
+  if (!s.ok()) {
+    Stop();
+    return s;
+  }
+  rule_added_ = true;
+  return Status::Ok();
+}
+
+void NfqDelayLine::Stop() {
+  if (rule_added_) {
+    // Fails harmlessly if the namespace went first.
+    (void)Tool("nfq delay", InNetNs(ns_, {"iptables-restore", "--noflush"}),
+               "*raw\n-D " + RuleSpec() + "\nCOMMIT\n");
+    rule_added_ = false;
+  }
+  if (child_.valid()) child_.Terminate(milliseconds(3000));
+  child_ = Child();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // The emulated network for end-to-end tests and benchmarks: network namespaces joined by veth
 // links, a link that can turn into a black hole (a dead Wi-Fi: packets vanish, no RST, no
-// link-down event), an OpenSSH sshd inside a namespace, and a user-space delay line
-// (tests/tools/delay_relay.cc), because this kernel has no sch_netem.
+// link-down event), an OpenSSH sshd inside a namespace, and two delay lines, because this
+// kernel has no sch_netem: a user-space relay (tests/tools/delay_relay.cc) that ends TCP, and
+// an IP-layer one (NFQUEUE, tests/tools/nfq_delay.cc) that keeps TCP end to end.
 //
 //   auto net = LaptopServer::Create();               // needs root; skip the test if not ok
 //   ServerSshd sshd;  sshd.Start(net->server, net->server_ip);
@@ -173,18 +174,83 @@ class Link {
   bool blackholed_ = false;
 };
 
+// ---------------------------------------------------------------------------------------
+// The IP-layer delay line
+
+// The nfq_delay binary (the NFQ_DELAY_BIN compile definition; "" if it was not built, e.g.
+// without libnetfilter-queue-dev).
+const char* NfqDelayBinary();
+
+// Delays every IPv4 packet that arrives in one namespace over one interface: an iptables rule
+// (raw PREROUTING -i IFNAME -j NFQUEUE --queue-num Q) hands them to an nfq_delay process
+// (tests/tools/nfq_delay.cc) in that namespace, which lets each go on `delay` later. TCP is
+// NOT ended anywhere: connections across the link are one end-to-end TCP connection whose
+// handshake, RTT estimate, windows and congestion control see the delay, as over a long path.
+// One line per direction; a line on each end of a link makes RTT = 2 * delay. Queue numbers
+// are per namespace. Packets a full queue cannot hold are dropped (nfq_delay counts them).
+//
+// Why on arrival and not in the sender's OUTPUT: a packet held there still belongs to the
+// sending socket, and TCP Small Queues lets a socket have only ~2 packets (or ~1 ms at its
+// pacing rate) below it at a time, so a held packet throttles the sender to a few packets per
+// delay (measured: 0.5 Mbit/s at 100 ms RTT). A packet that crossed the veth is no socket's.
+// Not thread-safe.
+class NfqDelayLine {
+ public:
+  NfqDelayLine() = default;
+  ~NfqDelayLine() { Stop(); }
+  NfqDelayLine(const NfqDelayLine&) = delete;
+  NfqDelayLine& operator=(const NfqDelayLine&) = delete;
+
+  // Starts nfq_delay in `ns` and, once it has bound the queue (<= 10 s), adds the rule for
+  // packets arriving over `ifname`.
+  // `ns` must outlive this object (destroy this first).
+  Status Start(const NetNs& ns, const std::string& ifname, std::chrono::milliseconds delay,
+               uint16_t queue = 0);
+  // Removes the rule, then SIGTERM by PID (nfq_delay lets the packets it holds go), bounded
+  // wait, SIGKILL. Idempotent.
+  void Stop();
+  bool running() { return child_.valid() && child_.Running(); }
+
+  pid_t pid() const { return child_.pid(); }
+  std::chrono::milliseconds delay() const { return delay_; }
+  std::string log_path() const;
+  std::string LogTail(size_t max_bytes = 4000) const;
+
+ private:
+  std::string RuleSpec() const;
+
+  std::unique_ptr<TempDir> dir_;
+  std::string ns_;
+  std::string ifname_;
+  uint16_t queue_ = 0;
+  std::chrono::milliseconds delay_{0};
+  bool rule_added_ = false;
+  Child child_;
+};
+
 // Two hosts: `laptop` (runs tether) and `server` (runs sshd), one link between them.
-// Destruction (reverse order): the link, then each namespace with everything in it.
+// Destruction (reverse order): the delay lines, the link, then each namespace with everything
+// in it.
 struct LaptopServer {
   NetNs laptop;
   NetNs server;
   Link link;
   std::string laptop_ip;  // link.a_ip()
   std::string server_ip;  // link.b_ip()
+  // Set by AddIpDelay: the line on what the laptop sends (it runs in the server namespace,
+  // where those packets arrive) and on what the server sends (in the laptop namespace).
+  std::unique_ptr<NfqDelayLine> to_server_delay;
+  std::unique_ptr<NfqDelayLine> to_laptop_delay;
 
   // Builds it, after RemoveStaleNetNs(); an error if the kernel refuses (not root, no veth)
   // or iptables is missing, so a test can GTEST_SKIP() << error.ToString().
   static Result<std::unique_ptr<LaptopServer>> Create();
+
+  // Delays the link at the IP layer (NfqDelayLine), instead of a DelayRelay: `laptop_to_server`
+  // on what the laptop sends, `server_to_laptop` on what the server sends (0: that direction
+  // stays undelayed); RTT = their sum. Call once.
+  Status AddIpDelay(std::chrono::milliseconds laptop_to_server,
+                    std::chrono::milliseconds server_to_laptop);
 };
 
 // ---------------------------------------------------------------------------------------
