@@ -283,23 +283,7 @@ TEST_F(DoctorTest, ARemoteForwardBesideAnotherAccountsListenerFailsNamingTheAcco
   HttpServer http;
   const uint16_t rport = FreeTcpPort();
   const std::string caught = scratch_.File("caught");
-  auto squatter =
-      SpawnProcess(mallory.As({"/usr/bin/python3", "-c",
-                               "import socket, sys\n"
-                               "s = socket.socket()\n"
-                               "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
-                               "s.listen(16)\n"
-                               "while True:\n"
-                               "    c, _ = s.accept()\n"
-                               "    c.settimeout(2)\n"
-                               "    try:\n"
-                               "        while (b := c.recv(65536)):\n"
-                               "            sys.stdout.write(repr(b)); sys.stdout.flush()\n"
-                               "    except OSError:\n"
-                               "        pass\n"
-                               "    c.close()\n",
-                               std::to_string(rport)}),
-                   {}, caught);
+  auto squatter = SpawnProcess(mallory.Catcher({rport}), {}, caught);
   ASSERT_TRUE(squatter.ok()) << squatter.error().message;
   ASSERT_TRUE(WaitFor([&] { return PortAccepts(rport); }, seconds(10)));
   ASSERT_TRUE(Tether({"up", "testhost", "-R",

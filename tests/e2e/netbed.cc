@@ -290,6 +290,39 @@ std::vector<std::string> InNetNs(const std::string& ns_name, const std::vector<s
   return out;
 }
 
+Result<UniqueFd> ListenTcpIn(const NetNs& ns, const std::string& ip, uint16_t port) {
+  Result<UniqueFd> out = MakeError("listen", "not run");
+  Status s = ns.RunIn([&] {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd.get(), 16) != 0) {
+      out = ErrnoError("listen", ip + ":" + std::to_string(port), errno);
+      return;
+    }
+    out = std::move(fd);
+  });
+  if (!s.ok()) return s.take_error();
+  return out;
+}
+
+Result<UniqueFd> AcceptTcp(int listen_fd, milliseconds timeout) {
+  pollfd p = {listen_fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) {
+    return MakeError("accept", "nothing to accept");
+  }
+  UniqueFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!fd) return ErrnoError("accept", "accept4", errno);
+  int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
 Result<UniqueFd> ConnectTcpTo(const std::string& ip, uint16_t port, milliseconds timeout) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -137,6 +137,14 @@ class NetNs {
   bool core_buffers_raised_ = false;
 };
 
+// A listening IPv4 TCP socket on ip:port inside `ns` (SO_REUSEADDR, backlog 16), or why not.
+// Any thread.
+Result<UniqueFd> ListenTcpIn(const NetNs& ns, const std::string& ip, uint16_t port);
+
+// Accepts one connection on `listen_fd` within `timeout` (TCP_NODELAY, as ConnectTcpTo's
+// end has), or why not. Any thread.
+Result<UniqueFd> AcceptTcp(int listen_fd, std::chrono::milliseconds timeout);
+
 // A veth pair between two namespaces, 10.233.X.Y/30 on each end (a subnet no other Link of
 // this process uses), both ends up. Names "tv<n>a" / "tv<n>b" exist only inside the two
 // namespaces. Move-only; the destructor deletes the pair (it also dies with a namespace).

@@ -33,39 +33,6 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-// A listening IPv4 socket on ip:port inside `ns`.
-Result<UniqueFd> ListenIn(const NetNs& ns, const std::string& ip, uint16_t port) {
-  Result<UniqueFd> out = MakeError("listen", "not run");
-  Status s = ns.RunIn([&] {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(fd.get(), 8) != 0) {
-      out = ErrnoError("listen", ip + ":" + std::to_string(port), errno);
-      return;
-    }
-    out = std::move(fd);
-  });
-  if (!s.ok()) return s.take_error();
-  return out;
-}
-
-// Accepts one connection within `timeout`.
-Result<UniqueFd> AcceptOne(int listen_fd, std::chrono::milliseconds timeout) {
-  pollfd p = {listen_fd, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) {
-    return MakeError("accept", "nothing to accept");
-  }
-  UniqueFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
-  if (!fd) return ErrnoError("accept", "accept4", errno);
-  return fd;
-}
-
 // The poll events on `fd` within `timeout` (0: nothing happened).
 short PollIn(int fd, std::chrono::milliseconds timeout) {
   pollfd p = {fd, POLLIN, 0};
@@ -147,7 +114,7 @@ TEST_F(NetBedTest, NamespacesHaveRaisedTcpBuffersAndTheLinkIsOnlyInside) {
 }
 
 TEST_F(NetBedTest, BlackholeMakesConnectTimeOutAndLiftingItRestoresIt) {
-  auto listener = ListenIn(net_->server, net_->server_ip, 9000);
+  auto listener = ListenTcpIn(net_->server, net_->server_ip, 9000);
   ASSERT_TRUE(listener.ok()) << listener.error().ToString();
   ASSERT_TRUE(net_->laptop.ConnectTcp(net_->server_ip, 9000, 2s).ok());
 
@@ -167,11 +134,11 @@ TEST_F(NetBedTest, BlackholeMakesConnectTimeOutAndLiftingItRestoresIt) {
 }
 
 TEST_F(NetBedTest, BlackholeSilencesAnOpenConnectionWithoutResetAndItResumesAfter) {
-  auto listener = ListenIn(net_->server, net_->server_ip, 9001);
+  auto listener = ListenTcpIn(net_->server, net_->server_ip, 9001);
   ASSERT_TRUE(listener.ok()) << listener.error().ToString();
   auto laptop_end = net_->laptop.ConnectTcp(net_->server_ip, 9001, 2s);
   ASSERT_TRUE(laptop_end.ok()) << laptop_end.error().ToString();
-  auto server_end = AcceptOne(listener->get(), 2s);
+  auto server_end = AcceptTcp(listener->get(), 2s);
   ASSERT_TRUE(server_end.ok()) << server_end.error().ToString();
 
   ASSERT_TRUE(net_->link.Blackhole(true).ok());
@@ -389,7 +356,7 @@ TEST(DelayRelay, PassesAResetOnAfterTheDelay) {
   auto start = Clock::now();
   auto client = ConnectTcp(relay.port());
   ASSERT_TRUE(client.ok()) << client.error().ToString();
-  auto server_end = AcceptOne(listener.get(), 5s);
+  auto server_end = AcceptTcp(listener.get(), 5s);
   ASSERT_TRUE(server_end.ok()) << server_end.error().ToString();
   linger lg{1, 0};
   ::setsockopt(server_end->get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

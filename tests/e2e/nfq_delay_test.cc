@@ -58,40 +58,6 @@ double CpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-// A listening socket on ip:port inside `ns`.
-Result<UniqueFd> ListenIn(const NetNs& ns, const std::string& ip, uint16_t port) {
-  Result<UniqueFd> out = MakeError("listen", "not run");
-  Status s = ns.RunIn([&] {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(fd.get(), 16) != 0) {
-      out = ErrnoError("listen", ip + ":" + std::to_string(port), errno);
-      return;
-    }
-    out = std::move(fd);
-  });
-  if (!s.ok()) return s.take_error();
-  return out;
-}
-
-Result<UniqueFd> AcceptOne(int listen_fd, std::chrono::milliseconds timeout) {
-  pollfd p = {listen_fd, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) {
-    return MakeError("accept", "nothing to accept");
-  }
-  UniqueFd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
-  if (!fd) return ErrnoError("accept", "accept4", errno);
-  int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 // One byte from `from` to `to` and back; the time it took, or -1.
 double PingPong(int from, int to) {
   char c = 'p';
@@ -139,7 +105,7 @@ TEST_F(NfqDelayLineTest, OneTcpConnectionSeesTheRoundTripAndCarries64MiBIntact) 
                           CpuSeconds(net_->to_laptop_delay->pid()) - idle_before;
   EXPECT_LT(idle_cpu, 0.05) << "an idle nfq_delay spins";
 
-  auto listener = ListenIn(net_->server, net_->server_ip, kPort);
+  auto listener = ListenTcpIn(net_->server, net_->server_ip, kPort);
   ASSERT_TRUE(listener.ok()) << listener.error().ToString();
 
   // The probe: a TCP handshake takes one round trip (SYN out, SYN-ACK back), and so does one
@@ -151,7 +117,7 @@ TEST_F(NfqDelayLineTest, OneTcpConnectionSeesTheRoundTripAndCarries64MiBIntact) 
     const double ms = MsSince(start);
     ASSERT_TRUE(client.ok()) << client.error().ToString();
     connects.push_back(ms);
-    auto server = AcceptOne(listener->get(), 5s);
+    auto server = AcceptTcp(listener->get(), 5s);
     ASSERT_TRUE(server.ok()) << server.error().ToString();
     echoes.push_back(PingPong(client->get(), server->get()));
   }
@@ -170,7 +136,7 @@ TEST_F(NfqDelayLineTest, OneTcpConnectionSeesTheRoundTripAndCarries64MiBIntact) 
   constexpr uint64_t kBytes = uint64_t{64} << 20;
   auto client = net_->laptop.ConnectTcp(net_->server_ip, kPort, 5s);
   ASSERT_TRUE(client.ok()) << client.error().ToString();
-  auto server = AcceptOne(listener->get(), 5s);
+  auto server = AcceptTcp(listener->get(), 5s);
   ASSERT_TRUE(server.ok()) << server.error().ToString();
   const pid_t laptop_line = net_->to_server_delay->pid();
   const pid_t server_line = net_->to_laptop_delay->pid();

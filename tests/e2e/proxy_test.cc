@@ -324,34 +324,14 @@ TEST_F(ProxyTest, APortSquattedByAnotherAccountIsNamedAndNothingIsSentThere) {
   const uint16_t rport = FreeTcpPort();
   const std::string caught = scratch_.File("caught");
   // mallory's listeners report every byte they receive on stdout (a file of ours).
-  auto squatter = SpawnProcess(
-      mallory.As({"/usr/bin/python3", "-c",
-                  "import socket, sys, threading\n"
-                  "def serve(port):\n"
-                  "    s = socket.socket()\n"
-                  "    s.bind(('127.0.0.1', port))\n"
-                  "    s.listen(16)\n"
-                  "    while True:\n"
-                  "        c, _ = s.accept()\n"
-                  "        c.settimeout(2)\n"
-                  "        try:\n"
-                  "            while (b := c.recv(65536)):\n"
-                  "                sys.stdout.write(repr(b)); sys.stdout.flush()\n"
-                  "        except OSError:\n"
-                  "            pass\n"
-                  "        c.close()\n"
-                  "threading.Thread(target=serve, args=(" +
-                      std::to_string(rport) +
-                      ",), daemon=True).start()\n"
-                      "serve(" +
-                      std::to_string(port) + ")\n"}),
-      {}, caught);
+  auto squatter = SpawnProcess(mallory.Catcher({port, rport}), {}, caught);
   ASSERT_TRUE(squatter.ok()) << squatter.error().message;
   ASSERT_TRUE(WaitFor([&] { return PortAccepts(port) && PortAccepts(rport); }, seconds(10)));
 
-  CommandResult up = Tether({"up", "testhost", "--proxy=" + std::to_string(port), "-R",
-                             std::to_string(rport) + ":127.0.0.1:" + std::to_string(internet.port()),
-                             "--laptop-network=all"});
+  CommandResult up =
+      Tether({"up", "testhost", "--proxy=" + std::to_string(port), "-R",
+              std::to_string(rport) + ":127.0.0.1:" + std::to_string(internet.port()),
+              "--laptop-network=all"});
   const std::string account = "uid " + std::to_string(mallory.uid()) + " (" + mallory.name() + ")";
   const std::string held =
       "port " + std::to_string(port) + " on the server is held by " + account + ", another account";
@@ -463,7 +443,7 @@ size_t OpenDescriptors(pid_t pid) {
 }
 
 TEST_F(ProxyFloodTest, AnotherAccountsFloodLeavesTheOwnerServedAndTheDaemonBounded) {
-  constexpr int kFlood = 3000;  // held open
+  constexpr int kFlood = 3000;   // held open
   constexpr int kTotal = 20000;  // with those, opened and closed again one after another
   // Past the listener's own caps (64 handshakes, 64 told busy, about 3 descriptors each)
   // and the owner check's: 3000 connections held a descriptor each would pass it.
@@ -573,9 +553,8 @@ TEST_F(ProxyFloodTest, AnotherAccountsFloodLeavesTheOwnerServedAndTheDaemonBound
     std::this_thread::sleep_for(milliseconds(50));
   }
   flood->Terminate();
-  std::cerr << "flood: " << opened << " connections held, " << total
-            << " made; daemon descriptors " << before
-            << " before, at most " << most << " during\n";
+  std::cerr << "flood: " << opened << " connections held, " << total << " made; daemon descriptors "
+            << before << " before, at most " << most << " during\n";
   EXPECT_LT(most, before + kMoreDescriptorsAtMost);
   EXPECT_TRUE(::kill(pid, 0) == 0) << "the daemon died";
   EXPECT_EQ(Curl(http).out, "pypi\n");

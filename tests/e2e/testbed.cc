@@ -1716,6 +1716,33 @@ std::vector<std::string> OtherAccount::As(const std::vector<std::string>& argv) 
   return full;
 }
 
+std::vector<std::string> OtherAccount::Catcher(const std::vector<uint16_t>& ports) const {
+  std::vector<std::string> argv = {
+      "/usr/bin/python3", "-c",
+      "import socket, sys, threading\n"
+      "def serve(s):\n"
+      "    while True:\n"
+      "        c, _ = s.accept()\n"
+      "        c.settimeout(2)\n"
+      "        try:\n"
+      "            while (b := c.recv(65536)):\n"
+      "                sys.stdout.write(repr(b)); sys.stdout.flush()\n"
+      "        except OSError:\n"
+      "            pass\n"
+      "        c.close()\n"
+      "socks = []\n"
+      "for port in sys.argv[1:]:\n"
+      "    s = socket.socket()\n"
+      "    s.bind(('127.0.0.1', int(port)))\n"
+      "    s.listen(16)\n"
+      "    socks.append(s)\n"
+      "for s in socks[1:]:\n"
+      "    threading.Thread(target=serve, args=(s,), daemon=True).start()\n"
+      "serve(socks[0])\n"};
+  for (uint16_t port : ports) argv.push_back(std::to_string(port));
+  return As(argv);
+}
+
 CommandResult OtherAccount::Run(const std::vector<std::string>& argv,
                                 std::chrono::milliseconds timeout) const {
   return RunCommand(As(argv), {}, timeout);

@@ -575,6 +575,9 @@ class OtherAccount {
   const std::string& name() const { return name_; }
   // argv to run as this account (setpriv: its uid and gid, no supplementary groups).
   std::vector<std::string> As(const std::vector<std::string>& argv) const;
+  // argv of a listener as this account on 127.0.0.1 at each of `ports` that writes every
+  // byte it receives (Python's repr) to its stdout: a squatter whose catch a test counts.
+  std::vector<std::string> Catcher(const std::vector<uint16_t>& ports) const;
   // Runs argv as this account, as RunCommand does.
   CommandResult Run(const std::vector<std::string>& argv,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
