@@ -159,6 +159,16 @@ uint16_t PortOf(const std::string& listen) {
   return static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1));
 }
 
+// Commands over doctor's own session, as server_ports asks them: the standard output, or
+// why the command could not run.
+ServerCommand OutputOn(ssh::Session& connection) {
+  return [&connection](const std::string& command) -> Result<std::string> {
+    auto r = RunRemote(connection, command);
+    if (!r.ok()) return r.take_error();
+    return r->out;
+  };
+}
+
 // Connections a forward's counters saw: accepted, failed, or refused for any reason.
 uint64_t Seen(const json& f) {
   uint64_t n = f.value("total", uint64_t{0}) + f.value("failed", uint64_t{0});
@@ -210,12 +220,7 @@ void ProbeRemoteForward(ssh::Session& connection, const daemon::StateDir& state,
     after = find(CollectStatus(state, alias));
   }
   if (after.is_null() || Seen(after) <= Seen(f)) {
-    auto run = [&](const std::string& command) -> Result<std::string> {
-      auto r = RunRemote(connection, command);
-      if (!r.ok()) return r.take_error();
-      return r->out;
-    };
-    auto check = CheckServerPort(run, port, true);
+    auto check = CheckServerPort(OutputOn(connection), port, true);
     const bool other = check.ok() && check->holder.holding == PortHolding::kOther;
     report.Add(name, "fail",
                "a connection made on the server to 127.0.0.1:" + std::to_string(port) +
@@ -491,12 +496,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
   }
   // Another account holding a forwarded port on the server.
   if (connection != nullptr) {
-    auto run = [&](const std::string& command) -> Result<std::string> {
-      auto r = RunRemote(*connection, command);
-      if (!r.ok()) return r.take_error();
-      return r->out;
-    };
-    for (auto& c : CheckServerPortHolders(run, forwards, alias)) {
+    for (auto& c : CheckServerPortHolders(OutputOn(*connection), forwards, alias)) {
       report.Add(c.name, c.status, c.evidence, c.fix);
     }
   }
