@@ -153,12 +153,6 @@ std::vector<uint16_t> ServerListeningPorts(ssh::Session& s) {
   return ports;
 }
 
-uint16_t PortOf(const std::string& listen) {
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return 0;
-  return static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1));
-}
-
 // Commands over doctor's own session, as server_ports asks them: the standard output, or
 // why the command could not run.
 ServerCommand OutputOn(ssh::Session& connection) {
@@ -395,7 +389,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     std::string kind = f.value("kind", "");
     std::string line = ForwardFlagLine(f);
     if (kind == "local" || kind == "dynamic") {
-      uint16_t port = PortOf(f.value("listen", ""));
+      uint16_t port = ListenPort(f.value("listen", ""));
       if (port == 0) {
         report.Add("forward " + line, "pass", "unix socket " + f.value("listen", ""));
         continue;
@@ -440,7 +434,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     std::string kind = f.value("kind", "");
     if (kind != "remote" && kind != "proxy") continue;
     std::string line = ForwardFlagLine(f);
-    uint16_t port = PortOf(f.value("listen", ""));
+    uint16_t port = ListenPort(f.value("listen", ""));
     if (f.value("state", "") != "listening") {
       refused_forward = true;
       report.Add("forward " + line, "fail", f.value("state", "") + ": " + f.value("error", ""),

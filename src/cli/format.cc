@@ -1,5 +1,7 @@
 #include "cli/format.h"
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -81,6 +83,13 @@ std::string ControlPathNote(const nlohmann::json& host) {
   const std::string state = it->value("state", "");
   if (state == "serving") return "ssh's ControlPath " + path + " rides this connection";
   return "ControlPath " + path + " " + it->value("detail", "");
+}
+
+uint16_t ListenPort(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return 0;
+  const int port = std::atoi(listen.c_str() + colon + 1);
+  return port > 0 && port <= 65535 ? static_cast<uint16_t>(port) : 0;
 }
 
 }  // namespace tether::cli

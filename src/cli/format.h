@@ -15,6 +15,9 @@ std::string HumanRate(uint64_t bytes_per_second);
 // One forward of a status reply as ssh would write it, with where it actually listens:
 // "-L 127.0.0.1:8000 -> localhost:8000", "-D 127.0.0.1:1080 (socks)", "-R server:9000 -> ...".
 std::string ForwardFlagLine(const nlohmann::json& forward);
+// The port of a forward's `listen` in status ("127.0.0.1:8000", "server localhost:9000"):
+// what follows the last colon, or 0 when there is none (a unix socket) or it is no port.
+uint16_t ListenPort(const std::string& listen);
 // 45s, 3m12s, 5h03m, 2d04h.
 std::string HumanDuration(int64_t seconds);
 // One line on the user's own ControlPath from a host's status reply ("" when ssh_config

@@ -1,10 +1,10 @@
 #include "cli/proxy_env.h"
 
 #include <chrono>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli/format.h"
 #include "cli/server_ports.h"
 #include "control/control_client.h"
 
@@ -78,10 +78,9 @@ Result<Variables> FetchLocalProxyVariables(const daemon::StateDir& state, const 
   for (const auto& f : reply->value("forwards", nlohmann::json::array())) {
     if (f.value("kind", "") != "dynamic") continue;
     std::string listen = f.value("listen", "");
-    size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) continue;
-    Variables vars =
-        ProxyVariables(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)), "", "");
+    const uint16_t port = ListenPort(listen);
+    if (port == 0) continue;
+    Variables vars = ProxyVariables(port, "", "");
     // The -D port listens where it was asked to (127.0.0.1 unless told otherwise).
     std::string where = listen;
     for (auto& [name, value] : vars) {

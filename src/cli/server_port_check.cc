@@ -1,6 +1,6 @@
 #include "cli/server_port_check.h"
 
-#include <cstdlib>
+#include "cli/format.h"
 
 namespace tether::cli {
 
@@ -12,15 +12,12 @@ std::vector<ServerPortFinding> CheckServerPortHolders(const ServerCommand& run,
   for (const auto& f : forwards) {
     const std::string kind = f.value("kind", "");
     if (kind != "remote" && kind != "proxy") continue;
-    const std::string listen = f.value("listen", "");
-    size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) continue;
-    const int port = std::atoi(listen.c_str() + colon + 1);
-    if (port <= 0 || port > 65535) continue;
+    const uint16_t port = ListenPort(f.value("listen", ""));
+    if (port == 0) continue;
     const bool listening = f.value("state", "") == "listening";
-    auto check = CheckServerPort(run, static_cast<uint16_t>(port), listening);
+    auto check = CheckServerPort(run, port, listening);
     if (!check.ok() || check->holder.holding == PortHolding::kUnknown) return {};
-    checked.push_back(static_cast<uint16_t>(port));
+    checked.push_back(port);
     if (check->holder.holding != PortHolding::kOther) continue;
     std::string other = check->free_port ? std::to_string(*check->free_port) : "PORT";
     findings.push_back(

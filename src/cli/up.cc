@@ -121,8 +121,7 @@ int SettleProxy(const daemon::StateDir& state, const std::string& alias, uint16_
     const std::string st = f.value("state", "");
     if (st == "listening") return 0;
     if (st != "retrying") return 0;  // the link is not up: nothing to ask the server yet
-    const std::string listen = f.value("listen", "");
-    const uint16_t port = static_cast<uint16_t>(std::atoi(listen.c_str() + listen.rfind(':') + 1));
+    const uint16_t port = ListenPort(f.value("listen", ""));
     auto check =
         CheckServerPort(DaemonServerCommand(state, alias), port != 0 ? port : wanted, false);
     if (!check.ok() || check->holder.holding != PortHolding::kOther) return 0;
@@ -189,8 +188,7 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
     // A server proxy on another port that does not listen (its port taken on the server)
     // gives way to the one asked for now.
     for (const auto& f : reply->value("forwards", nlohmann::json::array())) {
-      const std::string listen = f.value("listen", "");
-      const int port = std::atoi(listen.c_str() + listen.rfind(':') + 1);
+      const int port = ListenPort(f.value("listen", ""));
       if (f.value("kind", "") != "proxy" || port == options.proxy_port ||
           f.value("state", "") == "listening") {
         continue;

@@ -67,6 +67,17 @@ struct DurationCase {
   const char* want;
 };
 
+TEST(ListenPort, IsWhatFollowsTheLastColonWhenItIsAPort) {
+  EXPECT_EQ(ListenPort("127.0.0.1:8000"), 8000);
+  EXPECT_EQ(ListenPort("server localhost:9000"), 9000);
+  EXPECT_EQ(ListenPort("[::1]:10808"), 10808);
+  EXPECT_EQ(ListenPort("/tmp/fwd.sock"), 0);
+  EXPECT_EQ(ListenPort("127.0.0.1:"), 0);
+  EXPECT_EQ(ListenPort("127.0.0.1:0"), 0);
+  EXPECT_EQ(ListenPort("127.0.0.1:65536"), 0);
+  EXPECT_EQ(ListenPort(""), 0);
+}
+
 TEST(HumanDuration, FormatsDurationsForPeople) {
   const std::vector<DurationCase> cases = {
       {0, "0s"},        {45, "45s"},      {59, "59s"},
