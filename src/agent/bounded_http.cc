@@ -26,7 +26,8 @@ constexpr size_t kReadAhead = 4096;
 
 using Clock = std::chrono::steady_clock;
 
-// The reception wakes at least this often (a deadline, a stop it missed).
+// Without its wake pipe the reception polls this often, for a stop or a returned
+// connection it would otherwise not hear of. With it, it sleeps until a deadline or a wake.
 constexpr int kReceptionTickMs = 1000;
 
 // Set by a handler, read by the connection loop: both run on the same worker thread.
@@ -237,7 +238,10 @@ class BoundedHttpServer::Reception : public httplib::TaskQueue {
   void Poll() {
     std::vector<pollfd> fds;
     while (true) {
-      int timeout_ms = kReceptionTickMs;
+      // Every change the reception must see (a new or returned connection, a stop) writes
+      // the wake pipe, so with nothing waiting for its head it sleeps: an idle agent uses
+      // no CPU.
+      int timeout_ms = wake_[0] >= 0 ? -1 : kReceptionTickMs;
       fds.clear();
       fds.push_back(pollfd{wake_[0], POLLIN, 0});
       {
@@ -247,7 +251,8 @@ class BoundedHttpServer::Reception : public httplib::TaskQueue {
         for (const Conn& c : waiting_) {
           fds.push_back(pollfd{c.fd, POLLIN, 0});
           auto left = std::chrono::ceil<std::chrono::milliseconds>(c.deadline - now).count();
-          timeout_ms = static_cast<int>(std::clamp<int64_t>(left, 0, timeout_ms));
+          left = std::max<int64_t>(left, 0);
+          if (timeout_ms < 0 || left < timeout_ms) timeout_ms = static_cast<int>(left);
         }
       }
       int r = ::poll(fds.data(), fds.size(), timeout_ms);

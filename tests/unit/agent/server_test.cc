@@ -10,6 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <sys/syscall.h>
+
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -489,6 +493,37 @@ TEST_F(AgentServerTest, ASecondServerCannotTakeTheSamePort) {
   ASSERT_FALSE(bound.ok());
   EXPECT_EQ(bound.error().sys_errno, EADDRINUSE) << bound.error().ToString();
   EXPECT_NE(bound.error().hint.find("--listen"), std::string::npos);
+}
+
+// Context switches of every thread of this process but the caller: a thread that wakes
+// on a timer adds to them even when it finds nothing to do.
+long OtherThreadsSwitches() {
+  const long self = static_cast<long>(::syscall(SYS_gettid));
+  long total = 0;
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.' || std::atol(e->d_name) == self) continue;
+    std::ifstream status(std::string("/proc/self/task/") + e->d_name + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.find("ctxt_switches:") != std::string::npos) {
+        total += std::atol(line.substr(line.find(':') + 1).c_str());
+      }
+    }
+  }
+  ::closedir(dir);
+  return total;
+}
+
+TEST_F(AgentServerTest, AnIdleServerDoesNotWake) {
+  Start();
+  auto res = Client().Get("/lease", Good());  // the reception has served one connection
+  ASSERT_TRUE(res);
+  std::this_thread::sleep_for(milliseconds(200));  // the closed connection is let go
+  const long before = OtherThreadsSwitches();
+  std::this_thread::sleep_for(milliseconds(2500));
+  EXPECT_EQ(OtherThreadsSwitches() - before, 0) << "a thread of the idle server woke";
 }
 
 TEST(AgentServer, StopBeforeOrRightAfterServeDoesNotHang) {
