@@ -30,7 +30,7 @@ bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK || errno == E
 
 ExecSession::ExecSession(net::EventLoop& loop, UniqueFd in, UniqueFd out, UniqueFd err,
                          ExecRequest request, Started started, Finished finished,
-                         std::string log_prefix)
+                         std::string log_prefix, forward::WindowBudget& budget)
     : loop_(loop),
       in_(std::move(in)),
       out_(std::move(out)),
@@ -38,7 +38,8 @@ ExecSession::ExecSession(net::EventLoop& loop, UniqueFd in, UniqueFd out, Unique
       request_(std::move(request)),
       started_(std::move(started)),
       finished_(std::move(finished)),
-      log_prefix_(std::move(log_prefix)) {
+      log_prefix_(std::move(log_prefix)),
+      window_(budget, log_prefix_) {
   // Non-blocking like ssh's own mux master (CHANNEL_NONBLOCK_STDIO); the flags go back
   // when we are done, since the descriptions are shared with the client.
   in_flags_ = MakeNonBlocking(in_.get());
@@ -213,6 +214,7 @@ void ExecSession::Service() {
       if (step == ssh::Step::kFailed)
         return Fail("the server refused the command: " + channel_->error());
       state_ = State::kRunning;
+      window_.Start();
       if (started_) {
         auto started = std::move(started_);
         started_ = nullptr;
@@ -299,19 +301,25 @@ bool ExecSession::MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending,
     break;
   }
   if (eof) return progress;
-  static thread_local std::vector<char> buf(kExecWindow);
-  // The count keeps the receive window at kExecWindow (DESIGN.md); the buffer bounds a read.
-  Result<size_t> read = channel_->Read(buf.data(), buf.size(), is_stderr);
+  // Room for the largest window: a read that re-grants the window asks for all of it.
+  // Not initialized, so only the pages a read fills are ever touched.
+  static thread_local std::unique_ptr<char[]> buf(new char[forward::kMaxWindow]);
+  Result<size_t> read = channel_->Read(buf.get(), forward::kMaxWindow, is_stderr, window_.size());
   size_t n = read.ok() ? *read : 0;
   if (n > 0) {
     if (failed) return true;  // read anyway, so that the window stays open
-    ssize_t w = ::write(fd.get(), buf.data(), n);
+    ssize_t w = ::write(fd.get(), buf.get(), n);
     if (w < 0 && !WouldBlock()) {
       failed = true;  // a gone reader: drop
       w = static_cast<ssize_t>(n);
     }
     if (w < 0) w = 0;
-    if (static_cast<size_t>(w) < n) pending.assign(buf.data() + w, n - static_cast<size_t>(w));
+    if (static_cast<size_t>(w) < n) pending.assign(buf.get() + w, n - static_cast<size_t>(w));
+    if (!is_stderr) {
+      out_drained_ += n;
+      window_.AfterRead(out_drained_, pending.empty(),
+                        [this] { return channel_->TakeLongestStall(); });
+    }
     return true;
   }
   if (!read.ok() || channel_->IsEof() || channel_->IsClosed()) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "forward/receive_window.h"
 #include "net/event_loop.h"
 #include "ssh/session_channel.h"
 
@@ -42,9 +43,6 @@ struct ExecRequest {
   uint16_t forward_port = 0;
 };
 
-// Receive window of a session channel: stdout at full speed on a LAN, like OpenSSH's 2 MiB.
-inline constexpr uint32_t kExecWindow = 2u << 20;
-
 class ExecSession {
  public:
   // The channel is open and the command started (ok), or not (and why). `tty_failed`:
@@ -53,9 +51,11 @@ class ExecSession {
   // The command ended; called once, after every byte of its output was written.
   using Finished = std::function<void(uint32_t exit_value)>;
 
-  // Created parked: Rebind gives it the connection to run on.
+  // Created parked: Rebind gives it the connection to run on. Its receive window grows as
+  // a forward's does (forward/receive_window.h), drawn from `budget`, which must outlive it.
   ExecSession(net::EventLoop& loop, UniqueFd in, UniqueFd out, UniqueFd err, ExecRequest request,
-              Started started, Finished finished, std::string log_prefix);
+              Started started, Finished finished, std::string log_prefix,
+              forward::WindowBudget& budget);
   // Closes the channel (if still open) and gives the descriptors back in blocking mode.
   ~ExecSession();
   ExecSession(const ExecSession&) = delete;
@@ -116,6 +116,9 @@ class ExecSession {
   size_t env_index_ = 0;
   bool tty_failed_ = false;
   int cols_ = 0, rows_ = 0;
+
+  forward::ReceiveWindow window_;
+  uint64_t out_drained_ = 0;  // stdout bytes read from the channel
 
   std::string to_channel_;
   std::string to_out_, to_err_;

@@ -48,7 +48,7 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   pump_context_.budget = &budget_;
   pumps_ = std::make_unique<forward::PumpSet>(pump_context_);
   connects_ = std::make_unique<net::ConnectPool>(loop_);
-  sessions_ = std::make_unique<SessionPool>(loop_, host_);
+  sessions_ = std::make_unique<SessionPool>(loop_, host_, budget_);
   dialer_ = std::make_unique<HostDialer>(loop_, *connects_, host_);
   LinkSupervisor::Owner& owner = *this;  // a private base: convert where it is visible
   supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);

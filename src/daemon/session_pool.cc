@@ -23,8 +23,9 @@ std::optional<size_t> LimitAfterRefusal(size_t confirmed, size_t asked,
   return std::max({known.value_or(0), confirmed, size_t{1}});
 }
 
-SessionPool::SessionPool(net::EventLoop& loop, config::HostConfig host)
-    : loop_(loop), host_(std::move(host)) {
+SessionPool::SessionPool(net::EventLoop& loop, config::HostConfig host,
+                         forward::WindowBudget& budget)
+    : loop_(loop), host_(std::move(host)), budget_(budget) {
   extra_connector_ = std::make_unique<Connector>(
       loop_, [this](Result<std::unique_ptr<ssh::Session>> r) { OnExtraLink(std::move(r)); });
 }
@@ -265,7 +266,7 @@ uint32_t SessionPool::Start(ExecRequest request, UniqueFd in, UniqueFd out, Uniq
   spdlog::info("[{}] {}", prefix, what);
   auto s = std::make_unique<ExecSession>(loop_, std::move(in), std::move(out), std::move(err),
                                          std::move(request), std::move(events.started),
-                                         std::move(events.finished), prefix);
+                                         std::move(events.finished), prefix, budget_);
   // Placed (or parked) on the next wake-up: the caller is still setting up.
   sessions_.emplace(id, std::move(s));
   loop_.AddTimer(std::chrono::milliseconds(0), [this] { PlaceParked(); });

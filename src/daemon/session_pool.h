@@ -22,6 +22,7 @@
 #include "control/mux_server.h"
 #include "daemon/connector.h"
 #include "daemon/exec_session.h"
+#include "forward/window_budget.h"
 #include "net/event_loop.h"
 #include "ssh/link.h"
 #include "ssh/session.h"
@@ -58,8 +59,9 @@ class SessionPool {
  public:
   using SessionEvents = control::MuxHost::SessionEvents;
 
-  // Further connections dial `host` (see RedialHost). `loop` must outlive the pool.
-  SessionPool(net::EventLoop& loop, config::HostConfig host);
+  // Further connections dial `host` (see RedialHost). `loop`, and `budget` (the receive
+  // windows of the sessions' channels draw on it), must outlive the pool.
+  SessionPool(net::EventLoop& loop, config::HostConfig host, forward::WindowBudget& budget);
   // Waits for a connection attempt in flight; closes the sessions and connections.
   ~SessionPool();
   SessionPool(const SessionPool&) = delete;
@@ -109,6 +111,7 @@ class SessionPool {
 
   net::EventLoop& loop_;
   const config::HostConfig host_;
+  forward::WindowBudget& budget_;
   ssh_session main_ = nullptr;  // null while the main link is down
   std::chrono::milliseconds dead_after_{0};
   // Sessions are erased only where none of their calls is on the stack: by Service right

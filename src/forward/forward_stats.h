@@ -22,9 +22,9 @@ struct ForwardStats {
   // Refused by the owner check (forward/owner_check.h): another account's, or whose it
   // is could not be told. Neither accepted nor failed.
   std::atomic<uint64_t> refused_owner{0};
-  std::atomic<uint64_t> bytes_in{0};             // server -> laptop
-  std::atomic<uint64_t> bytes_out{0};            // laptop -> server
-  double rate_in_bps = 0;                        // bytes per second over the last RateMeter::kSpan
+  std::atomic<uint64_t> bytes_in{0};   // server -> laptop
+  std::atomic<uint64_t> bytes_out{0};  // laptop -> server
+  double rate_in_bps = 0;              // bytes per second over the last RateMeter::kSpan
   double rate_out_bps = 0;
 };
 

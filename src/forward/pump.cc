@@ -18,7 +18,8 @@ Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::ChannelIo
       channel_(std::move(channel)),
       stats_(std::move(stats)),
       log_prefix_(std::move(log_prefix)),
-      hooks_(std::move(hooks)) {
+      hooks_(std::move(hooks)),
+      window_(*context_.budget, log_prefix_) {
   to_channel_ = std::move(hooks_.to_channel);
   ++stats_->live;
   ++stats_->total;
@@ -27,7 +28,6 @@ Pump::Pump(PumpContext& context, UniqueFd socket, std::unique_ptr<ssh::ChannelIo
 Pump::~Pump() {
   --stats_->live;
   if (socket_) context_.loop->Unwatch(socket_.get());
-  context_.budget->Release(reserved_);
 }
 
 void Pump::Finish(const std::string& why) {
@@ -38,48 +38,7 @@ void Pump::Finish(const std::string& why) {
 
 void Pump::OnOpened() {
   open_ = true;
-  // Reserve what we can of the start window; a loaded daemon runs with less.
-  uint32_t want = kStartWindow;
-  while (want > kMinWindow && !context_.budget->TryReserve(want)) want /= 2;
-  if (want > kMinWindow || context_.budget->TryReserve(want)) {
-    reserved_ = want;
-  }
-  // With the budget spent, a channel still gets the smallest window (what libssh grants
-  // at open anyway), outside the budget: it moves, slowly, and the overshoot is bounded by
-  // kMinWindow per channel.
-  window_ = want;
-}
-
-void Pump::MaybeGrowWindow() {
-  // Only while the local socket keeps up: a reader that lags gets no more window.
-  if (!to_socket_.empty()) return;
-  if (window_ < kInitialWindow) {
-    // Start-up: double for every window drained, up to kInitialWindow.
-    if (bytes_in_ - drained_at_window_ < window_) return;
-    drained_at_window_ = bytes_in_;
-    (void)GrowWindow(std::min(window_, kInitialWindow - window_));
-    return;
-  }
-  // Checked once per half-window drained. The stream is limited by the window only if
-  // the server also kept us waiting, half-window after half-window (see kWindowStall):
-  // then double it while the budget allows.
-  if (bytes_in_ - drained_at_window_ < window_ / 2) return;
-  drained_at_window_ = bytes_in_;
-  auto stall = channel_->TakeLongestStall();
-  stalled_halves_ = stall >= kWindowStall ? stalled_halves_ + 1 : 0;
-  if (stalled_halves_ < kStalledHalvesToGrow || window_ >= kMaxWindow) return;
-  stalled_halves_ = 0;
-  if (GrowWindow(std::min(window_, kMaxWindow - window_))) {
-    spdlog::debug("[{}] receive window {} KiB (waited {} ms for data)", log_prefix_, window_ >> 10,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(stall).count());
-  }
-}
-
-bool Pump::GrowWindow(uint32_t extra) {
-  if (!context_.budget->TryReserve(extra)) return false;
-  window_ += extra;
-  reserved_ += extra;
-  return true;
+  window_.Start();
 }
 
 long Pump::WriteSocket(const char* data, size_t len) {
@@ -105,7 +64,8 @@ bool Pump::ChannelToSocket() {
     progress = n > 0;
   }
   if (to_socket_.empty() && !channel_eof_) {
-    ssh::ChannelIo::ReadResult r = channel_->Read(context_.scratch, context_.scratch_size, window_);
+    ssh::ChannelIo::ReadResult r =
+        channel_->Read(context_.scratch, context_.scratch_size, window_.size());
     if (r.bytes > 0) {
       bytes_in_ += r.bytes;
       stats_->bytes_in += r.bytes;
@@ -117,7 +77,8 @@ bool Pump::ChannelToSocket() {
       if (static_cast<size_t>(n) < r.bytes) {
         to_socket_.assign(context_.scratch + n, r.bytes - static_cast<size_t>(n));
       }
-      MaybeGrowWindow();
+      window_.AfterRead(bytes_in_, to_socket_.empty(),
+                        [this] { return channel_->TakeLongestStall(); });
       progress = true;
     } else if (r.eof) {
       channel_eof_ = true;

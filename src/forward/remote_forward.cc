@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "net/socket.h"
 #include "forward/socket_table.h"
+#include "net/socket.h"
 #include "proxy/handshake.h"
 
 namespace tether::forward {

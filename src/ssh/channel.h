@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "ssh/window_grant.h"
 
 namespace tether::ssh {
 
@@ -116,11 +117,8 @@ class Channel final : public ChannelIo {
   OpenState state_ = OpenState::kPending;
   std::string error_;
   size_t buffered_ = 0;
-  bool waiting_for_data_ = false;
-  std::chrono::steady_clock::time_point empty_since_{};
-  std::chrono::steady_clock::duration longest_stall_{};
-  uint64_t consumed_since_grant_ = 0;
-  uint32_t granted_ = 0;
+  StallMeter stall_;
+  WindowGrant grant_;
 };
 
 }  // namespace tether::ssh

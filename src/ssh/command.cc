@@ -42,7 +42,8 @@ class SessionCommandChannel : public CommandChannel {
   }
 
   size_t Read(bool is_stderr, char* buf, size_t cap, bool* ended) override {
-    Result<size_t> n = channel_.Read(buf, cap, is_stderr);
+    // Small outputs: libssh's own window (it never grants less than 1.28 MB) is plenty.
+    Result<size_t> n = channel_.Read(buf, cap, is_stderr, static_cast<uint32_t>(cap));
     if (n.ok() && *n > 0) return *n;
     // Nothing buffered for this stream: after EOF or close, nothing more will be.
     if (!n.ok() || channel_.IsEof() || channel_.IsClosed()) *ended = true;

@@ -63,8 +63,9 @@ class Session {
   // treats EAGAIN from send() as fatal, and writes only after poll reports POLLOUT.
   void SetNonBlocking();
   // From now on libssh gets the socket's bytes from reads of up to 256 KiB rather than
-  // 4 KiB, if the process's ssh::ReadAheadStatus() is active (ssh/read_ahead.h). Polls of the session must then run inside a
-  // ReadAhead::Scope and go on until read_ahead_pending() is 0. Once connected.
+  // 4 KiB, if the process's ssh::ReadAheadStatus() is active (ssh/read_ahead.h). Polls of the
+  // session must then run inside a ReadAhead::Scope and go on until read_ahead_pending() is 0. Once
+  // connected.
   void EnableReadAhead();
   size_t read_ahead_pending() const { return read_ahead_ ? read_ahead_->pending() : 0; }
   // Lets libssh take in what has arrived: polls `event` (which holds this session) without

@@ -96,10 +96,27 @@ Status SessionChannel::WriteAll(const std::string& data) {
   return Status::Ok();
 }
 
-Result<size_t> SessionChannel::Read(char* buf, size_t cap, bool is_stderr) {
-  int n = ssh_channel_read_timeout(channel_, buf, static_cast<uint32_t>(cap), is_stderr ? 1 : 0, 0);
+Result<size_t> SessionChannel::Read(char* buf, size_t cap, bool is_stderr, uint32_t window) {
+  // What libssh holds for this stream (it reads the socket first when it holds nothing).
+  const int polled = ssh_channel_poll(channel_, is_stderr ? 1 : 0);
+  if (polled == SSH_ERROR) return MakeError("channel", error());
+  const size_t buffered = polled > 0 ? static_cast<size_t>(polled) : 0;
+  const uint32_t count = is_stderr
+                             ? static_cast<uint32_t>(std::min(std::max<size_t>(buffered, 1), cap))
+                             : grant_.Count(window, buffered, cap);
+  int n = ssh_channel_read_timeout(channel_, buf, count, is_stderr ? 1 : 0, 0);
   if (n == SSH_ERROR) return MakeError("channel", error());
-  return n > 0 ? static_cast<size_t>(n) : 0;
+  const size_t got = n > 0 ? static_cast<size_t>(n) : 0;
+  grant_.Consumed(got);  // both streams use the one window
+  if (!is_stderr) {
+    const auto now = StallMeter::Clock::now();
+    if (got > 0) {
+      stall_.Data(now);
+    } else if (polled != SSH_EOF) {
+      stall_.Empty(now);
+    }
+  }
+  return got;
 }
 
 bool SessionChannel::HasPending(bool is_stderr) {

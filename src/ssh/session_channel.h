@@ -11,12 +11,14 @@
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "common/result.h"
+#include "ssh/window_grant.h"
 
 namespace tether::ssh {
 
@@ -59,11 +61,14 @@ class SessionChannel {
   // On a blocking session: writes all of `data`, waiting for the server's window as long
   // as the session's timeout allows.
   Status WriteAll(const std::string& data);
-  // Copies up to `cap` bytes of stdout (or stderr) that arrived, without waiting; asking
-  // for `cap` keeps the receive window at `cap` minus what is buffered, so the count is
-  // also how far ahead the server may send. Returns the count (0: nothing now), or an
-  // error when the channel is broken or closed by us.
-  Result<size_t> Read(char* buf, size_t cap, bool is_stderr);
+  // Copies up to `cap` bytes of stdout (or stderr) that arrived, without waiting. A read
+  // of stdout keeps the receive window (shared by both streams) at `window` bytes, re-granted
+  // as WindowGrant says; a read of stderr takes what is buffered and grants nothing. Returns
+  // the count (0: nothing now), or an error when the channel is broken or closed by us.
+  Result<size_t> Read(char* buf, size_t cap, bool is_stderr, uint32_t window);
+  // The longest time the server left stdout waiting for data since the last call: from a
+  // read that found nothing to the next that found some. Resets it.
+  std::chrono::steady_clock::duration TakeLongestStall() { return stall_.Take(); }
   // Takes in what the session has received (no waiting) and says whether stdout (or
   // stderr) holds bytes to Read.
   bool HasPending(bool is_stderr);
@@ -93,6 +98,8 @@ class SessionChannel {
   ssh_channel_callbacks_struct callbacks_{};
   int exit_status_ = -1;
   std::string exit_signal_;
+  WindowGrant grant_;
+  StallMeter stall_;
 };
 
 }  // namespace tether::ssh
