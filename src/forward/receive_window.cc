@@ -11,7 +11,7 @@ uint32_t WindowCeiling() {
   static const uint32_t ceiling = [] {
     const char* mib = std::getenv("TETHER_WINDOW_CEILING_MIB");
     const long n = mib != nullptr ? std::strtol(mib, nullptr, 10) : 0;
-    if (n < 1 || n > static_cast<long>(kMaxWindow >> 20)) return kMaxWindow;
+    if (n < 1 || n > static_cast<long>(kMaxWindow >> 20)) return kWindowCeiling;
     return static_cast<uint32_t>(n) << 20;
   }();
   return ceiling;
