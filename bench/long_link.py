@@ -20,6 +20,9 @@ An OpenSSH sshd runs in the server namespace. For each RTT and direction, in one
   scp    a --size-mib file: scp on its own connection against scp through tether's HOST.mux
   rsync  the same with rsync (-e ssh), on its own connection against through HOST.mux
   cat    `ssh HOST cat FILE` against `tether exec HOST cat FILE` (and cat > FILE up)
+  stripe the file cut in N parts, moved by N `tether exec cat` at once, N session channels
+         of the one connection (N = 1, 2, 4, 8; against the N = 1 run): what striping gains
+         where sshd's own 2 MiB window per channel bounds an upload
 Each copy is checked byte-identical. down = server to laptop, up = laptop to server.
 
 CPU: sshd and its session processes run in one cpuacct cgroup, the laptop side (ssh, scp,
@@ -510,6 +513,55 @@ class Runner:
 
     # -- one RTT --------------------------------------------------------------------------
 
+    def stripe(self, rtt, direction, n):
+        """The file in `n` parts over `n` concurrent `tether exec cat` (one channel each)."""
+        part = self.size // n
+        srcs, dsts = [], []
+        for k in range(n):
+            src = os.path.join(self.bed.work, f"part{k}.src")
+            dst = os.path.join(self.bed.work, f"part{k}.dst")
+            if not os.path.exists(src) or os.path.getsize(src) != part:
+                with open(self.src, "rb") as f, open(src, "wb") as out:
+                    f.seek(k * part)
+                    out.write(f.read(part))
+            if os.path.exists(dst):
+                os.unlink(dst)
+            srcs.append(src)
+            dsts.append(dst)
+        env = dict(os.environ, TETHER_STATE_DIR=self.bed.state)
+        cpu0 = self.cpu()
+        start = time.monotonic()
+        procs, files = [], []
+        for src, dst in zip(srcs, dsts):
+            remote = f"cat {src}" if direction == "down" else f"cat > {dst}"
+            fin = open(src, "rb") if direction == "up" else subprocess.DEVNULL
+            fout = open(dst, "wb") if direction == "down" else subprocess.DEVNULL
+            files += [f for f in (fin, fout) if f is not subprocess.DEVNULL]
+            procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", self.bed.laptop, self.args.tether, "-F",
+                 self.bed.ssh_config, "exec", "link", "--", remote],
+                preexec_fn=self.bed.client_cg.join, env=env, stdin=fin, stdout=fout,
+                stderr=subprocess.DEVNULL))
+        deadline = start + max(60, self.size * 8 / 20e6)
+        ok = True
+        for p in procs:
+            try:
+                ok = p.wait(max(1, deadline - time.monotonic())) == 0 and ok
+            except subprocess.TimeoutExpired:
+                stop(p)
+                ok = False
+        seconds = time.monotonic() - start
+        for f in files:
+            f.close()
+        for src, dst in zip(srcs, dsts):
+            ok = ok and os.path.exists(dst) and sha256(src) == sha256(dst)
+        tool = f"tether x{n}"
+        if not ok:
+            note(f"stripe {direction} x{n} at {rtt} ms failed")
+            self.record(rtt, "stripe", direction, tool, 0, 0, cpu0)
+            return
+        self.record(rtt, "stripe", direction, tool, part * n, seconds, cpu0)
+
     def run_rtt(self, rtt):
         bed = self.bed
         bed.set_delay(rtt)
@@ -551,6 +603,13 @@ class Runner:
             if mode == "L":
                 note(f"RTT {rtt} ms: -L")
                 self.run_L(rtt, ossh_ok, tether_ok)
+                continue
+            if mode == "stripe":
+                for direction in self.args.directions:
+                    note(f"RTT {rtt} ms: stripe {direction}")
+                    for n in (1, 2, 4, 8):
+                        if tether_ok:
+                            self.stripe(rtt, direction, n)
                 continue
             for direction in self.args.directions:
                 note(f"RTT {rtt} ms: {mode} {direction}")
@@ -594,6 +653,18 @@ def report(runner, args, bed):
                         if (r["rtt_ms"], r["mode"], r["direction"], r["tool"]) == (rtt, mode, d, tool):
                             return r
                     return None
+                if mode == "stripe":
+                    one = get("tether x1")
+                    for n in (1, 2, 4, 8):
+                        r = get(f"tether x{n}")
+                        if r is None:
+                            continue
+                        gain = r["mbps"] / one["mbps"] if one and one["mbps"] > 0 else math.nan
+                        table.append((f"stripe {d}: {n} channel(s)", "", show(r["mbps"], "%.0f"),
+                                      show(gain, "%.2fx of 1"),
+                                      " | " + show(r["sshd_cpu_s_per_gb"], "%.2f"),
+                                      " | " + show(r["client_cpu_s_per_gb"], "%.2f"), ""))
+                    continue
                 o, t, c = get("openssh"), get("tether"), get("tcp")
                 if o is None and t is None:
                     continue
@@ -655,8 +726,8 @@ def main():
     args.tools = args.tools.split(",")
     if not set(args.tools) <= {"tcp", "openssh", "tether"}:
         die("--tools: tcp, openssh, tether")
-    if not set(args.modes) <= {"L", "scp", "rsync", "cat"}:
-        die("--modes: L, scp, rsync, cat")
+    if not set(args.modes) <= {"L", "scp", "rsync", "cat", "stripe"}:
+        die("--modes: L, scp, rsync, cat, stripe")
     if not set(args.directions) <= {"down", "up"}:
         die("--directions: down, up")
     if not 1 <= args.seconds <= 600:

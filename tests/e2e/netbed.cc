@@ -26,10 +26,6 @@
 #include <thread>
 #include <tuple>
 
-#ifndef DELAY_RELAY_BIN
-// Without it DelayRelay::Start() fails and says so; the rest of the bed works.
-#define DELAY_RELAY_BIN ""
-#endif
 #ifndef NFQ_DELAY_BIN
 // Without it NfqDelayLine::Start() fails and says so.
 #define NFQ_DELAY_BIN ""
@@ -900,83 +896,6 @@ Status ServerSshd::WriteClientConfig(const std::string& path,
   }
   for (const auto& line : options.extra_lines) text += "  " + line + "\n";
   return WriteFile(path, text, 0600);
-}
-
-// ---------------------------------------------------------------------------------------
-// DelayRelay
-
-const char* DelayRelayBinary() { return DELAY_RELAY_BIN; }
-
-std::string DelayRelay::log_path() const { return dir_ ? dir_->File("delay_relay.log") : ""; }
-
-std::string DelayRelay::LogTail(size_t max_bytes) const { return Tail(log_path(), max_bytes); }
-
-Status DelayRelay::Start(const DelayRelayOptions& options, const NetNs* ns) {
-  if (child_.valid()) return MakeError("delay relay", "Start() called twice");
-  const std::string bin = DelayRelayBinary();
-  if (bin.empty() || ::access(bin.c_str(), X_OK) != 0) {
-    return MakeError("delay relay", "no delay_relay binary at '" + bin + "'",
-                     "build the delay_relay target; tests/CMakeLists.txt passes its path as "
-                     "DELAY_RELAY_BIN");
-  }
-  if (options.connect_port == 0) return MakeError("delay relay", "no connect_port");
-  if (!dir_) dir_ = std::make_unique<TempDir>();
-  std::vector<std::string> argv = {
-      bin,
-      "--listen",
-      options.listen_ip + ":" + std::to_string(options.listen_port),
-      "--connect",
-      options.connect_ip + ":" + std::to_string(options.connect_port),
-      "--delay-ms",
-      std::to_string(options.delay.count()),
-      "--buffer-mib",
-      std::to_string(options.buffer_mib),
-  };
-  if (options.rate_mbit > 0) {
-    argv.push_back("--rate-mbit");
-    argv.push_back(std::to_string(options.rate_mbit));
-  }
-  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  const std::string log = log_path();
-  auto before = ReadFile(log);
-  const size_t log_offset = before.ok() ? before->size() : 0;
-  auto child = ns != nullptr ? ns->Spawn(argv, log) : SpawnProcess(argv, {}, log);
-  if (!child.ok()) return child.take_error();
-  child_ = std::move(*child);
-
-  // "delay_relay: listening on IP:PORT, ..." names the port it bound.
-  const std::string marker = "delay_relay: listening on ";
-  uint16_t port = 0;
-  WaitFor(
-      [&] {
-        auto text = ReadFile(log);
-        if (text.ok()) {
-          size_t at = text->find(marker, log_offset);
-          if (at != std::string::npos) {
-            size_t comma = text->find(',', at);
-            size_t colon = text->rfind(':', comma);
-            if (comma != std::string::npos && colon != std::string::npos && colon > at) {
-              port = static_cast<uint16_t>(
-                  std::strtoul(text->substr(colon + 1, comma - colon - 1).c_str(), nullptr, 10));
-            }
-          }
-        }
-        return port != 0 || !child_.Running();
-      },
-      kStartTimeout);
-  if (port == 0) {
-    child_.Kill();
-    child_ = Child();
-    return MakeError("delay relay", "did not start listening:\n" + LogTail());
-  }
-  ip_ = options.listen_ip;
-  port_ = port;
-  return Status::Ok();
-}
-
-void DelayRelay::Stop() {
-  if (child_.valid()) child_.Terminate(milliseconds(3000));
-  child_ = Child();
 }
 
 }  // namespace tether::testing

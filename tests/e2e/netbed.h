@@ -1,8 +1,8 @@
 // The emulated network for end-to-end tests and benchmarks: network namespaces joined by veth
 // links, a link that can turn into a black hole (a dead Wi-Fi: packets vanish, no RST, no
-// link-down event), an OpenSSH sshd inside a namespace, and two delay lines, because this
-// kernel has no sch_netem: a user-space relay (tests/tools/delay_relay.cc) that ends TCP, and
-// an IP-layer one (NFQUEUE, tests/tools/nfq_delay.cc) that keeps TCP end to end.
+// link-down event), an OpenSSH sshd inside a namespace, and a delay line at the IP layer,
+// because this kernel has no sch_netem (NFQUEUE, tests/tools/nfq_delay.cc): one TCP
+// connection spans the whole round trip, as on a real long path.
 //
 //   auto net = LaptopServer::Create();               // needs root; skip the test if not ok
 //   ServerSshd sshd;  sshd.Start(net->server, net->server_ip);
@@ -254,7 +254,7 @@ struct LaptopServer {
   // or iptables is missing, so a test can GTEST_SKIP() << error.ToString().
   static Result<std::unique_ptr<LaptopServer>> Create();
 
-  // Delays the link at the IP layer (NfqDelayLine), instead of a DelayRelay: `laptop_to_server`
+  // Delays the link at the IP layer (NfqDelayLine): `laptop_to_server`
   // on what the laptop sends, `server_to_laptop` on what the server sends (0: that direction
   // stays undelayed); RTT = their sum. Call once.
   Status AddIpDelay(std::chrono::milliseconds laptop_to_server,
@@ -270,8 +270,7 @@ struct ServerSshdOptions {
   std::vector<std::string> extra_config;
   // A port of the namespace's own: 22 is free there.
   uint16_t port = 22;
-  // Also listen on 127.0.0.1 inside the namespace, where a DelayRelay started in the same
-  // namespace connects.
+  // Also listen on 127.0.0.1 inside the namespace (for what runs in the server namespace).
   bool listen_on_loopback = true;
 };
 
@@ -321,7 +320,7 @@ class ServerSshd {
   std::string LogTail(size_t max_bytes = 4000) const;
 
   // Adds a known_hosts line for host:port ("host" for 22, "[host]:port" otherwise), such as a
-  // DelayRelay's address that clients connect to instead.
+  // second address that clients connect to instead.
   Status AddKnownHost(const std::string& host, uint16_t port);
   // Writes a client ssh_config like config_path()'s, changed by `options` (e.g. overrides
   // {"Port", "2222"} to go through a relay).
@@ -344,58 +343,5 @@ class ServerSshd {
   std::vector<std::pair<pid_t, uint64_t>> orphans_;
 };
 
-// ---------------------------------------------------------------------------------------
-// The delay line
-
-// The delay_relay binary (the DELAY_RELAY_BIN compile definition; "" if it is missing).
-const char* DelayRelayBinary();
-
-// (g++ 12 with -Wextra warns on designated initializers that skip a member: set the fields
-// one by one.)
-struct DelayRelayOptions {
-  std::string listen_ip = "127.0.0.1";
-  uint16_t listen_port = 0;  // 0: any free port; port() tells which
-  std::string connect_ip = "127.0.0.1";
-  uint16_t connect_port = 0;
-  // Added in each direction: a round trip through the relay takes 2 * delay more.
-  std::chrono::milliseconds delay{0};
-  // Per direction, shared by all connections; 0: unlimited.
-  double rate_mbit = 0;
-  // Per direction per connection; bounds throughput to buffer / delay (64 MiB / 100 ms ~
-  // 5 Gbit/s).
-  int buffer_mib = 64;
-  // More delay_relay flags, verbatim (e.g. {"--queue-ms", "20"}).
-  std::vector<std::string> extra_args;
-};
-
-// One delay_relay process, in a namespace or in this process's own. Every connection to
-// ip():port() is relayed to connect_ip:connect_port with the delay added each way. It ends
-// TCP at the relay: handshakes and TCP windows see no delay; everything above TCP does.
-// Not thread-safe.
-class DelayRelay {
- public:
-  DelayRelay() = default;
-  ~DelayRelay() { Stop(); }
-  DelayRelay(const DelayRelay&) = delete;
-  DelayRelay& operator=(const DelayRelay&) = delete;
-
-  // Starts it inside `ns` (nullptr: here) and returns once it listens (<= 10 s).
-  Status Start(const DelayRelayOptions& options, const NetNs* ns = nullptr);
-  // SIGTERM, bounded wait, SIGKILL. Open relayed connections die with it. Idempotent.
-  void Stop();
-  bool running() { return child_.valid() && child_.Running(); }
-
-  const std::string& ip() const { return ip_; }
-  uint16_t port() const { return port_; }
-  pid_t pid() const { return child_.pid(); }
-  std::string log_path() const;
-  std::string LogTail(size_t max_bytes = 4000) const;
-
- private:
-  std::unique_ptr<TempDir> dir_;
-  std::string ip_;
-  uint16_t port_ = 0;
-  Child child_;
-};
 
 }  // namespace tether::testing

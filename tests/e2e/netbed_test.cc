@@ -269,171 +269,18 @@ TEST_F(NetBedTest, TetherRunsInTheLaptopNamespaceAndForwardsToTheServersLoopback
   StopAllTethers(state.path());
 }
 
-// ---------------------------------------------------------------------------------------
-// The delay relay
-
-TEST(DelayRelay, AddsTheDelayToEveryRoundTrip) {
-  EchoServer echo;
-  ASSERT_NE(echo.port(), 0);
-  DelayRelay relay;
-  DelayRelayOptions options;
-  options.connect_port = echo.port();
-  options.delay = 100ms;
-  Status s = relay.Start(options);
-  ASSERT_TRUE(s.ok()) << s.error().ToString();
-  auto fd = ConnectTcp(relay.port());
-  ASSERT_TRUE(fd.ok()) << fd.error().ToString();
-  long long fastest = 1'000'000;
-  long long slowest = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto start = Clock::now();
-    ASSERT_EQ(::send(fd->get(), "x", 1, MSG_NOSIGNAL), 1);
-    auto back = ReadExactly(fd->get(), 1, 5s);
-    ASSERT_TRUE(back.ok()) << back.error().ToString();
-    fastest = std::min(fastest, MsSince(start));
-    slowest = std::max(slowest, MsSince(start));
-  }
-  // 2 x 100 ms is a floor the relay enforces; the ceiling only guards against nonsense.
-  EXPECT_GE(fastest, 199);
-  EXPECT_LT(slowest, 1000);
-}
-
-TEST(DelayRelay, Relays64MiBByteIdenticalBothWaysWithHalfClose) {
-  constexpr uint64_t kBytes = uint64_t{64} << 20;
-  SinkServer sink;
-  SourceServer source(kBytes, /*seed=*/7);
-  DelayRelay to_sink, from_source;
-  DelayRelayOptions options;
-  options.delay = 20ms;
-  options.connect_port = sink.port();
-  ASSERT_TRUE(to_sink.Start(options).ok()) << to_sink.LogTail();
-  options.connect_port = source.port();
-  ASSERT_TRUE(from_source.Start(options).ok()) << from_source.LogTail();
-
-  // SendToSink shuts down its sending side and then needs the sink's verdict back: the
-  // relay passed the FIN on after the data and kept the other direction open.
-  auto sent = SendToSink(to_sink.port(), kBytes, /*seed=*/3, 60s);
-  ASSERT_TRUE(sent.ok()) << sent.error().ToString() << "\n" << to_sink.LogTail();
-  EXPECT_EQ(sent->bytes, kBytes);
-  auto got = ReadFromSource(from_source.port(), 60s);
-  ASSERT_TRUE(got.ok()) << got.error().ToString() << "\n" << from_source.LogTail();
-  EXPECT_EQ(got->bytes, kBytes);
-  EXPECT_EQ(got->sha256_hex, source.expected_sha256());
-}
-
-TEST(DelayRelay, RateLimitHoldsATransferToTheLinkSpeed) {
-  constexpr uint64_t kBytes = uint64_t{4} << 20;  // 33.6 Mbit: 0.67 s at 50 Mbit/s
-  SinkServer sink;
-  DelayRelay relay;
-  DelayRelayOptions options;
-  options.connect_port = sink.port();
-  options.delay = 5ms;
-  options.rate_mbit = 50;
-  ASSERT_TRUE(relay.Start(options).ok()) << relay.LogTail();
-  auto start = Clock::now();
-  auto sent = SendToSink(relay.port(), kBytes, /*seed=*/5, 30s);
-  ASSERT_TRUE(sent.ok()) << sent.error().ToString();
-  EXPECT_GE(MsSince(start), 600);
-  EXPECT_LT(MsSince(start), 10'000);
-}
-
-TEST(DelayRelay, PassesAResetOnAfterTheDelay) {
-  // A server that accepts and resets at once (SO_LINGER 0).
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener.get(), 4), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  DelayRelay relay;
-  DelayRelayOptions options;
-  options.connect_port = ntohs(addr.sin_port);
-  options.delay = 100ms;
-  ASSERT_TRUE(relay.Start(options).ok()) << relay.LogTail();
-
-  auto start = Clock::now();
-  auto client = ConnectTcp(relay.port());
-  ASSERT_TRUE(client.ok()) << client.error().ToString();
-  auto server_end = AcceptTcp(listener.get(), 5s);
-  ASSERT_TRUE(server_end.ok()) << server_end.error().ToString();
-  linger lg{1, 0};
-  ::setsockopt(server_end->get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  server_end->Reset();
-  ASSERT_NE(PollIn(client->get(), 5s), 0);
-  char c = 0;
-  EXPECT_EQ(::recv(client->get(), &c, 1, 0), -1);
-  EXPECT_EQ(errno, ECONNRESET);
-  EXPECT_GE(MsSince(start), 99);
-}
-
-TEST(DelayRelay, ARefusedConnectionReachesTheClientAsADelayedReset) {
-  DelayRelay relay;
-  DelayRelayOptions options;
-  options.connect_port = FreeTcpPort();  // nothing listens there
-  options.delay = 100ms;
-  ASSERT_TRUE(relay.Start(options).ok()) << relay.LogTail();
-  auto start = Clock::now();
-  auto client = ConnectTcp(relay.port());  // the relay itself accepts at once
-  ASSERT_TRUE(client.ok()) << client.error().ToString();
-  ASSERT_NE(PollIn(client->get(), 5s), 0);
-  char c = 0;
-  EXPECT_EQ(::recv(client->get(), &c, 1, 0), -1);
-  EXPECT_EQ(errno, ECONNRESET);
-  EXPECT_GE(MsSince(start), 99);
-}
-
-TEST(DelayRelay, IdleConnectionsCostNoCpu) {
-  EchoServer echo;
-  DelayRelay relay;
-  DelayRelayOptions options;
-  options.connect_port = echo.port();
-  options.delay = 50ms;
-  ASSERT_TRUE(relay.Start(options).ok()) << relay.LogTail();
-  std::vector<UniqueFd> conns;
-  for (int i = 0; i < 10; ++i) {
-    auto fd = ConnectTcp(relay.port());
-    ASSERT_TRUE(fd.ok()) << fd.error().ToString();
-    // Half-closed ones too: a socket whose peer said FIN must not wake the loop forever.
-    if (i % 2 == 0) ::shutdown(fd->get(), SHUT_WR);
-    conns.push_back(std::move(*fd));
-  }
-  std::this_thread::sleep_for(300ms);  // the delayed FINs have gone through
-  auto before = ProcessCpuSeconds(relay.pid());
-  ASSERT_TRUE(before.ok()) << before.error().ToString();
-  std::this_thread::sleep_for(1s);
-  auto after = ProcessCpuSeconds(relay.pid());
-  ASSERT_TRUE(after.ok()) << after.error().ToString();
-  EXPECT_LE(*after - *before, 0.05) << "the relay spins while idle (CPU seconds in 1 s)";
-  EXPECT_TRUE(relay.running());
-}
-
-TEST_F(NetBedTest, SshThroughADelayRelayInTheServerNamespacePaysTheRoundTrips) {
+TEST_F(NetBedTest, SshOverTheIpDelayPaysTheRoundTrips) {
+  if (std::string(NfqDelayBinary()).empty()) GTEST_SKIP() << "nfq_delay was not built";
   StartSshd();
-  DelayRelay relay;
-  DelayRelayOptions options;
-  options.listen_ip = net_->server_ip;
-  options.listen_port = 2222;
-  options.connect_port = sshd_.port();  // sshd's 127.0.0.1 listener in the same namespace
-  options.delay = 50ms;
-  Status s = relay.Start(options, &net_->server);
-  ASSERT_TRUE(s.ok()) << s.error().ToString();
-  ASSERT_TRUE(sshd_.AddKnownHost(net_->server_ip, relay.port()).ok());
-  TempDir dir;
-  ClientConfigOptions client;
-  client.overrides["Port"] = std::to_string(relay.port());
-  ASSERT_TRUE(sshd_.WriteClientConfig(dir.File("ssh_config"), client).ok());
-
+  ASSERT_TRUE(net_->AddIpDelay(50ms, 50ms).ok());
   auto start = Clock::now();
-  CommandResult r = Ssh(dir.File("ssh_config"), {"true"});
-  ASSERT_TRUE(r.ok()) << r.Describe() << "\n" << relay.LogTail();
+  CommandResult r = Ssh(sshd_.config_path(), {"true"});
+  ASSERT_TRUE(r.ok()) << r.Describe();
   // Banner, key exchange, auth, channel and exec need well over 4 round trips of 100 ms.
   EXPECT_GE(MsSince(start), 400);
-  // The relay on the server side keeps the laptop's own TCP connection on the link, so a
-  // black hole there still silences it.
+  // The delay is on the link itself, so a black hole there still silences it.
   ASSERT_TRUE(net_->link.Blackhole(true).ok());
-  auto blocked = net_->laptop.ConnectTcp(net_->server_ip, relay.port(), 1s);
+  auto blocked = net_->laptop.ConnectTcp(net_->server_ip, sshd_.port(), 1s);
   EXPECT_FALSE(blocked.ok());
 }
 
