@@ -447,8 +447,8 @@ Error DeniedError(const Login& l, int methods) {
   }
   std::string what = "permission denied for " + host.user + "@" + host.hostname;
   if (!l.accepted.empty()) {
-    what += " after partial success (" + Joined(l.accepted, ", ") +
-            " accepted, but the server wants another factor)";
+    what += " after partial success: " + Joined(l.accepted, ", ") +
+            " accepted, and the server wants another factor";
   }
   std::string offered = Counted(l.tried);
   if (offered.empty()) offered = "nothing we could offer";
@@ -461,8 +461,9 @@ Error DeniedError(const Login& l, int methods) {
   std::string hint;
   if (needs_a_person) {
     hint = "the server wants a password or a one-time code, and " + l.prompter.WhyNot() +
-           "; run `tether up` from a terminal, or set SSH_ASKPASS (with "
-           "SSH_ASKPASS_REQUIRE=force when there is no display)";
+           (host.batch_mode ? "; set `BatchMode no` for this host to be asked"
+                            : "; run `tether up` from a terminal, or set SSH_ASKPASS (with "
+                              "SSH_ASKPASS_REQUIRE=force when there is no display)");
   } else if (l.accepted.empty() && Lists(methods, AuthMethod::kPublicKey)) {
     hint = "make sure the server has your public key in ~/.ssh/authorized_keys of " + host.user +
            " (ssh-copy-id), or set IdentityFile for this host";

@@ -265,7 +265,7 @@ TEST_F(KeyAndPasswordTest, WrongPasswordsStopAtNumberOfPasswordPromptsAndSayPart
   EXPECT_EQ(r.exit_code, 1) << r.Describe();
   EXPECT_EQ(Asked().size(), 2u) << "NumberOfPasswordPrompts 2: " << ReadFileOrEmpty(asked_path());
   EXPECT_NE(r.err.find("permission denied"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("partial success (publickey (" + key_ + ") accepted"), std::string::npos)
+  EXPECT_NE(r.err.find("partial success: publickey (" + key_ + ") accepted"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("password (2 times)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("the server still accepts: password"), std::string::npos) << r.err;
@@ -284,6 +284,7 @@ TEST_F(KeyAndPasswordTest, BatchModeFailsAtOnceWithoutAsking) {
   EXPECT_NE(r.err.find("partial success"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("not tried: password"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("BatchMode is set"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("BatchMode no"), std::string::npos) << "no advice: " << r.err;
   EXPECT_NE(SshdLog().find(PartialPublickey()), std::string::npos) << sshd_.LogTail();
   EXPECT_TRUE(StateFiles().empty());
 }
