@@ -312,6 +312,24 @@ TEST_F(KeyAndPasswordTest, WithoutATerminalOrDisplayAskpassNeedsForce) {
   EXPECT_NE(r.err.find("SSH_ASKPASS_REQUIRE=force"), std::string::npos) << r.err;
 }
 
+TEST_F(KeyAndPasswordTest, AMethodTheConfigurationLeavesOutIsNotTriedAndTheErrorSaysWhy) {
+  WriteAskpass(account_->password(), account_->password());
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> cases = {
+      {{{"PreferredAuthentications", "keyboard-interactive,publickey"}},
+       "not tried: password: not in PreferredAuthentications"},
+      {{{"PasswordAuthentication", "no"}}, "not tried: password: PasswordAuthentication is no"},
+  };
+  for (const auto& [overrides, why] : cases) {
+    CommandResult r = UpWithoutTerminal(ClientConfig(overrides), Askpass("force"));
+    EXPECT_EQ(r.exit_code, 1) << r.Describe();
+    EXPECT_NE(r.err.find("partial success"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_TRUE(Asked().empty()) << ReadFileOrEmpty(asked_path());
+  }
+  EXPECT_EQ(CountOccurrences(SshdLog(), PartialPublickey()), 2u) << sshd_.LogTail();
+  EXPECT_TRUE(StateFiles().empty());
+}
+
 TEST_F(KeyAndPasswordTest, APasswordTypedAtTheTerminalIsNotEchoed) {
   const std::string config = ClientConfig();
   tmux_ = std::make_unique<Tmux>(scratch_.File("tmux.sock"));
