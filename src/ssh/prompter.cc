@@ -63,7 +63,8 @@ PromptSetting PromptSetting::FromEnvironment(bool batch_mode) {
 PromptChoice ChoosePromptRoute(const PromptSetting& setting) {
   if (setting.batch_mode) {
     return {PromptRoute::kNobody,
-            "BatchMode is set for this host, so tether asks nobody (as ssh does)"};
+            "BatchMode is set for this host, so tether asks nobody (as ssh does)",
+            "set `BatchMode no` for this host to be asked"};
   }
   bool allow_askpass = setting.have_display;
   bool use_askpass = false;
@@ -80,16 +81,20 @@ PromptChoice ChoosePromptRoute(const PromptSetting& setting) {
     case AskpassRequire::kUnset:
       break;
   }
-  if (!use_askpass && setting.have_terminal) return {PromptRoute::kTerminal, ""};
-  if (allow_askpass) return {PromptRoute::kAskpass, ""};
+  if (!use_askpass && setting.have_terminal) return {PromptRoute::kTerminal, "", ""};
+  if (allow_askpass) return {PromptRoute::kAskpass, "", ""};
   if (setting.require == AskpassRequire::kNever) {
     return {PromptRoute::kNobody,
             "there is no terminal to ask on, and SSH_ASKPASS_REQUIRE=never rules out "
-            "SSH_ASKPASS"};
+            "SSH_ASKPASS",
+            "run `tether up` from a terminal, or let SSH_ASKPASS answer (SSH_ASKPASS_REQUIRE="
+            "force)"};
   }
   return {PromptRoute::kNobody,
           "there is no terminal to ask on, and without one SSH_ASKPASS is used only when "
-          "DISPLAY or WAYLAND_DISPLAY is set or SSH_ASKPASS_REQUIRE=force"};
+          "DISPLAY or WAYLAND_DISPLAY is set or SSH_ASKPASS_REQUIRE=force",
+          "run `tether up` from a terminal, or set SSH_ASKPASS to a program that answers, "
+          "with SSH_ASKPASS_REQUIRE=force"};
 }
 
 TtyPrompter::TtyPrompter(bool batch_mode)
@@ -103,6 +108,10 @@ bool TtyPrompter::CanPrompt() const { return choice_.route != PromptRoute::kNobo
 std::string TtyPrompter::WhyNot() const {
   if (choice_.route == PromptRoute::kNobody) return choice_.why_nobody;
   return last_failure_;
+}
+
+std::string TtyPrompter::HowToBeAsked() const {
+  return choice_.advice.empty() ? Prompter::HowToBeAsked() : choice_.advice;
 }
 
 std::optional<std::string> TtyPrompter::Ask(const std::string& prompt, bool echo) {

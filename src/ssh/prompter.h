@@ -20,6 +20,8 @@ class Prompter {
   // Why nobody can answer (CanPrompt() false), or why the last Ask() got no answer, in
   // words for an error message; "" when there is nothing to say.
   virtual std::string WhyNot() const { return ""; }
+  // What the person can do so that they are asked, when CanPrompt() is false.
+  virtual std::string HowToBeAsked() const { return "run `tether up` from a terminal"; }
 };
 
 // SSH_ASKPASS_REQUIRE, as ssh reads it (case-insensitive; anything else is unset).
@@ -43,7 +45,8 @@ enum class PromptRoute { kNobody, kTerminal, kAskpass };
 
 struct PromptChoice {
   PromptRoute route = PromptRoute::kNobody;
-  std::string why_nobody;  // for kNobody: what to change, in words
+  std::string why_nobody;  // for kNobody: why, in words
+  std::string advice;      // for kNobody: what to change
 };
 
 // ssh's choice (readpass.c): BatchMode asks nobody. Askpass is allowed when a display is
@@ -64,6 +67,7 @@ class TtyPrompter : public Prompter {
   std::optional<std::string> Ask(const std::string& prompt, bool echo) override;
   void Tell(const std::string& text) override;
   std::string WhyNot() const override;
+  std::string HowToBeAsked() const override;
 
  private:
   std::optional<std::string> AskTerminal(const std::string& prompt, bool echo);
@@ -80,9 +84,7 @@ class NoPrompter : public Prompter {
   bool CanPrompt() const override { return false; }
   std::optional<std::string> Ask(const std::string&, bool) override { return std::nullopt; }
   void Tell(const std::string&) override {}
-  std::string WhyNot() const override {
-    return "this connection is made in the background, where nobody can answer";
-  }
+  std::string WhyNot() const override { return "this connection is made without asking anyone"; }
 };
 
 }  // namespace tether::ssh

@@ -460,10 +460,8 @@ Error DeniedError(const Login& l, int methods) {
 
   std::string hint;
   if (needs_a_person) {
-    hint = "the server wants a password or a one-time code, and " + l.prompter.WhyNot() +
-           (host.batch_mode ? "; set `BatchMode no` for this host to be asked"
-                            : "; run `tether up` from a terminal, or set SSH_ASKPASS (with "
-                              "SSH_ASKPASS_REQUIRE=force when there is no display)");
+    hint = "the server wants a password or a one-time code, and " + l.prompter.WhyNot() + "; " +
+           l.prompter.HowToBeAsked();
   } else if (l.accepted.empty() && Lists(methods, AuthMethod::kPublicKey)) {
     hint = "make sure the server has your public key in ~/.ssh/authorized_keys of " + host.user +
            " (ssh-copy-id), or set IdentityFile for this host";

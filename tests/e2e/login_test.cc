@@ -314,6 +314,19 @@ TEST_F(KeyAndPasswordTest, WithoutATerminalOrDisplayAskpassNeedsForce) {
   EXPECT_NE(r.err.find("SSH_ASKPASS_REQUIRE=force"), std::string::npos) << r.err;
 }
 
+TEST_F(KeyAndPasswordTest, AnAskpassThatFailsEndsTheLoginAndSaysHow) {
+  askpass_ = scratch_.File("askpass");
+  ASSERT_TRUE(WriteFile(askpass_, "#!/bin/sh\nexit 1\n", 0700).ok());
+  CommandResult r = UpWithoutTerminal(ClientConfig(), Askpass("force"));
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.err.find("partial success"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no answer: SSH_ASKPASS program " + askpass_ + " exited with 1"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(CountOccurrences(SshdLog(), "Failed password"), 0u) << "nothing was sent";
+  EXPECT_TRUE(StateFiles().empty());
+}
+
 TEST_F(KeyAndPasswordTest, AMethodTheConfigurationLeavesOutIsNotTriedAndTheErrorSaysWhy) {
   WriteAskpass(account_->password(), account_->password());
   const std::vector<std::pair<std::map<std::string, std::string>, std::string>> cases = {

@@ -62,6 +62,7 @@ TEST(PromptRoute, FollowsSshsRulesForTerminalDisplayAndAskpassRequire) {
     if (c.want == P::kNobody) {
       EXPECT_NE(choice.why_nobody.find(c.why_contains), std::string::npos)
           << c.what << ": " << choice.why_nobody;
+      EXPECT_FALSE(choice.advice.empty()) << c.what << ": nothing to do about it";
     }
     TtyPrompter prompter(setting);
     EXPECT_EQ(prompter.CanPrompt(), c.want != P::kNobody) << c.what;
