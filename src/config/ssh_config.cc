@@ -282,6 +282,11 @@ struct Obtained {
   std::optional<StrictHostKeyChecking> strict_host_key_checking;
   std::optional<std::chrono::seconds> connect_timeout;
   std::optional<bool> batch_mode;
+  std::optional<std::vector<std::string>> preferred_authentications;
+  std::optional<bool> pubkey_authentication;
+  std::optional<bool> kbd_interactive_authentication;
+  std::optional<bool> password_authentication;
+  std::optional<int> number_of_password_prompts;
   std::optional<std::string> ciphers;
   std::optional<std::string> kex_algorithms;
   std::optional<std::string> host_key_algorithms;
@@ -630,6 +635,48 @@ class Reader {
 
   Status OnIdentitiesOnly(const Line& line) { return SetFlag(line, got_.identities_only); }
   Status OnBatchMode(const Line& line) { return SetFlag(line, got_.batch_mode); }
+  // ChallengeResponseAuthentication is its old name; both fill one slot (readconf.c).
+  Status OnKbdInteractiveAuthentication(const Line& line) {
+    return SetFlag(line, got_.kbd_interactive_authentication);
+  }
+  Status OnPasswordAuthentication(const Line& line) {
+    return SetFlag(line, got_.password_authentication);
+  }
+
+  // yes, no, and OpenSSH 9's unbound and host-bound, which only choose how the key is
+  // bound to the host key: publickey is on for both.
+  Status OnPubkeyAuthentication(const Line& line) {
+    if (Status s = ExpectOne(line); !s) return s;
+    const std::string v = ToLower(line.args[0]);
+    if (v == "unbound" || v == "host-bound") {
+      SetFirst(got_.pubkey_authentication, true, *line.active);
+      return Status::Ok();
+    }
+    return SetFlag(line, got_.pubkey_authentication);
+  }
+
+  Status OnPreferredAuthentications(const Line& line) {
+    if (Status s = ExpectOne(line); !s) return s;
+    std::vector<std::string> methods;
+    std::string_view rest = line.args[0];
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string name = ToLower(rest.substr(0, comma));
+      if (name.empty()) return Fail(line, Quoted(line.args[0]) + " has an empty method name");
+      methods.push_back(std::move(name));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    SetFirst(got_.preferred_authentications, std::move(methods), *line.active);
+    return Status::Ok();
+  }
+
+  Status OnNumberOfPasswordPrompts(const Line& line) {
+    if (Status s = ExpectOne(line); !s) return s;
+    auto count = ParseNonNegativeInt(line.args[0]);
+    if (!count) return Fail(line, Quoted(line.args[0]) + " is not a count");
+    SetFirst(got_.number_of_password_prompts, *count, *line.active);
+    return Status::Ok();
+  }
   Status OnClearAllForwardings(const Line& line) {
     return SetFlag(line, got_.clear_all_forwardings);
   }
@@ -854,7 +901,7 @@ const Reader::Rule Reader::kRules[] = {
     {"CanonicalizePermittedCNAMEs", &Reader::OnUnused},
     {"CASignatureAlgorithms", &Reader::OnUnused},
     {"CertificateFile", &Reader::OnUnused},
-    {"ChallengeResponseAuthentication", &Reader::OnUnused},
+    {"ChallengeResponseAuthentication", &Reader::OnKbdInteractiveAuthentication},
     {"ChannelTimeout", &Reader::OnUnused},
     {"CheckHostIP", &Reader::OnUnused},
     {"Cipher", &Reader::OnUnused},
@@ -890,7 +937,7 @@ const Reader::Rule Reader::kRules[] = {
     {"HostbasedAuthentication", &Reader::OnUnused},
     {"HostbasedKeyTypes", &Reader::OnUnused},
     {"IPQoS", &Reader::OnUnused},
-    {"KbdInteractiveAuthentication", &Reader::OnUnused},
+    {"KbdInteractiveAuthentication", &Reader::OnKbdInteractiveAuthentication},
     {"KbdInteractiveDevices", &Reader::OnUnused},
     {"KnownHostsCommand", &Reader::OnUnused},
     {"LocalCommand", &Reader::OnUnused},
@@ -898,18 +945,18 @@ const Reader::Rule Reader::kRules[] = {
     {"LogVerbose", &Reader::OnUnused},
     {"MACs", &Reader::OnUnused},
     {"NoHostAuthenticationForLocalhost", &Reader::OnUnused},
-    {"NumberOfPasswordPrompts", &Reader::OnUnused},
+    {"NumberOfPasswordPrompts", &Reader::OnNumberOfPasswordPrompts},
     {"ObscureKeystrokeTiming", &Reader::OnUnused},
-    {"PasswordAuthentication", &Reader::OnUnused},
+    {"PasswordAuthentication", &Reader::OnPasswordAuthentication},
     {"PermitLocalCommand", &Reader::OnUnused},
     {"PermitRemoteOpen", &Reader::OnUnused},
     {"PKCS11Provider", &Reader::OnUnused},
-    {"PreferredAuthentications", &Reader::OnUnused},
+    {"PreferredAuthentications", &Reader::OnPreferredAuthentications},
     {"Protocol", &Reader::OnUnused},
     {"ProxyUseFdpass", &Reader::OnUnused},
     {"PubkeyAcceptedAlgorithms", &Reader::OnUnused},
     {"PubkeyAcceptedKeyTypes", &Reader::OnUnused},
-    {"PubkeyAuthentication", &Reader::OnUnused},
+    {"PubkeyAuthentication", &Reader::OnPubkeyAuthentication},
     {"RekeyLimit", &Reader::OnUnused},
     {"RemoteCommand", &Reader::OnUnused},
     {"RequestTTY", &Reader::OnUnused},
@@ -1020,6 +1067,11 @@ HostConfig Finish(const Environment& env, Obtained& got) {
   hc.strict_host_key_checking = got.strict_host_key_checking.value_or(StrictHostKeyChecking::kAsk);
   hc.connect_timeout = got.connect_timeout.value_or(std::chrono::seconds{0});
   hc.batch_mode = got.batch_mode.value_or(false);
+  hc.preferred_authentications = got.preferred_authentications.value_or(std::vector<std::string>{});
+  hc.pubkey_authentication = got.pubkey_authentication.value_or(true);
+  hc.kbd_interactive_authentication = got.kbd_interactive_authentication.value_or(true);
+  hc.password_authentication = got.password_authentication.value_or(true);
+  hc.number_of_password_prompts = got.number_of_password_prompts.value_or(3);
   hc.ciphers = got.ciphers.value_or("");
   hc.kex_algorithms = got.kex_algorithms.value_or("");
   hc.host_key_algorithms = got.host_key_algorithms.value_or("");

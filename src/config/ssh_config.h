@@ -41,15 +41,22 @@ struct HostConfig {
   StrictHostKeyChecking strict_host_key_checking = StrictHostKeyChecking::kAsk;
   std::chrono::seconds connect_timeout{0};  // 0: the system's TCP timeout
   bool batch_mode = false;                  // never prompt
-  std::string ciphers;                      // Ciphers, verbatim ("" = library default)
-  std::string kex_algorithms;               // KexAlgorithms, verbatim
-  std::string host_key_algorithms;          // HostKeyAlgorithms, verbatim
-  std::string identity_agent;               // IdentityAgent, expanded ("" = SSH_AUTH_SOCK)
-  std::vector<std::string> proxy_jump;      // ProxyJump hops, in order ("none" = empty)
-  std::string proxy_command;                // ProxyCommand, verbatim ("none" = empty)
-  int server_alive_interval_s = 0;          // ServerAliveInterval (0 = unset)
-  int server_alive_count_max = 3;           // ServerAliveCountMax
-  std::vector<ForwardSpec> forwards;        // LocalForward, RemoteForward, DynamicForward
+  // PreferredAuthentications, in order, lowercased; empty: ssh's order. Only publickey,
+  // keyboard-interactive and password mean anything to tether; others are kept and skipped.
+  std::vector<std::string> preferred_authentications;
+  bool pubkey_authentication = true;           // PubkeyAuthentication (unbound, host-bound: yes)
+  bool kbd_interactive_authentication = true;  // KbdInteractiveAuthentication
+  bool password_authentication = true;         // PasswordAuthentication
+  int number_of_password_prompts = 3;          // NumberOfPasswordPrompts
+  std::string ciphers;                         // Ciphers, verbatim ("" = library default)
+  std::string kex_algorithms;                  // KexAlgorithms, verbatim
+  std::string host_key_algorithms;             // HostKeyAlgorithms, verbatim
+  std::string identity_agent;                  // IdentityAgent, expanded ("" = SSH_AUTH_SOCK)
+  std::vector<std::string> proxy_jump;         // ProxyJump hops, in order ("none" = empty)
+  std::string proxy_command;                   // ProxyCommand, verbatim ("none" = empty)
+  int server_alive_interval_s = 0;             // ServerAliveInterval (0 = unset)
+  int server_alive_count_max = 3;              // ServerAliveCountMax
+  std::vector<ForwardSpec> forwards;           // LocalForward, RemoteForward, DynamicForward
   // ControlPath as written, ~ and tokens not expanded (config/control_path.h does that the
   // way ssh does); "" when unset, "none" kept as it is.
   std::string control_path;

@@ -288,9 +288,11 @@ Status VerifyHostKey(ssh_session session, const config::HostConfig& host, Prompt
       break;
     case StrictHostKeyChecking::kAsk: {
       if (!prompter.CanPrompt()) {
+        std::string why = prompter.WhyNot();
+        if (why.empty()) why = "there is no terminal to ask";
         return MakeError(ErrorCode::kHostKey,
                          "no known host key for " + known_name + "; the server offers " + offered +
-                             ", and there is no terminal to ask" + CertAuthorityNote(check),
+                             ", and " + why + CertAuthorityNote(check),
                          "run `tether up` from a terminal once, or add the key to " + user_file +
                              " (or set StrictHostKeyChecking accept-new for this host)");
       }

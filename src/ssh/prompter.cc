@@ -1,28 +1,138 @@
 #include "ssh/prompter.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <strings.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
 #include "common/unique_fd.h"
 
-namespace tether::ssh {
+extern char** environ;
 
-TtyPrompter::TtyPrompter(bool disabled) {
-  if (disabled) {
-    enabled_ = false;
-    return;
-  }
-  UniqueFd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC));
-  enabled_ = tty.valid();
+namespace tether::ssh {
+namespace {
+
+// Bounded: a line longer than this is not a passphrase anyone types.
+constexpr size_t kMaxAnswer = 4096;
+// A person at a dialog box takes their time; a stuck program must not hold a login forever.
+constexpr std::chrono::minutes kAskpassTimeout{10};
+
+bool SetAndNotEmpty(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0';
 }
 
-bool TtyPrompter::CanPrompt() const { return enabled_; }
+AskpassRequire ParseRequire(const char* text) {
+  if (text == nullptr) return AskpassRequire::kUnset;
+  if (::strcasecmp(text, "force") == 0) return AskpassRequire::kForce;
+  if (::strcasecmp(text, "prefer") == 0) return AskpassRequire::kPrefer;
+  if (::strcasecmp(text, "never") == 0) return AskpassRequire::kNever;
+  return AskpassRequire::kUnset;
+}
+
+// The answer ends at the first end of line, as ssh reads it.
+std::string FirstLine(std::string text) {
+  text.resize(text.find_first_of("\r\n") == std::string::npos ? text.size()
+                                                              : text.find_first_of("\r\n"));
+  return text;
+}
+
+}  // namespace
+
+PromptSetting PromptSetting::FromEnvironment(bool batch_mode) {
+  PromptSetting s;
+  s.batch_mode = batch_mode;
+  UniqueFd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));
+  s.have_terminal = tty.valid();
+  s.have_display = SetAndNotEmpty("DISPLAY") || SetAndNotEmpty("WAYLAND_DISPLAY");
+  s.askpass = SetAndNotEmpty("SSH_ASKPASS") ? std::getenv("SSH_ASKPASS") : kDefaultAskpass;
+  s.require = ParseRequire(std::getenv("SSH_ASKPASS_REQUIRE"));
+  return s;
+}
+
+PromptChoice ChoosePromptRoute(const PromptSetting& setting) {
+  if (setting.batch_mode) {
+    return {PromptRoute::kNobody,
+            "BatchMode is set for this host, so tether asks nobody (as ssh does)",
+            "set `BatchMode no` for this host to be asked"};
+  }
+  bool allow_askpass = setting.have_display;
+  bool use_askpass = false;
+  switch (setting.require) {
+    case AskpassRequire::kForce:
+      use_askpass = allow_askpass = true;
+      break;
+    case AskpassRequire::kPrefer:
+      use_askpass = allow_askpass;
+      break;
+    case AskpassRequire::kNever:
+      allow_askpass = false;
+      break;
+    case AskpassRequire::kUnset:
+      break;
+  }
+  if (!use_askpass && setting.have_terminal) return {PromptRoute::kTerminal, "", ""};
+  if (allow_askpass) return {PromptRoute::kAskpass, "", ""};
+  if (setting.require == AskpassRequire::kNever) {
+    return {PromptRoute::kNobody,
+            "there is no terminal to ask on, and SSH_ASKPASS_REQUIRE=never rules out "
+            "SSH_ASKPASS",
+            "run `tether up` from a terminal, or let SSH_ASKPASS answer (SSH_ASKPASS_REQUIRE="
+            "force)"};
+  }
+  return {PromptRoute::kNobody,
+          "there is no terminal to ask on, and without one SSH_ASKPASS is used only when "
+          "DISPLAY or WAYLAND_DISPLAY is set or SSH_ASKPASS_REQUIRE=force",
+          "run `tether up` from a terminal, or set SSH_ASKPASS to a program that answers, "
+          "with SSH_ASKPASS_REQUIRE=force"};
+}
+
+TtyPrompter::TtyPrompter(bool batch_mode)
+    : TtyPrompter(PromptSetting::FromEnvironment(batch_mode)) {}
+
+TtyPrompter::TtyPrompter(const PromptSetting& setting)
+    : setting_(setting), choice_(ChoosePromptRoute(setting)) {}
+
+bool TtyPrompter::CanPrompt() const { return choice_.route != PromptRoute::kNobody; }
+
+std::string TtyPrompter::WhyNot() const {
+  if (choice_.route == PromptRoute::kNobody) return choice_.why_nobody;
+  return last_failure_;
+}
+
+std::string TtyPrompter::HowToBeAsked() const {
+  return choice_.advice.empty() ? Prompter::HowToBeAsked() : choice_.advice;
+}
 
 std::optional<std::string> TtyPrompter::Ask(const std::string& prompt, bool echo) {
-  if (!enabled_) return std::nullopt;
+  last_failure_.clear();
+  switch (choice_.route) {
+    case PromptRoute::kTerminal:
+      return AskTerminal(prompt, echo);
+    case PromptRoute::kAskpass:
+      return AskAskpass(prompt);
+    case PromptRoute::kNobody:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> TtyPrompter::AskTerminal(const std::string& prompt, bool echo) {
   UniqueFd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC));
-  if (!tty) return std::nullopt;
+  if (!tty) {
+    last_failure_ = std::string("the terminal could not be opened: ") + std::strerror(errno);
+    return std::nullopt;
+  }
   [[maybe_unused]] ssize_t w = ::write(tty.get(), prompt.data(), prompt.size());
   termios saved{};
   bool restore = false;
@@ -34,8 +144,6 @@ std::optional<std::string> TtyPrompter::Ask(const std::string& prompt, bool echo
   std::string line;
   char c;
   bool got_newline = false;
-  // Bounded: a line longer than this is not a passphrase anyone types.
-  constexpr size_t kMaxAnswer = 4096;
   while (line.size() < kMaxAnswer && ::read(tty.get(), &c, 1) == 1) {
     if (c == '\n' || c == '\r') {
       got_newline = true;
@@ -47,16 +155,87 @@ std::optional<std::string> TtyPrompter::Ask(const std::string& prompt, bool echo
     ::tcsetattr(tty.get(), TCSAFLUSH, &saved);
     [[maybe_unused]] ssize_t n = ::write(tty.get(), "\n", 1);
   }
-  if (!got_newline && line.empty()) return std::nullopt;
+  if (!got_newline && line.empty()) {
+    last_failure_ = "the terminal closed without an answer";
+    return std::nullopt;
+  }
   return line;
 }
 
+std::optional<std::string> TtyPrompter::AskAskpass(const std::string& prompt) {
+  const std::string& program = setting_.askpass;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    last_failure_ = std::string("pipe: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  // stdin may carry the caller's data: the program reads nothing of it.
+  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  std::string arg0 = program;
+  std::string arg1 = prompt;
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  pid_t pid = 0;
+  const int rc = ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv, environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  write_end.Reset();
+  if (rc != 0) {
+    last_failure_ = "SSH_ASKPASS program " + program + " could not be run: " + std::strerror(rc);
+    return std::nullopt;
+  }
+
+  std::string out;
+  bool timed_out = false;
+  const auto deadline = std::chrono::steady_clock::now() + kAskpassTimeout;
+  while (out.size() < kMaxAnswer) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{read_end.get(), POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) break;
+    if (ready == 0) continue;  // the deadline is checked above
+    char buf[512];
+    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  read_end.Reset();
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string answer = FirstLine(std::move(out));
+  if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fill(answer.begin(), answer.end(), '\0');
+    last_failure_ =
+        "SSH_ASKPASS program " + program +
+        (timed_out             ? " gave no answer in 10 minutes"
+         : WIFEXITED(status)   ? " exited with " + std::to_string(WEXITSTATUS(status))
+         : WIFSIGNALED(status) ? " was killed by signal " + std::to_string(WTERMSIG(status))
+                               : " failed");
+    return std::nullopt;
+  }
+  return answer;
+}
+
 void TtyPrompter::Tell(const std::string& text) {
-  if (!enabled_) return;
-  UniqueFd tty(::open("/dev/tty", O_WRONLY | O_CLOEXEC));
-  if (!tty) return;
+  if (choice_.route == PromptRoute::kNobody) return;
   std::string line = text + "\n";
-  [[maybe_unused]] ssize_t w = ::write(tty.get(), line.data(), line.size());
+  UniqueFd tty;
+  if (setting_.have_terminal) tty.Reset(::open("/dev/tty", O_WRONLY | O_CLOEXEC));
+  // Without a terminal, as ssh: on stderr, where the person who ran us looks.
+  const int fd = tty.valid() ? tty.get() : STDERR_FILENO;
+  [[maybe_unused]] ssize_t w = ::write(fd, line.data(), line.size());
 }
 
 }  // namespace tether::ssh

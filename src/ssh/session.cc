@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "net/socket.h"
+#include "ssh/auth_methods.h"
 #include "ssh/command.h"
 #include "ssh/host_key.h"
 #include "ssh/jump_relay.h"
@@ -18,8 +21,10 @@ namespace {
 constexpr int kTcpKeepIdleS = 10;
 constexpr int kTcpKeepIntervalS = 5;
 constexpr int kTcpKeepCount = 3;
-// Passphrase attempts per key, as ssh's NumberOfPasswordPrompts.
-constexpr int kPassphraseAttempts = 3;
+// A server that keeps answering "partial success" gets at most this many factors.
+constexpr int kMaxPartialRounds = 8;
+// Bounded: a keyboard-interactive server that keeps asking gets at most this many rounds.
+constexpr int kMaxKbdintRounds = 16;
 // The probe exec must not hold up `tether up` on a slow or odd server.
 constexpr std::chrono::milliseconds kProbeTimeout{5000};
 constexpr size_t kProbeMaxOutput = 256;
@@ -51,13 +56,14 @@ Status SetOption(ssh_session s, ssh_options_e option, const void* value, const c
 struct PassphraseContext {
   Prompter* prompter;
   std::string path;
+  int max_attempts;  // NumberOfPasswordPrompts, as ssh
   int attempts = 0;
 };
 
 int AskPassphrase(const char* /*prompt*/, char* buf, size_t len, int /*echo*/, int /*verify*/,
                   void* userdata) {
   auto* ctx = static_cast<PassphraseContext*>(userdata);
-  if (ctx == nullptr || !ctx->prompter->CanPrompt() || ctx->attempts >= kPassphraseAttempts) {
+  if (ctx == nullptr || !ctx->prompter->CanPrompt() || ctx->attempts >= ctx->max_attempts) {
     return -1;
   }
   ++ctx->attempts;
@@ -210,6 +216,263 @@ void Session::Probe() {
   remote_system_ = out;
 }
 
+namespace {
+
+enum class Outcome { kSuccess, kPartial, kDenied, kError, kUnanswered };
+
+// One login's progress over the methods and factors, for the next step and the error.
+struct Login {
+  ssh_session s;
+  const config::HostConfig& host;
+  Prompter& prompter;
+  std::vector<std::string> tried;             // what was offered, in order
+  std::vector<std::string> accepted;          // what won a partial success, in order, with its key
+  std::vector<std::string> accepted_methods;  // the same, the method's name alone
+  // Keys that won a partial success: sshd takes a key once per login.
+  std::vector<std::string> used_keys;
+  // Decrypted keys kept across factors, so that a passphrase is asked once.
+  std::vector<std::pair<std::string, KeyPtr>> loaded;
+  std::string unanswered;  // why the last prompt got no answer
+};
+
+Outcome FromRc(int rc) {
+  switch (rc) {
+    case SSH_AUTH_SUCCESS:
+      return Outcome::kSuccess;
+    case SSH_AUTH_PARTIAL:
+      return Outcome::kPartial;
+    case SSH_AUTH_ERROR:
+      return Outcome::kError;
+    default:
+      return Outcome::kDenied;
+  }
+}
+
+std::string Joined(const std::vector<std::string>& items, const char* separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
+// "a, b (3 times), c": a method tried again and again is named once.
+std::string Counted(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i;
+    while (j < items.size() && items[j] == items[i]) ++j;
+    out.push_back(j - i > 1 ? items[i] + " (" + std::to_string(j - i) + " times)" : items[i]);
+    i = j;
+  }
+  return Joined(out, ", ");
+}
+
+// The private key at `path`, decrypted (asking for its passphrase), or why not.
+ssh_key LoadKey(Login& l, const std::string& path, std::string* why) {
+  for (auto& [loaded_path, key] : l.loaded) {
+    if (loaded_path == path) return key.get();
+  }
+  PassphraseContext ctx{&l.prompter, path, l.host.number_of_password_prompts};
+  ssh_key priv_raw = nullptr;
+  int rc = SSH_ERROR;
+  // libssh asks once per import: ask again after a wrong passphrase, as ssh does.
+  for (;;) {
+    int asked_before = ctx.attempts;
+    rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, AskPassphrase, &ctx, &priv_raw);
+    if (rc == SSH_OK || ctx.attempts == asked_before || ctx.attempts >= ctx.max_attempts) break;
+  }
+  if (rc != SSH_OK) {
+    *why = ctx.attempts > 0 ? " (wrong passphrase)"
+           : l.prompter.CanPrompt()
+               ? " (unreadable)"
+               : " (needs a passphrase, and " + l.prompter.WhyNot() + ": load it into ssh-agent)";
+    return nullptr;
+  }
+  l.loaded.emplace_back(path, KeyPtr(priv_raw));
+  return priv_raw;
+}
+
+Outcome TryPublicKey(Login& l) {
+  const config::HostConfig& host = l.host;
+  if (!host.identities_only &&
+      (!host.identity_agent.empty() || ::getenv("SSH_AUTH_SOCK") != nullptr)) {
+    l.tried.push_back("ssh-agent");
+    Outcome o = FromRc(ssh_userauth_agent(l.s, nullptr));
+    if (o != Outcome::kDenied) {
+      if (o == Outcome::kPartial) {
+        l.accepted.push_back("publickey (ssh-agent)");
+        l.accepted_methods.push_back("publickey");
+      }
+      return o;
+    }
+  }
+  for (const std::string& path : host.identity_files) {
+    if (std::find(l.used_keys.begin(), l.used_keys.end(), path) != l.used_keys.end()) continue;
+    if (!FileExists(path)) {
+      if (!host.identity_files_default) l.tried.push_back(path + " (missing)");
+      continue;
+    }
+    // Offer the public half first when we have it, so a passphrase is asked only for
+    // a key the server would accept.
+    std::string pub_path = path + ".pub";
+    if (FileExists(pub_path)) {
+      ssh_key pub_raw = nullptr;
+      if (ssh_pki_import_pubkey_file(pub_path.c_str(), &pub_raw) == SSH_OK) {
+        KeyPtr pub(pub_raw);
+        int rc = ssh_userauth_try_publickey(l.s, nullptr, pub.get());
+        if (rc == SSH_AUTH_ERROR) return Outcome::kError;
+        if (rc != SSH_AUTH_SUCCESS) {
+          l.tried.push_back(path);
+          continue;
+        }
+      }
+    }
+    std::string why;
+    ssh_key priv = LoadKey(l, path, &why);
+    if (priv == nullptr) {
+      l.tried.push_back(path + why);
+      continue;
+    }
+    l.tried.push_back(path);
+    Outcome o = FromRc(ssh_userauth_publickey(l.s, nullptr, priv));
+    if (o == Outcome::kPartial) {
+      l.used_keys.push_back(path);
+      l.accepted.push_back("publickey (" + path + ")");
+      l.accepted_methods.push_back("publickey");
+    }
+    if (o != Outcome::kDenied) return o;
+  }
+  return Outcome::kDenied;
+}
+
+// Asks `prompt`; the answer, or nullopt with l.unanswered saying why.
+std::optional<std::string> AskFor(Login& l, const std::string& prompt, bool echo) {
+  auto answer = l.prompter.Ask(prompt, echo);
+  if (!answer) {
+    std::string why = l.prompter.WhyNot();
+    l.unanswered = why.empty() ? "nobody answered" : why;
+  }
+  return answer;
+}
+
+Outcome TryKeyboardInteractive(Login& l) {
+  // Each attempt is a new request, as ssh counts NumberOfPasswordPrompts for it.
+  for (int attempt = 0; attempt < l.host.number_of_password_prompts; ++attempt) {
+    l.tried.push_back("keyboard-interactive");
+    int rc = ssh_userauth_kbdint(l.s, nullptr, nullptr);
+    for (int round = 0; rc == SSH_AUTH_INFO && round < kMaxKbdintRounds; ++round) {
+      // As the server sent them; ssh shows the name and the instruction when not empty.
+      const char* name = ssh_userauth_kbdint_getname(l.s);
+      if (name != nullptr && *name != '\0') l.prompter.Tell(name);
+      const char* instruction = ssh_userauth_kbdint_getinstruction(l.s);
+      if (instruction != nullptr && *instruction != '\0') l.prompter.Tell(instruction);
+      int n = ssh_userauth_kbdint_getnprompts(l.s);
+      for (int i = 0; i < n; ++i) {
+        char echo = 0;
+        const char* prompt = ssh_userauth_kbdint_getprompt(l.s, i, &echo);
+        // ssh names the account asked about: with jump hosts several may ask in turn.
+        auto answer = AskFor(l,
+                             "(" + l.host.user + "@" + l.host.hostname + ") " +
+                                 (prompt != nullptr ? prompt : "Response: "),
+                             echo != 0);
+        if (!answer) return Outcome::kUnanswered;
+        ssh_userauth_kbdint_setanswer(l.s, static_cast<unsigned>(i), answer->c_str());
+        std::fill(answer->begin(), answer->end(), '\0');
+      }
+      rc = ssh_userauth_kbdint(l.s, nullptr, nullptr);
+    }
+    Outcome o = FromRc(rc == SSH_AUTH_INFO ? SSH_AUTH_DENIED : rc);
+    if (o == Outcome::kPartial) {
+      l.accepted.push_back("keyboard-interactive");
+      l.accepted_methods.push_back("keyboard-interactive");
+    }
+    if (o != Outcome::kDenied) return o;
+  }
+  return Outcome::kDenied;
+}
+
+Outcome TryPassword(Login& l) {
+  for (int attempt = 0; attempt < l.host.number_of_password_prompts; ++attempt) {
+    if (attempt > 0) l.prompter.Tell("Permission denied, please try again.");
+    auto password = AskFor(l, l.host.user + "@" + l.host.hostname + "'s password: ", false);
+    if (!password) return Outcome::kUnanswered;
+    l.tried.push_back("password");
+    Outcome o = FromRc(ssh_userauth_password(l.s, nullptr, password->c_str()));
+    std::fill(password->begin(), password->end(), '\0');
+    if (o == Outcome::kPartial) {
+      l.accepted.push_back("password");
+      l.accepted_methods.push_back("password");
+    }
+    if (o != Outcome::kDenied) return o;
+  }
+  return Outcome::kDenied;
+}
+
+bool Lists(int methods, AuthMethod m) {
+  switch (m) {
+    case AuthMethod::kPublicKey:
+      return (methods & SSH_AUTH_METHOD_PUBLICKEY) != 0;
+    case AuthMethod::kKeyboardInteractive:
+      return (methods & SSH_AUTH_METHOD_INTERACTIVE) != 0;
+    case AuthMethod::kPassword:
+      return (methods & SSH_AUTH_METHOD_PASSWORD) != 0;
+  }
+  return false;
+}
+
+bool NeedsAnswer(AuthMethod m) { return m != AuthMethod::kPublicKey; }
+
+// "permission denied for u@h ..." with what was tried, what the server still accepts,
+// and why the methods it accepts were not tried.
+Error DeniedError(const Login& l, int methods) {
+  const config::HostConfig& host = l.host;
+  std::string accepts;
+  std::vector<std::string> not_tried;
+  bool needs_a_person = false;
+  for (AuthMethod m :
+       {AuthMethod::kPublicKey, AuthMethod::kKeyboardInteractive, AuthMethod::kPassword}) {
+    if (!Lists(methods, m)) continue;
+    const std::string name(AuthMethodName(m));
+    accepts += " " + name;
+    std::string why = WhyNotInOrder(host, m);
+    if (!why.empty()) {
+      not_tried.push_back(name + ": " + why);
+    } else if (NeedsAnswer(m)) {
+      if (!l.prompter.CanPrompt()) {
+        needs_a_person = true;
+        not_tried.push_back(name);
+      } else if (host.number_of_password_prompts == 0) {
+        not_tried.push_back(name + ": NumberOfPasswordPrompts is 0");
+      }
+    }
+  }
+  std::string what = "permission denied for " + host.user + "@" + host.hostname;
+  if (!l.accepted.empty()) {
+    what += " after partial success: " + Joined(l.accepted, ", ") +
+            " accepted, and the server wants another factor";
+  }
+  std::string offered = Counted(l.tried);
+  if (offered.empty()) offered = "nothing we could offer";
+  what += " (tried: " + offered;
+  if (!not_tried.empty()) what += "; not tried: " + Joined(not_tried, ", ");
+  what += std::string("; the server ") + (l.accepted.empty() ? "accepts" : "still accepts") + ":" +
+          (accepts.empty() ? " nothing tether speaks" : accepts) + ")";
+  if (!l.unanswered.empty()) what += ": no answer: " + l.unanswered;
+
+  std::string hint;
+  if (needs_a_person) {
+    hint = "the server wants a password or a one-time code, and " + l.prompter.WhyNot() + "; " +
+           l.prompter.HowToBeAsked();
+  } else if (l.accepted.empty() && Lists(methods, AuthMethod::kPublicKey)) {
+    hint = "make sure the server has your public key in ~/.ssh/authorized_keys of " + host.user +
+           " (ssh-copy-id), or set IdentityFile for this host";
+  } else {
+    hint = "check the password or code; `ssh -v " + host.alias + "` shows the same exchange";
+  }
+  return MakeError(ErrorCode::kAuth, what, hint);
+}
+
+}  // namespace
+
 Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter) {
   ssh_session s = session_;
   int rc = ssh_userauth_none(s, nullptr);
@@ -220,124 +483,43 @@ Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter)
   if (rc == SSH_AUTH_ERROR) {
     return MakeError(ErrorCode::kAuth, std::string("authentication failed: ") + ssh_get_error(s));
   }
+  Login l{s, host, prompter, {}, {}, {}, {}, {}, {}};
   int methods = ssh_userauth_list(s, nullptr);
-  std::vector<std::string> tried;
-
-  if (methods & SSH_AUTH_METHOD_PUBLICKEY) {
-    if (!host.identities_only &&
-        (!host.identity_agent.empty() || ::getenv("SSH_AUTH_SOCK") != nullptr)) {
-      rc = ssh_userauth_agent(s, nullptr);
-      tried.push_back("ssh-agent");
-      if (rc == SSH_AUTH_SUCCESS) {
-        auth_method_ = "publickey (agent)";
-        return Status::Ok();
-      }
-    }
-    for (const std::string& path : host.identity_files) {
-      if (!FileExists(path)) {
-        if (!host.identity_files_default) tried.push_back(path + " (missing)");
-        continue;
-      }
-      // Offer the public half first when we have it, so a passphrase is asked only for
-      // a key the server would accept.
-      std::string pub_path = path + ".pub";
-      if (FileExists(pub_path)) {
-        ssh_key pub_raw = nullptr;
-        if (ssh_pki_import_pubkey_file(pub_path.c_str(), &pub_raw) == SSH_OK) {
-          KeyPtr pub(pub_raw);
-          if (ssh_userauth_try_publickey(s, nullptr, pub.get()) != SSH_AUTH_SUCCESS) {
-            tried.push_back(path);
-            continue;
-          }
-        }
-      }
-      PassphraseContext ctx{&prompter, path};
-      ssh_key priv_raw = nullptr;
-      // libssh asks once per import: ask again after a wrong passphrase, as ssh does.
-      for (;;) {
-        int asked_before = ctx.attempts;
-        rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, AskPassphrase, &ctx, &priv_raw);
-        if (rc == SSH_OK || ctx.attempts == asked_before || ctx.attempts >= kPassphraseAttempts) {
+  const std::vector<AuthMethod> order = AuthOrder(host);
+  // After a partial success the server names what it still wants; like ssh, start over
+  // in our order with that list.
+  for (int factor = 0; factor < kMaxPartialRounds; ++factor) {
+    Outcome outcome = Outcome::kDenied;
+    for (AuthMethod m : order) {
+      if (!Lists(methods, m)) continue;
+      if (NeedsAnswer(m) && !prompter.CanPrompt()) continue;
+      switch (m) {
+        case AuthMethod::kPublicKey:
+          outcome = TryPublicKey(l);
           break;
-        }
+        case AuthMethod::kKeyboardInteractive:
+          outcome = TryKeyboardInteractive(l);
+          break;
+        case AuthMethod::kPassword:
+          outcome = TryPassword(l);
+          break;
       }
-      if (rc != SSH_OK) {
-        std::string why = ctx.attempts > 0 ? " (wrong passphrase)"
-                          : prompter.CanPrompt()
-                              ? " (unreadable)"
-                              : " (needs a passphrase, and there is no terminal to ask: load "
-                                "it into ssh-agent)";
-        tried.push_back(path + why);
-        continue;
-      }
-      KeyPtr priv(priv_raw);
-      rc = ssh_userauth_publickey(s, nullptr, priv.get());
-      tried.push_back(path);
-      if (rc == SSH_AUTH_SUCCESS) {
-        auth_method_ = "publickey";
+      if (outcome == Outcome::kSuccess) {
+        std::vector<std::string> all = l.accepted_methods;
+        all.emplace_back(AuthMethodName(m));
+        auth_method_ = Joined(all, " + ");
         return Status::Ok();
       }
-      if (rc == SSH_AUTH_ERROR) break;
-    }
-  }
-
-  if ((methods & SSH_AUTH_METHOD_INTERACTIVE) && prompter.CanPrompt()) {
-    tried.push_back("keyboard-interactive");
-    rc = ssh_userauth_kbdint(s, nullptr, nullptr);
-    // Bounded: a server that keeps asking gets at most this many rounds.
-    for (int round = 0; rc == SSH_AUTH_INFO && round < 16; ++round) {
-      const char* instruction = ssh_userauth_kbdint_getinstruction(s);
-      if (instruction != nullptr && *instruction != '\0') prompter.Tell(instruction);
-      int n = ssh_userauth_kbdint_getnprompts(s);
-      for (int i = 0; i < n; ++i) {
-        char echo = 0;
-        const char* prompt = ssh_userauth_kbdint_getprompt(s, i, &echo);
-        auto answer = prompter.Ask(prompt != nullptr ? prompt : "Response: ", echo != 0);
-        if (!answer)
-          return MakeError(ErrorCode::kAuth, "keyboard-interactive authentication cancelled");
-        ssh_userauth_kbdint_setanswer(s, i, answer->c_str());
+      if (outcome == Outcome::kError) {
+        return MakeError(ErrorCode::kAuth,
+                         std::string("authentication failed: ") + ssh_get_error(s));
       }
-      rc = ssh_userauth_kbdint(s, nullptr, nullptr);
+      if (outcome != Outcome::kDenied) break;
     }
-    if (rc == SSH_AUTH_SUCCESS) {
-      auth_method_ = "keyboard-interactive";
-      return Status::Ok();
-    }
+    if (outcome != Outcome::kPartial) break;
+    methods = ssh_userauth_list(s, nullptr);
   }
-
-  if ((methods & SSH_AUTH_METHOD_PASSWORD) && prompter.CanPrompt()) {
-    tried.push_back("password");
-    for (int attempt = 0; attempt < kPassphraseAttempts; ++attempt) {
-      auto password = prompter.Ask(host.user + "@" + host.hostname + "'s password: ", false);
-      if (!password) break;
-      rc = ssh_userauth_password(s, nullptr, password->c_str());
-      std::fill(password->begin(), password->end(), '\0');
-      if (rc == SSH_AUTH_SUCCESS) {
-        auth_method_ = "password";
-        return Status::Ok();
-      }
-      if (rc == SSH_AUTH_ERROR) break;
-      prompter.Tell("Permission denied, please try again.");
-    }
-  }
-
-  std::string offered;
-  for (const auto& t : tried) offered += (offered.empty() ? "" : ", ") + t;
-  if (offered.empty()) offered = "nothing we could offer";
-  std::string accepts;
-  if (methods & SSH_AUTH_METHOD_PUBLICKEY) accepts += " publickey";
-  if (methods & SSH_AUTH_METHOD_INTERACTIVE) accepts += " keyboard-interactive";
-  if (methods & SSH_AUTH_METHOD_PASSWORD) accepts += " password";
-  std::string hint = "make sure the server has your public key in ~/.ssh/authorized_keys of " +
-                     host.user + " (ssh-copy-id), or set IdentityFile for this host";
-  if (!prompter.CanPrompt() &&
-      (methods & (SSH_AUTH_METHOD_INTERACTIVE | SSH_AUTH_METHOD_PASSWORD))) {
-    hint += "; password and one-time codes need a terminal";
-  }
-  return MakeError(ErrorCode::kAuth,
-                   "permission denied for " + host.user + "@" + host.hostname +
-                       " (tried: " + offered + "; the server accepts:" + accepts + ")",
-                   hint);
+  return DeniedError(l, methods);
 }
 
 }  // namespace tether::ssh

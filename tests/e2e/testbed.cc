@@ -845,6 +845,7 @@ Status Sshd::Start(const SshdOptions& options) {
   if (dir_) return MakeError("sshd", "Start() called twice", "use Restart()");
   dir_ = std::make_unique<TempDir>();
   user_ = CurrentUser();
+  binary_ = options.binary.empty() ? SshdBinary() : options.binary;
 
   if (::geteuid() == 0 && ::mkdir(kPrivsepDir, 0755) != 0 && errno != EEXIST) {
     return ErrnoError("sshd", std::string("mkdir ") + kPrivsepDir, errno);
@@ -920,7 +921,7 @@ Status Sshd::Launch() {
   const std::string log = log_path();
   auto before = ReadFile(log);
   const size_t log_offset = before.ok() ? before->size() : 0;
-  auto child = SpawnProcess({SshdBinary(), "-D", "-e", "-f", sshd_config_path()}, {}, log,
+  auto child = SpawnProcess({binary_, "-D", "-e", "-f", sshd_config_path()}, {}, log,
                             /*die_with_parent_thread=*/true);
   if (!child.ok()) return child.take_error();
   listener_ = std::move(*child);

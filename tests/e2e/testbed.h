@@ -190,6 +190,10 @@ struct SshdOptions {
   std::vector<std::string> extra_config;
   // 0: a free port.
   uint16_t port = 0;
+  // The program to start, by an absolute path; empty: SshdBinary(). sshd names its PAM
+  // service after the name it was started as, so a link with a name of the test's own
+  // gets a PAM configuration of its own.
+  std::string binary;
 };
 
 // Overrides for a client ssh_config written by Sshd::WriteClientConfig.
@@ -269,6 +273,7 @@ class Sshd {
 
   std::unique_ptr<TempDir> dir_;
   uint16_t port_ = 0;
+  std::string binary_;
   std::string user_;
   std::string host_pubkey_;
   std::string host_fingerprint_;

@@ -457,6 +457,52 @@ TEST_F(SshConfigTest, ParsesYesNoAndHostKeyCheckingValues) {
   EXPECT_FALSE(hc.identities_only);
 }
 
+TEST_F(SshConfigTest, AuthenticationSettingsDefaultToSshsAndTheFirstValueWins) {
+  WriteUserConfig("# nothing\n");
+  HostConfig hc = Read("gpu");
+  EXPECT_TRUE(hc.preferred_authentications.empty());
+  EXPECT_TRUE(hc.pubkey_authentication);
+  EXPECT_TRUE(hc.kbd_interactive_authentication);
+  EXPECT_TRUE(hc.password_authentication);
+  EXPECT_EQ(hc.number_of_password_prompts, 3);
+
+  WriteUserConfig(
+      "Host gpu\n  PreferredAuthentications Password,keyboard-interactive,gssapi-with-mic\n"
+      "  PubkeyAuthentication host-bound\n  ChallengeResponseAuthentication no\n"
+      "  KbdInteractiveAuthentication yes\n  PasswordAuthentication no\n"
+      "  NumberOfPasswordPrompts 1\n"
+      "Host *\n  PreferredAuthentications publickey\n  NumberOfPasswordPrompts 5\n");
+  hc = Read("gpu");
+  EXPECT_EQ(hc.preferred_authentications,
+            (std::vector<std::string>{"password", "keyboard-interactive", "gssapi-with-mic"}));
+  EXPECT_TRUE(hc.pubkey_authentication);
+  // The old name fills the same slot, first: the later KbdInteractiveAuthentication is dropped.
+  EXPECT_FALSE(hc.kbd_interactive_authentication);
+  EXPECT_FALSE(hc.password_authentication);
+  EXPECT_EQ(hc.number_of_password_prompts, 1);
+
+  WriteUserConfig("PubkeyAuthentication no\n");
+  EXPECT_FALSE(Read("gpu").pubkey_authentication);
+}
+
+TEST_F(SshConfigTest, MalformedAuthenticationSettingsNameTheLine) {
+  const std::string config = home_ + "/.ssh/config";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"PasswordAuthentication maybe\n", ":1: PasswordAuthentication: \"maybe\" is not yes or no"},
+      {"PubkeyAuthentication sometimes\n", ":1: PubkeyAuthentication: \"sometimes\" is not yes"},
+      {"NumberOfPasswordPrompts many\n", ":1: NumberOfPasswordPrompts: \"many\" is not a count"},
+      {"PreferredAuthentications password,,publickey\n",
+       ":1: PreferredAuthentications: \"password,,publickey\" has an empty method name"},
+  };
+  for (const auto& [text, error] : cases) {
+    WriteUserConfig(text);
+    auto hc = ReadHostConfig("gpu", options_);
+    ASSERT_FALSE(hc.ok()) << text;
+    EXPECT_NE(hc.error().message.find(config + error), std::string::npos)
+        << text << " -> " << hc.error().message;
+  }
+}
+
 TEST_F(SshConfigTest, ParsesTimesAndKeepaliveSettings) {
   WriteUserConfig("ConnectTimeout 1m30s\nServerAliveInterval 15\nServerAliveCountMax 2\n");
   HostConfig hc = Read("gpu");
