@@ -20,9 +20,9 @@
 #include "agent/listen.h"
 #include "agent/log.h"
 #include "agent/server.h"
-#include "common/text.h"
 #include "agent/token.h"
 #include "common/fs.h"
+#include "common/text.h"
 #include "common/unique_fd.h"
 
 namespace tether::agent {
@@ -56,18 +56,9 @@ Status MakeParents(const std::string& path) {
 }
 
 Status WritePidFile(const std::string& path, pid_t pid) {
-  Status dirs = MakeParents(path);
-  if (!dirs) return dirs;
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return ErrnoError("pid file", "cannot write " + tmp, errno);
-  const std::string text = std::to_string(pid) + "\n";
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return ErrnoError("pid file", "cannot write " + tmp, errno);
-  }
-  fd.Reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoError("pid file", "cannot rename to " + path, errno);
+  std::string failed;
+  if (int err = WriteFileAtomically(path, std::to_string(pid) + "\n", 0644, &failed)) {
+    return ErrnoError("pid file", "cannot write " + failed, err);
   }
   return Status::Ok();
 }

@@ -13,12 +13,15 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/remote_command.h"
+#include "common/fs.h"
+#include "common/fs.h"
 #include "config/tether_config.h"
 #include "net/socket.h"
 
@@ -293,17 +296,17 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
   }
 
   // The token stays on the laptop, 0600 in a 0700 directory.
-  std::string agents = AgentsDir();
-  ::mkdir(agents.substr(0, agents.rfind('/')).c_str(), 0700);
-  ::mkdir(agents.c_str(), 0700);
-  std::string record = AgentRecordPath(host);
-  {
-    mode_t old = ::umask(077);
-    std::ofstream out(record, std::ios::trunc);
-    out << nlohmann::json{{"token", token_text}, {"port", options.port}}.dump() << "\n";
-    ::umask(old);
+  const std::string record = AgentRecordPath(host);
+  const std::string text =
+      nlohmann::json{{"token", token_text}, {"port", options.port}}.dump() + "\n";
+  std::string failed;
+  if (int err = WriteFileAtomically(record, text, 0600, &failed)) {
+    PrintError(MakeError("agent",
+                         "the agent runs on " + host + ", but its token could not be kept: " +
+                             failed + ": " + std::strerror(err),
+                         "fix that, then run `tether agent install " + host + "` again"));
+    return 1;
   }
-  ::chmod(record.c_str(), 0600);
   std::printf("%s: %s installed, running in %s, on the server's %s\n", host.c_str(),
               version->out.substr(0, version->out.find('\n')).c_str(), how.c_str(), listen.c_str());
   std::printf("  token kept in %s\n", record.c_str());

@@ -52,33 +52,11 @@ Result<std::optional<std::string>> ReadIfExists(const std::string& path) {
   return std::optional<std::string>(text.str());
 }
 
-// Writes `text` to `path` through a temporary file in the same directory and a rename, so
-// that ssh never reads half a file; `mode` for the new file.
+// Writes `text` to `path` all or nothing, so that ssh never reads half a file.
 Status WriteAtomically(const std::string& path, const std::string& text, mode_t mode) {
-  std::string tmp = path + ".tether-tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd) return MakeError("ssh-config", "cannot write " + tmp + ": " + std::strerror(errno));
-  ::fchmod(fd.get(), mode);  // whatever the umask said
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return MakeError("ssh-config", "cannot write " + tmp + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::close(fd.Release()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return MakeError("ssh-config", "cannot write " + tmp + ": " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return MakeError("ssh-config", "cannot replace " + path + ": " + std::strerror(err));
+  std::string failed;
+  if (int err = WriteFileAtomically(path, text, mode, &failed)) {
+    return MakeError("ssh-config", "cannot write " + failed + ": " + std::strerror(err));
   }
   return Status::Ok();
 }

@@ -1,5 +1,6 @@
 #include "common/fs.h"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,6 +45,41 @@ int MakeParentDirs(const std::string& file, std::string* failed) {
   size_t last = file.rfind('/');
   if (last == std::string::npos || last == 0) return 0;
   return MakeDirs(file.substr(0, last), failed);
+}
+
+int WriteFileAtomically(const std::string& path, std::string_view data, mode_t mode,
+                        std::string* failed) {
+  if (int err = MakeParentDirs(path, failed)) return err;
+  std::string tmp = path + ".XXXXXX";
+  auto fail = [&](const std::string& what, bool made) {
+    const int err = errno;
+    if (made) ::unlink(tmp.c_str());
+    if (failed != nullptr) *failed = what;
+    return err;
+  };
+  // mkstemp: a name nobody else has, created exclusively, 0600 until told otherwise.
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return fail(tmp, false);
+  auto close_and_fail = [&](const std::string& what) {
+    const int err = fail(what, true);
+    ::close(fd);
+    return err;
+  };
+  if (::fchmod(fd, mode) != 0) return close_and_fail(tmp);
+  // Bounded: each round writes at least one byte or fails.
+  for (size_t done = 0; done < data.size();) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return close_and_fail(tmp);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return close_and_fail(tmp);
+  if (::close(fd) != 0) return fail(tmp, true);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(path, true);
+  return 0;
 }
 
 }  // namespace tether

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tether {
@@ -23,5 +24,13 @@ std::optional<passwd> LookUpUser(const char* name, uid_t uid, std::vector<char>&
 int MakeDirs(const std::string& dir, std::string* failed);
 // MakeDirs of the directory `file` is in; nothing for a bare name or a file under "/".
 int MakeParentDirs(const std::string& file, std::string* failed);
+
+// Replaces `path` with `data`, all or nothing: the missing directories above it made as
+// MakeParentDirs does, a temporary file of a private name beside it (so the rename is
+// atomic) with `mode` whatever the umask, every byte written and synced, then renamed over
+// `path`; a symlink at `path` is replaced, not followed. Returns 0, or the errno of the step
+// that failed with what it failed on in `*failed` (nothing is left behind then).
+int WriteFileAtomically(const std::string& path, std::string_view data, mode_t mode,
+                        std::string* failed);
 
 }  // namespace tether

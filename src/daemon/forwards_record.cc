@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
 
@@ -151,27 +152,10 @@ Result<ForwardsRecord> ParseForwardsRecord(std::string_view text) {
 }
 
 Status WriteForwardsRecord(const std::string& path, const ForwardsRecord& record) {
-  const std::string text = FormatForwardsRecord(record);
-  std::string tmp = path + ".XXXXXX";
-  // mkstemp: 0600, a name nobody else has, in the same directory so rename is atomic.
-  UniqueFd fd(::mkstemp(tmp.data()));
-  if (!fd) return ErrnoError("state", "cannot create " + tmp, errno);
-  auto fail = [&](const std::string& what) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoError("state", what + " " + tmp, e);
-  };
-  size_t done = 0;
-  // Bounded: each round writes at least one byte or fails.
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail("cannot write");
-    done += static_cast<size_t>(n);
+  std::string failed;
+  if (int err = WriteFileAtomically(path, FormatForwardsRecord(record), 0600, &failed)) {
+    return ErrnoError("state", "cannot write " + failed, err);
   }
-  if (::fsync(fd.get()) != 0) return fail("cannot fsync");
-  fd.Reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into place");
   return Status::Ok();
 }
 

@@ -98,5 +98,47 @@ TEST_F(AgentTest, StatusRemoteWithoutAnAgentSaysWhatToRun) {
   EXPECT_NE(table.out.find("tether agent install testhost"), std::string::npos) << table.out;
 }
 
+TEST_F(AgentTest, InstallFromAHomeWithNothingInItKeepsTheTokenWhereStatusFindsIt) {
+  // A new laptop: no ~/.config, ~/.local or ~/.ssh yet (every directory is made on the way).
+  const std::string home = scratch_.File("fresh-home");
+  ASSERT_EQ(::mkdir(home.c_str(), 0700), 0);
+  const Env env = {
+      {"HOME", home}, {"XDG_CONFIG_HOME", ""}, {"TETHER_CONFIG", ""}, {"TMPDIR", LaptopTmp()}};
+  auto tether = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-F", sshd_.config_path()});
+    return RunTether(state_.path(), args, seconds(90), env);
+  };
+  uint16_t port = FreeTcpPort();
+  CommandResult install =
+      tether({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  const std::string record = home + "/.config/tether/agents/testhost.json";
+  auto text = ReadFile(record);
+  ASSERT_TRUE(text.ok()) << "install said: " << install.out;
+  EXPECT_EQ(nlohmann::json::parse(*text)["token"].get<std::string>().size(), 64u);
+  EXPECT_EQ(FileMode(record).value_or(0), 0600u);
+  for (const char* dir : {"/.config", "/.config/tether", "/.config/tether/agents"}) {
+    EXPECT_EQ(FileMode(home + dir).value_or(0), 0700u) << dir;
+  }
+  ASSERT_TRUE(tether({"up", "testhost", "--agent=" + std::to_string(port)}).ok());
+  CommandResult status = tether({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+}
+
+TEST_F(AgentTest, ATokenThatCannotBeKeptIsAnErrorNotASuccess) {
+  // The config directory's parent is a file: nothing can be made below it.
+  const std::string blocker = scratch_.File("blocker");
+  ASSERT_TRUE(WriteFile(blocker, "not a directory").ok());
+  uint16_t port = FreeTcpPort();
+  CommandResult install = RunTether(
+      state_.path(),
+      {"-F", sshd_.config_path(), "agent", "install", "testhost", "--dir", AgentDir(), "--port",
+       std::to_string(port)},
+      seconds(90), {{"TETHER_CONFIG", blocker + "/tether/config.toml"}, {"TMPDIR", LaptopTmp()}});
+  EXPECT_FALSE(install.ok()) << install.Describe();
+  EXPECT_EQ(install.out.find("token kept"), std::string::npos) << install.out;
+  EXPECT_NE(install.err.find("could not be kept"), std::string::npos) << install.Describe();
+}
+
 }  // namespace
 }  // namespace tether::testing

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -55,6 +56,68 @@ TEST_F(FsTest, AFailureNamesTheDirectoryAndItsErrno) {
   std::string failed;
   EXPECT_EQ(MakeDirs(file + "/below/deeper", &failed), ENOTDIR);
   EXPECT_EQ(failed, file + "/below");
+}
+
+std::string Slurp(const std::string& path) {
+  std::string out;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return "<missing>";
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+size_t Entries(const std::string& dir) {
+  size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator(dir);
+       it != std::filesystem::directory_iterator(); ++it)
+    ++n;
+  return n;
+}
+
+TEST_F(FsTest, AnAtomicWriteMakesItsParentsAndHasTheModeWhateverTheUmask) {
+  const mode_t old = ::umask(0);
+  std::string failed;
+  const std::string file = root_ + "/no/such/dirs/record.json";
+  EXPECT_EQ(WriteFileAtomically(file, "{\"a\":1}\n", 0600, &failed), 0) << failed;
+  ::umask(old);
+  EXPECT_EQ(Slurp(file), "{\"a\":1}\n");
+  EXPECT_EQ(ModeOf(file), 0600u);
+  EXPECT_EQ(ModeOf(root_ + "/no"), 0700u);
+  EXPECT_EQ(Entries(root_ + "/no/such/dirs"), 1u) << "a temporary file was left";
+}
+
+TEST_F(FsTest, AnAtomicWriteReplacesTheFileAndASymlinkWithoutFollowingIt) {
+  std::string failed;
+  const std::string file = root_ + "/f";
+  ASSERT_EQ(WriteFileAtomically(file, "old", 0644, &failed), 0);
+  ASSERT_EQ(WriteFileAtomically(file, "new", 0644, &failed), 0);
+  EXPECT_EQ(Slurp(file), "new");
+  EXPECT_EQ(ModeOf(file), 0644u);
+  const std::string target = root_ + "/target";
+  ASSERT_EQ(WriteFileAtomically(target, "kept", 0600, &failed), 0);
+  const std::string link = root_ + "/link";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  ASSERT_EQ(WriteFileAtomically(link, "mine", 0600, &failed), 0);
+  EXPECT_EQ(Slurp(target), "kept") << "the write went through the link";
+  EXPECT_EQ(Slurp(link), "mine");
+}
+
+TEST_F(FsTest, AFailedAtomicWriteSaysWhatFailedAndLeavesNothing) {
+  const std::string blocker = root_ + "/file";
+  std::string failed;
+  ASSERT_EQ(WriteFileAtomically(blocker, "x", 0600, &failed), 0);
+  // A parent that is a file.
+  EXPECT_EQ(WriteFileAtomically(blocker + "/sub/record", "y", 0600, &failed), ENOTDIR);
+  EXPECT_EQ(failed, blocker + "/sub");
+  // A directory where the file should be: the rename fails, the temporary file goes.
+  ASSERT_EQ(::mkdir((root_ + "/dir").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((root_ + "/dir/record").c_str(), 0700), 0);
+  EXPECT_NE(WriteFileAtomically(root_ + "/dir/record", "z", 0600, &failed), 0);
+  EXPECT_EQ(failed, root_ + "/dir/record");
+  EXPECT_EQ(Entries(root_ + "/dir"), 1u) << "a temporary file was left";
 }
 
 }  // namespace
