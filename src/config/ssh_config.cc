@@ -275,7 +275,8 @@ struct Obtained {
   std::optional<std::string> hostname;  // %h not yet expanded
   std::optional<std::string> user;
   std::optional<uint16_t> port;
-  std::vector<std::string> identity_files;  // ~ expanded, %tokens not yet
+  std::vector<std::string> identity_files;     // ~ expanded, %tokens not yet
+  std::vector<std::string> certificate_files;  // likewise
   std::optional<bool> identities_only;
   std::optional<std::vector<std::string>> user_known_hosts_files;
   std::optional<std::vector<std::string>> global_known_hosts_files;
@@ -797,11 +798,13 @@ class Reader {
 
   // --- lists ---
 
-  Status OnIdentityFile(const Line& line) {
+  Status OnIdentityFile(const Line& line) { return AddPath(line, got_.identity_files); }
+  Status OnCertificateFile(const Line& line) { return AddPath(line, got_.certificate_files); }
+  // IdentityFile and CertificateFile: every active line adds one path, once.
+  Status AddPath(const Line& line, std::vector<std::string>& files) {
     if (Status s = ExpectOne(line); !s) return s;
     auto path = CheckPath(line, line.args[0]);
     if (!path) return path.take_error();
-    auto& files = got_.identity_files;
     if (*line.active && std::find(files.begin(), files.end(), *path) == files.end()) {
       files.push_back(*path);
     }
@@ -870,6 +873,7 @@ const Reader::Rule Reader::kRules[] = {
     {"User", &Reader::OnUser},
     {"Port", &Reader::OnPort},
     {"IdentityFile", &Reader::OnIdentityFile},
+    {"CertificateFile", &Reader::OnCertificateFile},
     {"IdentitiesOnly", &Reader::OnIdentitiesOnly},
     {"UserKnownHostsFile", &Reader::OnUserKnownHostsFile},
     {"GlobalKnownHostsFile", &Reader::OnGlobalKnownHostsFile},
@@ -900,7 +904,6 @@ const Reader::Rule Reader::kRules[] = {
     {"CanonicalizeMaxDots", &Reader::OnUnused},
     {"CanonicalizePermittedCNAMEs", &Reader::OnUnused},
     {"CASignatureAlgorithms", &Reader::OnUnused},
-    {"CertificateFile", &Reader::OnUnused},
     {"ChallengeResponseAuthentication", &Reader::OnKbdInteractiveAuthentication},
     {"ChannelTimeout", &Reader::OnUnused},
     {"CheckHostIP", &Reader::OnUnused},
@@ -1054,6 +1057,7 @@ HostConfig Finish(const Environment& env, Obtained& got) {
   } else {
     hc.identity_files = expand_all(got.identity_files);
   }
+  hc.certificate_files = expand_all(got.certificate_files);
   hc.identities_only = got.identities_only.value_or(false);
   hc.host_key_alias = got.host_key_alias.value_or("");
   hc.user_known_hosts_files = got.user_known_hosts_files

@@ -30,6 +30,9 @@ struct HostConfig {
   // exist), and identity_files_default is true.
   std::vector<std::string> identity_files;
   bool identity_files_default = true;
+  // CertificateFile entries, expanded as IdentityFile: certificates tried with each
+  // identity whose key they certify, besides the identity's own IDENTITY-cert.pub.
+  std::vector<std::string> certificate_files;
   bool identities_only = false;
   // UserKnownHostsFile (default ~/.ssh/known_hosts ~/.ssh/known_hosts2), expanded.
   std::vector<std::string> user_known_hosts_files;

@@ -291,6 +291,57 @@ ssh_key LoadKey(Login& l, const std::string& path, std::string* why) {
   return priv_raw;
 }
 
+// The certificates that may certify the key at `path`: its own PATH-cert.pub, then the
+// host's CertificateFile entries.
+std::vector<std::string> CertificatesFor(const config::HostConfig& host, const std::string& path) {
+  std::vector<std::string> certs;
+  if (FileExists(path + "-cert.pub")) certs.push_back(path + "-cert.pub");
+  for (const std::string& c : host.certificate_files) {
+    if (c != "none" && std::find(certs.begin(), certs.end(), c) == certs.end()) certs.push_back(c);
+  }
+  return certs;
+}
+
+// Offers each certificate of the key at `path` that the server would accept, signed with
+// that key (loaded once, asked its passphrase once). kDenied when none got in.
+Outcome TryCertificates(Login& l, const std::string& path) {
+  for (const std::string& cert_path : CertificatesFor(l.host, path)) {
+    if (!FileExists(cert_path)) {
+      l.tried.push_back(cert_path + " (missing)");
+      continue;
+    }
+    ssh_key cert_raw = nullptr;
+    if (ssh_pki_import_cert_file(cert_path.c_str(), &cert_raw) != SSH_OK) {
+      l.tried.push_back(cert_path + " (not a certificate this version can read)");
+      continue;
+    }
+    KeyPtr cert(cert_raw);
+    int rc = ssh_userauth_try_publickey(l.s, nullptr, cert.get());
+    if (rc == SSH_AUTH_ERROR) return Outcome::kError;
+    if (rc != SSH_AUTH_SUCCESS) {
+      l.tried.push_back(cert_path);
+      continue;
+    }
+    std::string why;
+    ssh_key priv = LoadKey(l, path, &why);
+    if (priv == nullptr) {
+      l.tried.push_back(cert_path + why);
+      continue;
+    }
+    // Fails when the certificate is for another key: then it is not this identity's.
+    if (ssh_pki_copy_cert_to_privkey(cert.get(), priv) != SSH_OK) continue;
+    l.tried.push_back(cert_path);
+    Outcome o = FromRc(ssh_userauth_publickey(l.s, nullptr, priv));
+    if (o == Outcome::kPartial) {
+      l.used_keys.push_back(path);
+      l.accepted.push_back("publickey (" + cert_path + ")");
+      l.accepted_methods.push_back("publickey");
+    }
+    if (o != Outcome::kDenied) return o;
+  }
+  return Outcome::kDenied;
+}
+
 Outcome TryPublicKey(Login& l) {
   const config::HostConfig& host = l.host;
   if (!host.identities_only &&
@@ -311,6 +362,10 @@ Outcome TryPublicKey(Login& l) {
       if (!host.identity_files_default) l.tried.push_back(path + " (missing)");
       continue;
     }
+    // A certificate of this key first, as ssh tries IDENTITY-cert.pub and CertificateFile.
+    Outcome by_cert = TryCertificates(l, path);
+    if (by_cert != Outcome::kDenied) return by_cert;
+    if (std::find(l.used_keys.begin(), l.used_keys.end(), path) != l.used_keys.end()) continue;
     // Offer the public half first when we have it, so a passphrase is asked only for
     // a key the server would accept.
     std::string pub_path = path + ".pub";

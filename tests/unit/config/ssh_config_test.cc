@@ -94,6 +94,20 @@ TEST_F(SshConfigTest, DefaultsWhenNothingIsConfigured) {
   EXPECT_TRUE(hc.notes.empty());
 }
 
+TEST_F(SshConfigTest, CertificateFilesAreAListExpandedLikeIdentityFiles) {
+  WriteUserConfig(
+      "Host gpu\n"
+      "  User bob\n"
+      "  CertificateFile ~/.ssh/%r-cert.pub\n"
+      "  CertificateFile ~/.ssh/%r-cert.pub\n"
+      "Host *\n"
+      "  CertificateFile /etc/ssh/site-cert.pub\n");
+  EXPECT_EQ(Read("gpu").certificate_files,
+            (std::vector<std::string>{home_ + "/.ssh/bob-cert.pub", "/etc/ssh/site-cert.pub"}));
+  EXPECT_TRUE(Read("other").certificate_files ==
+              std::vector<std::string>{"/etc/ssh/site-cert.pub"});
+}
+
 TEST_F(SshConfigTest, HostBlockAppliesToItsAlias) {
   WriteUserConfig(
       "Host gpu\n"
