@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The man page against the command line: every verb and option tether takes is in
 docs/tether.1, in its verb's section, and the page names none that tether does not take;
-every environment variable the sources read is under ENVIRONMENT; the version matches.
+every environment variable the sources read is under ENVIRONMENT; the version matches;
+groff finds nothing to warn about.
 
   man_page_test.py TETHER MANPAGE SRC_DIR
 
@@ -10,7 +11,9 @@ the same answers the shell completions use. The page's conventions: a verb's sec
 an .SS whose title starts with the verb ("agent install ..."), an option is the tag line
 after a .TP (\\fB\\-L\\fR \\fISPEC\\fR) in that section, global options under .SH OPTIONS.
 """
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +129,12 @@ def main():
                              text=True, timeout=30).stdout.split()[-1]
     if f'"tether {version}"' not in th:
         problems.append(f".TH says {th!r}, tether --version says {version}")
+
+    # groff's own complaints (a bad request, an unknown escape), where groff is installed.
+    if shutil.which("groff"):
+        lint = subprocess.run(["groff", "-man", "-ww", "-z", "-Tutf8", page], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        problems += [f"groff: {line}" for line in lint.stderr.splitlines()]
 
     for p in problems:
         print(f"man page: {p}", file=sys.stderr)
