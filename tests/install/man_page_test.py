@@ -78,12 +78,13 @@ def read_page(path):
 
 
 def env_read_by(src):
-    """getenv("NAME") and "TETHER_..." constants in src/, and the proxy variables that
-    proxy/upstream.cc reads through its own lookup."""
+    """getenv("NAME") (and ssh/prompter.cc's SetAndNotEmpty("NAME")), "TETHER_..."
+    constants in src/, and the proxy variables that proxy/upstream.cc reads through its
+    own lookup."""
     names = set()
     for f in Path(src).rglob("*.[ch]*"):
         text = f.read_text(errors="replace")
-        names |= set(re.findall(r'getenv\("([A-Za-z_][A-Za-z0-9_]*)"\)', text))
+        names |= set(re.findall(r'(?:getenv|SetAndNotEmpty)\("([A-Za-z_][A-Za-z0-9_]*)"\)', text))
         names |= set(re.findall(r'"(TETHER_[A-Z0-9_]+)"', text))
         names |= set(re.findall(r'get\("([a-z_]+_proxy)", "[A-Z_]+"\)', text))
     return names
