@@ -85,6 +85,9 @@ fi
 # --all runs the full 2000.
 if [[ $mode == ci ]]; then export TETHER_SOAK_COMMANDS=${TETHER_SOAK_COMMANDS:-500}; fi
 stage "unit and end-to-end tests" run_ctest build
+# The .deb of that tree (cpack): its Depends and files, and its binaries and man page
+# unpacked and run.
+stage "package (.deb)" tests/install/deb_test.sh build
 
 # The sanitizer tree builds tether, tether-agent, the unit tests and the fuzz replays; its
 # end-to-end run is the normal tree's test binary driving the sanitizer build's tether

@@ -10,10 +10,22 @@ namespace {
 constexpr std::string_view kDefaultHost = "127.0.0.1";
 constexpr std::string_view kHint = "use ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080";
 
+// 'text', quoted for a message. Built by appending: at -O3, GCC 12 inlines
+// `"'" + std::string(host)` (an insert at the front) into a memcpy that its -Wrestrict
+// check wrongly takes for an overlapping one, a known false positive of that release.
+std::string Quoted(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '\'';
+  out += text;
+  out += '\'';
+  return out;
+}
+
 Result<int> ParsePort(std::string_view text) {
   auto port = ParseInt(text);
   if (!port || *port < 0 || *port > 65535) {
-    return MakeError("listen", "bad port '" + std::string(text) + "'", std::string(kHint));
+    return MakeError("listen", "bad port " + Quoted(text), std::string(kHint));
   }
   return static_cast<int>(*port);
 }
@@ -27,15 +39,13 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
   if (text.front() == '[') {
     size_t close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return MakeError("listen", "bad bracketed address '" + std::string(text) + "'",
-                       std::string(kHint));
+      return MakeError("listen", "bad bracketed address " + Quoted(text), std::string(kHint));
     }
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
     in6_addr probe{};
     if (::inet_pton(AF_INET6, std::string(host).c_str(), &probe) != 1) {
-      return MakeError("listen", "'" + std::string(host) + "' is not an IPv6 address",
-                       std::string(kHint));
+      return MakeError("listen", Quoted(host) + " is not an IPv6 address", std::string(kHint));
     }
   } else {
     size_t colon = text.rfind(':');

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/complete.h"
+
 namespace tether::cli {
 
 namespace {
@@ -27,10 +29,8 @@ void OpenMissingStdio() {
   }
 }
 
-// exec, ssh and run take everything after HOST as the remote command, options included:
-// they are parsed before CLI11 sees them. Global options (-F FILE, -v) may come first.
-std::optional<int> RunPassThroughVerb(int argc, char** argv) {
-  GlobalOptions global;
+// Global options (-F FILE, -v) before the verb; returns the index of the verb.
+int ParseLeadingGlobals(int argc, char** argv, GlobalOptions& global) {
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -42,6 +42,14 @@ std::optional<int> RunPassThroughVerb(int argc, char** argv) {
       break;
     }
   }
+  return i;
+}
+
+// exec, ssh and run take everything after HOST as the remote command, options included:
+// they are parsed before CLI11 sees them. Global options (-F FILE, -v) may come first.
+std::optional<int> RunPassThroughVerb(int argc, char** argv) {
+  GlobalOptions global;
+  int i = ParseLeadingGlobals(argc, argv, global);
   if (i >= argc) return std::nullopt;
   const std::pair<const char*, int (*)(const GlobalOptions&, const std::vector<std::string>&)>
       verbs[] = {{"exec", RunExecArgs},
@@ -141,14 +149,35 @@ int Main(int argc, char** argv) {
   env_cmd->add_flag("--local", env.local,
                     "for programs on this machine, through the host's -D port");
 
-  // Parsed by RunPassThroughVerb; listed here for --help.
-  app.add_subcommand("exec", "run CMD on HOST over its connection: exec HOST [-t] [--] CMD...");
-  app.add_subcommand("ssh", "ssh's grammar over the connection (rsync -e, GIT_SSH_COMMAND)");
-  app.add_subcommand("run", "run CMD on HOST with the server proxy's variables set");
-  app.add_subcommand(
+  // Parsed by RunPassThroughVerb; listed here for --help, the completions and the man
+  // page's test (tests/install/): the options each parser takes, ssh's the common ones.
+  CLI::App* exec_cmd =
+      app.add_subcommand("exec", "run CMD on HOST over its connection: exec HOST [-t] [--] CMD...");
+  exec_cmd->add_flag("-t")->description("give the command a pty");
+  exec_cmd->add_flag("-T")->description("no pty, even for a shell");
+  CLI::App* ssh_cmd =
+      app.add_subcommand("ssh", "ssh's grammar over the connection (rsync -e, GIT_SSH_COMMAND)");
+  ssh_cmd->add_option("-l")->description("remote user (the daemon's host must match)");
+  ssh_cmd->add_option("-p")->description("remote port (the daemon's host must match)");
+  ssh_cmd->add_option("-o")->description("ssh_config option; ones about logging in are refused");
+  for (const auto& [flag, what] : {std::pair{"-t", "force a pty"},
+                                   {"-T", "no pty"},
+                                   {"-n", "stdin from /dev/null"},
+                                   {"-s", "CMD is a subsystem (sftp)"},
+                                   {"-G", "print the host, user and port, as ssh -G"},
+                                   {"-V", "print the version"},
+                                   {"-v", "say which options were ignored"}}) {
+    ssh_cmd->add_flag(flag)->description(what);
+  }
+  CLI::App* run_cmd =
+      app.add_subcommand("run", "run CMD on HOST with the server proxy's variables set");
+  run_cmd->add_flag("--local")->description("run CMD here, with the variables of `env --local`");
+  CLI::App* ssh_config_cmd = app.add_subcommand(
       "ssh-config",
       "print a Host block that makes stock ssh use the connection; --install / --uninstall: an "
       "Include of such blocks for every host tether runs, atop ~/.ssh/config");
+  ssh_config_cmd->add_flag("--install")->description("the Include atop ~/.ssh/config (or -F FILE)");
+  ssh_config_cmd->add_flag("--uninstall")->description("take the Include out again");
 
   DoctorOptions doctor;
   CLI::App* doctor_cmd =
@@ -191,6 +220,13 @@ int Main(int argc, char** argv) {
   logs_cmd->add_option("host", logs.host, "the host")->required();
   logs_cmd->add_option("-n", logs.lines, "last N lines (0: all)")->check(CLI::NonNegativeNumber);
   logs_cmd->add_flag("-f,--follow", logs.follow, "keep printing what the daemon logs");
+
+  // The shell completions' questions (cli/complete.h); a hidden verb.
+  GlobalOptions before_verb;
+  if (int verb = ParseLeadingGlobals(argc, argv, before_verb);
+      verb < argc && std::string(argv[verb]) == "__complete") {
+    return RunComplete(app, before_verb, std::vector<std::string>(argv + verb + 1, argv + argc));
+  }
 
   try {
     app.parse(argc, argv);
