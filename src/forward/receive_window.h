@@ -30,14 +30,17 @@ inline constexpr uint32_t kMinWindow = 64u << 10;
 // The largest window a measurement may ask for (TETHER_WINDOW_CEILING_MIB), and the size
 // of the scratch buffer a read goes through.
 inline constexpr uint32_t kMaxWindow = 128u << 20;
-// The ceiling. Once a real link is the bottleneck, sshd reads the application's socket
-// into its channel buffer as far as the window we grant lets it, so that buffer holds about
-// the window. sshd packs it (memmove) only when half of it has been consumed, so its
-// allocation reaches about twice the window, and past its 128 MiB maximum (SSHBUF_SIZE_MAX)
-// every read forces a pack of everything it holds: a 128 MiB window fell from 1.5-2 Gbit/s
-// to ~320 after a few seconds at 100 ms, sshd at 93% CPU, 87% of it in memmove. 32 MiB keeps
-// twice the window well inside, and still carries 1.3 Gbit/s per stream at 200 ms.
-inline constexpr uint32_t kWindowCeiling = 32u << 20;
+// The ceiling, set by sshd's channel buffer. sshd reads the application's socket into a
+// buffer of at most 16 MiB (OpenSSH's CHAN_INPUT_MAX) as far as our window lets it, and
+// packs it (memmove) when half is consumed or, forced, when a 32 KiB read would pass that
+// maximum. Once the link or sshd's own CPU is the bottleneck, the buffer holds about the
+// window: past ~16 MiB every read then forces a memmove of everything it holds, sshd runs at
+// 93% CPU, 87% of it in memmove, and one download at 100 ms fell from 1.5-2 Gbit/s to
+// 120-320 Mbit/s for good (32 and 128 MiB windows, 60 s runs over one end-to-end TCP
+// connection, bench/long_link.py). Under 8 MiB no pack is ever forced, but 8 MiB carries
+// at most 670 Mbit/s at 100 ms. 15 MiB leaves the buffer room to pack now and then and
+// held 940 Mbit/s at 100 ms (12 MiB: 760, 16 MiB: 990 but at the edge).
+inline constexpr uint32_t kWindowCeiling = 15u << 20;
 // The window grows only after kStalledHalvesToGrow half-windows in a row in each of
 // which the server left the channel waiting for data at least kWindowStall (from an
 // empty read to the next data): that is a sender out of window on a long link. A larger
