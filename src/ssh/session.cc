@@ -302,6 +302,39 @@ std::vector<std::string> CertificatesFor(const config::HostConfig& host, const s
   return certs;
 }
 
+// Logs in with the key at `path`, shown as `label`: `offer` (its public half, or a
+// certificate of it; null: none) is asked about first, so that a passphrase is asked only
+// for a key the server would take; then the key is loaded (once per login) and signs, with
+// `cert` attached when given. kDenied when the server would not take it or the certificate
+// is for another key.
+Outcome OfferKey(Login& l, const std::string& path, ssh_key offer, ssh_key cert,
+                 const std::string& label) {
+  if (offer != nullptr) {
+    int rc = ssh_userauth_try_publickey(l.s, nullptr, offer);
+    if (rc == SSH_AUTH_ERROR) return Outcome::kError;
+    if (rc != SSH_AUTH_SUCCESS) {
+      l.tried.push_back(label);
+      return Outcome::kDenied;
+    }
+  }
+  std::string why;
+  ssh_key priv = LoadKey(l, path, &why);
+  if (priv == nullptr) {
+    l.tried.push_back(label + why);
+    return Outcome::kDenied;
+  }
+  if (cert != nullptr && ssh_pki_copy_cert_to_privkey(cert, priv) != SSH_OK)
+    return Outcome::kDenied;
+  l.tried.push_back(label);
+  Outcome o = FromRc(ssh_userauth_publickey(l.s, nullptr, priv));
+  if (o == Outcome::kPartial) {
+    l.used_keys.push_back(path);
+    l.accepted.push_back("publickey (" + label + ")");
+    l.accepted_methods.push_back("publickey");
+  }
+  return o;
+}
+
 // Offers each certificate of the key at `path` that the server would accept, signed with
 // that key (loaded once, asked its passphrase once). kDenied when none got in.
 Outcome TryCertificates(Login& l, const std::string& path) {
@@ -316,27 +349,7 @@ Outcome TryCertificates(Login& l, const std::string& path) {
       continue;
     }
     KeyPtr cert(cert_raw);
-    int rc = ssh_userauth_try_publickey(l.s, nullptr, cert.get());
-    if (rc == SSH_AUTH_ERROR) return Outcome::kError;
-    if (rc != SSH_AUTH_SUCCESS) {
-      l.tried.push_back(cert_path);
-      continue;
-    }
-    std::string why;
-    ssh_key priv = LoadKey(l, path, &why);
-    if (priv == nullptr) {
-      l.tried.push_back(cert_path + why);
-      continue;
-    }
-    // Fails when the certificate is for another key: then it is not this identity's.
-    if (ssh_pki_copy_cert_to_privkey(cert.get(), priv) != SSH_OK) continue;
-    l.tried.push_back(cert_path);
-    Outcome o = FromRc(ssh_userauth_publickey(l.s, nullptr, priv));
-    if (o == Outcome::kPartial) {
-      l.used_keys.push_back(path);
-      l.accepted.push_back("publickey (" + cert_path + ")");
-      l.accepted_methods.push_back("publickey");
-    }
+    Outcome o = OfferKey(l, path, cert.get(), cert.get(), cert_path);
     if (o != Outcome::kDenied) return o;
   }
   return Outcome::kDenied;
@@ -365,35 +378,13 @@ Outcome TryPublicKey(Login& l) {
     // A certificate of this key first, as ssh tries IDENTITY-cert.pub and CertificateFile.
     Outcome by_cert = TryCertificates(l, path);
     if (by_cert != Outcome::kDenied) return by_cert;
-    if (std::find(l.used_keys.begin(), l.used_keys.end(), path) != l.used_keys.end()) continue;
-    // Offer the public half first when we have it, so a passphrase is asked only for
-    // a key the server would accept.
     std::string pub_path = path + ".pub";
-    if (FileExists(pub_path)) {
-      ssh_key pub_raw = nullptr;
-      if (ssh_pki_import_pubkey_file(pub_path.c_str(), &pub_raw) == SSH_OK) {
-        KeyPtr pub(pub_raw);
-        int rc = ssh_userauth_try_publickey(l.s, nullptr, pub.get());
-        if (rc == SSH_AUTH_ERROR) return Outcome::kError;
-        if (rc != SSH_AUTH_SUCCESS) {
-          l.tried.push_back(path);
-          continue;
-        }
-      }
+    ssh_key pub_raw = nullptr;
+    if (FileExists(pub_path) && ssh_pki_import_pubkey_file(pub_path.c_str(), &pub_raw) != SSH_OK) {
+      pub_raw = nullptr;
     }
-    std::string why;
-    ssh_key priv = LoadKey(l, path, &why);
-    if (priv == nullptr) {
-      l.tried.push_back(path + why);
-      continue;
-    }
-    l.tried.push_back(path);
-    Outcome o = FromRc(ssh_userauth_publickey(l.s, nullptr, priv));
-    if (o == Outcome::kPartial) {
-      l.used_keys.push_back(path);
-      l.accepted.push_back("publickey (" + path + ")");
-      l.accepted_methods.push_back("publickey");
-    }
+    KeyPtr pub(pub_raw);
+    Outcome o = OfferKey(l, path, pub.get(), nullptr, path);
     if (o != Outcome::kDenied) return o;
   }
   return Outcome::kDenied;
