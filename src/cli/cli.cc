@@ -199,6 +199,18 @@ int Main(int argc, char** argv) {
   agent_install_cmd->add_option("--port", agent_install.port, "its port on the server's loopback")
       ->check(CLI::Range(1, 65535));
 
+  ServiceOptions service;
+  CLI::App* service_cmd =
+      app.add_subcommand("service", "bring HOST up at login: a systemd user unit or launchd agent");
+  service_cmd->require_subcommand(1);
+  CLI::App* service_install_cmd = service_cmd->add_subcommand(
+      "install", "write and enable a service running `tether up HOST --foreground`");
+  service_install_cmd->add_option("host", service.host, "the host")->required();
+  service_install_cmd->add_flag("--print", service.print, "print the service file instead");
+  CLI::App* service_uninstall_cmd =
+      service_cmd->add_subcommand("uninstall", "stop and remove HOST's service");
+  service_uninstall_cmd->add_option("host", service.host, "the host")->required();
+
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
   down_cmd->add_option("host", down.host, "the host to stop");
@@ -210,6 +222,8 @@ int Main(int argc, char** argv) {
   status_cmd->add_flag("--json", status.json, "machine-readable output (docs/control-protocol.md)");
   status_cmd->add_flag("--remote", status.remote,
                        "add the server's GPUs, from tether-agent (`tether up HOST --agent`)");
+  status_cmd->add_flag("--watch", status.watch,
+                       "again every second: in place on a terminal, one after another elsewhere");
 
   LsOptions ls;
   CLI::App* ls_cmd = app.add_subcommand("ls", "one line per host");
@@ -241,6 +255,8 @@ int Main(int argc, char** argv) {
       {env_cmd, [&] { return RunEnv(global, env); }},
       {doctor_cmd, [&] { return RunDoctor(global, doctor); }},
       {agent_install_cmd, [&] { return RunAgentInstall(global, agent_install); }},
+      {service_install_cmd, [&] { return RunServiceInstall(global, service); }},
+      {service_uninstall_cmd, [&] { return RunServiceUninstall(global, service); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},

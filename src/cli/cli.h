@@ -63,10 +63,16 @@ struct StatusOptions {
   std::string host;
   bool json = false;
   bool remote = false;  // add the server's GPUs (tether-agent, through `up --agent`)
+  bool watch = false;   // again every second, in place on a terminal
 };
 
 struct LsOptions {
   bool json = false;
+};
+
+struct ServiceOptions {
+  std::string host;
+  bool print = false;  // print the unit instead of installing it
 };
 
 struct LogsOptions {
@@ -102,6 +108,8 @@ struct AgentInstallOptions {
   int port = 8080;  // the agent's port on the server's loopback
 };
 int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& options);
+int RunServiceInstall(const GlobalOptions& global, const ServiceOptions& options);
+int RunServiceUninstall(const GlobalOptions& global, const ServiceOptions& options);
 
 // Asks the running daemon of `alias` (a state-file name) to add `specs` (ones it already
 // has are kept as they are), waits for the server's answer to remote ones (bounded) and

@@ -1,7 +1,12 @@
-// tether status [HOST] [--json]: every daemon found in the state directory, its
+// tether status [HOST] [--json] [--watch]: every daemon found in the state directory, its
 // connection and its forwards with live counters. Stale state is reported once and
 // removed.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "cli/agent.h"
@@ -102,17 +107,15 @@ std::string LanesCell(const nlohmann::json& host) {
 
 }  // namespace
 
-int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
-  auto state = daemon::StateDir::Open();
-  if (!state.ok()) {
-    PrintError(state.error());
-    return 1;
-  }
+namespace {
+
+// One look: the table (or JSON) as `tether status` prints it. `watching`: JSON on one line.
+int PrintStatus(daemon::StateDir& state, const StatusOptions& options, bool watching) {
   using nlohmann::json;
-  json hosts = CollectStatus(*state, options.host);
+  json hosts = CollectStatus(state, options.host);
   if (options.remote) {
     for (auto& h : hosts) {
-      auto remote = FetchAgentStatus(*state, h.value("host", ""));
+      auto remote = FetchAgentStatus(state, h.value("host", ""));
       h["remote"] = remote.ok()
                         ? *remote
                         : json{{"error", remote.error().message}, {"hint", remote.error().hint}};
@@ -120,7 +123,7 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   }
 
   if (options.json) {
-    std::printf("%s\n", json{{"hosts", hosts}}.dump(2).c_str());
+    std::printf("%s\n", json{{"hosts", hosts}}.dump(watching ? -1 : 2).c_str());
     return 0;
   }
   if (hosts.empty()) {
@@ -170,6 +173,40 @@ int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
   for (const auto& e : errors) std::printf("  %s\n", e.c_str());
   if (options.remote) PrintRemote(hosts);
   return 0;
+}
+
+// Whether the table can be redrawn in place: a terminal that knows the escapes.
+bool RedrawInPlace() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDOUT_FILENO) != 0 && term != nullptr && std::strcmp(term, "dumb") != 0;
+}
+
+}  // namespace
+
+int RunStatus(const GlobalOptions& /*global*/, const StatusOptions& options) {
+  auto state = daemon::StateDir::Open();
+  if (!state.ok()) {
+    PrintError(state.error());
+    return 1;
+  }
+  if (!options.watch) return PrintStatus(*state, options, false);
+  // For a pane kept open: the table redrawn in place every second on a terminal (cursor home,
+  // clear; no colors, so NO_COLOR has nothing to turn off); elsewhere, one table (or one JSON
+  // line) after another, each under its time, for a log or a script. Until interrupted.
+  const bool in_place = !options.json && RedrawInPlace();
+  while (true) {
+    if (in_place) std::printf("\x1b[H\x1b[2J");
+    if (!options.json) {
+      const std::time_t now = std::time(nullptr);
+      char when[32];
+      std::strftime(when, sizeof when, "%H:%M:%S", std::localtime(&now));
+      std::printf("%s  every 1 s%s\n", when, in_place ? ", Ctrl-C to stop" : "");
+    }
+    (void)PrintStatus(*state, options, true);
+    if (!in_place && !options.json) std::printf("\n");
+    if (std::fflush(stdout) != 0) return 0;  // the reader went away
+    ::sleep(1);
+  }
 }
 
 }  // namespace tether::cli

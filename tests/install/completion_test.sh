@@ -101,7 +101,7 @@ check() {  # check "EXPECTED..." WORD...: every shell offers exactly EXPECTED
   done
 }
 
-verbs="up forward env exec ssh run ssh-config doctor agent down status ls logs"
+verbs="up forward env exec ssh run ssh-config doctor agent service down status ls logs"
 check "$verbs" tether ""
 check "-h --help --version -F -v" tether -
 check "--proxy --proxy-open" tether up --pr
@@ -109,6 +109,8 @@ check "gpu login jump quoted extra running1" tether up ""
 check "gpu" tether up -L 8000:localhost:8000 -i key g
 check "other running1" tether -F "$work/alt_config" down ""
 check "install" tether agent ""
+check "install uninstall" tether service ""
+check "--print" tether service install --p
 check "--port" tether agent install --p
 check "fish" tether env gpu --shell f
 check "public private all" tether up gpu --laptop-network ""
