@@ -58,6 +58,8 @@ OSSH_PORT = 15201
 TETHER_PORT = 15202
 TCP_MAX = 128 << 20
 CGROUP_ROOT = "/sys/fs/cgroup/cpuacct"
+# scp (OpenSSH 9) copies over SFTP: the server needs the subsystem, as every real one has.
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 QUEUE = 7
 EXIT_WAIT = 3.0  # s a process gets after SIGTERM
 CMD_TIMEOUT = 30
@@ -302,6 +304,7 @@ MaxStartups 100
 MaxSessions 100
 LogLevel VERBOSE
 PrintMotd no
+Subsystem sftp {SFTP_SERVER}
 """)
         host_key = " ".join(open(os.path.join(w, "host_ed25519.pub")).read().split()[:2])
         with open(os.path.join(w, "known_hosts"), "w") as f:
