@@ -135,6 +135,10 @@ void ExecSession::Finish() {
     value = 0;
   } else if (channel_->exit_status() >= 0) {
     value = static_cast<uint32_t>(channel_->exit_status());
+  } else if (out_failed_) {
+    // stdout's reader went away and we closed the channel: the signal that then ended the
+    // command (SIGPIPE, from our close) is our doing, and ssh says 255 in that pipe. It came
+    // before sshd's word on the close often enough to fail one pipe in ~100 with 141.
   } else if (!channel_->exit_signal().empty()) {
     int signal = ssh::SignalNumber(channel_->exit_signal());
     value = 128 + static_cast<uint32_t>(signal > 0 ? signal : SIGTERM);  // unknown: a signal still
