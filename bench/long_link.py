@@ -18,6 +18,7 @@ An OpenSSH sshd runs in the server namespace. For each RTT and direction, in one
   L      -L forwarding, iperf3 for --seconds (2 more omitted): `ssh -N -L` against
          `tether up -L`, with plain TCP through the same link as the link's own limit
   scp    a --size-mib file: scp on its own connection against scp through tether's HOST.mux
+         (OpenSSH 9's scp copies over SFTP; scp-O: the same with -O, the legacy protocol)
   rsync  the same with rsync (-e ssh), on its own connection against through HOST.mux
   cat    `ssh HOST cat FILE` against `tether exec HOST cat FILE` (and cat > FILE up)
   stripe the file cut in N parts, moved by N `tether exec cat` at once, N session channels
@@ -477,8 +478,10 @@ class Runner:
         remote_src = f"link:{self.src}"
         remote_dst = f"link:{dst}"
         stdin = stdout = None
-        if mode == "scp":
+        if mode in ("scp", "scp-O"):
             args = ["scp", "-q", "-S", "ssh", "-F", self.bed.ssh_config]
+            if mode == "scp-O":
+                args.append("-O")  # the legacy protocol: one stream, no SFTP requests
             args += ["-o", "ControlMaster=no", "-o",
                      f"ControlPath={self.bed.mux() if via else 'none'}"]
             args += [remote_src, dst] if direction == "down" else [self.src, remote_dst]
@@ -674,7 +677,7 @@ def report(runner, args, bed):
                 om = o["mbps"] if o else math.nan
                 tm = t["mbps"] if t else math.nan
                 ratio = tm / om if om and not math.isnan(om) and not math.isnan(tm) else math.nan
-                label = ("-L" if mode == "L" else mode + (" via mux" if mode in ("scp", "rsync") else "")) + " " + d
+                label = ("-L" if mode == "L" else mode + (" via mux" if mode in ("scp", "scp-O", "rsync") else "")) + " " + d
                 if t and "last_10s_mbps" in t:
                     label += f" (tether best/last 10 s {t['best_10s_mbps']:.0f}/{t['last_10s_mbps']:.0f})"
                 table.append((label, show(om, "%.0f"), show(tm, "%.0f"), show(ratio, "%.2fx"),
@@ -729,8 +732,8 @@ def main():
     args.tools = args.tools.split(",")
     if not set(args.tools) <= {"tcp", "openssh", "tether"}:
         die("--tools: tcp, openssh, tether")
-    if not set(args.modes) <= {"L", "scp", "rsync", "cat", "stripe"}:
-        die("--modes: L, scp, rsync, cat, stripe")
+    if not set(args.modes) <= {"L", "scp", "scp-O", "rsync", "cat", "stripe"}:
+        die("--modes: L, scp, scp-O, rsync, cat, stripe")
     if not set(args.directions) <= {"down", "up"}:
         die("--directions: down, up")
     if not 1 <= args.seconds <= 600:
