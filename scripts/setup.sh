@@ -12,6 +12,7 @@ packages=(
   # tests, demo and benchmarks: a real sshd and real clients
   openssh-server openssh-client iperf3 curl python3 iproute2 iptables autossh procps tmux
   tinyproxy rsync git
+  libpam-oath oathtool  # a one-time-code second factor for the login tests (PAM's pam_oath)
   zsh fish  # the shell completions' test (tests/install/completion_test.sh)
   libnetfilter-queue-dev  # the test bed's IP-layer delay line (tests/tools/nfq_delay.cc)
   # code style

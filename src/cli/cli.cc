@@ -211,6 +211,11 @@ int Main(int argc, char** argv) {
       service_cmd->add_subcommand("uninstall", "stop and remove HOST's service");
   service_uninstall_cmd->add_option("host", service.host, "the host")->required();
 
+  LoginOptions login;
+  CLI::App* login_cmd = app.add_subcommand(
+      "login", "log HOST's daemon in again when its reconnect needs a password or a code");
+  login_cmd->add_option("host", login.host, "the host")->required();
+
   DownOptions down;
   CLI::App* down_cmd = app.add_subcommand("down", "stop HOST's daemon (or --all)");
   down_cmd->add_option("host", down.host, "the host to stop");
@@ -257,6 +262,7 @@ int Main(int argc, char** argv) {
       {agent_install_cmd, [&] { return RunAgentInstall(global, agent_install); }},
       {service_install_cmd, [&] { return RunServiceInstall(global, service); }},
       {service_uninstall_cmd, [&] { return RunServiceUninstall(global, service); }},
+      {login_cmd, [&] { return RunLogin(global, login); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},

@@ -54,6 +54,10 @@ struct DoctorOptions {
   std::string probe;  // URL fetched from the server through --proxy
 };
 
+struct LoginOptions {
+  std::string host;
+};
+
 struct DownOptions {
   std::string host;
   bool all = false;
@@ -86,6 +90,7 @@ int RunForward(const GlobalOptions& global, const ForwardOptions& options);
 int RunEnv(const GlobalOptions& global, const EnvOptions& options);
 int RunDoctor(const GlobalOptions& global, const DoctorOptions& options);
 int RunDown(const GlobalOptions& global, const DownOptions& options);
+int RunLogin(const GlobalOptions& global, const LoginOptions& options);
 int RunStatus(const GlobalOptions& global, const StatusOptions& options);
 int RunLs(const GlobalOptions& global, const LsOptions& options);
 int RunLogs(const GlobalOptions& global, const LogsOptions& options);

@@ -309,6 +309,17 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     } else if (e.code == ErrorCode::kAuth) {
       report.Add("host key", "pass", "known and matching");
       report.Add("authentication", "fail", e.message, e.hint);
+    } else if (e.code == ErrorCode::kNeedsLogin) {
+      // Not a fault: the server wants a person (a second factor, a password, a key's
+      // passphrase), which doctor does not ask for.
+      report.Add("host key", "pass", "known and matching");
+      report.Add("authentication", "warn", e.message,
+                 "this host wants a password or a one-time code (a 2FA cluster): `tether up " +
+                     host->alias +
+                     "` asks for it at the terminal (or SSH_ASKPASS), once; a reconnect after "
+                     "the link drops asks again: the daemon waits, listeners open, until "
+                     "`tether login " +
+                     host->alias + "`");
     } else {
       std::string through = host->jump_chain.empty() ? "" : " (through the jump hosts)";
       report.Add("ssh connection" + through, "fail", e.ToString(), e.hint);
@@ -366,7 +377,11 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options) {
     std::string last = status.value("last_error", "");
     if (!last.empty()) evidence += "; last: " + last;
     report.Add("daemon", st == "up" ? "pass" : "fail", evidence,
-               st == "needs-auth" ? "run `tether up " + alias + "` to log in again" : "");
+               st == "needs-auth"    ? "run `tether up " + alias + "` to log in again"
+               : st == "needs-login" ? "the server wants a password or a code again: run "
+                                       "`tether login " +
+                                           alias + "` (its forwards are kept)"
+                                     : "");
   }
 
   // The user's own ControlPath: served, or why plain ssh there makes logins of its own.

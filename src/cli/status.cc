@@ -144,6 +144,11 @@ int PrintStatus(daemon::StateDir& state, const StatusOptions& options, bool watc
                     std::to_string(h.value("reconnects", 0)), LanesCell(h), target});
     std::string lanes_off = h.value("lanes", json::object()).value("off", "");
     if (!lanes_off.empty()) notes.push_back(h.value("host", "") + ": lanes off: " + lanes_off);
+    if (h.value("state", "") == "needs-login") {
+      notes.push_back(h.value("host", "") +
+                      ": the server wants a password or a code again: tether login " +
+                      h.value("host", ""));
+    }
     std::string control_path = ControlPathNote(h);
     if (!control_path.empty()) notes.push_back(h.value("host", "") + ": " + control_path);
   }

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/format.h"
+#include "cli/login.h"
 #include "cli/server_ports.h"
 #include "cli/ssh_include.h"
 #include "cli/start_options.h"
@@ -159,7 +160,7 @@ StartOptions StartOptionsOf(const UpOptions& given, const UpOptions& options,
 
 int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t pid,
                 const std::vector<config::ForwardSpec>& specs, const UpOptions& options,
-                const StartOptions& start) {
+                const StartOptions& start, bool batch_mode) {
   constexpr auto kPoll = std::chrono::milliseconds(100);
   constexpr int kMaxPolls = 300;  // 30 s: a connection that needs a person's answer
   Result<nlohmann::json> reply = MakeError("control", "not asked yet");
@@ -181,6 +182,13 @@ int ShowRunning(const daemon::StateDir& state, const std::string& alias, pid_t p
   if (auto conflict = StartOptionConflicts(alias, *reply, start)) {
     PrintError(*conflict);
     return 1;
+  }
+  if (reply->value("state", "") == "needs-login") {
+    // The same daemon logs in again, asking here; its forwards and counters stay.
+    std::fprintf(stderr, "tether: %s: the daemon (pid %d) waits for a login\n", alias.c_str(),
+                 reply->value("pid", 0));
+    ssh::TtyPrompter prompter(batch_mode);
+    if (int login = LoginThroughDaemon(state, alias, prompter); login != 0) return login;
   }
   std::printf("%s is already up (pid %d)\n", alias.c_str(), reply->value("pid", 0));
   int code = 0;
@@ -280,7 +288,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   }
   if (!lock_outcome->acquired)
     return ShowRunning(*state, alias, lock_outcome->holder, *specs, options,
-                       StartOptionsOf(given, options, *host));
+                       StartOptionsOf(given, options, *host), host->batch_mode);
 
   // Our pid until the daemon writes its own: `status` can tell who is connecting.
   (void)lock.WritePid(::getpid());
@@ -302,6 +310,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   d.SetLanes(options.lanes);
   d.SetLaptopNetwork(reach);
   d.SetSshOptions(options.options);
+  d.SetNotify(settings.notify.value_or(true));
   if (reach != net::Reach::kPublic) {
     std::fprintf(stderr,
                  "tether: warning: programs on %s can reach the laptop's %s through the server "

@@ -23,6 +23,7 @@ const char* StepOf(ErrorCode code) {
     case ErrorCode::kHostKey:
       return "host key";
     case ErrorCode::kAuth:
+    case ErrorCode::kNeedsLogin:
       return "auth";
     case ErrorCode::kListen:
       return "listen";

@@ -14,17 +14,19 @@ namespace tether {
 // log in turns lanes off. Everything else is kOther, and its `step` says what failed.
 enum class ErrorCode {
   kOther,
-  kResolve,    // the host name did not resolve
-  kConnect,    // no connection to the server (refused, unreachable, timed out)
-  kHandshake,  // the SSH key exchange failed
-  kHostKey,    // the server's host key is unknown, changed or not accepted
-  kAuth,       // authentication failed, or needs a prompt nobody can answer
-  kListen,     // a listener could not be made (port taken, no permission)
-  kPolicy,     // a target the configuration does not allow (the laptop's own network)
+  kResolve,     // the host name did not resolve
+  kConnect,     // no connection to the server (refused, unreachable, timed out)
+  kHandshake,   // the SSH key exchange failed
+  kHostKey,     // the server's host key is unknown, changed or not accepted
+  kAuth,        // authentication failed
+  kNeedsLogin,  // the server wants what only a person can give (a password, a code, a
+                // key's passphrase) and nobody could be asked
+  kListen,      // a listener could not be made (port taken, no permission)
+  kPolicy,      // a target the configuration does not allow (the laptop's own network)
 };
 
-// The step an error of `code` names: "resolve", "connect", "handshake", "host key", "auth",
-// "listen", "policy"; "" for kOther.
+// The step an error of `code` names: "resolve", "connect", "handshake", "host key", "auth"
+// (kAuth and kNeedsLogin), "listen", "policy"; "" for kOther.
 const char* StepOf(ErrorCode code);
 
 // What failed, in words a user can act on. `step` names the phase (resolve, connect,

@@ -76,6 +76,10 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
       auto v = node.value<bool>();
       if (!v) return ConfigError(Where(source, node), "proxy_open must be true or false");
       out.proxy_open = *v;
+    } else if (key == "notify") {
+      auto v = node.value<bool>();
+      if (!v) return ConfigError(Where(source, node), "notify must be true or false");
+      out.notify = *v;
     } else if (std::find(allowed_extra.begin(), allowed_extra.end(), key) == allowed_extra.end()) {
       return ConfigError(Where(source, node), "unknown key \"" + key + "\"");
     }
@@ -175,6 +179,7 @@ void Settings::MergeFrom(const Settings& over) {
   if (over.proxy_port) proxy_port = over.proxy_port;
   if (over.upstream) upstream = over.upstream;
   if (over.proxy_open) proxy_open = over.proxy_open;
+  if (over.notify) notify = over.notify;
   if (over.lanes) lanes = over.lanes;
   if (over.laptop_network) laptop_network = over.laptop_network;
   if (over.keepalive_count_max) keepalive_count_max = over.keepalive_count_max;

@@ -31,6 +31,8 @@ struct Settings {
   // "public" (the default), "private" (also its private networks) or "all" (its loopback
   // and link-local too).
   std::optional<std::string> laptop_network;
+  // A desktop notification when a reconnect needs a person's login (true by default).
+  std::optional<bool> notify;
 
   // Fields set in `over` replace ours.
   void MergeFrom(const Settings& over);

@@ -13,11 +13,12 @@ Connector::~Connector() {
   if (wake_.valid()) loop_.Unwatch(wake_.read_fd());
 }
 
-void Connector::Start(const config::HostConfig& host, const ssh::ConnectOptions& options) {
+void Connector::Start(const config::HostConfig& host, const ssh::ConnectOptions& options,
+                      ssh::Prompter* prompter) {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this, host, options] {
-    ssh::NoPrompter nobody;
-    auto result = ssh::Session::Connect(host, nobody, options);
+  thread_ = std::thread([this, host, options, prompter] {
+    ssh::NoPrompter nobody("run `tether login " + host.alias + "`");
+    auto result = ssh::Session::Connect(host, prompter != nullptr ? *prompter : nobody, options);
     {
       std::lock_guard<std::mutex> lock(mu_);
       result_.emplace(std::move(result));
@@ -53,7 +54,7 @@ HostDialer::HostDialer(net::EventLoop& loop, net::ConnectPool& connects, config:
         if (done) done(std::move(r));
       }) {}
 
-void HostDialer::Dial(UniqueFd first_hop, Dialed done) {
+void HostDialer::Dial(UniqueFd first_hop, ssh::Prompter* prompter, Dialed done) {
   if (connector_.running()) return;
   ssh::ConnectOptions options;
   options.tcp_connect_timeout = kReconnectTcpTimeout;
@@ -62,7 +63,7 @@ void HostDialer::Dial(UniqueFd first_hop, Dialed done) {
   options.probe = false;
   if (first_hop) options.first_hop_socket = std::make_shared<UniqueFd>(std::move(first_hop));
   done_ = std::move(done);
-  connector_.Start(RedialHost(host_), options);
+  connector_.Start(RedialHost(host_), options, prompter);
 }
 
 void HostDialer::Probe(std::chrono::milliseconds within, Probed done) {

@@ -41,8 +41,11 @@ class Connector {
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
-  // Starts an attempt unless one runs. Never prompts (a daemon has no terminal).
-  void Start(const config::HostConfig& host, const ssh::ConnectOptions& options);
+  // Starts an attempt unless one runs. Prompts through `prompter` (called from the
+  // attempt's thread; it must outlive the attempt) when given, else nobody is asked (a
+  // daemon has no terminal).
+  void Start(const config::HostConfig& host, const ssh::ConnectOptions& options,
+             ssh::Prompter* prompter = nullptr);
   bool running() const { return thread_.joinable(); }
 
  private:
@@ -63,7 +66,7 @@ class HostDialer : public LinkSupervisor::Dialer {
   HostDialer(net::EventLoop& loop, net::ConnectPool& connects, config::HostConfig host);
 
   // TCP connect within kReconnectTcpTimeout, and no `uname` (see the .cc).
-  void Dial(UniqueFd first_hop, Dialed done) override;
+  void Dial(UniqueFd first_hop, ssh::Prompter* prompter, Dialed done) override;
   bool dialing() const override { return connector_.running(); }
   void Probe(std::chrono::milliseconds within, Probed done) override;
 

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "control/mux_wire.h"
+#include "daemon/notify.h"
 #include "forward/local_forward.h"
 #include "forward/remote_forward.h"
 #include "net/address_scope.h"
@@ -52,6 +53,7 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   dialer_ = std::make_unique<HostDialer>(loop_, *connects_, host_);
   LinkSupervisor::Owner& owner = *this;  // a private base: convert where it is visible
   supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
+  login_ = std::make_unique<LoginRelay>(loop_, *supervisor_, host_.alias);
   // Its shell loop runs as a session of the daemon's own, placed like any other.
   owner_check_ = std::make_unique<forward::OwnerCheck>(
       loop_,
@@ -71,8 +73,10 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
 }
 
 HostDaemon::~HostDaemon() {
+  login_->Stop("the daemon is stopping");  // a prompt waiting lets its attempt end
   supervisor_.reset();
   dialer_.reset();  // joins an attempt in flight, bounded by its timeouts
+  login_.reset();
   lanes_.RetireAll();
   control_path_.reset();
   sessions_.reset();
@@ -244,6 +248,7 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   if (!listener.ok()) return listener.take_error();
   control_ = std::make_unique<control::ControlServer>(loop_, std::move(*listener));
   api_.Register(*control_);
+  login_->Register(*control_);
   auto mux_listener = net::ListenUnix(state_.MuxPath(host_.alias));
   if (!mux_listener.ok()) return mux_listener.take_error();
   mux_ = std::make_unique<control::MuxServer>(loop_, std::move(*mux_listener),
@@ -303,6 +308,20 @@ void HostDaemon::LinkLost(const std::string& why) {
   opens_.Attach(nullptr);
   requests_.Attach(nullptr);
   link_.reset();
+}
+
+void HostDaemon::NeedsLogin(const std::string& why) {
+  spdlog::warn(
+      "[{}] the server wants a password, a code or a passphrase: the link stays down "
+      "until `tether login {}` ({})",
+      host_.alias, host_.alias, why);
+  sessions_->SetDownReason("it needs a login: run `tether login " + host_.alias + "`");
+  if (notify_) {
+    NotifyDesktop("tether: " + host_.alias + " needs a login",
+                  "The connection to " + host_.alias +
+                      " was lost and the server asks for a password or a code. Run: tether login " +
+                      host_.alias);
+  }
 }
 
 std::optional<bool> HostDaemon::PeerAcknowledges(std::chrono::milliseconds within) {

@@ -16,11 +16,12 @@
 #include "control/control_server.h"
 #include "control/mux_server.h"
 #include "daemon/connector.h"
-#include "daemon/control_path_listener.h"
 #include "daemon/control_api.h"
+#include "daemon/control_path_listener.h"
 #include "daemon/forwards_record.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_supervisor.h"
+#include "daemon/login_relay.h"
 #include "daemon/session_pool.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
@@ -81,7 +82,13 @@ class HostDaemon : public control::MuxHost,
   // on `server`. Start() does it on HOST.sock; tests and fuzzers on a server without a
   // listener, on a daemon that was never started (no link: the handlers answer as during
   // an outage). The daemon must outlive the server. Loop thread.
-  void RegisterControlHandlers(control::ControlServer& server) { api_.Register(server); }
+  void RegisterControlHandlers(control::ControlServer& server) {
+    api_.Register(server);
+    login_->Register(server);
+  }
+  // Whether a reconnect that needs a person's answer sends a desktop notification
+  // (`notify` in config.toml; on by default). Before Start().
+  void SetNotify(bool notify) { notify_ = notify; }
   // The reply to `status`.
   nlohmann::json StatusJson() const { return api_.StatusJson(); }
 
@@ -118,6 +125,7 @@ class HostDaemon : public control::MuxHost,
   uint64_t LinkBytesIn() const override { return link_->bytes_in(); }
   void SendKeepalive() override { requests_.SendKeepalive(); }
   std::optional<bool> PeerAcknowledges(std::chrono::milliseconds within) override;
+  void NeedsLogin(const std::string& why) override;
 
   void OnLinkTick();
   void AfterIteration();
@@ -181,6 +189,10 @@ class HostDaemon : public control::MuxHost,
   LoopClock clock_{loop_};
   std::unique_ptr<HostDialer> dialer_;
   std::unique_ptr<LinkSupervisor> supervisor_;
+  // A person's login over the control socket (`tether login`); lets the dialling thread go
+  // before dialer_ joins it.
+  std::unique_ptr<LoginRelay> login_;
+  bool notify_ = true;
 
   ControlApi api_{*this, host_.alias};
 };

@@ -44,7 +44,7 @@ void LanePool::Check(std::chrono::steady_clock::time_point now) {
       continue;
     }
     ErrorCode code = lane.error_code();
-    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
+    if (code == ErrorCode::kAuth || code == ErrorCode::kNeedsLogin || code == ErrorCode::kHostKey) {
       // Without a terminal a lane cannot answer a prompt: the main connection carries all.
       off_ = lane.error();
       spdlog::warn("[{}] lanes are off: {}", alias_, off_);

@@ -10,6 +10,8 @@ const char* ToString(LinkState state) {
       return "reconnecting";
     case LinkState::kNeedsAuth:
       return "needs-auth";
+    case LinkState::kNeedsLogin:
+      return "needs-login";
   }
   return "";
 }

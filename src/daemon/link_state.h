@@ -6,10 +6,13 @@ namespace tether::daemon {
 enum class LinkState {
   kUp,
   kReconnecting,  // lost, or not yet back: retried with backoff, listeners kept open
-  kNeedsAuth,     // the last attempt needs a passphrase, a code or a host key: `tether up`
+  kNeedsAuth,     // the last attempt was refused at the host key or the login: retried
+  kNeedsLogin,    // the server wants a password, a code or a passphrase: not retried until
+                  // a person logs in (`tether login`), the daemon runs it and relays prompts
 };
 
-// As `status` says it: "up", "reconnecting", "needs-auth" (docs/control-protocol.md).
+// As `status` says it: "up", "reconnecting", "needs-auth", "needs-login"
+// (docs/control-protocol.md).
 const char* ToString(LinkState state);
 
 }  // namespace tether::daemon

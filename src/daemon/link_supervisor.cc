@@ -97,35 +97,88 @@ void LinkSupervisor::ScheduleReconnect() {
 }
 
 void LinkSupervisor::Redial(UniqueFd first_hop) {
-  dialer_.Dial(std::move(first_hop),
+  dialer_.Dial(std::move(first_hop), nullptr,
                [this](Result<std::unique_ptr<ssh::Session>> r) { OnDialed(std::move(r)); });
 }
 
+void LinkSupervisor::Login(ssh::Prompter& prompter, LoginDone done) {
+  if (up() || logging_in()) {
+    Status now = up() ? Status::Ok()
+                      : Status(MakeError("login", "another login to " + alias_ + " is running",
+                                         "answer it where it asks, or wait for it to end"));
+    clock_.After(
+        std::chrono::milliseconds(0),
+        [done = std::move(done), now = std::move(now)]() mutable { done(std::move(now)); });
+    return;
+  }
+  login_prompter_ = &prompter;
+  login_done_ = std::move(done);
+  spdlog::info("[{}] a login was asked for: logging in{}", alias_,
+               dialer_.dialing() ? " once the attempt running ends" : " now");
+  if (!dialer_.dialing()) StartLogin();
+}
+
+void LinkSupervisor::StartLogin() {
+  if (reconnect_timer_ != 0) {
+    clock_.Cancel(reconnect_timer_);
+    reconnect_timer_ = 0;
+  }
+  ssh::Prompter* prompter = login_prompter_;
+  login_prompter_ = nullptr;
+  login_dialing_ = true;
+  dialer_.Dial({}, prompter,
+               [this](Result<std::unique_ptr<ssh::Session>> r) { OnDialed(std::move(r)); });
+}
+
+void LinkSupervisor::EndLogin(Status result) {
+  LoginDone done = std::move(login_done_);
+  login_done_ = nullptr;
+  if (done) done(std::move(result));
+}
+
 void LinkSupervisor::OnDialed(Result<std::unique_ptr<ssh::Session>> result) {
-  if (!result.ok()) {
-    last_error_ = result.error().ToString();
-    // Without a terminal a daemon cannot type a passphrase or a one-time code: say so
-    // in `status`, and keep trying (an agent may get the key meanwhile).
-    ErrorCode code = result.error().code;
-    if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
+  const bool by_person = login_dialing_;
+  login_dialing_ = false;
+  const char* attempt = by_person ? "login" : "reconnect";
+  Status attached = result.ok() ? Attach(std::move(*result)) : Status(result.take_error());
+  if (!attached.ok()) {
+    const Error& error = attached.error();
+    last_error_ = error.ToString();
+    ErrorCode code = error.code;
+    // A person's answers were refused: theirs to try again, not the daemon's.
+    if (by_person && code == ErrorCode::kAuth) code = ErrorCode::kNeedsLogin;
+    if (code == ErrorCode::kNeedsLogin) {
+      state_ = LinkState::kNeedsLogin;
+    } else if (code == ErrorCode::kAuth || code == ErrorCode::kHostKey) {
+      // An agent may get the key meanwhile: retried, and `status` says so.
       state_ = LinkState::kNeedsAuth;
     }
     probe_path_ = code == ErrorCode::kConnect || code == ErrorCode::kResolve;
-    spdlog::warn("[{}] reconnect failed: {}", alias_, last_error_);
-    ScheduleReconnect();
-    return;
-  }
-  Status attached = Attach(std::move(*result));
-  if (!attached.ok()) {
-    last_error_ = attached.error().ToString();
-    spdlog::warn("[{}] reconnect failed: {}", alias_, last_error_);
+    spdlog::warn("[{}] {} failed: {}", alias_, attempt, last_error_);
+    if (by_person) EndLogin(attached);
+    if (login_prompter_ != nullptr) {  // a person asked meanwhile: their turn
+      StartLogin();
+      return;
+    }
+    if (code == ErrorCode::kNeedsLogin) {
+      // Another attempt without a person ends the same way (and a second factor's PAM
+      // module may count it): wait for `tether login`.
+      if (!by_person) owner_.NeedsLogin(last_error_);
+      return;
+    }
     ScheduleReconnect();
     return;
   }
   ++reconnects_;
   backoff_.Reset();
   probe_path_ = true;
-  spdlog::info("[{}] link is back (reconnect #{})", alias_, reconnects_);
+  spdlog::info("[{}] link is back ({} #{})", alias_, by_person ? "login" : "reconnect",
+               reconnects_);
+  if (by_person) EndLogin(Status::Ok());
+  if (login_prompter_ != nullptr) {  // a person who asked meanwhile finds it up
+    login_prompter_ = nullptr;
+    EndLogin(Status::Ok());
+  }
 }
 
 void LinkSupervisor::NoteBytesReceived(std::chrono::steady_clock::time_point now) {

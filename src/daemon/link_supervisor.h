@@ -67,9 +67,10 @@ class LinkSupervisor {
     using Probed = std::function<void(Result<UniqueFd>)>;
     virtual ~Dialer() = default;
     // Logs in to the host again: on `first_hop` if given (a connected socket to the first
-    // hop), else dialling it. At most one attempt at a time; a call while one runs is
-    // ignored.
-    virtual void Dial(UniqueFd first_hop, Dialed done) = 0;
+    // hop), else dialling it; asking `prompter` (from the dialling thread) when the server
+    // wants an answer, nobody when null. At most one attempt at a time; a call while one
+    // runs is ignored.
+    virtual void Dial(UniqueFd first_hop, ssh::Prompter* prompter, Dialed done) = 0;
     virtual bool dialing() const = 0;
     // A TCP connect to the first hop (the first jump host, if any), given up after
     // `within`.
@@ -92,7 +93,12 @@ class LinkSupervisor {
     virtual uint64_t LinkBytesIn() const = 0;
     virtual void SendKeepalive() = 0;
     virtual std::optional<bool> PeerAcknowledges(std::chrono::milliseconds within) = 0;
+    // A reconnect found that the server wants what only a person can give (`why`): the
+    // link stays down, not retried, until Login().
+    virtual void NeedsLogin(const std::string& why) = 0;
   };
+  // How a login asked for by a person ended: Ok once the link is up.
+  using LoginDone = std::function<void(Status)>;
 
   // ServerAliveInterval and ServerAliveCountMax of `host` set the keepalive; its alias
   // names the log lines. `clock`, `dialer` and `owner` must outlive the supervisor, and
@@ -114,6 +120,11 @@ class LinkSupervisor {
   // The link ended (EOF, an error): the owner is told, and the reconnect scheduled.
   // Nothing while the link is down.
   void Lost(const std::string& why);
+  // A person is there to answer (`tether login`): log in now, asking `prompter`, which
+  // must outlive the attempt. An attempt in flight is let finish first; `done` runs on the
+  // loop thread, never inside this call: Ok when the link is up (already, or now).
+  void Login(ssh::Prompter& prompter, LoginDone done);
+  bool logging_in() const { return login_prompter_ != nullptr || login_dialing_; }
 
   bool up() const { return keepalive_.has_value(); }
   LinkState state() const { return state_; }
@@ -130,6 +141,9 @@ class LinkSupervisor {
   // Starts a reconnect now; `first_hop` (optional): the probe's connection, to log in on.
   void Redial(UniqueFd first_hop = {});
   void OnDialed(Result<std::unique_ptr<ssh::Session>> result);
+  // Dials for the login waiting in login_prompter_.
+  void StartLogin();
+  void EndLogin(Status result);
   // Any byte from the server is life: the keepalive hears it and the server is not busy.
   void NoteBytesReceived(std::chrono::steady_clock::time_point now);
   // The keepalive's verdict on the live link, acted on.
@@ -159,6 +173,10 @@ class LinkSupervisor {
   // server would be hammered for nothing).
   bool probe_path_ = true;
   bool probe_in_flight_ = false;
+  // A person's login: waiting for the attempt in flight (login_prompter_ set), or dialling.
+  ssh::Prompter* login_prompter_ = nullptr;
+  bool login_dialing_ = false;
+  LoginDone login_done_;
   std::chrono::steady_clock::time_point last_probe_{};
   std::chrono::steady_clock::time_point last_tick_mono_{};
   std::chrono::nanoseconds last_tick_boot_{0};

@@ -49,6 +49,7 @@ void SessionPool::Detach(const std::string& why) {
   sessions_.clear();
   DropExtraLinks("the main connection was lost");
   main_ = nullptr;
+  down_reason_ = "tether is reconnecting";
 }
 
 void SessionPool::WindowChanged() {
@@ -258,9 +259,9 @@ uint32_t SessionPool::Start(ExecRequest request, UniqueFd in, UniqueFd out, Uniq
   if (main_ == nullptr) {
     // Answered on the next wake-up: the caller is still setting up.
     auto started = std::move(events.started);
-    loop_.AddTimer(std::chrono::milliseconds(0), [started, alias = host_.alias] {
-      started(false, "the connection to " + alias + " is down; tether is reconnecting", false);
-    });
+    loop_.AddTimer(std::chrono::milliseconds(0),
+                   [started, why = "the connection to " + host_.alias + " is down; " +
+                                   down_reason_] { started(false, why, false); });
     return id;
   }
   spdlog::info("[{}] {}", prefix, what);

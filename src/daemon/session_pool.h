@@ -72,6 +72,9 @@ class SessionPool {
   void Attach(ssh_session main, std::chrono::milliseconds dead_after);
   // The main link is lost (`why`): every session ends, the further connections close.
   void Detach(const std::string& why);
+  // What a session started while the main link is down is told (after "the connection
+  // to HOST is down; "): "tether is reconnecting" until said otherwise.
+  void SetDownReason(std::string reason) { down_reason_ = std::move(reason); }
 
   // A new session, placed (or parked) on the next wake-up: the caller is still setting
   // up. While the main link is down it is refused then. `what` is logged.
@@ -113,6 +116,7 @@ class SessionPool {
   const config::HostConfig host_;
   forward::WindowBudget& budget_;
   ssh_session main_ = nullptr;  // null while the main link is down
+  std::string down_reason_ = "tether is reconnecting";
   std::chrono::milliseconds dead_after_{0};
   // Sessions are erased only where none of their calls is on the stack: by Service right
   // after its own call returns, or by ReapSessionsSoon's timer.

@@ -78,13 +78,21 @@ class TtyPrompter : public Prompter {
   std::string last_failure_;
 };
 
-// Never prompts: for daemons and tests.
+// Never prompts: for daemons and tests. `how_to_be_asked` is the advice errors give.
 class NoPrompter : public Prompter {
  public:
+  NoPrompter() = default;
+  explicit NoPrompter(std::string how_to_be_asked) : how_(std::move(how_to_be_asked)) {}
   bool CanPrompt() const override { return false; }
   std::optional<std::string> Ask(const std::string&, bool) override { return std::nullopt; }
   void Tell(const std::string&) override {}
   std::string WhyNot() const override { return "this connection is made without asking anyone"; }
+  std::string HowToBeAsked() const override {
+    return how_.empty() ? Prompter::HowToBeAsked() : how_;
+  }
+
+ private:
+  std::string how_;
 };
 
 }  // namespace tether::ssh

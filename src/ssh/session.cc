@@ -233,6 +233,8 @@ struct Login {
   // Decrypted keys kept across factors, so that a passphrase is asked once.
   std::vector<std::pair<std::string, KeyPtr>> loaded;
   std::string unanswered;  // why the last prompt got no answer
+  // A key needed its passphrase and nobody could be asked.
+  bool passphrase_unasked = false;
 };
 
 Outcome FromRc(int rc) {
@@ -281,6 +283,7 @@ ssh_key LoadKey(Login& l, const std::string& path, std::string* why) {
     if (rc == SSH_OK || ctx.attempts == asked_before || ctx.attempts >= ctx.max_attempts) break;
   }
   if (rc != SSH_OK) {
+    l.passphrase_unasked = ctx.attempts == 0 && !l.prompter.CanPrompt();
     *why = ctx.attempts > 0 ? " (wrong passphrase)"
            : l.prompter.CanPrompt()
                ? " (unreadable)"
@@ -508,13 +511,19 @@ Error DeniedError(const Login& l, int methods) {
   if (needs_a_person) {
     hint = "the server wants a password or a one-time code, and " + l.prompter.WhyNot() + "; " +
            l.prompter.HowToBeAsked();
+  } else if (l.passphrase_unasked && l.accepted.empty()) {
+    hint = "the key needs its passphrase, and " + l.prompter.WhyNot() + "; " +
+           l.prompter.HowToBeAsked() + ", or load it into ssh-agent (ssh-add)";
   } else if (l.accepted.empty() && Lists(methods, AuthMethod::kPublicKey)) {
     hint = "make sure the server has your public key in ~/.ssh/authorized_keys of " + host.user +
            " (ssh-copy-id), or set IdentityFile for this host";
   } else {
     hint = "check the password or code; `ssh -v " + host.alias + "` shows the same exchange";
   }
-  return MakeError(ErrorCode::kAuth, what, hint);
+  // A daemon told this waits for a person (`tether login`) rather than retrying: without
+  // one, the next attempt ends the same way.
+  bool person_would_do = needs_a_person || (l.passphrase_unasked && l.accepted.empty());
+  return MakeError(person_would_do ? ErrorCode::kNeedsLogin : ErrorCode::kAuth, what, hint);
 }
 
 }  // namespace
@@ -529,7 +538,7 @@ Status Session::Authenticate(const config::HostConfig& host, Prompter& prompter)
   if (rc == SSH_AUTH_ERROR) {
     return MakeError(ErrorCode::kAuth, std::string("authentication failed: ") + ssh_get_error(s));
   }
-  Login l{s, host, prompter, {}, {}, {}, {}, {}, {}};
+  Login l{s, host, prompter, {}, {}, {}, {}, {}, {}, false};
   int methods = ssh_userauth_list(s, nullptr);
   const std::vector<AuthMethod> order = AuthOrder(host);
   // After a partial success the server names what it still wants; like ssh, start over

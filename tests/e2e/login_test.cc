@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "e2e/tether_fixture.h"
 #include "e2e/tmux.h"
 
@@ -222,6 +224,52 @@ class LoginTest : public TetherTest {
     EXPECT_TRUE(who.ok()) << who.Describe();
     EXPECT_EQ(who.out, account_->name() + "\n") << who.Describe();
   }
+  // `status --json` of testhost through `config` (null when it says nothing).
+  nlohmann::json HostStatus(const std::string& config) {
+    CommandResult r = RunTether(state_.path(), {"-F", config, "status", "--json"});
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    if (j.is_discarded() || !j.contains("hosts") || j["hosts"].empty()) return nullptr;
+    return j["hosts"][0];
+  }
+  // A stand-in notify-send first in PATH, and a display: the daemon's desktop
+  // notifications land in notified_path().
+  void AddNotifier(Env& env) {
+    const std::string bin = scratch_.File("bin");
+    ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
+    ASSERT_TRUE(WriteFile(bin + "/notify-send",
+                          "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '" + notified_path() + "'\n", 0755)
+                    .ok());
+    const char* path = std::getenv("PATH");
+    env["PATH"] = bin + ":" + (path != nullptr ? path : "/usr/bin:/bin");
+    env["DISPLAY"] = ":99";
+  }
+  std::string notified_path() const { return scratch_.File("notified"); }
+  // Up with an -L forward to `target` (its local port returned in `local`), the password
+  // answered by askpass, the desktop notifier in place; the config used.
+  std::string UpWithForwardAndNotifier(uint16_t target, uint16_t* local) {
+    WriteAskpass(account_->password(), account_->password());
+    *local = FreeTcpPort();
+    const std::string config = ClientConfig(
+        {{"LocalForward", std::to_string(*local) + " 127.0.0.1:" + std::to_string(target)}});
+    Env env = Askpass("force");
+    AddNotifier(env);
+    CommandResult up = UpWithoutTerminal(config, env);
+    EXPECT_TRUE(up.ok()) << up.Describe() << "\nsshd log:\n" << sshd_.LogTail();
+    return config;
+  }
+  // Drops the link and waits for the daemon to say it needs a login; its status then.
+  nlohmann::json DropAndWaitForNeedsLogin(const std::string& config) {
+    sshd_.DropConnections();
+    nlohmann::json host;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          host = HostStatus(config);
+          return host.is_object() && host.value("state", "") == "needs-login";
+        },
+        seconds(30)))
+        << host.dump();
+    return host;
+  }
   std::string SshdLog() const { return sshd_.LogTail(1 << 20); }
   std::string PartialPublickey() const { return "Partial publickey for " + account_->name(); }
   std::string PasswordPrompt() const { return account_->name() + "@127.0.0.1's password: "; }
@@ -362,6 +410,114 @@ TEST_F(KeyAndPasswordTest, APasswordTypedAtTheTerminalIsNotEchoed) {
   ExpectLoggedInAsTheAccount(config);
 }
 
+// The link drops and the server wants the password again. The daemon does not retry alone
+// (a second attempt without a person ends the same way): it says needs-login, sends a
+// desktop notification, refuses commands with the advice, and keeps its -L listener. Then
+// `tether login`, at a real terminal, logs the same daemon in again: its pid, forwards and
+// counters stay, and the password typed is not echoed.
+TEST_F(KeyAndPasswordTest, AfterTheLinkDropsTheSameDaemonWaitsForALoginAndResumes) {
+  HttpServer http;
+  uint16_t local = 0;
+  const std::string config = UpWithForwardAndNotifier(http.port(), &local);
+  ASSERT_TRUE(HttpGet(local).ok());
+  nlohmann::json before = HostStatus(config);
+  ASSERT_TRUE(before.is_object());
+  const int pid = before.value("pid", 0);
+
+  nlohmann::json waiting = DropAndWaitForNeedsLogin(config);
+  ASSERT_EQ(waiting.value("state", ""), "needs-login");
+  EXPECT_NE(waiting.value("last_error", "").find("partial success"), std::string::npos)
+      << waiting.dump();
+  EXPECT_NE(ReadFileOrEmpty(notified_path()).find("tether: testhost needs a login"),
+            std::string::npos)
+      << "no desktop notification: " << ReadFileOrEmpty(notified_path());
+  CommandResult exec = RunTether(state_.path(), {"-F", config, "exec", "testhost", "true"});
+  EXPECT_NE(exec.exit_code, 0) << exec.Describe();
+  EXPECT_NE(exec.err.find("needs a login: run `tether login testhost`"), std::string::npos)
+      << exec.Describe();
+  // One attempt after the drop, none since.
+  const size_t partials = CountOccurrences(SshdLog(), PartialPublickey());
+  EXPECT_EQ(partials, 2u) << sshd_.LogTail();
+  std::this_thread::sleep_for(seconds(3));
+  EXPECT_EQ(CountOccurrences(SshdLog(), PartialPublickey()), partials) << "retried alone";
+  EXPECT_TRUE(ConnectTcp(local).ok()) << "the listener closed";
+  CommandResult table = RunTether(state_.path(), {"-F", config, "status"});
+  EXPECT_NE(table.out.find("testhost: the server wants a password or a code again: tether login "
+                           "testhost"),
+            std::string::npos)
+      << table.Describe();
+  CommandResult doctor = RunTether(state_.path(), {"-F", config, "doctor", "testhost"});
+  EXPECT_NE(doctor.out.find("run `tether login testhost`"), std::string::npos) << doctor.Describe();
+  EXPECT_NE(doctor.out.find("2FA"), std::string::npos) << doctor.Describe();
+
+  tmux_ = std::make_unique<Tmux>(scratch_.File("tmux.sock"));
+  ASSERT_TRUE(tmux_->Start(
+      "env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE TETHER_STATE_DIR=" + state_.path() + " " +
+      TetherBinary() + " -F " + config + " login testhost; echo EXIT=$?; sleep 60"));
+  ASSERT_TRUE(tmux_->WaitForText(PasswordPrompt(), seconds(20))) << tmux_->Screen();
+  ASSERT_TRUE(tmux_->Type(account_->password()));
+  ASSERT_TRUE(tmux_->WaitForText("EXIT=", seconds(20))) << tmux_->Screen();
+  const std::string screen = tmux_->Screen();
+  EXPECT_NE(screen.find("EXIT=0"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("logged in"), std::string::npos) << screen;
+  EXPECT_EQ(screen.find(account_->password()), std::string::npos) << "echoed:\n" << screen;
+
+  nlohmann::json after = HostStatus(config);
+  ASSERT_TRUE(after.is_object());
+  EXPECT_EQ(after.value("state", ""), "up") << after.dump();
+  EXPECT_EQ(after.value("pid", 0), pid) << "not the same daemon";
+  EXPECT_EQ(after.value("reconnects", 0), 1) << after.dump();
+  ASSERT_TRUE(HttpGet(local).ok());
+  ASSERT_EQ(after["forwards"].size(), 1u) << after.dump();
+  EXPECT_GE(HostStatus(config)["forwards"][0].value("total", 0), 2) << "counters kept";
+  ExpectLoggedInAsTheAccount(config);
+  EXPECT_EQ(ReadFileOrEmpty(state_.File("testhost.log")).find(account_->password()),
+            std::string::npos)
+      << "the password reached the daemon's log";
+}
+
+// A login whose terminal goes away (Ctrl-C at the prompt) gives the attempt up; the
+// daemon waits again, and `tether up` of the same host asks (here through askpass) and
+// brings the same daemon back.
+TEST_F(KeyAndPasswordTest, ALoginLeftAtThePromptIsGivenUpAndUpLogsInAgain) {
+  HttpServer http;
+  uint16_t local = 0;
+  const std::string config = UpWithForwardAndNotifier(http.port(), &local);
+  const int pid = HostStatus(config).value("pid", 0);
+  ASSERT_EQ(DropAndWaitForNeedsLogin(config).value("state", ""), "needs-login");
+
+  tmux_ = std::make_unique<Tmux>(scratch_.File("tmux.sock"));
+  // The shell traps SIGINT (its child gets it by default) to say how `login` ended.
+  ASSERT_TRUE(
+      tmux_->Start("trap 'true' INT; env -u SSH_ASKPASS -u SSH_ASKPASS_REQUIRE TETHER_STATE_DIR=" +
+                   state_.path() + " " + TetherBinary() + " -F " + config +
+                   " login testhost; echo EXIT=$?; sleep 60"));
+  ASSERT_TRUE(tmux_->WaitForText(PasswordPrompt(), seconds(20))) << tmux_->Screen();
+  ASSERT_TRUE(tmux_->Press("C-c"));
+  ASSERT_TRUE(tmux_->WaitForText("EXIT=", seconds(10))) << tmux_->Screen();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return ReadFileOrEmpty(state_.File("testhost.log")).find("login's client went away") !=
+               std::string::npos;
+      },
+      seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return HostStatus(config).value("state", "") == "needs-login"; }, seconds(15)))
+      << HostStatus(config).dump();
+  EXPECT_EQ(CountOccurrences(SshdLog(), "Failed password"), 0u) << "an answer was sent";
+
+  const size_t asked = Asked().size();
+  CommandResult up = UpWithoutTerminal(config, Askpass("force"));
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  EXPECT_NE(up.out.find("already up (pid " + std::to_string(pid) + ")"), std::string::npos)
+      << up.Describe();
+  EXPECT_EQ(Asked().size(), asked + 1) << ReadFileOrEmpty(asked_path());
+  nlohmann::json after = HostStatus(config);
+  EXPECT_EQ(after.value("state", ""), "up") << after.dump();
+  EXPECT_EQ(after.value("pid", 0), pid);
+  EXPECT_TRUE(HttpGet(local).ok());
+}
+
 // A server that takes a password alone.
 class PasswordOnlyTest : public LoginTest {
  protected:
@@ -403,18 +559,21 @@ class KeyAndPamTest : public LoginTest {
     const std::string link = scratch_.File(service_);
     ASSERT_EQ(::symlink(SshdBinary().c_str(), link.c_str()), 0) << link;
     sshd_options_.binary = link;
-    // nodelay: pam_unix's pause after a wrong password would only slow the test down.
-    Status s = pam_file_.Write("/etc/pam.d/" + service_,
-                               "# tether end-to-end test " + service_ +
-                                   ", removed when the test ends\n"
-                                   "auth optional pam_echo.so " +
-                                   std::string(kPamInfo) +
-                                   "\n"
-                                   "auth required pam_unix.so nodelay\n"
-                                   "account required pam_unix.so\n"
-                                   "session required pam_permit.so\n",
-                               0644);
+    Status s = pam_file_.Write(
+        "/etc/pam.d/" + service_,
+        "# tether end-to-end test " + service_ + ", removed when the test ends\n" + PamStack(),
+        0644);
     ASSERT_TRUE(s.ok()) << s.error().ToString();
+  }
+  // The service's lines: the account's password through pam_unix, after a line of
+  // instructions. nodelay: pam_unix's pause after a wrong password would only slow the
+  // test down.
+  virtual std::string PamStack() const {
+    return "auth optional pam_echo.so " + std::string(kPamInfo) +
+           "\n"
+           "auth required pam_unix.so nodelay\n"
+           "account required pam_unix.so\n"
+           "session required pam_permit.so\n";
   }
   // sshd sends PAM's information lines with the prompt that follows them, and ssh shows
   // the prompt as sent, after the account's name.
@@ -472,6 +631,92 @@ TEST_F(KeyAndPamTest, TheCodeTypedAtTheTerminalIsNotEchoed) {
   EXPECT_NE(screen.find("EXIT=0"), std::string::npos) << screen;
   EXPECT_EQ(screen.find(account_->password()), std::string::npos) << "echoed:\n" << screen;
   ExpectLoggedInAsTheAccount(config);
+}
+
+// `publickey,keyboard-interactive` with a time-based one-time code (Debian's pam_oath, the
+// code computed by oathtool from the account's secret): the cluster set-up with a phone
+// app, first at `up`, then again when the link has dropped, through `tether login`
+// without a terminal (askpass).
+class KeyAndTotpTest : public KeyAndPamTest {
+ protected:
+  void PrepareServer() override {
+    KeyAndPamTest::PrepareServer();
+    if (HasFatalFailure() || IsSkipped()) return;
+    // usersfile: read and rewritten (the last code used) by sshd's PAM, as root.
+    ASSERT_TRUE(WriteFile(users_file(),
+                          "HOTP/T30/6 " + account_->name() + " - " + std::string(kSecret) + "\n",
+                          0600)
+                    .ok());
+  }
+  std::string PamStack() const override {
+    // window: codes of a few steps around now are taken, so that each answer may use a
+    // step of its own (pam_oath refuses a code used before).
+    return "auth required pam_oath.so usersfile=" + users_file() +
+           " window=8 digits=6\n"
+           "account required pam_permit.so\n"
+           "session required pam_permit.so\n";
+  }
+  std::string users_file() const { return scratch_.File("users.oath"); }
+  // An askpass that answers the code of the n-th next 30 s step at its n-th run.
+  void WriteCodeAskpass() {
+    askpass_ = scratch_.File("askpass");
+    const std::string count = scratch_.File("askpass.count");
+    ASSERT_TRUE(WriteFile(askpass_,
+                          "#!/bin/sh\n"
+                          "n=$(cat '" +
+                              count + "' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '" +
+                              count +
+                              "'\n"
+                              "printf '%s\\n' \"$1\" >> '" +
+                              asked_path() +
+                              "'\n"
+                              "exec oathtool --totp -N \"now + $((n * 30)) seconds\" " +
+                              kSecret + "\n",
+                          0700)
+                    .ok());
+  }
+  std::string CodePrompt() const {
+    return "(" + account_->name() + "@127.0.0.1) One-time password (OATH) for `" +
+           account_->name() + "': ";
+  }
+  static constexpr char kSecret[] = "7465746865722d65326520746f7470207365637265";
+};
+
+TEST_F(KeyAndTotpTest, TheCodeIsAskedAtUpAndAgainThroughLoginAfterTheLinkDrops) {
+  if (RunCommand({"oathtool", "--version"}, {}, seconds(10)).exit_code != 0) {
+    GTEST_SKIP() << "oathtool is not installed (scripts/setup.sh installs it)";
+  }
+  WriteCodeAskpass();
+  HttpServer http;
+  const uint16_t local = FreeTcpPort();
+  const std::string config = ClientConfig(
+      {{"LocalForward", std::to_string(local) + " 127.0.0.1:" + std::to_string(http.port())}});
+  CommandResult up = UpWithoutTerminal(config, Askpass("force"));
+  ASSERT_TRUE(up.ok()) << up.Describe() << "\nsshd log:\n" << sshd_.LogTail();
+  EXPECT_EQ(Asked(), std::vector<std::string>{CodePrompt()}) << ReadFileOrEmpty(asked_path());
+  EXPECT_NE(SshdLog().find("Accepted keyboard-interactive/pam for " + account_->name()),
+            std::string::npos)
+      << sshd_.LogTail();
+  ASSERT_TRUE(HttpGet(local).ok());
+  const int pid = HostStatus(config).value("pid", 0);
+
+  ASSERT_EQ(DropAndWaitForNeedsLogin(config).value("state", ""), "needs-login");
+  Env env = Askpass("force");
+  env["TETHER_STATE_DIR"] = state_.path();
+  CommandResult login =
+      RunCommand({"setsid", "--wait", "timeout", "-s", "KILL", std::to_string(kUpTimeoutS),
+                  TetherBinary(), "-F", config, "login", "testhost"},
+                 env, seconds(kUpTimeoutS + 10));
+  ASSERT_TRUE(login.ok()) << login.Describe() << "\nsshd log:\n" << sshd_.LogTail();
+  EXPECT_NE(login.out.find("logged in"), std::string::npos) << login.Describe();
+  EXPECT_EQ(Asked().size(), 2u) << ReadFileOrEmpty(asked_path());
+  EXPECT_EQ(
+      CountOccurrences(SshdLog(), "Accepted keyboard-interactive/pam for " + account_->name()), 2u)
+      << sshd_.LogTail();
+  nlohmann::json after = HostStatus(config);
+  EXPECT_EQ(after.value("state", ""), "up") << after.dump();
+  EXPECT_EQ(after.value("pid", 0), pid);
+  EXPECT_TRUE(HttpGet(local).ok());
 }
 
 }  // namespace

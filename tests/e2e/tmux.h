@@ -38,6 +38,8 @@ class Tmux {
   bool Resize(int cols, int rows) {
     return Run({"resize-window", "-x", std::to_string(cols), "-y", std::to_string(rows)}).ok();
   }
+  // A key by tmux's name for it ("C-c").
+  bool Press(const std::string& key) { return Run({"send-keys", key}).ok(); }
   bool Type(const std::string& keys) {
     return Run({"send-keys", "-l", keys}).ok() && Run({"send-keys", "Enter"}).ok();
   }

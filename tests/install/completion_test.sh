@@ -101,7 +101,7 @@ check() {  # check "EXPECTED..." WORD...: every shell offers exactly EXPECTED
   done
 }
 
-verbs="up forward env exec ssh run ssh-config doctor agent service down status ls logs"
+verbs="up forward env exec ssh run ssh-config doctor agent service login down status ls logs"
 check "$verbs" tether ""
 check "-h --help --version -F -v" tether -
 check "--proxy --proxy-open" tether up --pr

@@ -137,6 +137,21 @@ TEST(TetherConfigProxy, BadProxySettingsNameTheLineAndKey) {
   }
 }
 
+TEST(TetherConfigNotify, NotifyIsABooleanPerHostOrForAll) {
+  auto c = TetherConfig::Parse("[settings]\nnotify = false\n[hosts.lab]\nnotify = true\n",
+                               "config.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SettingsFor("lab").notify, true);
+  EXPECT_EQ(c->SettingsFor("gpu").notify, false);
+  auto none = TetherConfig::Parse("", "config.toml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->SettingsFor("gpu").notify.has_value()) << "unset: on, the daemon's default";
+  auto bad = TetherConfig::Parse("[settings]\nnotify = \"no\"\n", "config.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("notify must be true or false"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(TetherConfigProxy, LaptopNetworkIsPublicPrivateOrAllPerHost) {
   auto c = TetherConfig::Parse(
       "[settings]\nlaptop_network = \"private\"\n[hosts.lab]\nlaptop_network = \"all\"\n",

@@ -380,5 +380,96 @@ TEST_F(ControlSocketTest, RefusesAPeerOfAnotherUidAndKeepsServingItsOwner) {
   EXPECT_EQ(Json::parse(client->Lines()[0]), (Json{{"ok", true}, {"pong", true}}));
 }
 
+// Commands answered later (a login waits for the server's next prompt).
+class LaterReplyTest : public ControlSocketTest {
+ protected:
+  void SetUp() override {
+    ControlSocketTest::SetUp();
+    server_->RegisterLater(
+        "wait", [this](const Json&, LaterReply reply) { owed_.push_back(std::move(reply)); });
+    server_->RegisterLater("now", [](const Json& request, LaterReply reply) {
+      reply.Send(Json{{"n", request.value("n", 0)}});
+    });
+    server_->OnClientGone([this](uint64_t client) { gone_.push_back(client); });
+  }
+  std::vector<LaterReply> owed_;
+  std::vector<uint64_t> gone_;
+};
+
+TEST_F(LaterReplyTest, ALaterReplyComesInOrderAndTheLinesAfterItWait) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("{\"cmd\":\"wait\"}\n{\"cmd\":\"ping\"}\n");
+  ASSERT_TRUE(Drive(*client, [&] { return !owed_.empty(); }));
+  // Nothing yet, not even the ping's reply: replies go in request order.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(loop_.RunOnce(5ms).ok());
+    client->Step();
+  }
+  EXPECT_TRUE(client->Lines().empty()) << testing::PrintToString(client->Lines());
+  ASSERT_EQ(owed_.size(), 1u);
+  EXPECT_NE(owed_[0].client(), 0u);
+  owed_[0].Send(Json{{"event", "prompt"}});
+  owed_[0].Send(Json{{"event", "twice"}});  // at most once
+  ASSERT_TRUE(Drive(*client, [&] { return client->Lines().size() >= 2; }))
+      << testing::PrintToString(client->Lines());
+  const auto lines = client->Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(Json::parse(lines[0]), (Json{{"ok", true}, {"event", "prompt"}}));
+  EXPECT_EQ(Json::parse(lines[1]), (Json{{"ok", true}, {"pong", true}}));
+  EXPECT_TRUE(gone_.empty());
+}
+
+TEST_F(LaterReplyTest, AReplyGivenInTheCallIsAnsweredAtOnceAlsoWithoutAConnection) {
+  EXPECT_EQ(server_->HandleLine(R"({"cmd":"now","n":3})"), (Json{{"ok", true}, {"n", 3}}));
+  Json later = server_->HandleLine(R"({"cmd":"wait"})");
+  EXPECT_EQ(later.value("ok", true), false) << later.dump();
+  ASSERT_EQ(owed_.size(), 1u);
+  EXPECT_EQ(owed_[0].client(), 0u);
+  owed_[0].Send(Json::object());  // to nobody: nothing happens
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("{\"cmd\":\"now\",\"n\":1}\n{\"cmd\":\"now\",\"n\":2}\n");
+  ASSERT_TRUE(Drive(*client, [&] { return client->Lines().size() >= 2; }));
+  EXPECT_EQ(Json::parse(client->Lines()[1]), (Json{{"ok", true}, {"n", 2}}));
+}
+
+TEST_F(LaterReplyTest, AClientThatGoesAwayIsToldOfAndItsReplyGoesNowhere) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("{\"cmd\":\"wait\"}\n");
+  ASSERT_TRUE(Drive(*client, [&] { return !owed_.empty(); }));
+  const uint64_t id = owed_[0].client();
+  client.reset();  // closes
+  auto other = Connect();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(Drive(*other, [&] { return !gone_.empty(); }));
+  EXPECT_EQ(gone_, std::vector<uint64_t>{id});
+  owed_[0].Send(Json::object());  // the client is gone: dropped
+  other->Queue("{\"cmd\":\"ping\"}\n");
+  ASSERT_TRUE(Drive(*other, [&] { return !other->Lines().empty(); }));
+  EXPECT_EQ(Json::parse(other->Lines()[0]), (Json{{"ok", true}, {"pong", true}}));
+}
+
+TEST_F(LaterReplyTest, AClientSendingWithoutEndWhileOwedIsDropped) {
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  client->Queue("{\"cmd\":\"wait\"}\n");
+  ASSERT_TRUE(Drive(*client, [&] { return !owed_.empty(); }));
+  client->Queue(std::string(kMaxLineBytes + 10, 'x'));
+  ASSERT_TRUE(Drive(*client, [&] { return client->eof() || client->read_errno() != 0; }));
+  EXPECT_EQ(gone_.size(), 1u);
+}
+
+TEST_F(LaterReplyTest, AReplyAfterTheServerIsGoneDoesNothing) {
+  (void)server_->HandleLine(R"({"cmd":"wait"})");
+  ASSERT_EQ(owed_.size(), 1u);
+  LaterReply reply = std::move(owed_[0]);
+  owed_.clear();
+  server_.reset();
+  reply.Send(Json::object());
+  EXPECT_TRUE(reply.sent());
+}
+
 }  // namespace
 }  // namespace tether::control

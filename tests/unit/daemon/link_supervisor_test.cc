@@ -71,9 +71,10 @@ class FakeClock : public LinkSupervisor::Clock {
 // `reachable`; each answer comes at the next Deliver(), not inside the call.
 class FlakyDialer : public LinkSupervisor::Dialer {
  public:
-  void Dial(UniqueFd first_hop, Dialed done) override {
+  void Dial(UniqueFd first_hop, ssh::Prompter* prompter, Dialed done) override {
     if (dial_) return;
     dials.push_back(first_hop.valid());
+    prompters.push_back(prompter);
     dial_ = std::move(done);
   }
   bool dialing() const override { return static_cast<bool>(dial_); }
@@ -104,7 +105,8 @@ class FlakyDialer : public LinkSupervisor::Dialer {
 
   std::optional<ErrorCode> fail_with;
   bool reachable = false;
-  std::vector<bool> dials;  // each attempt: whether it came with the probe's socket
+  std::vector<bool> dials;                // each attempt: whether it came with the probe's socket
+  std::vector<ssh::Prompter*> prompters;  // each attempt: who it may ask
   int probes = 0;
 
  private:
@@ -128,8 +130,10 @@ class FakeOwner : public LinkSupervisor::Owner {
   uint64_t LinkBytesIn() const override { return bytes_in; }
   void SendKeepalive() override { ++keepalives; }
   std::optional<bool> PeerAcknowledges(Millis) override { return acks; }
+  void NeedsLogin(const std::string& why) override { needs_login.push_back(why); }
 
   bool up = false;
+  std::vector<std::string> needs_login;
   int ups = 0;
   std::vector<std::string> lost;
   uint64_t bytes_in = 0;
@@ -368,6 +372,111 @@ TEST_F(LinkSupervisorTest, AnAuthFailureStopsProbing) { ExpectNoProbingAfter(Err
 
 TEST_F(LinkSupervisorTest, AHostKeyFailureStopsProbing) {
   ExpectNoProbingAfter(ErrorCode::kHostKey);
+}
+
+// A reconnect that needs a person's answer is not retried: the owner is told once, the
+// state says needs-login, nothing is dialled or probed until Login().
+TEST_F(LinkSupervisorTest, ALoginThatNeedsAPersonWaitsForOne) {
+  Start();
+  dialer_.fail_with = ErrorCode::kNeedsLogin;
+  dialer_.reachable = true;
+  supervisor_->Lost("eof");
+  RunFor(5s);  // the first attempt failed
+  ASSERT_EQ(dialer_.dials.size(), 1u);
+  EXPECT_EQ(supervisor_->state(), LinkState::kNeedsLogin);
+  ASSERT_EQ(owner_.needs_login.size(), 1u);
+  EXPECT_NE(owner_.needs_login[0].find("login failed"), std::string::npos);
+  const int probes = dialer_.probes;
+  RunFor(5min);
+  EXPECT_EQ(dialer_.dials.size(), 1u) << "retried without a person";
+  EXPECT_EQ(dialer_.probes, probes);
+  EXPECT_EQ(owner_.needs_login.size(), 1u);
+
+  // A person asks: the dial asks them, and the link comes back on the same supervisor.
+  ssh::NoPrompter person;
+  std::vector<Status> ended;
+  dialer_.fail_with.reset();
+  supervisor_->Login(person, [&](Status s) { ended.push_back(std::move(s)); });
+  EXPECT_TRUE(supervisor_->logging_in());
+  ASSERT_EQ(dialer_.prompters.size(), 2u);
+  EXPECT_EQ(dialer_.prompters[0], nullptr) << "a reconnect asks nobody";
+  EXPECT_EQ(dialer_.prompters[1], &person);
+  Step();
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_TRUE(ended[0].ok());
+  EXPECT_TRUE(supervisor_->up());
+  EXPECT_EQ(supervisor_->state(), LinkState::kUp);
+  EXPECT_EQ(supervisor_->reconnects(), 1);
+  EXPECT_FALSE(supervisor_->logging_in());
+}
+
+// A person's answers refused: the link waits for them again rather than retrying alone;
+// a network failure meanwhile goes back to reconnecting.
+TEST_F(LinkSupervisorTest, ARefusedLoginWaitsForThePersonAgain) {
+  Start();
+  dialer_.fail_with = ErrorCode::kNeedsLogin;
+  supervisor_->Lost("eof");
+  RunFor(2s);
+  ASSERT_EQ(supervisor_->state(), LinkState::kNeedsLogin);
+  ssh::NoPrompter person;
+  std::vector<Status> ended;
+  dialer_.fail_with = ErrorCode::kAuth;
+  supervisor_->Login(person, [&](Status s) { ended.push_back(std::move(s)); });
+  Step();
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_FALSE(ended[0].ok());
+  EXPECT_EQ(supervisor_->state(), LinkState::kNeedsLogin);
+  const size_t dials = dialer_.dials.size();
+  RunFor(2min);
+  EXPECT_EQ(dialer_.dials.size(), dials);
+  EXPECT_EQ(owner_.needs_login.size(), 1u) << "the person is there: no second notice";
+
+  dialer_.fail_with = ErrorCode::kConnect;
+  supervisor_->Login(person, [&](Status s) { ended.push_back(std::move(s)); });
+  Step();
+  ASSERT_EQ(ended.size(), 2u);
+  EXPECT_EQ(supervisor_->state(), LinkState::kReconnecting);
+  dialer_.fail_with.reset();
+  for (int i = 0; i < 400 && !supervisor_->up(); ++i) Step();
+  EXPECT_TRUE(supervisor_->up());
+}
+
+// A login asked while a reconnect is in flight waits for it; a second one is refused
+// while the first runs; one asked while the link is up ends at once, never inside the call.
+TEST_F(LinkSupervisorTest, ALoginWaitsForTheAttemptInFlightAndIsOneAtATime) {
+  Start();
+  dialer_.fail_with = ErrorCode::kConnect;
+  supervisor_->Lost("eof");
+  for (int i = 0; i < 100 && !dialer_.dialing(); ++i) {
+    clock_.Advance(kTick);
+    supervisor_->Tick();
+  }
+  ASSERT_TRUE(dialer_.dialing());
+  ssh::NoPrompter person;
+  std::vector<Status> first, second;
+  supervisor_->Login(person, [&](Status s) { first.push_back(std::move(s)); });
+  supervisor_->Login(person, [&](Status s) { second.push_back(std::move(s)); });
+  EXPECT_TRUE(first.empty());
+  EXPECT_TRUE(second.empty()) << "never inside the call";
+  const size_t dials = dialer_.dials.size();
+  Step();  // the reconnect fails; the login dials at once
+  EXPECT_EQ(dialer_.dials.size(), dials + 1);
+  EXPECT_EQ(dialer_.prompters.back(), &person);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_FALSE(second[0].ok());
+  EXPECT_NE(second[0].error().message.find("another login"), std::string::npos);
+  EXPECT_TRUE(first.empty());
+  dialer_.fail_with.reset();
+  Step();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(first[0].ok());
+  std::vector<Status> third;
+  supervisor_->Login(person, [&](Status s) { third.push_back(std::move(s)); });
+  EXPECT_TRUE(third.empty());
+  Step();
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_TRUE(third[0].ok());
+  EXPECT_EQ(dialer_.dials.size(), dials + 1) << "up: nothing dialled";
 }
 
 }  // namespace
