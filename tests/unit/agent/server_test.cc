@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 
 #include <fstream>
 #include <mutex>
@@ -21,6 +24,7 @@
 #include "agent/metrics.h"
 #include "http_client.h"
 #include "sample_status.h"
+#include "test_util.h"
 
 namespace tether::agent {
 namespace {
@@ -109,6 +113,7 @@ class AgentServerTest : public ::testing::Test {
     config.port = 0;
     config.token = kToken;
     config.version = "0.1.0";
+    config.socket_path = socket_path_;
     config.io_timeout = io_timeout;
     config.log = [this](const std::string& line) {
       std::lock_guard lock(log_mu_);
@@ -142,6 +147,7 @@ class AgentServerTest : public ::testing::Test {
   std::unique_ptr<AgentServer> server_;
   std::thread thread_;
   int port_ = 0;
+  std::string socket_path_;  // set before Start: serve on this unix socket instead
   std::mutex log_mu_;
   std::vector<std::string> log_;
 };
@@ -521,6 +527,124 @@ TEST_F(AgentServerTest, AnIdleServerDoesNotWake) {
   const long before = OtherThreadsSwitches();
   std::this_thread::sleep_for(milliseconds(2500));
   EXPECT_EQ(OtherThreadsSwitches() - before, 0) << "a thread of the idle server woke";
+}
+
+// Serves on a unix socket in a private directory; the socket file goes with the server.
+class AgentUnixServerTest : public AgentServerTest {
+ protected:
+  void SetUp() override { socket_path_ = dir_ / "agent.sock"; }
+  void StopServer() {
+    server_->Stop();
+    thread_.join();
+    server_.reset();
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(AgentUnixServerTest, ServesTheTokenHolderOnAPrivateSocketAndRemovesItAfter) {
+  Start();
+  EXPECT_EQ(port_, 0);
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket_path_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  testing::TestClient cli(0, socket_path_);
+  auto res = cli.Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  // The socket says who we are; the token is still required.
+  res = cli.Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  const auto log = Log();
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& l) {
+    return l.rfind("uid " + std::to_string(::geteuid()) + " GET /lease 200", 0) == 0;
+  })) << ::testing::PrintToString(log);
+  StopServer();
+  EXPECT_NE(::lstat(socket_path_.c_str(), &st), 0) << "the socket file was left behind";
+}
+
+TEST_F(AgentUnixServerTest, ARunningAgentsSocketIsNotTakenButADeadOnesIsReplaced) {
+  // What an agent that was killed leaves: a socket file nobody listens on.
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path_.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  Start();
+  LeaseKeeper lease(LeaseConfig{}, {});
+  ServerConfig config;
+  config.socket_path = socket_path_;
+  config.token = kToken;
+  config.log = [](const std::string&) {};
+  AgentServer second(
+      config, [] { return SystemStatus{}; }, lease);
+  auto bound = second.Bind();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.error().sys_errno, EADDRINUSE) << bound.error().ToString();
+  auto res = testing::TestClient(0, socket_path_).Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(AgentUnixServerTest, SomethingElseAtThePathIsRefused) {
+  testing::WriteFile(socket_path_, "mine");
+  lease_ = std::make_unique<LeaseKeeper>(LeaseConfig{}, [](const std::string&) {});
+  ServerConfig config;
+  config.socket_path = socket_path_;
+  config.token = kToken;
+  config.log = [](const std::string&) {};
+  AgentServer server(
+      config, [] { return SystemStatus{}; }, *lease_);
+  auto bound = server.Bind();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_NE(bound.error().message.find("something else is there"), std::string::npos);
+  EXPECT_EQ(testing::ReadPath(socket_path_), "mine");
+}
+
+TEST_F(AgentUnixServerTest, AnotherAccountIsClosedUnansweredEvenWhenTheFileLetsItIn) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  Start();
+  // Open the way through the file system on purpose: only the peer check is left.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(socket_path_.c_str(), 0666), 0);
+  const std::string request =
+      "GET /lease HTTP/1.1\r\nAuthorization: Bearer " + kToken + "\r\n\r\n";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // 0: connected, sent, and the server closed without a byte; 1: answered; 2: no connect.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    alarm(10);
+    int fd = testing::ConnectTo(0, socket_path_);
+    if (fd < 0) ::_exit(2);
+    (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    char buf[64];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ::_exit(n > 0 ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: answered, 2: could not connect, 3: setuid failed";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto noted = [&] {
+    auto log = Log();
+    return std::any_of(log.begin(), log.end(), [](const std::string& l) {
+      return l.find("closed a connection from uid 65534") != std::string::npos;
+    });
+  };
+  while (!noted() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_TRUE(noted()) << ::testing::PrintToString(Log());
+  // We still are.
+  auto res = testing::TestClient(0, socket_path_).Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
 }
 
 TEST(AgentServer, StopBeforeOrRightAfterServeDoesNotHang) {
