@@ -198,11 +198,10 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
   std::string prelude = "D=" + dir + "; A=\"$D/bin/tether-agent\"; ";
   std::fprintf(stderr, "tether: copying tether-agent (%zu KiB) to %s...\n", binary->size() >> 10,
                host.c_str());
-  auto copied =
-      remote(prelude +
-                 "umask 077; mkdir -p \"$D/bin\" && cat > \"$A.new\" && "
-                 "chmod 700 \"$A.new\" && mv -f \"$A.new\" \"$A\"",
-             *binary);
+  auto copied = remote(prelude +
+                           "umask 077; mkdir -p \"$D/bin\" && cat > \"$A.new\" && "
+                           "chmod 700 \"$A.new\" && mv -f \"$A.new\" \"$A\"",
+                       *binary);
   if (!copied.ok() || copied->exit != 0) {
     PrintError(MakeError("agent", "copying to " + host + " failed: " +
                                       (copied.ok() ? copied->err : copied.error().message)));
@@ -240,8 +239,9 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
     auto printed = remote(prelude + "\"$A\" --print-socket" + socket_flag);
     socket_path = printed.ok() ? printed->out.substr(0, printed->out.find('\n')) : "";
     if (!printed.ok() || printed->exit != 0 || socket_path.empty() || socket_path[0] != '/') {
-      PrintError(MakeError("agent", "the agent on " + host + " has no place for its socket: " +
-                                        (printed.ok() ? printed->err : printed.error().message),
+      PrintError(MakeError("agent",
+                           "the agent on " + host + " has no place for its socket: " +
+                               (printed.ok() ? printed->err : printed.error().message),
                            "choose one with --socket PATH, or use --port PORT"));
       return 1;
     }
@@ -286,9 +286,8 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
     how = "a systemd user unit (tether-agent.service)";
   }
   if (!systemd) {
-    auto started =
-        remote(start + "\"$A\" --daemon" + listen_flag + " --pid-file \"$D/agent.pid\"" +
-               " --log-file \"$D/agent.log\"" + token_flag);
+    auto started = remote(start + "\"$A\" --daemon" + listen_flag + " --pid-file \"$D/agent.pid\"" +
+                          " --log-file \"$D/agent.log\"" + token_flag);
     if (!started.ok() || started->exit != 0) {
       PrintError(MakeError(
           "agent", "the agent did not start on " + host + ": " +

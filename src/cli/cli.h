@@ -26,15 +26,15 @@ struct UpOptions {
   std::vector<std::string> dynamic_forwards;  // -D
   std::vector<std::string> options;           // -o
   int proxy_port = 0;                         // --proxy[=PORT]; 0: no server proxy
-  int agent_port = 0;  // --agent[=PORT]; 0: no agent forward; kAgentFromRecord: --agent
-  std::string upstream;                       // --upstream URL
-  bool proxy_open = false;                    // --proxy-open
-  int lanes = -1;                             // --lanes N; -1: config.toml or the default
-  std::string laptop_network;                 // --laptop-network; "": config.toml or public
-  std::string jump;                           // -J [user@]host[:port][,...]
-  std::string user;                           // -l
-  int port = 0;                               // -p
-  std::vector<std::string> identity_files;    // -i
+  int agent_port = 0;          // --agent[=PORT]; 0: no agent forward; kAgentFromRecord: --agent
+  std::string upstream;        // --upstream URL
+  bool proxy_open = false;     // --proxy-open
+  int lanes = -1;              // --lanes N; -1: config.toml or the default
+  std::string laptop_network;  // --laptop-network; "": config.toml or public
+  std::string jump;            // -J [user@]host[:port][,...]
+  std::string user;            // -l
+  int port = 0;                // -p
+  std::vector<std::string> identity_files;  // -i
   bool foreground = false;
 };
 

@@ -611,8 +611,7 @@ TEST_F(AgentUnixServerTest, AnotherAccountIsClosedUnansweredEvenWhenTheFileLetsI
   // Open the way through the file system on purpose: only the peer check is left.
   ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
   ASSERT_EQ(::chmod(socket_path_.c_str(), 0666), 0);
-  const std::string request =
-      "GET /lease HTTP/1.1\r\nAuthorization: Bearer " + kToken + "\r\n\r\n";
+  const std::string request = "GET /lease HTTP/1.1\r\nAuthorization: Bearer " + kToken + "\r\n\r\n";
   pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
