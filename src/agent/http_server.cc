@@ -171,6 +171,16 @@ class HttpServer::Impl {
     return held();
   }
 
+  void ReplaceListener(UniqueFd listener) {
+    int flags = ::fcntl(listener.get(), F_GETFL);
+    if (flags >= 0) ::fcntl(listener.get(), F_SETFL, flags | O_NONBLOCK);
+    {
+      std::lock_guard lock(mu_);
+      next_listener_ = std::move(listener);
+    }
+    Wake();
+  }
+
  private:
   struct Conn {
     int fd = -1;
@@ -192,6 +202,11 @@ class HttpServer::Impl {
     std::vector<pollfd> fds;
     Clock::time_point accept_paused_until{};
     while (true) {
+      {
+        // Only this thread uses listener_: it is swapped here, between polls.
+        std::lock_guard lock(mu_);
+        if (next_listener_) listener_ = std::move(next_listener_);
+      }
       fds.clear();
       fds.push_back(pollfd{wake_[0], POLLIN, 0});
       const Clock::time_point now = Clock::now();
@@ -461,6 +476,7 @@ class HttpServer::Impl {
   std::deque<Conn> ready_;
   size_t serving_ = 0;
   bool stopping_ = false;
+  UniqueFd next_listener_;  // from ReplaceListener, for the reception to take
 };
 
 HttpServer::HttpServer(UniqueFd listener, std::optional<uid_t> only_uid, HttpLimits limits,
@@ -472,5 +488,6 @@ HttpServer::~HttpServer() { Stop(); }
 Status HttpServer::Serve() { return impl_->Serve(); }
 void HttpServer::Stop() { impl_->Stop(); }
 size_t HttpServer::connections() const { return impl_->connections(); }
+void HttpServer::ReplaceListener(UniqueFd listener) { impl_->ReplaceListener(std::move(listener)); }
 
 }  // namespace tether::agent

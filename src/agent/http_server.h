@@ -89,6 +89,8 @@ class HttpServer {
 
   Status Serve();
   void Stop();
+  // Serves `listener` from now on instead of the one it had (closed); any thread.
+  void ReplaceListener(UniqueFd listener);
 
   // Connections held now (waiting for a head, queued, or being served); for tests.
   size_t connections() const;

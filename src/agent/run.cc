@@ -112,6 +112,12 @@ Result<bool> Daemonize(const std::string& log_path, const std::string& pid_file,
   return true;
 }
 
+// The directory of a socket to bind again: checked (and made) as at start.
+Status ResocketDir(const std::string& socket_path, bool chosen) {
+  if (chosen) return CheckSocketParent(socket_path, ::geteuid());
+  return CheckPrivateDir(socket_path.substr(0, socket_path.rfind('/')), ::geteuid(), true);
+}
+
 // close_range(2) came with Linux 5.9; RHEL 8 has 4.18: there, one close a descriptor.
 void CloseInheritedDescriptors() {
   if (::close_range(3, ~0U, 0) == 0) return;
@@ -270,8 +276,26 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
     served = true;
   });
   int signal_number = 0;
+  bool socket_lost = false;
   while (!served && signal_number <= 0) {
     signal_number = ::sigtimedwait(&stop_signals, nullptr, &kSignalWaitSlice);
+    if (signal_number <= 0 && server.SocketGone()) {
+      // Its directory first: the runtime directory comes back with the next login.
+      Status again = ResocketDir(socket_path, !o.socket.empty());
+      if (again) again = server.Rebind();
+      if (again) {
+        Log("the socket file was removed; listening again on unix:" + socket_path);
+        socket_lost = false;
+      } else if (again.error().sys_errno == EADDRINUSE) {
+        // A newer agent took the path over: it is the one the laptop now reaches.
+        Log("another agent listens on unix:" + socket_path + " now: stopping");
+        break;
+      } else if (!socket_lost) {
+        Log("the socket file was removed and cannot be made again yet (" +
+            again.error().ToString() + "); trying every second");
+        socket_lost = true;
+      }
+    }
   }
   if (signal_number > 0) Log(std::string("stopping on ") + ::strsignal(signal_number));
   server.Stop();

@@ -222,6 +222,28 @@ Status AgentServer::Serve() {
   return http->Serve();
 }
 
+bool AgentServer::SocketGone() const {
+  const std::string& path = impl_->config.socket_path;
+  if (path.empty()) return false;
+  struct stat now {};
+  std::lock_guard lock(impl_->mu);
+  return ::lstat(path.c_str(), &now) != 0 || now.st_dev != impl_->socket_file.st_dev ||
+         now.st_ino != impl_->socket_file.st_ino;
+}
+
+Status AgentServer::Rebind() {
+  const std::string& path = impl_->config.socket_path;
+  if (path.empty()) return MakeError("listen", "not on a unix socket");
+  struct stat file {};
+  auto fd = ListenUnix(path, ::geteuid(), &file);
+  if (!fd) return fd.take_error();
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->http) return MakeError("listen", "Rebind() before Bind()");
+  impl_->socket_file = file;
+  impl_->http->ReplaceListener(std::move(*fd));
+  return Status::Ok();
+}
+
 void AgentServer::Stop() {
   std::lock_guard lock(impl_->mu);
   impl_->stopping = true;

@@ -69,6 +69,13 @@ class AgentServer {
   Status Serve();
   void Stop();
 
+  // On a unix socket: whether its file is gone or replaced (logind empties
+  // /run/user/UID when the account's last session ends, and the agent outlives it).
+  bool SocketGone() const;
+  // Binds a new socket file at the same path and serves it instead; the caller has made
+  // sure of its directory again. Any thread, while Serve runs.
+  Status Rebind();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

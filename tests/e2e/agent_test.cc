@@ -251,8 +251,7 @@ TEST_F(AgentTest, TheStaticAgentRunsWithAnEmptyEnvironment) {
                              dir + "/token", "--nvidia-smi", "/nonexistent/nvidia-smi"},
                             {}, dir + "/agent.log");
   ASSERT_TRUE(agent.ok()) << agent.error().ToString();
-  ASSERT_TRUE(WaitFor([&] { return FileMode(socket).has_value(); }, seconds(10)))
-      << AgentLog(dir);
+  ASSERT_TRUE(WaitFor([&] { return FileMode(socket).has_value(); }, seconds(10))) << AgentLog(dir);
   auto token = ReadFile(dir + "/token");
   ASSERT_TRUE(token.ok());
   const std::string bearer = "Authorization: Bearer " + token->substr(0, 64);
@@ -263,6 +262,13 @@ TEST_F(AgentTest, TheStaticAgentRunsWithAnEmptyEnvironment) {
   ASSERT_TRUE(j.is_object()) << status.out;
   EXPECT_GT(j["cpu"]["count"].get<int>(), 0);
   EXPECT_EQ(CurlSocket(socket, "/status").out, "401");
+  // logind empties /run/user/UID when the account's last session ends; the agent outlives
+  // it and makes its socket again (checked every second) once the directory is there.
+  ASSERT_EQ(::unlink(socket.c_str()), 0);
+  EXPECT_TRUE(WaitFor([&] { return FileMode(socket).has_value(); }, seconds(5))) << AgentLog(dir);
+  EXPECT_EQ(CurlSocket(socket, "/lease", {"-H", bearer}).out, "200");
+  EXPECT_NE(AgentLog(dir).find("listening again on unix:" + socket), std::string::npos)
+      << AgentLog(dir);
   EXPECT_EQ(agent->Terminate(), 0) << AgentLog(dir);
   EXPECT_FALSE(FileMode(socket).has_value()) << "the socket outlived the agent";
 }

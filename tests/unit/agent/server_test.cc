@@ -590,6 +590,25 @@ TEST_F(AgentUnixServerTest, ARunningAgentsSocketIsNotTakenButADeadOnesIsReplaced
   EXPECT_EQ(res->status, 200);
 }
 
+TEST_F(AgentUnixServerTest, ARemovedSocketFileIsMadeAgainOnRebind) {
+  Start();
+  EXPECT_FALSE(server_->SocketGone());
+  // What logind does to /run/user/UID when the account's last session ends.
+  ASSERT_EQ(::unlink(socket_path_.c_str()), 0);
+  EXPECT_TRUE(server_->SocketGone());
+  Status again = server_->Rebind();
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_FALSE(server_->SocketGone());
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket_path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  for (int i = 0; i < 3; ++i) {  // served by the new socket, several times over
+    auto res = testing::TestClient(0, socket_path_).Get("/lease", Good());
+    ASSERT_TRUE(res) << i;
+    EXPECT_EQ(res->status, 200);
+  }
+}
+
 TEST_F(AgentUnixServerTest, SomethingElseAtThePathIsRefused) {
   testing::WriteFile(socket_path_, "mine");
   lease_ = std::make_unique<LeaseKeeper>(LeaseConfig{}, [](const std::string&) {});
