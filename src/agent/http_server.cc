@@ -440,6 +440,15 @@ class HttpServer::Impl {
       }
       length = static_cast<size_t>(*n);
     }
+    // curl asks first for a body over 1 KiB and waits a second for the go-ahead
+    // (RFC 9110 section 10.1.1); a refusal above was the other answer.
+    if (length > c.buffered.size() && req.minor_version >= 1) {
+      std::optional<std::string_view> expect = req.Header("Expect");
+      if (expect && (*expect == "100-continue" || *expect == "100-Continue") &&
+          !SendAll(c.fd, "HTTP/1.1 100 Continue\r\n\r\n", Millis(limits_.io_timeout))) {
+        return false;
+      }
+    }
     std::string body;
     if (!ReadBody(c, length, body)) {
       return finish(Refusal(400, "the body did not arrive"), false);

@@ -342,6 +342,26 @@ TEST_F(AgentServerTest, AnOversizedBodyIsRefusedWithoutBeingRead) {
   EXPECT_EQ(StatusOf(raw), 401) << raw;
 }
 
+TEST_F(AgentServerTest, ABodyAnnouncedWithExpectContinueIsAskedForAtOnce) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  int fd = Connect(port_, "POST /extend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                              "\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+                              "Expect: 100-continue\r\n\r\n");
+  // The go-ahead comes before the body is sent (curl would wait a second for it).
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "HTTP/1.1 100 Continue\r\n\r\n");
+  const std::string body = "{\"hours\": 1}";
+  ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL), 12);
+  n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(StatusOf(std::string(buf, static_cast<size_t>(n))), 200);
+  ::close(fd);
+}
+
 TEST_F(AgentServerTest, MalformedRequestsGet400) {
   Start();
   for (const std::string& request : std::vector<std::string>{
