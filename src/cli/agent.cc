@@ -23,6 +23,7 @@
 #include "cli/remote_command.h"
 #include "common/fs.h"
 #include "config/tether_config.h"
+#include "control/control_client.h"
 #include "net/socket.h"
 
 namespace tether::cli {
@@ -32,6 +33,7 @@ constexpr auto kRemoteTimeout = std::chrono::seconds(60);
 // The agent's /status is a few KiB; more is not an agent.
 constexpr size_t kMaxAgentReply = 4u << 20;
 constexpr int kAgentTimeoutMs = 10000;
+constexpr auto kControlTimeout = std::chrono::seconds(5);
 
 std::string Quote(const std::string& v) {
   std::string out = "'";
@@ -92,6 +94,20 @@ Result<AgentRecord> LoadAgentRecord(const std::string& host) {
   return r;
 }
 
+config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::string& alias,
+                                     const AgentRecord& record) {
+  config::ForwardSpec spec;
+  spec.kind = config::ForwardKind::kLocal;
+  spec.listen.path = state.AgentSocketPath(alias);
+  if (!record.socket.empty()) {
+    spec.target.path = record.socket;  // a direct-streamlocal channel on the server
+  } else {
+    spec.target.host = "127.0.0.1";
+    spec.target.port = static_cast<uint16_t>(record.port);
+  }
+  return spec;
+}
+
 Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host) {
   auto record = LoadAgentRecord(host);
   if (!record.ok()) return record.take_error();
@@ -134,6 +150,37 @@ Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std
   }
   return j;
 }
+
+namespace {
+
+// A daemon already forwarding the agent (`up --agent`) to where an earlier install put it
+// (another socket, or a port) is pointed at where this one listens: cancelled, then added.
+// Best effort: without a daemon or such a forward there is nothing to do.
+void RepointAgentForward(const daemon::StateDir& state, const std::string& host,
+                         const AgentRecord& record) {
+  const config::ForwardSpec spec = AgentForwardSpec(state, host, record);
+  const std::string control = state.SocketPath(host);
+  auto status = control::Request(control, {{"cmd", "status"}}, kControlTimeout);
+  if (!status.ok() || !status->contains("forwards")) return;
+  for (const auto& f : (*status)["forwards"]) {
+    const std::string current = f.value("spec", "");
+    if (f.value("kind", "") != "local" || current.rfind(spec.listen.path + ":", 0) != 0) continue;
+    if (current == spec.ToString()) return;
+    auto cancelled = control::Request(
+        control, {{"cmd", "cancel"}, {"kind", "local"}, {"spec", current}}, kControlTimeout);
+    if (!cancelled.ok() || !cancelled->value("ok", false)) return;
+    auto added = control::Request(
+        control, {{"cmd", "forward"}, {"kind", "local"}, {"spec", spec.ToString()}},
+        kControlTimeout);
+    if (added.ok() && added->value("ok", false)) {
+      std::printf("  the running `up --agent` forward now goes to %s\n",
+                  spec.target.ToString().c_str());
+    }
+    return;
+  }
+}
+
+}  // namespace
 
 int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& options) {
   const std::string& host = options.host;
@@ -317,6 +364,10 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
   std::printf("%s: %s installed, running in %s, on the server's %s\n", host.c_str(),
               version->out.substr(0, version->out.find('\n')).c_str(), how.c_str(), where.c_str());
   std::printf("  token kept in %s\n", record.c_str());
+  AgentRecord installed;
+  installed.socket = socket_path;
+  if (options.port != 0) installed.port = options.port;
+  RepointAgentForward(*state, host, installed);
   std::printf("  `tether up %s --agent` forwards it; `tether status %s --remote` shows its GPUs\n",
               host.c_str(), host.c_str());
   return 0;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "config/forward_spec.h"
 #include "daemon/state_dir.h"
 
 namespace tether::cli {
@@ -22,6 +23,10 @@ struct AgentRecord {
 // --port (and every install before sockets), {"token": ..., "port": 8080}.
 std::string AgentRecordPath(const std::string& host);
 Result<AgentRecord> LoadAgentRecord(const std::string& host);
+// The forward of `tether up HOST --agent`: the laptop socket HOST.agent.sock in the state
+// directory to where `record` says the agent listens (its unix socket, or 127.0.0.1:port).
+config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::string& alias,
+                                     const AgentRecord& record);
 // GET /status from the host's agent, with its token. Errors say what to run.
 Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host);
 

@@ -265,9 +265,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   if (options.agent_port != 0) {
     // The server's tether-agent, on a unix socket only we can open (state dir 0700), to
     // its own unix socket on the server (direct-streamlocal) or an older install's port.
-    config::ForwardSpec agent;
-    agent.kind = config::ForwardKind::kLocal;
-    agent.listen.path = state->AgentSocketPath(alias);
+    AgentRecord where;
     if (options.agent_port == kAgentFromRecord) {
       auto record = LoadAgentRecord(alias);
       if (!record.ok()) {
@@ -276,16 +274,11 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
         PrintError(e);
         return 1;
       }
-      if (!record->socket.empty()) {
-        agent.target.path = record->socket;
-      } else {
-        agent.target.host = "127.0.0.1";
-        agent.target.port = static_cast<uint16_t>(record->port);
-      }
+      where = *record;
     } else {
-      agent.target.host = "127.0.0.1";
-      agent.target.port = static_cast<uint16_t>(options.agent_port);
+      where.port = options.agent_port;
     }
+    config::ForwardSpec agent = AgentForwardSpec(*state, alias, where);
     specs->push_back(agent);
   }
 

@@ -180,6 +180,32 @@ TEST_F(AgentTest, WithAPortTheAgentServesTcpAndAnOldRecordStillWorks) {
   EXPECT_EQ(anonymous.out, "401");
 }
 
+// Moving an agent from a port to its socket (the upgrade from an install before sockets)
+// needs no new `up`: the running forward is pointed at the socket.
+TEST_F(AgentTest, ReinstallingOnTheSocketRepointsTheRunningForward) {
+  uint16_t port = FreeTcpPort();
+  ASSERT_TRUE(
+      T({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)})
+          .ok());
+  ASSERT_TRUE(T({"up", "testhost", "--agent"}).ok());
+  CommandResult install = T({"agent", "install", "testhost", "--dir", AgentDir()});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  EXPECT_NE(install.out.find("forward now goes to " + AgentSocket()), std::string::npos)
+      << install.Describe();
+  CommandResult status = T({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+  // The agent on the port was stopped for the new one.
+  CommandResult old = RunCommand({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  "--max-time", "5", "http://127.0.0.1:" + std::to_string(port)});
+  EXPECT_EQ(old.out, "000") << old.Describe();
+  // Installing again changes nothing that works.
+  install = T({"agent", "install", "testhost", "--dir", AgentDir()});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  EXPECT_EQ(install.out.find("forward now goes to"), std::string::npos) << install.out;
+  status = T({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+}
+
 // The point of the socket: on a shared server another account cannot reach the agent (to
 // guess at it), nor take its place while it is down (to catch the laptop's token).
 TEST_F(AgentTest, AnotherAccountCannotConnectToTheAgentsSocket) {
