@@ -518,6 +518,27 @@ TEST_F(AgentServerTest, ASecondServerCannotTakeTheSamePort) {
   EXPECT_NE(bound.error().hint.find("--listen"), std::string::npos);
 }
 
+TEST(AgentServer, ListensOnNumericAddressesAndLocalhostButResolvesNoName) {
+  LeaseKeeper lease(LeaseConfig{}, {});
+  for (const char* host : {"localhost", "127.0.0.1", "gpu01.example.invalid"}) {
+    ServerConfig config;
+    config.host = host;
+    config.port = 0;
+    config.token = kToken;
+    config.log = [](const std::string&) {};
+    AgentServer server(
+        config, [] { return SystemStatus{}; }, lease);
+    auto bound = server.Bind();
+    if (std::string(host) == "gpu01.example.invalid") {
+      ASSERT_FALSE(bound.ok());
+      EXPECT_NE(bound.error().message.find("not a numeric address"), std::string::npos)
+          << bound.error().ToString();
+    } else {
+      EXPECT_TRUE(bound.ok()) << host << ": " << bound.error().ToString();
+    }
+  }
+}
+
 // Context switches of every thread of this process but the caller: a thread that wakes
 // on a timer adds to them even when it finds nothing to do.
 long OtherThreadsSwitches() {
