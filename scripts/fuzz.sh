@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # Absolute: a target may change its working directory while it runs.
 build_dir=$(realpath -m "${FUZZ_BUILD_DIR:-build-fuzz}")
 seconds=${FUZZ_SECONDS:-30}
-targets=(control_line forward_spec forwards_record http_proxy mux_codec mux_server nvidia_smi proxy_handshake
+targets=(control_line forward_spec forwards_record http_proxy http_request mux_codec mux_server nvidia_smi proxy_handshake
   socks ssh_config upstream)
 if (($# >= 1)); then targets=("$1"); fi
 if (($# >= 2)); then seconds=$2; fi

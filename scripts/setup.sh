@@ -8,7 +8,6 @@ packages=(
   build-essential cmake pkg-config g++
   libssh-dev libssl-dev libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libcpp-httplib-dev  # tether-agent's HTTP server (brings zlib1g-dev, libbrotli-dev)
   # tests, demo and benchmarks: a real sshd and real clients
   openssh-server openssh-client iperf3 curl python3 iproute2 iptables autossh procps tmux
   tinyproxy rsync git

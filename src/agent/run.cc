@@ -19,6 +19,7 @@
 #include "agent/lease.h"
 #include "agent/listen.h"
 #include "agent/log.h"
+#include "agent/runtime_dir.h"
 #include "agent/server.h"
 #include "agent/token.h"
 #include "common/fs.h"
@@ -111,6 +112,20 @@ Result<bool> Daemonize(const std::string& log_path, const std::string& pid_file,
   return true;
 }
 
+// The directory of a socket to bind again: checked (and made) as at start.
+Status ResocketDir(const std::string& socket_path, bool chosen) {
+  if (chosen) return CheckSocketParent(socket_path, ::geteuid());
+  return CheckPrivateDir(socket_path.substr(0, socket_path.rfind('/')), ::geteuid(), true);
+}
+
+// close_range(2) came with Linux 5.9; RHEL 8 has 4.18: there, one close a descriptor.
+void CloseInheritedDescriptors() {
+  if (::close_range(3, ~0U, 0) == 0) return;
+  long max = ::sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > (1 << 20)) max = 1 << 20;
+  for (int fd = 3; fd < max; ++fd) ::close(fd);
+}
+
 std::string DescribeLease(const AgentOptions& o) {
   if (o.lease_command.empty()) return "lease off";
   if (!o.lease_hours) return "lease armed by the first POST /extend";
@@ -121,7 +136,10 @@ std::string DescribeLease(const AgentOptions& o) {
 
 }  // namespace
 
-std::string DefaultLogPath() { return HomeDir() + "/.local/state/tether/agent.log"; }
+std::string DefaultLogPath() {
+  auto home = AgentHomeDir();
+  return (home ? *home : std::string("/")) + "/.local/state/tether/agent.log";
+}
 
 int RunAgent(const AgentOptions& o, const std::string& version) {
   // Options first: nothing is created on disk for a command line that cannot work.
@@ -140,17 +158,46 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
     }
     initial_lease = std::chrono::milliseconds(std::llround(*o.lease_hours * kMillisPerHour));
   }
-  auto listen = ParseListenAddress(o.listen);
-  if (!listen) {
-    std::fprintf(stderr, "tether-agent: %s\n", listen.error().ToString().c_str());
+  if (!o.listen.empty() && !o.socket.empty()) {
+    std::fprintf(stderr, "tether-agent: --listen and --socket exclude each other\n");
     return kExitUsage;
+  }
+  std::optional<ListenAddress> listen;
+  if (!o.listen.empty()) {
+    auto parsed = ParseListenAddress(o.listen);
+    if (!parsed) {
+      std::fprintf(stderr, "tether-agent: %s\n", parsed.error().ToString().c_str());
+      return kExitUsage;
+    }
+    listen = *parsed;
+  }
+  // The socket's path, its directory checked (and made) before anything listens there.
+  std::string socket_path;
+  if (!listen) {
+    if (!o.socket.empty()) {
+      socket_path = Absolute(o.socket);
+      Status parent = CheckSocketParent(socket_path, ::geteuid());
+      if (!parent) return Fail(parent.error());
+    } else {
+      auto dir = ResolveRuntimeDir(CurrentRuntimeDirInputs());
+      if (!dir) return Fail(dir.error());
+      socket_path = *dir + "/" + std::string(kSocketName);
+    }
+  }
+  if (o.print_socket) {
+    if (socket_path.empty()) {
+      std::fprintf(stderr, "tether-agent: --print-socket: this agent would listen on TCP\n");
+      return kExitUsage;
+    }
+    std::printf("%s\n", socket_path.c_str());
+    return 0;
   }
 
   if (o.daemon) {
     // Whatever descriptors the starting shell left open (an ssh session's pipes, say) are
     // not ours to keep: held by a daemon, they would keep the installer's ssh command
     // from ever finishing. Nothing of our own is open yet.
-    ::close_range(3, ~0U, 0);
+    CloseInheritedDescriptors();
   }
 
   const std::string token_path = o.token_file.empty() ? DefaultTokenPath() : o.token_file;
@@ -170,7 +217,7 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
   ::signal(SIGPIPE, SIG_IGN);  // a client that went away is a failed write, not our death
 
   CollectorConfig collector_config;
-  collector_config.disk_paths.push_back(HomeDir());
+  if (auto home = AgentHomeDir()) collector_config.disk_paths.push_back(*home);
   for (const std::string& dir : o.work_dirs) {
     std::string abs = Absolute(dir);
     if (std::find(collector_config.disk_paths.begin(), collector_config.disk_paths.end(), abs) ==
@@ -187,8 +234,11 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
   LeaseKeeper lease(lease_config, Log);
 
   ServerConfig server_config;
-  server_config.host = listen->host;
-  server_config.port = listen->port;
+  server_config.socket_path = socket_path;
+  if (listen) {
+    server_config.host = listen->host;
+    server_config.port = listen->port;
+  }
   server_config.token = *token;
   server_config.version = version;
   AgentServer server(
@@ -196,8 +246,10 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
   auto port = server.Bind();
   if (!port) return Fail(port.error());
   const std::string where =
-      (listen->host.find(':') != std::string::npos ? "[" + listen->host + "]" : listen->host) +
-      ":" + std::to_string(*port);
+      !listen ? "unix:" + socket_path
+              : (listen->host.find(':') != std::string::npos ? "[" + listen->host + "]"
+                                                             : listen->host) +
+                    ":" + std::to_string(*port);
 
   const std::string pid_file = Absolute(o.pid_file);
   if (o.daemon) {
@@ -211,7 +263,7 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
 
   Log("tether-agent " + version + " listening on " + where + ", pid " + std::to_string(::getpid()) +
       ", token file " + token_path + ", " + DescribeLease(o));
-  if (!IsLoopbackHost(listen->host)) {
+  if (listen && !IsLoopbackHost(listen->host)) {
     Log("warning: " + listen->host +
         " is not a loopback address: the token crosses the network in clear HTTP");
   }
@@ -224,8 +276,26 @@ int RunAgent(const AgentOptions& o, const std::string& version) {
     served = true;
   });
   int signal_number = 0;
+  bool socket_lost = false;
   while (!served && signal_number <= 0) {
     signal_number = ::sigtimedwait(&stop_signals, nullptr, &kSignalWaitSlice);
+    if (signal_number <= 0 && server.SocketGone()) {
+      // Its directory first: the runtime directory comes back with the next login.
+      Status again = ResocketDir(socket_path, !o.socket.empty());
+      if (again) again = server.Rebind();
+      if (again) {
+        Log("the socket file was removed; listening again on unix:" + socket_path);
+        socket_lost = false;
+      } else if (again.error().sys_errno == EADDRINUSE) {
+        // A newer agent took the path over: it is the one the laptop now reaches.
+        Log("another agent listens on unix:" + socket_path + " now: stopping");
+        break;
+      } else if (!socket_lost) {
+        Log("the socket file was removed and cannot be made again yet (" +
+            again.error().ToString() + "); trying every second");
+        socket_lost = true;
+      }
+    }
   }
   if (signal_number > 0) Log(std::string("stopping on ") + ::strsignal(signal_number));
   server.Stop();

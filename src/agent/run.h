@@ -9,7 +9,11 @@
 namespace tether::agent {
 
 struct AgentOptions {
-  std::string listen = "127.0.0.1:8080";
+  // TCP ADDR:PORT; empty: a unix socket (socket, else agent.sock in the runtime
+  // directory, runtime_dir.h).
+  std::string listen;
+  std::string socket;
+  bool print_socket = false;
   std::string token_file;  // empty: DefaultTokenPath()
   bool print_token = false;
   std::vector<std::string> work_dirs;

@@ -1,17 +1,17 @@
 #include "agent/token.h"
 
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <pwd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 
-#include "common/text.h"
+#include "agent/runtime_dir.h"
 #include "common/fs.h"
+#include "common/text.h"
 #include "common/unique_fd.h"
 
 namespace tether::agent {
@@ -29,6 +29,34 @@ std::string ToHex(const unsigned char* bytes, size_t n) {
     hex.push_back(kDigits[bytes[i] & 0xf]);
   }
   return hex;
+}
+
+// Fills `out` from the kernel's CSPRNG: getrandom(2) (Linux 3.17 and later), else
+// /dev/urandom for an older kernel or a sandbox that refuses the call.
+bool RandomBytes(unsigned char* out, size_t n) {
+  size_t have = 0;
+  while (have < n) {
+    ssize_t got = ::getrandom(out + have, n - have, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    have += static_cast<size_t>(got);
+  }
+  if (have == n) return true;
+  UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  while (have < n) {
+    ssize_t got = ::read(fd.get(), out + have, n - have);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    have += static_cast<size_t>(got);
+  }
+  return true;
+}
+
+// Wipes `bytes` in a way the compiler may not drop as a dead store.
+void Cleanse(unsigned char* bytes, size_t n) {
+  volatile unsigned char* p = bytes;
+  for (size_t i = 0; i < n; ++i) p[i] = 0;
 }
 
 bool IsToken(std::string_view s) {
@@ -101,8 +129,8 @@ Result<std::string> CreateToken(const std::string& path) {
 
   // A private name: agents starting at once (or threads, in tests) never share it.
   unsigned char nonce[8];
-  if (RAND_bytes(nonce, sizeof nonce) != 1) {
-    return MakeError("token", "the system random generator failed (OpenSSL RAND_bytes)");
+  if (!RandomBytes(nonce, sizeof nonce)) {
+    return MakeError("token", "the system random generator failed (getrandom, /dev/urandom)");
   }
   const std::string tmp = path + ".tmp." + ToHex(nonce, sizeof nonce);
   {
@@ -138,15 +166,18 @@ Result<std::string> CreateToken(const std::string& path) {
 
 }  // namespace
 
-std::string DefaultTokenPath() { return HomeDir() + "/.config/tether/agent-token"; }
+std::string DefaultTokenPath() {
+  auto home = AgentHomeDir();
+  return (home ? *home : std::string("/")) + "/.config/tether/agent-token";
+}
 
 Result<std::string> GenerateToken() {
   unsigned char bytes[kTokenBytes];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    return MakeError("token", "the system random generator failed (OpenSSL RAND_bytes)");
+  if (!RandomBytes(bytes, sizeof bytes)) {
+    return MakeError("token", "the system random generator failed (getrandom, /dev/urandom)");
   }
   std::string hex = ToHex(bytes, sizeof bytes);
-  OPENSSL_cleanse(bytes, sizeof bytes);
+  Cleanse(bytes, sizeof bytes);
   return hex;
 }
 
@@ -158,7 +189,13 @@ Result<std::string> LoadOrCreateToken(const std::string& path) {
 
 bool TokenMatches(std::string_view token, std::string_view presented) {
   if (token.empty() || presented.size() != token.size()) return false;
-  return CRYPTO_memcmp(token.data(), presented.data(), token.size()) == 0;
+  // Every byte is looked at whatever the first difference: the time says nothing of where
+  // a guess went wrong. volatile keeps the compiler from stopping early.
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < token.size(); ++i) {
+    diff = diff | static_cast<unsigned char>(token[i] ^ presented[i]);
+  }
+  return diff == 0;
 }
 
 std::string_view BearerCredentials(std::string_view authorization) {

@@ -1,4 +1,4 @@
-// The agent's bearer token: 256 bits from OpenSSL's CSPRNG, kept as 64 lowercase hex
+// The agent's bearer token: 256 bits from the kernel's CSPRNG (getrandom), kept as 64 lowercase hex
 // digits in a 0600 file (default ~/.config/tether/agent-token, its directory made 0700).
 // Whoever can read that file can use the agent, which is the point: the installer reads
 // it over SSH as the same user (`tether-agent --print-token`).
@@ -29,7 +29,7 @@ Result<std::string> GenerateToken();
 // rather than overwriting something the user made.
 Result<std::string> LoadOrCreateToken(const std::string& path);
 
-// True when `presented` is the token. Constant time in the token's content (CRYPTO_memcmp);
+// True when `presented` is the token. Constant time in the token's content;
 // only the length, which is public, decides early.
 bool TokenMatches(std::string_view token, std::string_view presented);
 

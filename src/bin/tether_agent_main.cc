@@ -7,12 +7,14 @@
 //   tether-agent --daemon [--pid-file F] [--log-file L] [options]
 //                                 binds first, then detaches (setsid, stdio to the log,
 //                                 default ~/.local/state/tether/agent.log) and exits 0
-//                                 once the port listens, printing the pid; exit 1 (and a
-//                                 reason on stderr) when the port is taken, etc.
+//                                 once it listens, printing where and the pid; exit 1 (and
+//                                 a reason on stderr) when the socket or port is taken, etc.
+//   tether-agent --print-socket [--socket P]
+//                                 prints the unix socket's absolute path, exit 0
 //   Without --daemon it stays in the foreground (for systemd-run --user, nohup, tmux)
 //   and logs to stderr. SIGTERM, SIGINT or SIGHUP stop it cleanly (pid file removed).
-// Exit status: 0 success, 1 failure, 2 bad options. Linux only; no libssh. docs/agent.md
-// has the HTTP API.
+// Exit status: 0 success, 1 failure, 2 bad options. Linux only, linked statically: it
+// needs nothing on a server but the kernel. docs/agent.md has the HTTP API.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
@@ -24,8 +26,13 @@ int main(int argc, char** argv) {
     tether::agent::AgentOptions o;
     CLI::App app{"tether-agent: GPU, memory, disk and port status over HTTP with a bearer token"};
     app.set_version_flag("--version", std::string("tether-agent ") + TETHER_VERSION);
-    app.add_option("--listen", o.listen, "ADDR:PORT to serve on ([::1]:PORT for IPv6)")
-        ->capture_default_str();
+    app.add_option("--listen", o.listen,
+                   "serve on TCP ADDR:PORT ([::1]:PORT for IPv6) instead of a unix socket");
+    app.add_option("--socket", o.socket,
+                   "unix socket to serve on (default agent.sock in $XDG_RUNTIME_DIR/tether, "
+                   "/run/user/UID/tether or ~/.cache/tether/run)");
+    app.add_flag("--print-socket", o.print_socket,
+                 "print the unix socket's path (making its directory) and exit");
     app.add_option("--token-file", o.token_file,
                    "token file (default ~/.config/tether/agent-token)");
     app.add_flag("--print-token", o.print_token,

@@ -1,9 +1,10 @@
-// tether agent install HOST [--dir DIR] [--port PORT]: copies the tether-agent built with
-// this tether to the server over the daemon's connection, adds the shared libraries the
-// server lacks, starts it (a systemd user unit where there is one, else in the
-// background) and keeps its token on the laptop. Where the laptop's build cannot run on
-// the server (another system or architecture, too old a C library), it says so and how to
-// build the agent there. Also the laptop side of `tether status --remote`.
+// tether agent install HOST [--dir DIR] [--port PORT] [--socket PATH]: copies the
+// tether-agent built with this tether (a static binary: it needs nothing on the server) to
+// the server over the daemon's connection, starts it (a systemd user unit where there is
+// one, else in the background) on a unix socket in the account's runtime directory (or
+// on 127.0.0.1:PORT with --port), and keeps its token and socket path on the laptop. Where
+// the laptop's build cannot run on the server (another system or architecture), it says
+// so and how to build the agent there. Also the laptop side of `tether status --remote`.
 #include "cli/agent.h"
 
 #include <sys/socket.h>
@@ -21,8 +22,8 @@
 #include "cli/errors.h"
 #include "cli/remote_command.h"
 #include "common/fs.h"
-#include "common/fs.h"
 #include "config/tether_config.h"
+#include "control/control_client.h"
 #include "net/socket.h"
 
 namespace tether::cli {
@@ -32,6 +33,7 @@ constexpr auto kRemoteTimeout = std::chrono::seconds(60);
 // The agent's /status is a few KiB; more is not an agent.
 constexpr size_t kMaxAgentReply = 4u << 20;
 constexpr int kAgentTimeoutMs = 10000;
+constexpr auto kControlTimeout = std::chrono::seconds(5);
 
 std::string Quote(const std::string& v) {
   std::string out = "'";
@@ -62,26 +64,6 @@ std::string LocalAgentPath() {
   return dir + "/tether-agent";
 }
 
-// `lib => /path` of our own agent binary, for copying a library the server lacks.
-std::string LocalLibraryPath(const std::string& agent, const std::string& lib) {
-  FILE* p = ::popen(("ldd " + Quote(agent) + " 2>/dev/null").c_str(), "r");
-  if (p == nullptr) return "";
-  char line[1024];
-  std::string found;
-  while (std::fgets(line, sizeof line, p) != nullptr) {
-    std::string l(line);
-    size_t arrow = l.find(" => ");
-    if (arrow == std::string::npos) continue;
-    std::string name = l.substr(0, arrow);
-    name.erase(0, name.find_first_not_of(" \t"));
-    if (name != lib) continue;
-    std::string path = l.substr(arrow + 4);
-    found = path.substr(0, path.find(' '));
-  }
-  ::pclose(p);
-  return found;
-}
-
 std::string BuildHint() {
   return "build it on the server: install cmake, g++ and the -dev packages scripts/setup.sh "
          "lists, then `scripts/build.sh` and copy build/src/tether-agent to ~/.local/bin; or "
@@ -107,8 +89,23 @@ Result<AgentRecord> LoadAgentRecord(const std::string& host) {
   }
   AgentRecord r;
   r.token = j.value("token", "");
+  r.socket = j.value("socket", "");
   r.port = j.value("port", 8080);
   return r;
+}
+
+config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::string& alias,
+                                     const AgentRecord& record) {
+  config::ForwardSpec spec;
+  spec.kind = config::ForwardKind::kLocal;
+  spec.listen.path = state.AgentSocketPath(alias);
+  if (!record.socket.empty()) {
+    spec.target.path = record.socket;  // a direct-streamlocal channel on the server
+  } else {
+    spec.target.host = "127.0.0.1";
+    spec.target.port = static_cast<uint16_t>(record.port);
+  }
+  return spec;
 }
 
 Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host) {
@@ -153,6 +150,37 @@ Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std
   }
   return j;
 }
+
+namespace {
+
+// A daemon already forwarding the agent (`up --agent`) to where an earlier install put it
+// (another socket, or a port) is pointed at where this one listens: cancelled, then added.
+// Best effort: without a daemon or such a forward there is nothing to do.
+void RepointAgentForward(const daemon::StateDir& state, const std::string& host,
+                         const AgentRecord& record) {
+  const config::ForwardSpec spec = AgentForwardSpec(state, host, record);
+  const std::string control = state.SocketPath(host);
+  auto status = control::Request(control, {{"cmd", "status"}}, kControlTimeout);
+  if (!status.ok() || !status->contains("forwards")) return;
+  for (const auto& f : (*status)["forwards"]) {
+    const std::string current = f.value("spec", "");
+    if (f.value("kind", "") != "local" || current.rfind(spec.listen.path + ":", 0) != 0) continue;
+    if (current == spec.ToString()) return;
+    auto cancelled = control::Request(
+        control, {{"cmd", "cancel"}, {"kind", "local"}, {"spec", current}}, kControlTimeout);
+    if (!cancelled.ok() || !cancelled->value("ok", false)) return;
+    auto added = control::Request(
+        control, {{"cmd", "forward"}, {"kind", "local"}, {"spec", spec.ToString()}},
+        kControlTimeout);
+    if (added.ok() && added->value("ok", false)) {
+      std::printf("  the running `up --agent` forward now goes to %s\n",
+                  spec.target.ToString().c_str());
+    }
+    return;
+  }
+}
+
+}  // namespace
 
 int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& options) {
   const std::string& host = options.host;
@@ -217,29 +245,14 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
   std::string prelude = "D=" + dir + "; A=\"$D/bin/tether-agent\"; ";
   std::fprintf(stderr, "tether: copying tether-agent (%zu KiB) to %s...\n", binary->size() >> 10,
                host.c_str());
-  auto copied =
-      remote(prelude +
-                 "umask 077; mkdir -p \"$D/bin\" \"$D/lib/tether\" && cat > \"$A.new\" && "
-                 "chmod 700 \"$A.new\" && mv -f \"$A.new\" \"$A\"",
-             *binary);
+  auto copied = remote(prelude +
+                           "umask 077; mkdir -p \"$D/bin\" && cat > \"$A.new\" && "
+                           "chmod 700 \"$A.new\" && mv -f \"$A.new\" \"$A\"",
+                       *binary);
   if (!copied.ok() || copied->exit != 0) {
     PrintError(MakeError("agent", "copying to " + host + " failed: " +
                                       (copied.ok() ? copied->err : copied.error().message)));
     return 1;
-  }
-  // Libraries the server lacks go beside it (the agent looks in ../lib/tether first).
-  auto missing = remote(prelude + "ldd \"$A\" 2>&1 | awk '/not found/ {print $1}'");
-  if (missing.ok()) {
-    std::istringstream names(missing->out);
-    std::string lib;
-    while (std::getline(names, lib)) {
-      if (lib.empty()) continue;
-      std::string local = LocalLibraryPath(agent_path, lib);
-      auto bytes = local.empty() ? Result<std::string>(MakeError("agent", "")) : ReadAll(local);
-      if (!bytes.ok()) continue;
-      std::fprintf(stderr, "tether: %s lacks %s: copying ours\n", host.c_str(), lib.c_str());
-      (void)remote(prelude + "cat > \"$D/lib/tether/" + lib + "\"", *bytes);
-    }
   }
   auto version = remote(prelude + "\"$A\" --version");
   if (!version.ok() || version->exit != 0) {
@@ -257,8 +270,33 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
     return 1;
   }
 
+  // Where it listens: a TCP port when asked, else a unix socket whose path the agent
+  // itself picks (and whose directory it checks) on the server, given to it explicitly from
+  // then on so the unit, the background start and the record agree.
+  std::string listen_flag;
+  std::string where;
+  std::string socket_path;
+  if (options.port != 0) {
+    where = "127.0.0.1:" + std::to_string(options.port);
+    listen_flag = " --listen " + where;
+  } else {
+    std::string socket_flag = !options.socket.empty() ? " --socket " + Quote(options.socket)
+                              : !options.dir.empty()  ? " --socket \"$D/agent.sock\""
+                                                      : "";
+    auto printed = remote(prelude + "\"$A\" --print-socket" + socket_flag);
+    socket_path = printed.ok() ? printed->out.substr(0, printed->out.find('\n')) : "";
+    if (!printed.ok() || printed->exit != 0 || socket_path.empty() || socket_path[0] != '/') {
+      PrintError(MakeError("agent",
+                           "the agent on " + host + " has no place for its socket: " +
+                               (printed.ok() ? printed->err : printed.error().message),
+                           "choose one with --socket PATH, or use --port PORT"));
+      return 1;
+    }
+    where = "unix:" + socket_path;
+    listen_flag = " --socket " + Quote(socket_path);
+  }
+
   // Stop an agent we started before, then start this one.
-  std::string listen = "127.0.0.1:" + std::to_string(options.port);
   std::string start =
       prelude +
       "if [ -f \"$D/agent.pid\" ]; then kill \"$(cat \"$D/agent.pid\")\" 2>/dev/null; "
@@ -268,10 +306,22 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
   bool systemd = options.dir.empty() && has_systemd.ok() && has_systemd->exit == 0;
   std::string how;
   if (systemd) {
+    // systemd's own quoting: the path in double quotes, with % doubled (a specifier).
+    std::string unit_arg;
+    if (options.port != 0) {
+      unit_arg = "--listen " + where;
+    } else {
+      unit_arg = "--socket \"";
+      for (char c : socket_path) {
+        if (c == '"' || c == '\\') unit_arg += '\\';
+        unit_arg += c == '%' ? std::string("%%") : std::string(1, c);
+      }
+      unit_arg += "\"";
+    }
     std::string unit =
         "[Unit]\nDescription=tether-agent: GPU status for tether\n\n[Service]\n"
-        "ExecStart=%h/.local/bin/tether-agent --listen " +
-        listen + "\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n";
+        "ExecStart=%h/.local/bin/tether-agent " +
+        unit_arg + "\nRestart=on-failure\n\n[Install]\nWantedBy=default.target\n";
     auto started = remote(start +
                               "mkdir -p \"$HOME/.config/systemd/user\" && cat > "
                               "\"$HOME/.config/systemd/user/tether-agent.service\" && "
@@ -283,9 +333,8 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
     how = "a systemd user unit (tether-agent.service)";
   }
   if (!systemd) {
-    auto started =
-        remote(start + "\"$A\" --daemon --listen " + listen + " --pid-file \"$D/agent.pid\"" +
-               " --log-file \"$D/agent.log\"" + token_flag);
+    auto started = remote(start + "\"$A\" --daemon" + listen_flag + " --pid-file \"$D/agent.pid\"" +
+                          " --log-file \"$D/agent.log\"" + token_flag);
     if (!started.ok() || started->exit != 0) {
       PrintError(MakeError(
           "agent", "the agent did not start on " + host + ": " +
@@ -297,8 +346,13 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
 
   // The token stays on the laptop, 0600 in a 0700 directory.
   const std::string record = AgentRecordPath(host);
-  const std::string text =
-      nlohmann::json{{"token", token_text}, {"port", options.port}}.dump() + "\n";
+  nlohmann::json record_json = {{"token", token_text}};
+  if (options.port != 0) {
+    record_json["port"] = options.port;
+  } else {
+    record_json["socket"] = socket_path;
+  }
+  const std::string text = record_json.dump() + "\n";
   std::string failed;
   if (int err = WriteFileAtomically(record, text, 0600, &failed)) {
     PrintError(MakeError("agent",
@@ -308,8 +362,12 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
     return 1;
   }
   std::printf("%s: %s installed, running in %s, on the server's %s\n", host.c_str(),
-              version->out.substr(0, version->out.find('\n')).c_str(), how.c_str(), listen.c_str());
+              version->out.substr(0, version->out.find('\n')).c_str(), how.c_str(), where.c_str());
   std::printf("  token kept in %s\n", record.c_str());
+  AgentRecord installed;
+  installed.socket = socket_path;
+  if (options.port != 0) installed.port = options.port;
+  RepointAgentForward(*state, host, installed);
   std::printf("  `tether up %s --agent` forwards it; `tether status %s --remote` shows its GPUs\n",
               host.c_str(), host.c_str());
   return 0;

@@ -1,23 +1,32 @@
-// The laptop side of tether-agent: where its token is kept, and fetching its status
-// through the forward of `tether up HOST --agent` (a unix socket in the state directory).
+// The laptop side of tether-agent: where its token is kept and where it listens on the
+// server, and fetching its status through the forward of `tether up HOST --agent` (a unix
+// socket in the state directory, to the agent's unix socket on the server).
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/result.h"
+#include "config/forward_spec.h"
 #include "daemon/state_dir.h"
 
 namespace tether::cli {
 
 struct AgentRecord {
   std::string token;
-  int port = 8080;
+  std::string socket;  // the agent's unix socket on the server; empty: TCP on `port`
+  int port = 8080;     // an install before sockets recorded only a port
 };
 
-// <config dir>/agents/HOST.json (0600): the token and port `agent install` recorded.
+// <config dir>/agents/HOST.json (0600): the token and where `agent install` started the
+// agent: {"token": ..., "socket": "/run/user/1000/tether/agent.sock"} or, for
+// --port (and every install before sockets), {"token": ..., "port": 8080}.
 std::string AgentRecordPath(const std::string& host);
 Result<AgentRecord> LoadAgentRecord(const std::string& host);
+// The forward of `tether up HOST --agent`: the laptop socket HOST.agent.sock in the state
+// directory to where `record` says the agent listens (its unix socket, or 127.0.0.1:port).
+config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::string& alias,
+                                     const AgentRecord& record);
 // GET /status from the host's agent, with its token. Errors say what to run.
 Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host);
 

@@ -98,9 +98,10 @@ int Main(int argc, char** argv) {
   up_cmd->add_flag("--proxy{10808}", up.proxy_port,
                    "give the server internet through the laptop: HTTP and SOCKS on its "
                    "127.0.0.1:PORT (default 10808; --proxy=PORT)");
-  up_cmd->add_flag("--agent{8080}", up.agent_port,
-                   "forward the server's tether-agent (on its 127.0.0.1:PORT, default 8080) for "
-                   "`tether status --remote`");
+  up_cmd->add_flag("--agent{-1}", up.agent_port,
+                   "forward the server's tether-agent for `tether status --remote`: its unix "
+                   "socket, as `tether agent install` recorded it (--agent=PORT: its "
+                   "127.0.0.1:PORT)");
   up_cmd->add_option("--upstream", up.upstream,
                      "the laptop-side proxy the server's traffic goes through "
                      "(http://host:port or socks5://host:port)");
@@ -196,8 +197,13 @@ int Main(int argc, char** argv) {
   agent_install_cmd->add_option("host", agent_install.host, "the host")->required();
   agent_install_cmd->add_option("--dir", agent_install.dir,
                                 "where on the server (default ~/.local: bin/, lib/tether/)");
-  agent_install_cmd->add_option("--port", agent_install.port, "its port on the server's loopback")
+  agent_install_cmd
+      ->add_option("--port", agent_install.port,
+                   "serve on the server's 127.0.0.1:PORT instead of a unix socket")
       ->check(CLI::Range(1, 65535));
+  agent_install_cmd->add_option("--socket", agent_install.socket,
+                                "its unix socket on the server (default agent.sock in the "
+                                "account's runtime directory; under DIR with --dir)");
 
   ServiceOptions service;
   CLI::App* service_cmd =

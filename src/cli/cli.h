@@ -15,6 +15,10 @@ struct GlobalOptions {
   int verbosity = 0;        // -v, -vv
 };
 
+// `tether up HOST --agent` without a port: reach the agent where `agent install` recorded
+// it (a unix socket on the server, or an older install's port).
+inline constexpr int kAgentFromRecord = -1;
+
 struct UpOptions {
   std::string destination;
   std::vector<std::string> local_forwards;    // -L
@@ -22,15 +26,15 @@ struct UpOptions {
   std::vector<std::string> dynamic_forwards;  // -D
   std::vector<std::string> options;           // -o
   int proxy_port = 0;                         // --proxy[=PORT]; 0: no server proxy
-  int agent_port = 0;                         // --agent[=PORT]; 0: no agent forward
-  std::string upstream;                       // --upstream URL
-  bool proxy_open = false;                    // --proxy-open
-  int lanes = -1;                             // --lanes N; -1: config.toml or the default
-  std::string laptop_network;                 // --laptop-network; "": config.toml or public
-  std::string jump;                           // -J [user@]host[:port][,...]
-  std::string user;                           // -l
-  int port = 0;                               // -p
-  std::vector<std::string> identity_files;    // -i
+  int agent_port = 0;          // --agent[=PORT]; 0: no agent forward; kAgentFromRecord: --agent
+  std::string upstream;        // --upstream URL
+  bool proxy_open = false;     // --proxy-open
+  int lanes = -1;              // --lanes N; -1: config.toml or the default
+  std::string laptop_network;  // --laptop-network; "": config.toml or public
+  std::string jump;            // -J [user@]host[:port][,...]
+  std::string user;            // -l
+  int port = 0;                // -p
+  std::vector<std::string> identity_files;  // -i
   bool foreground = false;
 };
 
@@ -109,8 +113,9 @@ Status EnsureUp(const GlobalOptions& global, const std::string& host,
 
 struct AgentInstallOptions {
   std::string host;
-  std::string dir;  // on the server; "" = ~/.local
-  int port = 8080;  // the agent's port on the server's loopback
+  std::string dir;     // on the server; "" = ~/.local
+  int port = 0;        // TCP on the server's loopback instead of a unix socket; 0: none
+  std::string socket;  // the unix socket's path on the server; "": the agent's default
 };
 int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& options);
 int RunServiceInstall(const GlobalOptions& global, const ServiceOptions& options);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cli/agent.h"
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/format.h"
@@ -264,13 +265,28 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     return 1;
   }
   const std::string& alias = host->alias;
+  if (options.agent_port != 0 && options.agent_port != kAgentFromRecord &&
+      (options.agent_port < 1 || options.agent_port > 65535)) {
+    PrintError(MakeError("usage", "--agent=PORT needs a port from 1 to 65535"));
+    return 2;
+  }
   if (options.agent_port != 0) {
-    // The server's tether-agent, on a unix socket only we can open (state dir 0700).
-    config::ForwardSpec agent;
-    agent.kind = config::ForwardKind::kLocal;
-    agent.listen.path = state->AgentSocketPath(alias);
-    agent.target.host = "127.0.0.1";
-    agent.target.port = static_cast<uint16_t>(options.agent_port);
+    // The server's tether-agent, on a unix socket only we can open (state dir 0700), to
+    // its own unix socket on the server (direct-streamlocal) or an older install's port.
+    AgentRecord where;
+    if (options.agent_port == kAgentFromRecord) {
+      auto record = LoadAgentRecord(alias);
+      if (!record.ok()) {
+        Error e = record.take_error();
+        e.hint += " (or --agent=PORT for an agent on the server's 127.0.0.1:PORT)";
+        PrintError(e);
+        return 1;
+      }
+      where = *record;
+    } else {
+      where.port = options.agent_port;
+    }
+    config::ForwardSpec agent = AgentForwardSpec(*state, alias, where);
     specs->push_back(agent);
   }
 

@@ -1,7 +1,6 @@
 #include "common/fs.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,23 +8,6 @@
 #include <cstdlib>
 
 namespace tether {
-
-std::string HomeDir() {
-  const char* home = ::getenv("HOME");
-  if (home != nullptr && *home != '\0') return home;
-  passwd* pw = ::getpwuid(::geteuid());
-  return pw != nullptr && pw->pw_dir != nullptr ? pw->pw_dir : "/";
-}
-
-std::optional<passwd> LookUpUser(const char* name, uid_t uid, std::vector<char>& buffer) {
-  passwd pw{};
-  passwd* found = nullptr;
-  buffer.assign(16384, '\0');
-  const int rc = name != nullptr ? getpwnam_r(name, &pw, buffer.data(), buffer.size(), &found)
-                                 : getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found);
-  if (rc != 0 || found == nullptr) return std::nullopt;
-  return pw;
-}
 
 int MakeDirs(const std::string& dir, std::string* failed) {
   // Bounded by the path's length: one mkdir per component.

@@ -1,6 +1,8 @@
-// End-to-end: tether agent install copies the agent over the daemon's connection to a
-// real sshd, starts it, keeps its token; up --agent forwards it and status --remote reads
-// the server's status through the tunnel with that token.
+// End-to-end: tether agent install copies the agent (one static binary) over the daemon's
+// connection to a real sshd, starts it on a unix socket only its account can open, keeps
+// its token and socket path; up --agent forwards a laptop socket to it (direct-streamlocal)
+// and status --remote reads the server's status through the tunnel with that token. An
+// install with --port keeps TCP on the server's loopback.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -33,6 +35,21 @@ class AgentTest : public TetherTest {
     TetherTest::TearDown();
   }
   std::string AgentDir() { return scratch_.File("server-home"); }
+  // Under --dir the agent's socket is DIR/agent.sock.
+  std::string AgentSocket() { return AgentDir() + "/agent.sock"; }
+  std::string AgentBinary() {
+    std::string tether = TetherBinary();
+    return tether.substr(0, tether.rfind('/')) + "/tether-agent";
+  }
+  // curl straight at the agent's socket on the "server", with `args` before the URL.
+  static CommandResult CurlSocket(const std::string& socket, const std::string& path,
+                                  std::vector<std::string> args = {}) {
+    std::vector<std::string> argv = {"curl",         "-s",         "-o", "/dev/null",     "-w",
+                                     "%{http_code}", "--max-time", "5",  "--unix-socket", socket};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("http://agent" + path);
+    return RunCommand(argv);
+  }
   // The laptop's TMPDIR: install's scratch copy is made and removed there.
   std::string LaptopTmp() {
     std::string dir = scratch_.File("laptop-tmp");
@@ -48,11 +65,14 @@ class AgentTest : public TetherTest {
 };
 
 TEST_F(AgentTest, InstallForwardAndReadTheServersStatusThroughTheTunnel) {
-  uint16_t port = FreeTcpPort();
-  CommandResult install =
-      T({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)});
+  CommandResult install = T({"agent", "install", "testhost", "--dir", AgentDir()});
   ASSERT_TRUE(install.ok()) << install.Describe();
   EXPECT_NE(install.out.find("tether-agent 0.1.0 installed"), std::string::npos) << install.out;
+  EXPECT_NE(install.out.find("on the server's unix:" + AgentSocket()), std::string::npos)
+      << install.out;
+  // The socket is its owner's alone, in a directory of its owner's alone.
+  EXPECT_EQ(FileMode(AgentSocket()).value_or(0), 0600u);
+  EXPECT_EQ(FileMode(AgentDir()).value_or(0) & 077, 0u);
   // The stripped copy was made in a private directory of its own, and nothing is left.
   std::error_code ec;
   EXPECT_TRUE(std::filesystem::is_empty(LaptopTmp(), ec)) << "left in TMPDIR";
@@ -64,8 +84,10 @@ TEST_F(AgentTest, InstallForwardAndReadTheServersStatusThroughTheTunnel) {
   EXPECT_EQ(token.size(), 64u);
   EXPECT_EQ(ReadFile(AgentDir() + "/agent-token").value().substr(0, 64), token);
   EXPECT_EQ(FileMode(scratch_.File("laptop/agents/testhost.json")).value_or(0) & 0777, 0600);
+  EXPECT_EQ(nlohmann::json::parse(*record)["socket"], AgentSocket()) << *record;
 
-  ASSERT_TRUE(T({"up", "testhost", "--agent=" + std::to_string(port)}).ok());
+  CommandResult up = T({"up", "testhost", "--agent"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
   CommandResult status = T({"status", "testhost", "--remote", "--json"});
   ASSERT_TRUE(status.ok()) << status.Describe();
   auto j = nlohmann::json::parse(status.out);
@@ -78,11 +100,10 @@ TEST_F(AgentTest, InstallForwardAndReadTheServersStatusThroughTheTunnel) {
   CommandResult table = T({"status", "--remote"});
   EXPECT_NE(table.out.find("testhost: load"), std::string::npos) << table.out;
 
-  // Without the token, the agent refuses (straight at it, on the server's loopback).
-  CommandResult anonymous =
-      RunCommand({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
-                  "http://127.0.0.1:" + std::to_string(port) + "/status"});
-  EXPECT_EQ(anonymous.out, "401");
+  // Without the token, the agent refuses (straight at its socket, on the server).
+  EXPECT_EQ(CurlSocket(AgentSocket(), "/status").out, "401");
+  EXPECT_EQ(CurlSocket(AgentSocket(), "/lease", {"-H", "Authorization: Bearer " + token}).out,
+            "200");
   // A wrong token on the laptop: a clear error, not garbage.
   auto rec = nlohmann::json::parse(*record);
   rec["token"] = std::string(64, '0');
@@ -108,9 +129,7 @@ TEST_F(AgentTest, InstallFromAHomeWithNothingInItKeepsTheTokenWhereStatusFindsIt
     args.insert(args.begin(), {"-F", sshd_.config_path()});
     return RunTether(state_.path(), args, seconds(90), env);
   };
-  uint16_t port = FreeTcpPort();
-  CommandResult install =
-      tether({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)});
+  CommandResult install = tether({"agent", "install", "testhost", "--dir", AgentDir()});
   ASSERT_TRUE(install.ok()) << install.Describe();
   const std::string record = home + "/.config/tether/agents/testhost.json";
   auto text = ReadFile(record);
@@ -120,7 +139,7 @@ TEST_F(AgentTest, InstallFromAHomeWithNothingInItKeepsTheTokenWhereStatusFindsIt
   for (const char* dir : {"/.config", "/.config/tether", "/.config/tether/agents"}) {
     EXPECT_EQ(FileMode(home + dir).value_or(0), 0700u) << dir;
   }
-  ASSERT_TRUE(tether({"up", "testhost", "--agent=" + std::to_string(port)}).ok());
+  ASSERT_TRUE(tether({"up", "testhost", "--agent"}).ok());
   CommandResult status = tether({"status", "testhost", "--remote"});
   EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
 }
@@ -129,15 +148,155 @@ TEST_F(AgentTest, ATokenThatCannotBeKeptIsAnErrorNotASuccess) {
   // The config directory's parent is a file: nothing can be made below it.
   const std::string blocker = scratch_.File("blocker");
   ASSERT_TRUE(WriteFile(blocker, "not a directory").ok());
-  uint16_t port = FreeTcpPort();
   CommandResult install = RunTether(
       state_.path(),
-      {"-F", sshd_.config_path(), "agent", "install", "testhost", "--dir", AgentDir(), "--port",
-       std::to_string(port)},
-      seconds(90), {{"TETHER_CONFIG", blocker + "/tether/config.toml"}, {"TMPDIR", LaptopTmp()}});
+      {"-F", sshd_.config_path(), "agent", "install", "testhost", "--dir", AgentDir()}, seconds(90),
+      {{"TETHER_CONFIG", blocker + "/tether/config.toml"}, {"TMPDIR", LaptopTmp()}});
   EXPECT_FALSE(install.ok()) << install.Describe();
   EXPECT_EQ(install.out.find("token kept"), std::string::npos) << install.out;
   EXPECT_NE(install.err.find("could not be kept"), std::string::npos) << install.Describe();
+}
+
+TEST_F(AgentTest, WithAPortTheAgentServesTcpAndAnOldRecordStillWorks) {
+  uint16_t port = FreeTcpPort();
+  CommandResult install =
+      T({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  EXPECT_NE(install.out.find("on the server's 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << install.out;
+  auto record = ReadFile(scratch_.File("laptop/agents/testhost.json"));
+  ASSERT_TRUE(record.ok());
+  auto j = nlohmann::json::parse(*record);
+  EXPECT_EQ(j["port"], port);
+  EXPECT_FALSE(j.contains("socket"));
+  // A record as installs before sockets wrote it: {"token", "port"}; --agent takes the port.
+  ASSERT_TRUE(T({"up", "testhost", "--agent"}).ok());
+  CommandResult status = T({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+  CommandResult anonymous =
+      RunCommand({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                  "http://127.0.0.1:" + std::to_string(port) + "/status"});
+  EXPECT_EQ(anonymous.out, "401");
+}
+
+// Moving an agent from a port to its socket (the upgrade from an install before sockets)
+// needs no new `up`: the running forward is pointed at the socket.
+TEST_F(AgentTest, ReinstallingOnTheSocketRepointsTheRunningForward) {
+  uint16_t port = FreeTcpPort();
+  ASSERT_TRUE(
+      T({"agent", "install", "testhost", "--dir", AgentDir(), "--port", std::to_string(port)})
+          .ok());
+  ASSERT_TRUE(T({"up", "testhost", "--agent"}).ok());
+  CommandResult install = T({"agent", "install", "testhost", "--dir", AgentDir()});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  EXPECT_NE(install.out.find("forward now goes to " + AgentSocket()), std::string::npos)
+      << install.Describe();
+  CommandResult status = T({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+  // The agent on the port was stopped for the new one.
+  CommandResult old = RunCommand({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  "--max-time", "5", "http://127.0.0.1:" + std::to_string(port)});
+  EXPECT_EQ(old.out, "000") << old.Describe();
+  // Installing again changes nothing that works.
+  install = T({"agent", "install", "testhost", "--dir", AgentDir()});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  EXPECT_EQ(install.out.find("forward now goes to"), std::string::npos) << install.out;
+  status = T({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+}
+
+// The point of the socket: on a shared server another account cannot reach the agent (to
+// guess at it), nor take its place while it is down (to catch the laptop's token).
+TEST_F(AgentTest, AnotherAccountCannotConnectToTheAgentsSocket) {
+  OtherAccount mallory;
+  ASSERT_TRUE(mallory.ok()) << mallory.error();
+  CommandResult install = T({"agent", "install", "testhost", "--dir", AgentDir()});
+  ASSERT_TRUE(install.ok()) << install.Describe();
+  // The scratch directories on the way are the test's (0700): open them, as a home
+  // directory on a real server often is, so only the agent's own protection is left.
+  for (std::string dir = AgentDir(); dir.size() > 1; dir = dir.substr(0, dir.rfind('/'))) {
+    if (dir != AgentDir()) {
+      ASSERT_EQ(::chmod(dir.c_str(), 0755), 0) << dir;
+    }
+    if (dir == scratch_.path()) break;
+  }
+  auto connect = [&] {
+    return mallory.Run({"/usr/bin/python3", "-c",
+                        "import socket,sys\n"
+                        "s=socket.socket(socket.AF_UNIX)\n"
+                        "s.settimeout(5)\n"
+                        "try:\n"
+                        "  s.connect(sys.argv[1])\n"
+                        "except OSError as e:\n"
+                        "  print('refused', e.errno); sys.exit(0)\n"
+                        "try:\n"
+                        "  s.sendall(b'GET /lease HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n')\n"
+                        "  print('answered' if s.recv(64) else 'closed')\n"
+                        "except (ConnectionResetError, BrokenPipeError):\n"
+                        "  print('closed')\n",
+                        AgentSocket()});
+  };
+  // The directory (0700) and the socket (0600) keep it out.
+  CommandResult r = connect();
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.out, "refused 13\n") << r.Describe();  // EACCES
+  // Even with the file system opened up on purpose, the agent closes it unanswered.
+  ASSERT_EQ(::chmod(AgentDir().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(AgentSocket().c_str(), 0666), 0);
+  r = connect();
+  EXPECT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.out, "closed\n") << r.Describe();
+  auto log = ReadFile(AgentDir() + "/agent.log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_NE(log->find("closed a connection from uid " + std::to_string(mallory.uid())),
+            std::string::npos)
+      << *log;
+  // Its owner still gets in.
+  ASSERT_EQ(::chmod(AgentDir().c_str(), 0700), 0);
+  ASSERT_TRUE(T({"up", "testhost", "--agent"}).ok());
+  CommandResult status = T({"status", "testhost", "--remote"});
+  EXPECT_NE(status.out.find("testhost: load"), std::string::npos) << status.Describe();
+}
+
+// A server's userland is not the laptop's: the agent must start with nothing from it, not
+// even an environment (no HOME, no PATH), and serve.
+std::string AgentLog(const std::string& dir) {
+  auto log = ReadFile(dir + "/agent.log");
+  return log.ok() ? *log : "";
+}
+
+TEST_F(AgentTest, TheStaticAgentRunsWithAnEmptyEnvironment) {
+  const std::string dir = scratch_.File("bare");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string socket = dir + "/agent.sock";
+  CommandResult ldd = RunCommand({"ldd", AgentBinary()});
+  EXPECT_NE((ldd.out + ldd.err).find("not a dynamic executable"), std::string::npos)
+      << ldd.Describe();
+  auto agent = SpawnProcess({"env", "-i", AgentBinary(), "--socket", socket, "--token-file",
+                             dir + "/token", "--nvidia-smi", "/nonexistent/nvidia-smi"},
+                            {}, dir + "/agent.log");
+  ASSERT_TRUE(agent.ok()) << agent.error().ToString();
+  ASSERT_TRUE(WaitFor([&] { return FileMode(socket).has_value(); }, seconds(10))) << AgentLog(dir);
+  auto token = ReadFile(dir + "/token");
+  ASSERT_TRUE(token.ok());
+  const std::string bearer = "Authorization: Bearer " + token->substr(0, 64);
+  CommandResult status = RunCommand({"curl", "-s", "--max-time", "5", "--unix-socket", socket, "-H",
+                                     bearer, "http://agent/status"});
+  ASSERT_TRUE(status.ok()) << status.Describe();
+  auto j = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << status.out;
+  EXPECT_GT(j["cpu"]["count"].get<int>(), 0);
+  EXPECT_EQ(CurlSocket(socket, "/status").out, "401");
+  // logind empties /run/user/UID when the account's last session ends; the agent outlives
+  // it and makes its socket again (checked every second) once the directory is there.
+  ASSERT_EQ(::unlink(socket.c_str()), 0);
+  EXPECT_TRUE(WaitFor([&] { return FileMode(socket).has_value(); }, seconds(5))) << AgentLog(dir);
+  EXPECT_EQ(CurlSocket(socket, "/lease", {"-H", bearer}).out, "200");
+  EXPECT_NE(AgentLog(dir).find("listening again on unix:" + socket), std::string::npos)
+      << AgentLog(dir);
+  EXPECT_EQ(agent->Terminate(), 0) << AgentLog(dir);
+  EXPECT_FALSE(FileMode(socket).has_value()) << "the socket outlived the agent";
 }
 
 }  // namespace

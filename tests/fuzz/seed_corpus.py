@@ -200,6 +200,8 @@ def targets():
         "mux_codec": MUX_PAYLOADS + [b"".join(packet(p) for p in MUX_PAYLOADS[:6])],
         "mux_server": mux_server_seeds(),
         "nvidia_smi": nvidia_seeds(),
+        "http_request": [s for s in literals("agent/http_request_test.cc",
+                                             "agent/server_test.cc") if b"HTTP" in s],
     }
 
 

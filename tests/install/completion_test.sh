@@ -112,6 +112,7 @@ check "install" tether agent ""
 check "install uninstall" tether service ""
 check "--print" tether service install --p
 check "--port" tether agent install --p
+check "--socket" tether agent install --so
 check "fish" tether env gpu --shell f
 check "public private all" tether up gpu --laptop-network ""
 check "--follow" tether logs --f

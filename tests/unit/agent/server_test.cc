@@ -1,17 +1,20 @@
-// The real HTTP server, started in-process on a free loopback port, talked to with
-// httplib::Client and, for what a well-behaved client never sends, a raw socket.
+// The real HTTP server, started in-process on a free loopback port (or a unix socket),
+// talked to with a small client (http_client.h) and, for what a well-behaved client never
+// sends, a raw socket.
 #include "agent/server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 
 #include <fstream>
 #include <mutex>
@@ -19,7 +22,9 @@
 
 #include "agent/api.h"
 #include "agent/metrics.h"
+#include "http_client.h"
 #include "sample_status.h"
+#include "test_util.h"
 
 namespace tether::agent {
 namespace {
@@ -108,6 +113,7 @@ class AgentServerTest : public ::testing::Test {
     config.port = 0;
     config.token = kToken;
     config.version = "0.1.0";
+    config.socket_path = socket_path_;
     config.io_timeout = io_timeout;
     config.log = [this](const std::string& line) {
       std::lock_guard lock(log_mu_);
@@ -127,15 +133,10 @@ class AgentServerTest : public ::testing::Test {
     if (thread_.joinable()) thread_.join();
   }
 
-  httplib::Client Client() {
-    httplib::Client cli("127.0.0.1", port_);
-    cli.set_connection_timeout(5);
-    cli.set_read_timeout(10);
-    return cli;
-  }
+  testing::TestClient Client() { return testing::TestClient(port_); }
 
-  static httplib::Headers Auth(const std::string& value) { return {{"Authorization", value}}; }
-  static httplib::Headers Good() { return Auth("Bearer " + kToken); }
+  static testing::Headers Auth(const std::string& value) { return {{"Authorization", value}}; }
+  static testing::Headers Good() { return Auth("Bearer " + kToken); }
 
   std::vector<std::string> Log() {
     std::lock_guard lock(log_mu_);
@@ -146,6 +147,7 @@ class AgentServerTest : public ::testing::Test {
   std::unique_ptr<AgentServer> server_;
   std::thread thread_;
   int port_ = 0;
+  std::string socket_path_;  // set before Start: serve on this unix socket instead
   std::mutex log_mu_;
   std::vector<std::string> log_;
 };
@@ -155,7 +157,7 @@ TEST_F(AgentServerTest, EveryPathRefusesARequestWithoutTheToken) {
   auto cli = Client();
   for (const char* path : {"/status", "/metrics", "/lease", "/nope", "/"}) {
     auto res = cli.Get(path);
-    ASSERT_TRUE(res) << path << ": " << httplib::to_string(res.error());
+    ASSERT_TRUE(res) << path;
     EXPECT_EQ(res->status, 401) << path;
     EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer realm=\"tether-agent\"");
     auto body = Json::parse(res->body, nullptr, false);
@@ -190,7 +192,7 @@ TEST_F(AgentServerTest, WrongTokensAreRefused) {
 TEST_F(AgentServerTest, TwoAuthorizationHeadersAreAMalformedRequest) {
   Start();
   auto cli = Client();
-  httplib::Headers headers = {{"Authorization", "Bearer " + kToken},
+  testing::Headers headers = {{"Authorization", "Bearer " + kToken},
                               {"Authorization", "Bearer other"}};
   auto res = cli.Get("/status", headers);
   ASSERT_TRUE(res);
@@ -340,6 +342,26 @@ TEST_F(AgentServerTest, AnOversizedBodyIsRefusedWithoutBeingRead) {
   EXPECT_EQ(StatusOf(raw), 401) << raw;
 }
 
+TEST_F(AgentServerTest, ABodyAnnouncedWithExpectContinueIsAskedForAtOnce) {
+  Start(LeaseConfig{"true", std::nullopt, milliseconds(1000)});
+  int fd = Connect(port_, "POST /extend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kToken +
+                              "\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+                              "Expect: 100-continue\r\n\r\n");
+  // The go-ahead comes before the body is sent (curl would wait a second for it).
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "HTTP/1.1 100 Continue\r\n\r\n");
+  const std::string body = "{\"hours\": 1}";
+  ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL), 12);
+  n = ::recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(StatusOf(std::string(buf, static_cast<size_t>(n))), 200);
+  ::close(fd);
+}
+
 TEST_F(AgentServerTest, MalformedRequestsGet400) {
   Start();
   for (const std::string& request : std::vector<std::string>{
@@ -356,7 +378,7 @@ TEST_F(AgentServerTest, OversizedUrisAndHeadersAreRefused) {
   Start();
   std::string raw = RawExchange(port_, "GET /" + std::string(10000, 'a') + " HTTP/1.1\r\n\r\n");
   EXPECT_EQ(StatusOf(raw), 414) << raw.substr(0, 200);
-  // A header line over httplib's 8 KiB line limit: the request is not served.
+  // A header line over the 8 KiB line limit: the request is not served.
   raw = RawExchange(port_, "GET /status HTTP/1.1\r\nAuthorization: Bearer " + kToken +
                                "\r\nX-Big: " + std::string(20000, 'b') + "\r\n\r\n");
   EXPECT_EQ(StatusOf(raw), 400) << raw.substr(0, 200);
@@ -402,12 +424,12 @@ TEST_F(AgentServerTest, IdleAndSlowClientsHoldNoWorkerFromARealRequest) {
   for (int i = 0; i < 16; ++i) idle.push_back(Connect(port_, i % 2 == 0 ? "" : "G"));
   // The real request is answered well within the 5 s the idle ones may still wait: a
   // worker given to each of them would keep it waiting behind them.
-  httplib::Client cli("127.0.0.1", port_);
-  cli.set_connection_timeout(2);
-  cli.set_read_timeout(2);
+  auto cli = Client();
   for (int round = 0; round < 3; ++round) {
+    const auto start = std::chrono::steady_clock::now();
     auto res = cli.Get("/lease", Good());
-    ASSERT_TRUE(res) << "round " << round << ": " << httplib::to_string(res.error());
+    ASSERT_TRUE(res) << "round " << round;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2)) << round;
     EXPECT_EQ(res->status, 200);
   }
   for (int fd : idle) ::close(fd);
@@ -455,7 +477,7 @@ TEST_F(AgentServerTest, LogsOneLinePerRequestAndNeverTheToken) {
   ASSERT_TRUE(cli.Post("/extend?hours=1", Good(), "", "application/json"));
   ASSERT_TRUE(cli.Get("/" + kToken, Auth("Bearer nope")));
   RawExchange(port_, "GET /a\r\nInjected: line HTTP/1.1\r\n\r\n");
-  // httplib logs after it has sent the response: wait (bounded) for the last line.
+  // The server logs after it has sent the response: wait (bounded) for the last line.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (Log().size() < 7 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(5));
@@ -465,7 +487,7 @@ TEST_F(AgentServerTest, LogsOneLinePerRequestAndNeverTheToken) {
   for (const std::string& line : log) {
     EXPECT_EQ(line.find(kToken), std::string::npos) << line;
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
-    if (line.rfind("127.0.0.1 ", 0) == 0 || line.rfind("- ", 0) == 0) ++request_lines;
+    if (line.rfind("127.0.0.1 ", 0) == 0) ++request_lines;
   }
   EXPECT_EQ(request_lines, 6u) << ::testing::PrintToString(log);
   auto has = [&](const std::string& text) {
@@ -477,7 +499,8 @@ TEST_F(AgentServerTest, LogsOneLinePerRequestAndNeverTheToken) {
   EXPECT_TRUE(has("POST /extend 200"));
   EXPECT_TRUE(has("lease extended by 3600 s"));
   EXPECT_TRUE(has("GET /<token> 401"));
-  EXPECT_TRUE(has("- GET - 400"));  // the raw request: one line, the rest not taken as another
+  // The raw request: one line, the rest not taken as another request.
+  EXPECT_TRUE(has("127.0.0.1 - - 400"));
 }
 
 TEST_F(AgentServerTest, ASecondServerCannotTakeTheSamePort) {
@@ -493,6 +516,27 @@ TEST_F(AgentServerTest, ASecondServerCannotTakeTheSamePort) {
   ASSERT_FALSE(bound.ok());
   EXPECT_EQ(bound.error().sys_errno, EADDRINUSE) << bound.error().ToString();
   EXPECT_NE(bound.error().hint.find("--listen"), std::string::npos);
+}
+
+TEST(AgentServer, ListensOnNumericAddressesAndLocalhostButResolvesNoName) {
+  LeaseKeeper lease(LeaseConfig{}, {});
+  for (const char* host : {"localhost", "127.0.0.1", "gpu01.example.invalid"}) {
+    ServerConfig config;
+    config.host = host;
+    config.port = 0;
+    config.token = kToken;
+    config.log = [](const std::string&) {};
+    AgentServer server(
+        config, [] { return SystemStatus{}; }, lease);
+    auto bound = server.Bind();
+    if (std::string(host) == "gpu01.example.invalid") {
+      ASSERT_FALSE(bound.ok());
+      EXPECT_NE(bound.error().message.find("not a numeric address"), std::string::npos)
+          << bound.error().ToString();
+    } else {
+      EXPECT_TRUE(bound.ok()) << host << ": " << bound.error().ToString();
+    }
+  }
 }
 
 // Context switches of every thread of this process but the caller: a thread that wakes
@@ -524,6 +568,142 @@ TEST_F(AgentServerTest, AnIdleServerDoesNotWake) {
   const long before = OtherThreadsSwitches();
   std::this_thread::sleep_for(milliseconds(2500));
   EXPECT_EQ(OtherThreadsSwitches() - before, 0) << "a thread of the idle server woke";
+}
+
+// Serves on a unix socket in a private directory; the socket file goes with the server.
+class AgentUnixServerTest : public AgentServerTest {
+ protected:
+  void SetUp() override { socket_path_ = dir_ / "agent.sock"; }
+  void StopServer() {
+    server_->Stop();
+    thread_.join();
+    server_.reset();
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(AgentUnixServerTest, ServesTheTokenHolderOnAPrivateSocketAndRemovesItAfter) {
+  Start();
+  EXPECT_EQ(port_, 0);
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket_path_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  testing::TestClient cli(0, socket_path_);
+  auto res = cli.Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  // The socket says who we are; the token is still required.
+  res = cli.Get("/status");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  const auto log = Log();
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& l) {
+    return l.rfind("uid " + std::to_string(::geteuid()) + " GET /lease 200", 0) == 0;
+  })) << ::testing::PrintToString(log);
+  StopServer();
+  EXPECT_NE(::lstat(socket_path_.c_str(), &st), 0) << "the socket file was left behind";
+}
+
+TEST_F(AgentUnixServerTest, ARunningAgentsSocketIsNotTakenButADeadOnesIsReplaced) {
+  // What an agent that was killed leaves: a socket file nobody listens on.
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path_.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  Start();
+  LeaseKeeper lease(LeaseConfig{}, {});
+  ServerConfig config;
+  config.socket_path = socket_path_;
+  config.token = kToken;
+  config.log = [](const std::string&) {};
+  AgentServer second(
+      config, [] { return SystemStatus{}; }, lease);
+  auto bound = second.Bind();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.error().sys_errno, EADDRINUSE) << bound.error().ToString();
+  auto res = testing::TestClient(0, socket_path_).Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(AgentUnixServerTest, ARemovedSocketFileIsMadeAgainOnRebind) {
+  Start();
+  EXPECT_FALSE(server_->SocketGone());
+  // What logind does to /run/user/UID when the account's last session ends.
+  ASSERT_EQ(::unlink(socket_path_.c_str()), 0);
+  EXPECT_TRUE(server_->SocketGone());
+  Status again = server_->Rebind();
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_FALSE(server_->SocketGone());
+  struct stat st {};
+  ASSERT_EQ(::lstat(socket_path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  for (int i = 0; i < 3; ++i) {  // served by the new socket, several times over
+    auto res = testing::TestClient(0, socket_path_).Get("/lease", Good());
+    ASSERT_TRUE(res) << i;
+    EXPECT_EQ(res->status, 200);
+  }
+}
+
+TEST_F(AgentUnixServerTest, SomethingElseAtThePathIsRefused) {
+  testing::WriteFile(socket_path_, "mine");
+  lease_ = std::make_unique<LeaseKeeper>(LeaseConfig{}, [](const std::string&) {});
+  ServerConfig config;
+  config.socket_path = socket_path_;
+  config.token = kToken;
+  config.log = [](const std::string&) {};
+  AgentServer server(
+      config, [] { return SystemStatus{}; }, *lease_);
+  auto bound = server.Bind();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_NE(bound.error().message.find("something else is there"), std::string::npos);
+  EXPECT_EQ(testing::ReadPath(socket_path_), "mine");
+}
+
+TEST_F(AgentUnixServerTest, AnotherAccountIsClosedUnansweredEvenWhenTheFileLetsItIn) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  Start();
+  // Open the way through the file system on purpose: only the peer check is left.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(socket_path_.c_str(), 0666), 0);
+  const std::string request = "GET /lease HTTP/1.1\r\nAuthorization: Bearer " + kToken + "\r\n\r\n";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // 0: connected, sent, and the server closed without a byte; 1: answered; 2: no connect.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(3);
+    alarm(10);
+    int fd = testing::ConnectTo(0, socket_path_);
+    if (fd < 0) ::_exit(2);
+    (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    char buf[64];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ::_exit(n > 0 ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: answered, 2: could not connect, 3: setuid failed";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto noted = [&] {
+    auto log = Log();
+    return std::any_of(log.begin(), log.end(), [](const std::string& l) {
+      return l.find("closed a connection from uid 65534") != std::string::npos;
+    });
+  };
+  while (!noted() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_TRUE(noted()) << ::testing::PrintToString(Log());
+  // We still are.
+  auto res = testing::TestClient(0, socket_path_).Get("/lease", Good());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
 }
 
 TEST(AgentServer, StopBeforeOrRightAfterServeDoesNotHang) {
