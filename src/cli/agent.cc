@@ -22,6 +22,7 @@
 #include "cli/errors.h"
 #include "cli/remote_command.h"
 #include "common/fs.h"
+#include "common/process.h"
 #include "config/tether_config.h"
 #include "control/control_client.h"
 #include "net/socket.h"
@@ -57,10 +58,8 @@ Result<std::string> ReadAll(const std::string& path) {
 // The agent binary to copy: TETHER_AGENT_BIN, else the one beside this tether.
 std::string LocalAgentPath() {
   if (const char* p = std::getenv("TETHER_AGENT_BIN"); p != nullptr && *p != '\0') return p;
-  char self[4096] = {0};
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
-  dir = dir.substr(0, dir.rfind('/'));
+  std::string dir = SelfExecutablePath();
+  dir = dir.substr(0, dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
   return dir + "/tether-agent";
 }
 

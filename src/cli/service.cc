@@ -1,9 +1,9 @@
 #include "cli/service.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "common/fs.h"
+#include "common/process.h"
 #include "daemon/state_dir.h"
 
 namespace tether::cli {
@@ -26,9 +27,8 @@ constexpr bool kLaunchd = false;
 
 // This binary's absolute path: what the service runs.
 std::string SelfPath() {
-  char self[4096] = {0};
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  return n > 0 ? std::string(self, static_cast<size_t>(n)) : "tether";
+  std::string self = SelfExecutablePath();
+  return self.empty() ? "tether" : self;
 }
 
 std::string ConfigHome() {
@@ -46,23 +46,14 @@ std::string ServicePath(const std::string& host) {
   return ConfigHome() + "/systemd/user/" + ServiceName(host) + ".service";
 }
 
-// Runs argv (searched in PATH), its output to ours; its exit status, or -1 when it could not
-// start.
+// Runs argv (searched in PATH), its output to ours, bounded; its exit status, or -1 when
+// it could not start or did not end.
 int Run(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status) == 127 ? -1 : WEXITSTATUS(status);
+  ProcessOptions options;
+  options.timeout = std::chrono::seconds(60);
+  options.capture_stdout = false;
+  ProcessResult r = RunProcess(argv, options);
+  return r.started && !r.timed_out && r.signal == 0 ? r.exit_code : -1;
 }
 
 std::string Joined(const std::vector<std::string>& argv) {

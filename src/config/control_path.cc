@@ -1,12 +1,7 @@
 #include "config/control_path.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <pwd.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,9 +9,8 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/process.h"
 #include "common/unique_fd.h"
-
-extern char** environ;
 
 namespace tether::config {
 namespace {
@@ -58,46 +52,13 @@ std::optional<OpenSshVersion> ParseOpenSshVersion(std::string_view text) {
 }
 
 std::optional<OpenSshVersion> DetectOpenSshVersion() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
-  char arg0[] = "ssh";
-  char arg1[] = "-V";
-  char* argv[] = {arg0, arg1, nullptr};
-  pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, "ssh", &actions, nullptr, argv, environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  write_end.Reset();
-  if (rc != 0) return std::nullopt;
-
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + kVersionTimeout;
-  while (out.size() < kMaxVersionOutput) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{read_end.get(), POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) break;
-    char buf[512];
-    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  // Ended by its pid whatever it did; reaped so that no zombie stays with the daemon.
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return ParseOpenSshVersion(out);
+  ProcessOptions options;
+  options.timeout = kVersionTimeout;
+  options.stderr_with_stdout = true;  // ssh -V says it on stderr
+  options.max_output = kMaxVersionOutput;
+  ProcessResult r = RunProcess({"ssh", "-V"}, options);
+  if (!r.started) return std::nullopt;
+  return ParseOpenSshVersion(r.out);
 }
 
 Result<LocalIdentity> CurrentIdentity() {

@@ -1,26 +1,19 @@
 #include "daemon/notify.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
-#include <thread>
 
 #include "common/log.h"
-
-extern char** environ;
+#include "common/process.h"
 
 namespace tether::daemon {
 namespace {
 
-constexpr auto kReapPoll = std::chrono::milliseconds(100);
-constexpr int kReapPolls = 100;  // 10 s
+// notify-send returns at once; a program that hangs is killed then.
+constexpr auto kNotifyLimit = std::chrono::seconds(10);
 
 bool Set(const char* name) {
   const char* v = std::getenv(name);
@@ -81,32 +74,12 @@ bool NotifyDesktop(const std::string& title, const std::string& body) {
     spdlog::debug("no desktop notification: no notify-send (or osascript) or no desktop session");
     return false;
   }
-  std::vector<char*> argv;
-  for (auto& arg : command) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  for (int fd = 0; fd <= 2; ++fd) {
-    ::posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-  }
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    spdlog::warn("desktop notification: cannot run {}: {}", command[0], std::strerror(rc));
+  std::string error = SpawnDetached(command, kNotifyLimit);
+  if (!error.empty()) {
+    spdlog::warn("desktop notification: cannot run {}: {}", command[0], error);
     return false;
   }
   spdlog::info("desktop notification sent ({})", command[0]);
-  std::thread([pid] {
-    for (int i = 0; i < kReapPolls; ++i) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) != 0) return;
-      std::this_thread::sleep_for(kReapPoll);
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    (void)::waitpid(pid, &status, 0);
-  }).detach();
   return true;
 }
 

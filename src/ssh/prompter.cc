@@ -1,11 +1,7 @@
 #include "ssh/prompter.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <strings.h>
-#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -15,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/process.h"
 #include "common/unique_fd.h"
 
 extern char** environ;
@@ -164,65 +161,15 @@ std::optional<std::string> TtyPrompter::AskTerminal(const std::string& prompt, b
 
 std::optional<std::string> TtyPrompter::AskAskpass(const std::string& prompt) {
   const std::string& program = setting_.askpass;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    last_failure_ = std::string("pipe: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  // stdin may carry the caller's data: the program reads nothing of it.
-  ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  std::string arg0 = program;
-  std::string arg1 = prompt;
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv, environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  write_end.Reset();
-  if (rc != 0) {
-    last_failure_ = "SSH_ASKPASS program " + program + " could not be run: " + std::strerror(rc);
-    return std::nullopt;
-  }
-
-  std::string out;
-  bool timed_out = false;
-  const auto deadline = std::chrono::steady_clock::now() + kAskpassTimeout;
-  while (out.size() < kMaxAnswer) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{read_end.get(), POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) break;
-    if (ready == 0) continue;  // the deadline is checked above
-    char buf[512];
-    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  read_end.Reset();
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  std::string answer = FirstLine(std::move(out));
-  if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  ProcessOptions options;
+  options.timeout = kAskpassTimeout;
+  options.max_output = kMaxAnswer;
+  ProcessResult r = RunProcess({program, prompt}, options);
+  std::string answer = FirstLine(std::move(r.out));
+  if (!r.ok()) {
     std::fill(answer.begin(), answer.end(), '\0');
-    last_failure_ =
-        "SSH_ASKPASS program " + program +
-        (timed_out             ? " gave no answer in 10 minutes"
-         : WIFEXITED(status)   ? " exited with " + std::to_string(WEXITSTATUS(status))
-         : WIFSIGNALED(status) ? " was killed by signal " + std::to_string(WTERMSIG(status))
-                               : " failed");
+    last_failure_ = "SSH_ASKPASS program " + program +
+                    (r.timed_out ? " gave no answer in 10 minutes" : " " + r.Describe());
     return std::nullopt;
   }
   return answer;
