@@ -64,9 +64,9 @@ std::string LocalAgentPath() {
 }
 
 std::string BuildHint() {
-  return "build it on the server: install cmake, g++ and the -dev packages scripts/setup.sh "
-         "lists, then `scripts/build.sh` and copy build/src/tether-agent to ~/.local/bin; or "
-         "set TETHER_AGENT_BIN to an agent built for the server";
+  return "the agent is one static binary for the machine it was built on: build it for the "
+         "server's (scripts/build.sh on a machine of that kind) and point TETHER_AGENT_BIN at "
+         "its build/src/tether-agent";
 }
 
 }  // namespace
@@ -229,9 +229,10 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
       std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/tether-agent-XXXXXX";
   if (::mkdtemp(dir_template.data()) != nullptr) {
     std::string stripped = dir_template + "/tether-agent";
-    if (std::system(
-            ("strip -o " + Quote(stripped) + " " + Quote(agent_path) + " 2>/dev/null").c_str()) ==
-        0) {
+    ProcessOptions quiet;
+    quiet.timeout = std::chrono::seconds(30);
+    quiet.stderr_with_stdout = true;  // a strip that fails says why here: the copy is whole
+    if (RunProcess({"strip", "-o", stripped, agent_path}, quiet).ok()) {
       auto small = ReadAll(stripped);
       if (small.ok()) binary = std::move(small);
     }
