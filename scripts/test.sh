@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh           what CI runs (.ci/run): the unit tests and every end-to-end
 #                             test against a real sshd, then the unit tests and the fast
-#                             end-to-end tests again under ASan + UBSan. Before you push.
+#                             end-to-end tests again under ASan + UBSan, then the smoke set
+#                             against OpenSSH 8.4 (a Debian 11 root) and 10.0. Before you push.
 #   scripts/test.sh --quick   the inner loop: the unit tests and a smoke set of end-to-end
 #                             tests, normal build only. A few minutes after a change.
 #   scripts/test.sh --all     CI's tiers, then what is too slow for every push: the full
@@ -103,6 +104,27 @@ if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then
   stage "unit tests under ASan + UBSan" sanitized run_ctest build-asan -E Slow
   stage "end-to-end tests under ASan + UBSan" sanitized_e2e -E Slow
 fi
+
+# The interop matrix's other columns (docs/testing.md): the smoke set against OpenSSH 8.4
+# in a Debian 11 root (what runs over ssh runs on its glibc 2.31 and bash 5.1) and against
+# OpenSSH 10.0. Both servers are made once and cached outside the tree; one that cannot be
+# made fails the stage, it is not skipped.
+interop_smoke() {
+  local sshd84 sshd10
+  if ! sshd84=$(scripts/debian11.sh); then
+    echo "test.sh: no Debian 11 root with OpenSSH 8.4 (scripts/debian11.sh failed, above)" >&2
+    return 1
+  fi
+  if ! sshd10=$(scripts/openssh10.sh); then
+    echo "test.sh: no OpenSSH 10.0 (scripts/openssh10.sh failed, above)" >&2
+    return 1
+  fi
+  echo "-- OpenSSH 8.4 (Debian 11 root): $sshd84"
+  TETHER_TEST_SSHD=$sshd84 run_ctest build -R "$smoke|^InteropTest\."
+  echo "-- OpenSSH 10.0: $sshd10"
+  TETHER_TEST_SSHD=$sshd10 run_ctest build -R "$smoke"
+}
+stage "end-to-end smoke set against OpenSSH 8.4 and 10.0" interop_smoke
 
 if [[ $mode == all ]]; then
   if [[ "${TETHER_SKIP_SANITIZE:-0}" != 1 ]]; then

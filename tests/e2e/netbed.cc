@@ -757,7 +757,7 @@ Status ServerSshd::Start(const NetNs& ns, const std::string& ip, const ServerSsh
   }
   for (const auto& line : added) config += line + "\n";
   for (const auto& line : match_tail) config += line + "\n";
-  s = WriteFile(sshd_config_path(), config, 0600);
+  s = WriteFile(sshd_config_path(), AdaptSshdConfig(config, SshdBinary()), 0600);
   if (!s.ok()) return s;
   s = WriteFile(known_hosts_path(), KnownHostsName(ip_, port_) + " " + host_pubkey_ + "\n", 0600);
   if (!s.ok()) return s;

@@ -809,7 +809,8 @@ const std::string& SshdBinary() {
 }
 
 Result<std::string> SshdVersion() {
-  // `sshd -V` prints "OpenSSH_10.0p2, OpenSSL ..." (9.2 adds " Debian-2+deb12u7").
+  // `sshd -V` prints "OpenSSH_10.0p2, OpenSSL ..." (9.2 adds " Debian-2+deb12u7"); 8.4
+  // has no -V and prints the same line in its usage message, exiting 1.
   CommandResult r = RunCommand({SshdBinary(), "-V"}, {}, std::chrono::seconds(10));
   std::string text = r.err + r.out;
   size_t at = text.find("OpenSSH_");
@@ -818,6 +819,56 @@ Result<std::string> SshdVersion() {
   }
   size_t end = text.find_first_of(" ,\n", at);
   return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+int SshdVersionNumber(const std::string& binary) {
+  static std::mutex mu;
+  static std::map<std::string, int> known;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(binary);
+  if (it != known.end()) return it->second;
+  CommandResult r = RunCommand({binary, "-V"}, {}, std::chrono::seconds(10));
+  std::string text = r.err + r.out;
+  int major = 0, minor = 0;
+  size_t at = text.find("OpenSSH_");
+  if (at == std::string::npos ||
+      std::sscanf(text.c_str() + at, "OpenSSH_%d.%d", &major, &minor) != 2) {
+    major = minor = 0;
+  }
+  return known[binary] = major * 100 + minor;
+}
+
+std::string AdaptSshdConfig(const std::string& config, const std::string& binary) {
+  const int version = SshdVersionNumber(binary);
+  if (version == 0 || version >= 807) return config;
+  std::istringstream in(config);
+  std::string out, line;
+  bool in_match = false;
+  while (std::getline(in, line)) {
+    const std::string kw = Keyword(line);
+    if (kw == "match") in_match = true;
+    if (!in_match && kw == "kbdinteractiveauthentication") {
+      std::string t = Trim(line);
+      out += "ChallengeResponseAuthentication " + Trim(t.substr(kw.size() + 1)) + "\n";
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+const std::string& SshdRoot() {
+  static const std::string root = [] {
+    std::error_code ec;
+    std::filesystem::path wrapper = std::filesystem::canonical(SshdBinary(), ec);
+    if (ec || wrapper.filename() != "sshd" || wrapper.parent_path().filename() != ".tether") {
+      return std::string();
+    }
+    std::filesystem::path dir = wrapper.parent_path().parent_path();
+    // The wrapper's own convention, checked against what the root says it is.
+    auto release = ReadFile((dir / "etc/debian_version").string());
+    return release.ok() && release->rfind("11.", 0) == 0 ? dir.string() : std::string();
+  }();
+  return root;
 }
 
 Sshd::~Sshd() { Stop(); }
@@ -902,7 +953,8 @@ Status Sshd::Start(const SshdOptions& options) {
         // scp (SFTP protocol since OpenSSH 9.0) and sftp through the mux socket need it.
         {"Subsystem", "sftp internal-sftp"},
     };
-    s = WriteFile(sshd_config_path(), RenderSshdConfig(defaults, options.extra_config), 0600);
+    s = WriteFile(sshd_config_path(),
+                  AdaptSshdConfig(RenderSshdConfig(defaults, options.extra_config), binary_), 0600);
     if (!s.ok()) return s;
     launched = Launch();
     if (launched.ok()) break;

@@ -212,6 +212,19 @@ struct ClientConfigOptions {
 const std::string& SshdBinary();
 // Its version as `sshd -V` names it ("OpenSSH_10.0p2"), or why not.
 Result<std::string> SshdVersion();
+// OpenSSH's major * 100 + minor for the sshd at `binary` (804 for "OpenSSH_8.4p1"), 0 if
+// `binary -V` does not say. Asked once per path. Any thread.
+int SshdVersionNumber(const std::string& binary);
+// `config` (an sshd_config the bed wrote) made to mean on `binary`'s version what it means
+// on 9.x. Before 8.7 keyboard-interactive follows ChallengeResponseAuthentication (default
+// yes) and a KbdInteractiveAuthentication line alone changes nothing, so each one outside
+// a Match block gets a ChallengeResponseAuthentication line of the same value before it.
+std::string AdaptSshdConfig(const std::string& config, const std::string& binary);
+// The Debian 11 root that SshdBinary() runs its sshd chrooted in, when it is the wrapper
+// scripts/debian11.sh made (ROOT/.tether/sshd); "" for an sshd of the host's. Commands
+// over ssh then run the root's programs and see its /etc and home directories (ROOT +
+// path from here); /tmp, /dev and /proc are the host's, so the bed's paths hold inside.
+const std::string& SshdRoot();
 
 // One OpenSSH sshd on 127.0.0.1:<free port>, with its own keys and config in a TempDir:
 //   host_ed25519[.pub]     host key            known_hosts        [127.0.0.1]:PORT <host key>
