@@ -5,9 +5,14 @@
 // install with --port keeps TCP on the server's loopback.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <filesystem>
 
+#include <chrono>
+#include <cstring>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -398,6 +403,49 @@ TEST_F(AgentTest, GpusShowsEachGpuWhichAreFreeAndWhatToRunWhereThereIsNoAgent) {
   EXPECT_EQ(none.exit_code, 1) << none.Describe();
   EXPECT_NE(none.out.find("tether agent install plainbox"), std::string::npos) << none.out;
   EXPECT_EQ(agent->Terminate(), 0) << AgentLog(dir);
+}
+
+// Two hosts whose "agent" is a socket that takes the connection and never answers (a
+// wedged agent): each is given up after 5 s, both at once, so the command takes about 5 s,
+// not 10, and says why for each.
+TEST_F(AgentTest, GpusWaitsAtMostFiveSecondsForAgentsThatDoNotAnswerAllAtOnce) {
+  client_config_ = scratch_.File("two_hosts_config");
+  ClientConfigOptions two_hosts;
+  two_hosts.host = "slow1 slow2";
+  ASSERT_TRUE(sshd_.WriteClientConfig(client_config_, two_hosts).ok());
+  const std::string socket = scratch_.File("silent.sock");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(socket.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, socket.c_str(), socket.size());
+  // Listening, never accepting: a connection completes in the backlog and hears nothing.
+  UniqueFd silent(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(silent);
+  ASSERT_EQ(::bind(silent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent.get(), 16), 0);
+  ::mkdir(scratch_.File("laptop").c_str(), 0700);
+  ::mkdir(scratch_.File("laptop/agents").c_str(), 0700);
+  for (const char* host : {"slow1", "slow2"}) {
+    ASSERT_TRUE(
+        WriteFile(scratch_.File(std::string("laptop/agents/") + host + ".json"),
+                  nlohmann::json{{"token", std::string(64, 'a')}, {"socket", socket}}.dump(), 0600)
+            .ok());
+    CommandResult up = T({"up", host, "--agent"});
+    ASSERT_TRUE(up.ok()) << up.Describe();
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult table = T({"gpus"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(table.exit_code, 1) << table.Describe();
+  for (const char* host : {"slow1", "slow2"}) {
+    EXPECT_NE(table.out.find(std::string("  ") + host + ": the agent of " + host +
+                             " did not answer within 5 s"),
+              std::string::npos)
+        << table.out;
+  }
+  EXPECT_GE(took, seconds(5)) << table.out;
+  EXPECT_LT(took, seconds(9)) << "the hosts were asked one after the other";
 }
 
 }  // namespace
