@@ -110,9 +110,15 @@ config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::s
 
 Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
                                         std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto record = LoadAgentRecord(host);
   if (!record.ok()) return record.take_error();
+  return FetchAgentStatus(state, host, *record, timeout);
+}
+
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
+                                        const AgentRecord& record,
+                                        std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   // Not blocking in connect: a daemon that stopped accepting has a full backlog.
   auto fd = net::ConnectUnixNow(state.AgentSocketPath(host));
   if (!fd.ok()) {
@@ -137,7 +143,7 @@ Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std
         "`tether status " + host + "` shows the link; `tether logs " + host + "` the daemon's log");
   };
   std::string request = "GET /status HTTP/1.1\r\nHost: tether-agent\r\nAuthorization: Bearer " +
-                        record->token + "\r\nConnection: close\r\n\r\n";
+                        record.token + "\r\nConnection: close\r\n\r\n";
   if (!wait_at_most(SO_SNDTIMEO)) return too_slow();
   if (::send(fd->get(), request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {

@@ -34,5 +34,10 @@ inline constexpr std::chrono::milliseconds kAgentStatusTimeout{10000};
 // agent or a stalled link gives an error, not a wait). Errors say what to run.
 Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
                                         std::chrono::milliseconds timeout = kAgentStatusTimeout);
+// The same with the record already loaded: for threads, as loading may ask the password
+// database (getpwuid, not thread-safe) when HOME is unset.
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
+                                        const AgentRecord& record,
+                                        std::chrono::milliseconds timeout);
 
 }  // namespace tether::cli

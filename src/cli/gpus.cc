@@ -42,8 +42,14 @@ int RunGpus(const GlobalOptions& /*global*/, const GpusOptions& options) {
         entries[i] = GpusEntryNotUp(name, link);
         continue;
       }
-      asking.emplace_back([&, i, name] {
-        entries[i] = GpusEntry(name, FetchAgentStatus(*state, name, kHostTimeout), options.free);
+      auto record = LoadAgentRecord(name);  // here: it may ask the password database
+      if (!record.ok()) {
+        entries[i] = GpusEntry(name, record.take_error(), options.free);
+        continue;
+      }
+      asking.emplace_back([&, i, name, record = std::move(*record)] {
+        entries[i] =
+            GpusEntry(name, FetchAgentStatus(*state, name, record, kHostTimeout), options.free);
       });
     }
     for (auto& t : asking) t.join();
