@@ -57,7 +57,7 @@ _tether() {
     candidates=$("$tether" __complete options "${verb[@]}" 2>/dev/null | cut -f1)
   elif ((${#verb[@]} == 0 || nested > 0)); then
     candidates=$("$tether" __complete verbs "${verb[@]}" 2>/dev/null | cut -f1)
-  elif ((positional == 0)) && [[ ${verb[0]} != ls ]]; then
+  elif ((positional == 0)) && [[ ${verb[0]} != ls && ${verb[0]} != gpus ]]; then
     candidates=$("$tether" "${config[@]}" __complete hosts 2>/dev/null)
   else
     # The command after exec/ssh/run HOST, or nothing: readline's file names (-o default).

@@ -63,7 +63,7 @@ function __tether_candidates
         $tether __complete options $verb 2>/dev/null | string replace -r '\t[^\t]*\t' \t
     else if test (count $verb) -eq 0 -o $nested -gt 0
         $tether __complete verbs $verb 2>/dev/null
-    else if test $positional -eq 0 -a "$verb[1]" != ls
+    else if test $positional -eq 0 -a "$verb[1]" != ls -a "$verb[1]" != gpus
         $tether $config __complete hosts 2>/dev/null
     else
         # The command after exec/ssh/run HOST, or nothing: file names.

@@ -20,10 +20,9 @@ Json MibToBytes(const std::optional<uint64_t>& mib) {
 }
 
 Json ProcessToJson(const GpuProcess& p) {
-  return {{"pid", p.pid},
-          {"name", p.name},
-          {"gpu_uuid", p.gpu_uuid},
-          {"used_memory_bytes", MibToBytes(p.used_memory_mib)}};
+  return {{"pid", p.pid},           {"name", p.name},
+          {"gpu_uuid", p.gpu_uuid}, {"used_memory_bytes", MibToBytes(p.used_memory_mib)},
+          {"uid", OrNull(p.uid)},   {"user", p.user.empty() ? Json(nullptr) : Json(p.user)}};
 }
 
 Json GpuToJson(const Gpu& gpu) {

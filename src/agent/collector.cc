@@ -73,6 +73,29 @@ DiskUsage StatDisk(const std::string& path) {
   return d;
 }
 
+// Whose each GPU process is: its real uid from proc_root/PID/status and that uid's name.
+// A pid that is not ours to see (another PID namespace) or that ended meanwhile keeps
+// no owner; that is no error, the GPU figures stand.
+void NameOwners(const CollectorConfig& config, GpuReport& report) {
+  std::optional<std::string> passwd;
+  auto name = [&](GpuProcess& p) {
+    auto status = ReadFile(config.proc_root + "/" + std::to_string(p.pid) + "/status");
+    if (!status) return;
+    auto uid = ParseStatusUid(*status);
+    if (!uid) return;
+    p.uid = *uid;
+    if (!passwd) {
+      auto text = ReadFile(config.passwd_file);
+      passwd = text ? std::move(*text) : std::string();
+    }
+    p.user = PasswdName(*passwd, *uid).value_or("");
+  };
+  for (Gpu& gpu : report.gpus) {
+    for (GpuProcess& p : gpu.processes) name(p);
+  }
+  for (GpuProcess& p : report.unmatched_processes) name(p);
+}
+
 NvidiaSmiRun ToRun(const CommandOutput& out) { return {out.exit_code, out.out, out.err}; }
 
 }  // namespace
@@ -115,6 +138,7 @@ GpuReport Collector::QueryGpus() {
       }
     }
     report = InterpretNvidiaSmi(ToRun(*gpus), ToRun(apps_out));
+    NameOwners(config_, report);
   }
 
   gpu_cache_ = report;

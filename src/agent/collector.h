@@ -24,6 +24,7 @@ struct CollectorConfig {
   std::string proc_root = "/proc";
   std::vector<std::string> disk_paths;  // the home directory and each --work-dir
   std::string nvidia_smi = "nvidia-smi";
+  std::string passwd_file = "/etc/passwd";  // names the owners of GPU processes
   std::string tmux = "tmux";
   // Without persistence mode nvidia-smi initializes every GPU on each run, which takes
   // seconds on an 8-GPU machine; a run longer than this is a hung driver.

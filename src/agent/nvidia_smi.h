@@ -41,6 +41,10 @@ struct GpuProcess {
   int64_t pid = 0;
   std::string name;                         // "[Not Found]" in a foreign PID namespace
   std::optional<uint64_t> used_memory_mib;  // absent under MIG and WDDM
+  // Whose process: from /proc/PID/status and /etc/passwd, filled in by the collector.
+  // Absent when the pid is not visible here (another PID namespace) or has ended.
+  std::optional<int64_t> uid;
+  std::string user;  // empty: no passwd line names the uid
 
   bool operator==(const GpuProcess&) const = default;
 };

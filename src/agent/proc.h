@@ -4,12 +4,15 @@
 //   /proc/meminfo   "MemTotal:       1056462516 kB" lines
 //   /proc/net/tcp   "   1: 0100007F:1F90 00000000:0000 0A ... 1000 0 918273 ..."
 //   /proc/net/tcp6  the same with 32-hex-digit addresses
+//   /proc/PID/status "Uid:\t1000\t1000\t1000\t1000" (real, effective, saved, filesystem)
+//   /etc/passwd     "ana:x:1000:1000:Ana:/home/ana:/bin/bash"
 // Addresses in /proc/net/tcp* are the kernel's in-memory words printed as hex, so they
 // are in the byte order of the machine that wrote them; the agent only ever reads its
 // own machine's files, and the fixtures come from little-endian x86-64 and arm64 hosts.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,5 +60,11 @@ Result<MemInfo> ParseMemInfo(std::string_view text);
 // The sockets in state LISTEN (0A). Other states are skipped; a malformed row is an
 // error naming its line.
 Result<std::vector<ListeningPort>> ParseProcNetTcp(std::string_view text, bool ipv6);
+// The real uid of a process, from its status file: whose process it is.
+Result<int64_t> ParseStatusUid(std::string_view text);
+// The account name of `uid` in passwd-format text, if a line has it. The agent reads
+// /etc/passwd as a file because a static binary asks no NSS service (CMakeLists.txt):
+// an account only LDAP or SSSD knows has no name here, and is shown by its uid.
+std::optional<std::string> PasswdName(std::string_view passwd, int64_t uid);
 
 }  // namespace tether::agent

@@ -12,6 +12,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -33,7 +34,6 @@ namespace {
 constexpr auto kRemoteTimeout = std::chrono::seconds(60);
 // The agent's /status is a few KiB; more is not an agent.
 constexpr size_t kMaxAgentReply = 4u << 20;
-constexpr int kAgentTimeoutMs = 10000;
 constexpr auto kControlTimeout = std::chrono::seconds(5);
 
 std::string Quote(const std::string& v) {
@@ -79,7 +79,7 @@ Result<AgentRecord> LoadAgentRecord(const std::string& host) {
   auto text = ReadAll(AgentRecordPath(host));
   if (!text.ok()) {
     return MakeError("agent", "no agent installed on " + host + " from this laptop",
-                     "tether agent install " + host);
+                     "tether agent install " + host + ", then tether up " + host + " --agent");
   }
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (!j.is_object() || !j.contains("token")) {
@@ -107,20 +107,43 @@ config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::s
   return spec;
 }
 
-Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host) {
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
+                                        std::chrono::milliseconds timeout) {
   auto record = LoadAgentRecord(host);
   if (!record.ok()) return record.take_error();
-  auto fd = net::ConnectUnix(state.AgentSocketPath(host));
+  return FetchAgentStatus(state, host, *record, timeout);
+}
+
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
+                                        const AgentRecord& record,
+                                        std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Not blocking in connect: a daemon that stopped accepting has a full backlog.
+  auto fd = net::ConnectUnixNow(state.AgentSocketPath(host));
   if (!fd.ok()) {
     return MakeError("agent", "the agent of " + host + " is not forwarded",
                      "tether up " + host + " --agent");
   }
   (void)net::SetNonBlocking(fd->get(), false);
-  timeval tv{kAgentTimeoutMs / 1000, 0};
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  // Each send and recv waits at most what is left of `timeout`.
+  auto wait_at_most = [&](int option) {
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    timeval tv{static_cast<time_t>(left.count() / 1000000),
+               static_cast<suseconds_t>(left.count() % 1000000)};
+    return ::setsockopt(fd->get(), SOL_SOCKET, option, &tv, sizeof tv) == 0;
+  };
+  const auto seconds =
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+  auto too_slow = [&] {
+    return MakeError(
+        "agent", "the agent of " + host + " did not answer within " + seconds + " s",
+        "`tether status " + host + "` shows the link; `tether logs " + host + "` the daemon's log");
+  };
   std::string request = "GET /status HTTP/1.1\r\nHost: tether-agent\r\nAuthorization: Bearer " +
-                        record->token + "\r\nConnection: close\r\n\r\n";
+                        record.token + "\r\nConnection: close\r\n\r\n";
+  if (!wait_at_most(SO_SNDTIMEO)) return too_slow();
   if (::send(fd->get(), request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     return MakeError("agent", "cannot talk to the agent of " + host);
@@ -128,7 +151,10 @@ Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std
   std::string reply;
   char buf[16384];
   while (reply.size() < kMaxAgentReply) {
+    if (!wait_at_most(SO_RCVTIMEO)) return too_slow();
     ssize_t n = ::recv(fd->get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return too_slow();
     if (n <= 0) break;
     reply.append(buf, static_cast<size_t>(n));
   }

@@ -3,6 +3,7 @@
 // socket in the state directory, to the agent's unix socket on the server).
 #pragma once
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,7 +28,16 @@ Result<AgentRecord> LoadAgentRecord(const std::string& host);
 // directory to where `record` says the agent listens (its unix socket, or 127.0.0.1:port).
 config::ForwardSpec AgentForwardSpec(const daemon::StateDir& state, const std::string& alias,
                                      const AgentRecord& record);
-// GET /status from the host's agent, with its token. Errors say what to run.
-Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host);
+// Without persistence mode, nvidia-smi initializes every GPU on each run: seconds.
+inline constexpr std::chrono::milliseconds kAgentStatusTimeout{10000};
+// GET /status from the host's agent, with its token, within `timeout` in all (a slow
+// agent or a stalled link gives an error, not a wait). Errors say what to run.
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
+                                        std::chrono::milliseconds timeout = kAgentStatusTimeout);
+// The same with the record already loaded: for threads, as loading may ask the password
+// database (getpwuid, not thread-safe) when HOME is unset.
+Result<nlohmann::json> FetchAgentStatus(const daemon::StateDir& state, const std::string& host,
+                                        const AgentRecord& record,
+                                        std::chrono::milliseconds timeout);
 
 }  // namespace tether::cli

@@ -236,6 +236,12 @@ int Main(int argc, char** argv) {
   status_cmd->add_flag("--watch", status.watch,
                        "again every second: in place on a terminal, one after another elsewhere");
 
+  GpusOptions gpus;
+  CLI::App* gpus_cmd =
+      app.add_subcommand("gpus", "every GPU of every host that is up, from tether-agent");
+  gpus_cmd->add_flag("--json", gpus.json, "machine-readable output (docs/agent.md)");
+  gpus_cmd->add_flag("--free", gpus.free, "only the GPUs nobody is using");
+
   LsOptions ls;
   CLI::App* ls_cmd = app.add_subcommand("ls", "one line per host");
   ls_cmd->add_flag("--json", ls.json, "machine-readable output");
@@ -271,6 +277,7 @@ int Main(int argc, char** argv) {
       {login_cmd, [&] { return RunLogin(global, login); }},
       {down_cmd, [&] { return RunDown(global, down); }},
       {status_cmd, [&] { return RunStatus(global, status); }},
+      {gpus_cmd, [&] { return RunGpus(global, gpus); }},
       {ls_cmd, [&] { return RunLs(global, ls); }},
       {logs_cmd, [&] { return RunLogs(global, logs); }},
   };

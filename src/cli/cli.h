@@ -74,6 +74,11 @@ struct StatusOptions {
   bool watch = false;   // again every second, in place on a terminal
 };
 
+struct GpusOptions {
+  bool json = false;
+  bool free = false;  // only the free GPUs (cli/gpu_table.h says which)
+};
+
 struct LsOptions {
   bool json = false;
 };
@@ -96,6 +101,7 @@ int RunDoctor(const GlobalOptions& global, const DoctorOptions& options);
 int RunDown(const GlobalOptions& global, const DownOptions& options);
 int RunLogin(const GlobalOptions& global, const LoginOptions& options);
 int RunStatus(const GlobalOptions& global, const StatusOptions& options);
+int RunGpus(const GlobalOptions& global, const GpusOptions& options);
 int RunLs(const GlobalOptions& global, const LsOptions& options);
 int RunLogs(const GlobalOptions& global, const LogsOptions& options);
 

@@ -13,17 +13,12 @@
 #include "cli/cli.h"
 #include "cli/errors.h"
 #include "cli/format.h"
+#include "cli/gpu_table.h"
 #include "cli/hosts.h"
 #include "daemon/state_dir.h"
 
 namespace tether::cli {
 namespace {
-
-std::string OrDash(const nlohmann::json& v, const std::string& unit = "") {
-  if (v.is_number_integer()) return std::to_string(v.get<int64_t>()) + unit;
-  if (v.is_number()) return std::to_string(static_cast<int64_t>(v.get<double>() + 0.5)) + unit;
-  return "-";
-}
 
 // Connections a forward refused: its listener at a cap, or the owner check (all reasons).
 uint64_t RefusedTotal(const nlohmann::json& forward) {
@@ -58,15 +53,10 @@ void PrintRemote(const nlohmann::json& hosts) {
       continue;
     }
     for (const auto& g : r.value("gpus", json::array())) {
-      std::string mem = "-";
-      if (g["memory_used_bytes"].is_number() && g["memory_total_bytes"].is_number()) {
-        mem = HumanBytes(g["memory_used_bytes"].get<uint64_t>()) + " / " +
-              HumanBytes(g["memory_total_bytes"].get<uint64_t>());
-      }
-      rows.push_back({name, OrDash(g["index"]), g.value("name", ""),
-                      OrDash(g["utilization_percent"], "%"), mem,
-                      OrDash(g["temperature_celsius"], " C"), OrDash(g["power_watts"], " W"),
-                      std::to_string(g.value("processes", json::array()).size())});
+      std::vector<std::string> row = GpuCells(name, g);
+      row.push_back(GpuNumberCell(g["power_watts"], " W"));
+      row.push_back(std::to_string(g.value("processes", json::array()).size()));
+      rows.push_back(std::move(row));
     }
     const json& gpu = r.value("gpu", json::object());
     if (gpu.value("state", "") != "ok") {

@@ -5,9 +5,14 @@
 // install with --port keeps TCP on the server's loopback.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <filesystem>
 
+#include <chrono>
+#include <cstring>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -57,11 +62,13 @@ class AgentTest : public TetherTest {
     return dir;
   }
   CommandResult T(std::vector<std::string> args) {
-    args.insert(args.begin(), {"-F", sshd_.config_path()});
+    args.insert(args.begin(),
+                {"-F", client_config_.empty() ? sshd_.config_path() : client_config_});
     return RunTether(
         state_.path(), args, seconds(90),
         {{"TETHER_CONFIG", scratch_.File("laptop/config.toml")}, {"TMPDIR", LaptopTmp()}});
   }
+  std::string client_config_;  // "": the test bed's (Host testhost)
 };
 
 TEST_F(AgentTest, InstallForwardAndReadTheServersStatusThroughTheTunnel) {
@@ -297,6 +304,148 @@ TEST_F(AgentTest, TheStaticAgentRunsWithAnEmptyEnvironment) {
       << AgentLog(dir);
   EXPECT_EQ(agent->Terminate(), 0) << AgentLog(dir);
   EXPECT_FALSE(FileMode(socket).has_value()) << "the socket outlived the agent";
+}
+
+// Two servers (both this sshd): gpubox runs an agent whose nvidia-smi (a script) reports a
+// GPU busy with this test's own process and an idle one; plainbox is up without an agent.
+TEST_F(AgentTest, GpusShowsEachGpuWhichAreFreeAndWhatToRunWhereThereIsNoAgent) {
+  client_config_ = scratch_.File("two_hosts_config");
+  ClientConfigOptions two_hosts;
+  two_hosts.host = "gpubox plainbox";
+  ASSERT_TRUE(sshd_.WriteClientConfig(client_config_, two_hosts).ok());
+  const std::string dir = scratch_.File("gpubox");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string pid = std::to_string(::getpid());
+  const std::string fake = dir + "/nvidia-smi";
+  ASSERT_TRUE(WriteFile(fake,
+                        "#!/bin/sh\ncase \"$1\" in\n"
+                        "  --query-gpu=*) echo '0, GPU-aaaa, NVIDIA H100 80GB HBM3, 97, 71234, "
+                        "81559, 64, 612.3'; echo '1, GPU-bbbb, NVIDIA H100 80GB HBM3, 0, 2, 81559, "
+                        "31, 70.1' ;;\n"
+                        "  --query-compute-apps=*) echo 'GPU-aaaa, " +
+                            pid +
+                            ", /usr/bin/python3, 70000' ;;\n"
+                            "  *) exit 2 ;;\nesac\n",
+                        0755)
+                  .ok());
+  const std::string socket = dir + "/agent.sock";
+  auto agent = SpawnProcess(
+      {AgentBinary(), "--socket", socket, "--token-file", dir + "/token", "--nvidia-smi", fake}, {},
+      dir + "/agent.log");
+  ASSERT_TRUE(agent.ok()) << agent.error().ToString();
+  ASSERT_TRUE(WaitFor([&] { return FileMode(socket).has_value(); }, seconds(10))) << AgentLog(dir);
+  auto token = ReadFile(dir + "/token");
+  ASSERT_TRUE(token.ok());
+  // What `agent install gpubox` would have kept on the laptop.
+  ::mkdir(scratch_.File("laptop").c_str(), 0700);
+  ::mkdir(scratch_.File("laptop/agents").c_str(), 0700);
+  ASSERT_TRUE(WriteFile(scratch_.File("laptop/agents/gpubox.json"),
+                        nlohmann::json{{"token", token->substr(0, 64)}, {"socket", socket}}.dump(),
+                        0600)
+                  .ok());
+  CommandResult up = T({"up", "gpubox", "--agent"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  up = T({"up", "plainbox"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+
+  CommandResult table = T({"gpus"});
+  EXPECT_EQ(table.exit_code, 0) << table.Describe();
+  EXPECT_EQ(table.out.find("HOST"), 0u) << table.out;
+  // One row a GPU: the busy one names its process and user (this test's, root's), the idle
+  // one is free.
+  const size_t busy = table.out.find("\ngpubox  0 ");
+  const size_t idle = table.out.find("\ngpubox  1 ");
+  ASSERT_NE(busy, std::string::npos) << table.out;
+  ASSERT_NE(idle, std::string::npos) << table.out;
+  const std::string busy_row = table.out.substr(busy + 1, table.out.find('\n', busy + 1) - busy);
+  const std::string idle_row = table.out.substr(idle + 1, table.out.find('\n', idle + 1) - idle);
+  EXPECT_NE(busy_row.find("97%"), std::string::npos) << busy_row;
+  EXPECT_NE(busy_row.find("69.6 GiB / 79.6 GiB"), std::string::npos) << busy_row;
+  EXPECT_NE(busy_row.find("64 C"), std::string::npos) << busy_row;
+  EXPECT_NE(busy_row.find("python3 (root)"), std::string::npos) << busy_row;
+  EXPECT_EQ(busy_row.substr(busy_row.size() - 3), "no\n") << busy_row;
+  EXPECT_EQ(idle_row.substr(idle_row.size() - 4), "yes\n") << idle_row;
+  EXPECT_NE(table.out.find("  plainbox: no agent installed on plainbox from this laptop (tether "
+                           "agent install plainbox, then tether up plainbox --agent)\n"),
+            std::string::npos)
+      << table.out;
+
+  CommandResult free = T({"gpus", "--free"});
+  EXPECT_EQ(free.exit_code, 0) << free.Describe();
+  EXPECT_EQ(free.out.find("\ngpubox  0 "), std::string::npos) << free.out;
+  EXPECT_NE(free.out.find("\ngpubox  1 "), std::string::npos) << free.out;
+  EXPECT_NE(free.out.find("  plainbox: no agent installed"), std::string::npos) << free.out;
+
+  CommandResult json = T({"gpus", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.Describe();
+  auto j = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << json.out;
+  ASSERT_EQ(j["hosts"].size(), 2u) << json.out;
+  const auto& gpubox = j["hosts"][0]["host"] == "gpubox" ? j["hosts"][0] : j["hosts"][1];
+  const auto& plainbox = j["hosts"][0]["host"] == "gpubox" ? j["hosts"][1] : j["hosts"][0];
+  EXPECT_EQ(gpubox["answered"], true) << json.out;
+  EXPECT_EQ(gpubox["gpu_state"], "ok") << json.out;
+  ASSERT_EQ(gpubox["gpus"].size(), 2u) << json.out;
+  EXPECT_EQ(gpubox["gpus"][0]["free"], false);
+  EXPECT_EQ(gpubox["gpus"][0]["top_process"]["pid"], ::getpid());
+  EXPECT_EQ(gpubox["gpus"][0]["top_process"]["user"], "root");
+  EXPECT_EQ(gpubox["gpus"][0]["top_process"]["uid"], 0);
+  EXPECT_EQ(gpubox["gpus"][1]["free"], true);
+  EXPECT_TRUE(gpubox["gpus"][1]["top_process"].is_null());
+  EXPECT_EQ(gpubox["gpus"][1]["memory_used_bytes"], 2u << 20);
+  EXPECT_EQ(plainbox["answered"], false) << json.out;
+  EXPECT_TRUE(plainbox["gpus"].empty()) << json.out;
+  EXPECT_EQ(plainbox["hint"], "tether agent install plainbox, then tether up plainbox --agent");
+
+  // No agent answers: exit status 1, and the line still says what to run.
+  ASSERT_TRUE(T({"down", "gpubox"}).ok());
+  CommandResult none = T({"gpus"});
+  EXPECT_EQ(none.exit_code, 1) << none.Describe();
+  EXPECT_NE(none.out.find("tether agent install plainbox"), std::string::npos) << none.out;
+  EXPECT_EQ(agent->Terminate(), 0) << AgentLog(dir);
+}
+
+// Two hosts whose "agent" is a socket that takes the connection and never answers (a
+// wedged agent): each is given up after 5 s, both at once, so the command takes about 5 s,
+// not 10, and says why for each.
+TEST_F(AgentTest, GpusWaitsAtMostFiveSecondsForAgentsThatDoNotAnswerAllAtOnce) {
+  client_config_ = scratch_.File("two_hosts_config");
+  ClientConfigOptions two_hosts;
+  two_hosts.host = "slow1 slow2";
+  ASSERT_TRUE(sshd_.WriteClientConfig(client_config_, two_hosts).ok());
+  const std::string socket = scratch_.File("silent.sock");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(socket.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, socket.c_str(), socket.size());
+  // Listening, never accepting: a connection completes in the backlog and hears nothing.
+  UniqueFd silent(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(silent);
+  ASSERT_EQ(::bind(silent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent.get(), 16), 0);
+  ::mkdir(scratch_.File("laptop").c_str(), 0700);
+  ::mkdir(scratch_.File("laptop/agents").c_str(), 0700);
+  for (const char* host : {"slow1", "slow2"}) {
+    ASSERT_TRUE(
+        WriteFile(scratch_.File(std::string("laptop/agents/") + host + ".json"),
+                  nlohmann::json{{"token", std::string(64, 'a')}, {"socket", socket}}.dump(), 0600)
+            .ok());
+    CommandResult up = T({"up", host, "--agent"});
+    ASSERT_TRUE(up.ok()) << up.Describe();
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult table = T({"gpus"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(table.exit_code, 1) << table.Describe();
+  for (const char* host : {"slow1", "slow2"}) {
+    EXPECT_NE(table.out.find(std::string("  ") + host + ": the agent of " + host +
+                             " did not answer within 5 s"),
+              std::string::npos)
+        << table.out;
+  }
+  EXPECT_GE(took, seconds(5)) << table.out;
+  EXPECT_LT(took, seconds(9)) << "the hosts were asked one after the other";
 }
 
 }  // namespace

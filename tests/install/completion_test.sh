@@ -101,7 +101,7 @@ check() {  # check "EXPECTED..." WORD...: every shell offers exactly EXPECTED
   done
 }
 
-verbs="up forward env exec ssh run ssh-config doctor agent service login down status ls logs"
+verbs="up forward env exec ssh run ssh-config doctor agent service login down status gpus ls logs"
 check "$verbs" tether ""
 check "-h --help --version -F -v" tether -
 check "--proxy --proxy-open" tether up --pr
@@ -118,6 +118,8 @@ check "public private all" tether up gpu --laptop-network ""
 check "--follow" tether logs --f
 check "--help --install --uninstall" tether ssh-config --
 check "" tether ls ""
+check "" tether gpus ""
+check "--free --help --json" tether gpus --
 check "" tether exec gpu --not-an-option-here x
 for f in "$dir/_tether"; do zsh -n "$f" || failures=$((failures + 1)); done
 fish --no-execute "$dir/tether.fish" || failures=$((failures + 1))

@@ -88,6 +88,10 @@ TEST(StatusJson, HasTheDocumentedShape) {
   EXPECT_EQ(g0["processes"][0]["name"], "python3");
   EXPECT_EQ(g0["processes"][0]["used_memory_bytes"], 70604ull << 20);
   EXPECT_TRUE(g0["processes"][1]["used_memory_bytes"].is_null());
+  EXPECT_EQ(g0["processes"][0]["uid"], 1001);
+  EXPECT_EQ(g0["processes"][0]["user"], "ana");
+  EXPECT_TRUE(g0["processes"][1]["uid"].is_null());
+  EXPECT_TRUE(g0["processes"][1]["user"].is_null());
   EXPECT_TRUE(j["gpus"][1]["utilization_percent"].is_null());  // MIG: null, not 0
 
   ASSERT_EQ(j["ports"].size(), 2u);

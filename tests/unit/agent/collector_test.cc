@@ -38,6 +38,7 @@ size_t Calls(const TempDir& dir) {
 CollectorConfig FixtureConfig(const TempDir& dir) {
   CollectorConfig c;
   c.proc_root = FixturePath("proc");
+  c.passwd_file = FixturePath("passwd");
   c.disk_paths = {dir.path(), dir / "missing"};
   c.nvidia_smi =
       FakeNvidiaSmi(dir, Cat("nvidia_smi/h100_x2.gpus.csv"), Cat("nvidia_smi/h100_x2.apps.csv"));
@@ -74,6 +75,20 @@ TEST(Collector, GathersEverySection) {
   EXPECT_EQ(s.gpu.state, GpuState::kOk);
   ASSERT_EQ(s.gpu.gpus.size(), 2u);
   EXPECT_EQ(s.gpu.gpus[1].processes.size(), 2u);
+  // Each process's owner: named from passwd, a uid passwd does not know, and a pid with no
+  // status file here (another PID namespace) without one.
+  const GpuProcess& named = s.gpu.gpus[0].processes.at(0);
+  EXPECT_EQ(named.pid, 81234);
+  EXPECT_EQ(named.uid, 1001);
+  EXPECT_EQ(named.user, "ana");
+  const GpuProcess& unnamed = s.gpu.gpus[1].processes.at(0);
+  EXPECT_EQ(unnamed.pid, 81301);
+  EXPECT_EQ(unnamed.uid, 54321);
+  EXPECT_EQ(unnamed.user, "");
+  const GpuProcess& unseen = s.gpu.gpus[1].processes.at(1);
+  EXPECT_EQ(unseen.pid, 90417);
+  EXPECT_FALSE(unseen.uid.has_value());
+  EXPECT_EQ(unseen.user, "");
 
   EXPECT_TRUE(s.tmux.available);
   ASSERT_EQ(s.tmux.sessions.size(), 1u);

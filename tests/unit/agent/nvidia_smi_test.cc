@@ -143,7 +143,7 @@ TEST(NvidiaSmi, ComputeAppsParseWithAbsentMemory) {
   ASSERT_TRUE(apps.ok()) << apps.error().ToString();
   ASSERT_EQ(apps->size(), 2u);
   EXPECT_EQ((*apps)[0], (GpuProcess{"GPU-3e4f5a6b-7c8d-9e0f-1a2b-3c4d5e6f7a8b", 55120, "python",
-                                    std::nullopt}));
+                                    std::nullopt, std::nullopt, ""}));
 }
 
 TEST(NvidiaSmi, NoProcessesIsAnEmptyList) {

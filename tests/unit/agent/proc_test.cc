@@ -22,6 +22,31 @@ TEST(ProcLoadAvg, RejectsMalformedText) {
   }
 }
 
+TEST(ProcStatusUid, TakesTheRealUidOfTheRecordedFile) {
+  auto uid = ParseStatusUid(ReadFixture("proc/81234/status"));
+  ASSERT_TRUE(uid.ok()) << uid.error().ToString();
+  EXPECT_EQ(*uid, 1001);
+  // Real, effective, saved, filesystem: a setuid program is its caller's.
+  auto setuid = ParseStatusUid("Name:\tsu\nUid:\t1000\t0\t0\t0\n");
+  ASSERT_TRUE(setuid.ok());
+  EXPECT_EQ(*setuid, 1000);
+  for (const char* text : {"", "Name:\tx\n", "Uid:\n", "Uid:\tme\t0\t0\t0\n", "Uid:\t-1\n"}) {
+    EXPECT_FALSE(ParseStatusUid(text).ok()) << text;
+  }
+}
+
+TEST(Passwd, NamesTheAccountOfAUid) {
+  const std::string passwd = ReadFixture("passwd");
+  EXPECT_EQ(PasswdName(passwd, 0).value_or("?"), "root");
+  EXPECT_EQ(PasswdName(passwd, 1001).value_or("?"), "ana");
+  // 1001 is not a prefix match of 10010, nor is a gid a uid.
+  EXPECT_EQ(PasswdName(passwd, 10010).value_or("?"), "ben");
+  EXPECT_FALSE(PasswdName(passwd, 100).has_value());
+  EXPECT_FALSE(PasswdName(passwd, 54321).has_value());
+  EXPECT_FALSE(PasswdName("", 0).has_value());
+  EXPECT_FALSE(PasswdName("garbage\n:x:0:0::/:/bin/sh\n", 0).has_value());
+}
+
 TEST(ProcUptime, ParsesSecondsSinceBoot) {
   auto up = ParseUptime(ReadFixture("proc/uptime"));
   ASSERT_TRUE(up.ok());

@@ -18,8 +18,9 @@ inline SystemStatus SampleStatus() {
                               "No such file or directory"});
   s.gpu.state = GpuState::kOk;
   Gpu busy{0, "GPU-aaaa", "NVIDIA H100 80GB HBM3", 100.0, 71234, 81559, 58.0, 612.34, {}};
-  busy.processes.push_back(GpuProcess{"GPU-aaaa", 81234, "python3", 70604});
-  busy.processes.push_back(GpuProcess{"GPU-aaaa", 81235, "odd \"name\"\n", std::nullopt});
+  busy.processes.push_back(GpuProcess{"GPU-aaaa", 81234, "python3", 70604, 1001, "ana"});
+  busy.processes.push_back(
+      GpuProcess{"GPU-aaaa", 81235, "odd \"name\"\n", std::nullopt, std::nullopt, ""});
   s.gpu.gpus.push_back(busy);
   // MIG: no utilization.
   s.gpu.gpus.push_back(
