@@ -321,8 +321,9 @@ bool ExecSession::MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending,
     if (static_cast<size_t>(w) < n) pending.assign(buf.get() + w, n - static_cast<size_t>(w));
     if (!is_stderr) {
       out_drained_ += n;
-      window_.AfterRead(out_drained_, pending.empty(),
-                        [this] { return channel_->TakeLongestStall(); });
+      window_.AfterRead(out_drained_, pending.empty(), [this] {
+        return forward::EvidenceNow(channel_->TakeLongestStall(), ssh_get_fd(session_));
+      });
     }
     return true;
   }

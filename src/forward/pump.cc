@@ -77,8 +77,9 @@ bool Pump::ChannelToSocket() {
       if (static_cast<size_t>(n) < r.bytes) {
         to_socket_.assign(context_.scratch + n, r.bytes - static_cast<size_t>(n));
       }
-      window_.AfterRead(bytes_in_, to_socket_.empty(),
-                        [this] { return channel_->TakeLongestStall(); });
+      window_.AfterRead(bytes_in_, to_socket_.empty(), [this] {
+        return EvidenceNow(channel_->TakeLongestStall(), channel_->LinkFd());
+      });
       progress = true;
     } else if (r.eof) {
       channel_eof_ = true;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "forward/window_budget.h"
@@ -53,6 +54,26 @@ inline constexpr uint32_t kWindowCeiling = 15u << 20;
 // as OpenSSH does.
 inline constexpr std::chrono::milliseconds kWindowStall{20};
 inline constexpr int kStalledHalvesToGrow = 2;
+// The other sign of a window that limits the stream, for links where the sender rarely
+// waits long (a 20 ms path carried 662 Mbit/s in a 2 MiB window, OpenSSH 733, with waits
+// under kWindowStall): what the channel moved in one round trip of the connection's TCP
+// (its smoothed RTT, TCP_INFO) reaches kBdpShareOfWindow of the window, as TCP's receive
+// autotuning grows a socket buffer to twice what arrives per RTT. Only from kLongRtt up:
+// under load a loopback or LAN connection's RTT says little, and there a larger window
+// costs sshd CPU (kWindowStall).
+inline constexpr std::chrono::milliseconds kLongRtt{10};
+inline constexpr double kBdpShareOfWindow = 0.5;
+
+// What a half window's check learns of the link: the longest wait for data since the last
+// check, the connection's TCP round trip (nullopt: cannot tell), and the time.
+struct LinkEvidence {
+  std::chrono::steady_clock::duration longest_wait{};
+  std::optional<std::chrono::microseconds> rtt;
+  std::chrono::steady_clock::time_point now{};
+};
+// The evidence now: `longest_wait` as the channel measured it, the RTT of the connection
+// on `link_fd` (-1: none).
+LinkEvidence EvidenceNow(std::chrono::steady_clock::duration longest_wait, int link_fd);
 
 // kWindowCeiling, or TETHER_WINDOW_CEILING_MIB (1..128) when set: for measuring the rule.
 uint32_t WindowCeiling();
@@ -73,10 +94,10 @@ class ReceiveWindow {
   // The window to keep granted.
   uint32_t size() const { return window_; }
   // After a read from the channel: `drained` bytes taken from it so far, `reader_keeps_up`
-  // when the local reader took all of them. `take_stall` is asked once per half window
-  // drained for the longest wait for data since it was last asked.
+  // when the local reader took all of them. `take_evidence` is asked once per half window
+  // drained (its longest wait: since it was last asked).
   void AfterRead(uint64_t drained, bool reader_keeps_up,
-                 const std::function<std::chrono::steady_clock::duration()>& take_stall);
+                 const std::function<LinkEvidence()>& take_evidence);
 
  private:
   bool Grow(uint32_t extra);
@@ -86,7 +107,8 @@ class ReceiveWindow {
   uint32_t window_ = 0;    // receive window we keep granted
   uint32_t reserved_ = 0;  // how much of it the budget holds for us
   uint64_t drained_at_check_ = 0;
-  int stalled_halves_ = 0;  // half-windows in a row with a kWindowStall wait
+  std::chrono::steady_clock::time_point checked_at_{};  // of the last half-window check
+  int stalled_halves_ = 0;  // half-windows in a row that the window limited
 };
 
 }  // namespace tether::forward

@@ -363,6 +363,19 @@ void SetSendTimeout(int fd, std::chrono::milliseconds timeout) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+std::optional<std::chrono::microseconds> TcpRtt(int fd) {
+#ifdef TCP_INFO
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (fd < 0 || ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return std::nullopt;
+  if (info.tcpi_rtt == 0) return std::nullopt;
+  return std::chrono::microseconds(info.tcpi_rtt);
+#else
+  (void)fd;
+  return std::nullopt;
+#endif
+}
+
 std::optional<bool> PeerAcknowledges(int fd, std::chrono::milliseconds within) {
 #ifdef TCP_INFO
   tcp_info info{};

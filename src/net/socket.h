@@ -82,6 +82,9 @@ void SetUserTimeout(int fd, std::chrono::milliseconds timeout);
 // left unacknowledged, or an acknowledgment came within `within`. Then the path works,
 // whatever the peer's program is doing. nullopt where that cannot be known (not TCP: a
 // jump host's relay, a ProxyCommand; or no TCP_INFO).
+// The smoothed round-trip time TCP measured on `fd` (TCP_INFO), or nullopt when it cannot
+// say (not TCP, no TCP_INFO).
+std::optional<std::chrono::microseconds> TcpRtt(int fd);
 std::optional<bool> PeerAcknowledges(int fd, std::chrono::milliseconds within);
 
 // "127.0.0.1:8000", "[::1]:22".

@@ -121,6 +121,11 @@ Channel::ReadResult Channel::Read(char* buf, size_t cap, uint32_t window) {
   return r;
 }
 
+int Channel::LinkFd() const {
+  ssh_session session = channel_ != nullptr ? ssh_channel_get_session(channel_) : nullptr;
+  return session != nullptr ? ssh_get_fd(session) : -1;
+}
+
 std::chrono::steady_clock::duration Channel::TakeLongestStall() { return stall_.Take(); }
 
 Result<size_t> Channel::Write(const char* data, size_t len) {

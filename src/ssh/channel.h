@@ -52,6 +52,8 @@ class ChannelIo {
   virtual ReadResult Read(char* buf, size_t cap, uint32_t window) = 0;
   // The longest time the peer left us waiting for data since the last call. Resets it.
   virtual std::chrono::steady_clock::duration TakeLongestStall() = 0;
+  // The socket of the connection the channel runs on, for its TCP round trip; -1: none.
+  virtual int LinkFd() const { return -1; }
   // Writes up to `len` bytes, no more than the remote window allows. Returns the count
   // taken (0: try later); an error when the channel is broken.
   virtual Result<size_t> Write(const char* data, size_t len) = 0;
@@ -87,6 +89,7 @@ class Channel final : public ChannelIo {
   // found nothing to the arrival of the next data (as libssh decrypts it, so our own
   // processing is not counted). Resets it.
   std::chrono::steady_clock::duration TakeLongestStall() override;
+  int LinkFd() const override;
 
   // Writes up to `len` bytes, no more than the remote window allows. Returns the count
   // taken (0: window closed or a key re-exchange in progress, try later); an error
