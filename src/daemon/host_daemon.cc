@@ -1,8 +1,8 @@
 #include "daemon/host_daemon.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,8 +57,8 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
   login_ = std::make_unique<LoginRelay>(loop_, *supervisor_, host_.alias);
   // Its shell loop runs as a session of the daemon's own, placed like any other.
-  owner_check_ = std::make_unique<forward::OwnerCheck>(loop_, ServerRunner("owner check"),
-                                                       host_.alias);
+  owner_check_ =
+      std::make_unique<forward::OwnerCheck>(loop_, ServerRunner("owner check"), host_.alias);
 }
 
 forward::OwnerCheck::Runner HostDaemon::ServerRunner(const std::string& what) {
@@ -749,6 +749,7 @@ nlohmann::json HostDaemon::AutoForwardOf(const forward::Forward& fwd) const {
   auto it = auto_forwards_.find(&fwd);
   if (it == auto_forwards_.end()) return nullptr;
   return {{"server_port", it->second.server_port},
+          {"local_port", fwd.spec().listen.port},
           {"process", it->second.process},
           {"url", it->second.url}};
 }

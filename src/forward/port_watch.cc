@@ -336,8 +336,8 @@ void PortWatch::OnReadable() {
     in_.append(buf, static_cast<size_t>(n));
     size_t start = 0;
     uint64_t generation = generation_;
-    for (size_t nl; running_ && generation == generation_ &&
-                    (nl = in_.find('\n', start)) != std::string::npos;
+    for (size_t nl;
+         running_ && generation == generation_ && (nl = in_.find('\n', start)) != std::string::npos;
          start = nl + 1) {
       OnLine(std::string_view(in_).substr(start, nl - start));
     }
