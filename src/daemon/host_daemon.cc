@@ -260,9 +260,10 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   control_path_ = ControlPathListener::ForHost(loop_, host_, state_.MuxPath(host_.alias), *this);
   if (control_path_) control_path_->Claim();
   for (auto& fwd : forwards_) StartForward(*fwd);
-  if (port_watch_) port_watch_->Start();
   Status attached = supervisor_->Start(std::move(session));
   if (!attached.ok()) return attached;
+  // On the session just attached: the first read is not a failed start's retry later.
+  if (port_watch_) port_watch_->Start();
   loop_.AddIterationHook([this] { AfterIteration(); });
   // SIGWINCH comes from mux clients (ssh relays its own to the master's pid): every
   // session with a pty checks its terminal's size.
