@@ -257,8 +257,15 @@ void PortWatch::Start() {
 void PortWatch::Tick() {
   tick_timer_ = loop_.AddTimer(kPortWatchInterval, [this] { Tick(); });
   if (!unavailable_.empty()) return;
+  auto now = std::chrono::steady_clock::now();
+  if (running_ && (!greeted_ || !questions_.empty()) && now - last_progress_ >= kPortWatchStall) {
+    // A session that never started, or a server that stopped answering: started anew.
+    spdlog::warn("[{}] auto forward: the server did not answer within {} s; asking anew",
+                 log_prefix_, kPortWatchStall.count());
+    Stopped("no answer");
+  }
   if (!running_) {
-    if (std::chrono::steady_clock::now() - last_start_ >= kPortWatchInterval) Run();
+    if (now - last_start_ >= kPortWatchInterval) Run();
     return;
   }
   if (!greeted_) return;
@@ -281,6 +288,7 @@ void PortWatch::CommandLineOf(uint64_t inode, OnCommandLine done) {
 
 void PortWatch::Run() {
   last_start_ = std::chrono::steady_clock::now();
+  last_progress_ = last_start_;
   int io[2], err[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, io) != 0) {
     return Stopped(std::string("socketpair: ") + std::strerror(errno));
@@ -353,6 +361,7 @@ void PortWatch::OnLine(std::string_view line) {
       auto uid = ParseUint(line.substr(4));
       if (!uid || *uid > UINT32_MAX) return Stopped("the server's greeting is garbled");
       greeted_ = true;
+      last_progress_ = std::chrono::steady_clock::now();
       uid_ = static_cast<uint32_t>(*uid);
       questions_.push_back({0, nullptr});
       Send("l\n");
@@ -373,6 +382,7 @@ void PortWatch::OnLine(std::string_view line) {
     return;
   }
   if (questions_.empty()) return Stopped("the server answered a question not asked");
+  last_progress_ = std::chrono::steady_clock::now();
   Question q = std::move(questions_.front());
   questions_.pop_front();
   std::string answer = std::move(answer_);

@@ -30,6 +30,9 @@ namespace tether::forward {
 
 // How often the server's listeners are read.
 inline constexpr std::chrono::seconds kPortWatchInterval{2};
+// A watch whose session does not greet, or whose read is not answered, within this is
+// started anew.
+inline constexpr std::chrono::seconds kPortWatchStall{5};
 // A port missing from this many reads in a row is gone: one read may fall between a
 // server's close and its listen again (a restart), and it is gone within ~2 intervals.
 inline constexpr int kPortWatchMissingReads = 2;
@@ -171,6 +174,7 @@ class PortWatch {
   uint64_t generation_ = 0;
   std::deque<Question> questions_;
   std::chrono::steady_clock::time_point last_start_{};
+  std::chrono::steady_clock::time_point last_progress_{};  // started, greeted, answered
   net::EventLoop::TimerId tick_timer_ = 0;
 };
 

@@ -69,15 +69,16 @@ class AutoForwardTest : public ::testing::Test {
     sshd_.Stop();
   }
 
-  void Up(const std::string& extra_settings = "") {
+  void Up(const std::string& extra_settings = "", const std::vector<std::string>& extra_args = {}) {
     const std::string toml = scratch_.File("config.toml");
     ASSERT_TRUE(WriteFile(toml, std::string("[settings]\nauto_forward_allow = \"") + kAllow +
                                     "\"\n" + extra_settings)
                     .ok());
     env_ = {{"TETHER_CONFIG", toml}};
-    CommandResult up = net_->laptop.RunTether(
-        state_.path(), {"-F", sshd_.config_path(), "-v", "up", "testhost", "--auto-forward"}, 60s,
-        env_);
+    std::vector<std::string> args = {"-F", sshd_.config_path(), "-v",
+                                     "up", "testhost",          "--auto-forward"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    CommandResult up = net_->laptop.RunTether(state_.path(), args, 60s, env_);
     ASSERT_TRUE(up.ok()) << up.Describe() << "\nsshd log:\n" << sshd_.LogTail();
   }
 
@@ -192,6 +193,29 @@ TEST_F(AutoForwardTest, AnotherAccountsPortIsLeftAlone) {
   auto autos = Autos();
   EXPECT_TRUE(autos.count(ours));
   EXPECT_FALSE(autos.count(theirs)) << Host().dump();
+}
+
+// tether's own listeners on the server (the server proxy, a -R forward) and sshd's are
+// the owner's too, and never forwarded back to the laptop.
+TEST_F(AutoForwardTest, TethersOwnServerPortsAreNotForwarded) {
+  const uint16_t proxy = kFirstPort + 70, remote = kFirstPort + 71, ours = kFirstPort + 72;
+  auto target = net_->laptop.MakeServer<HttpServer>("laptop\n");
+  ASSERT_TRUE(target.ok()) << target.error().ToString();
+  Up("", {"--proxy=" + std::to_string(proxy), "-R",
+          std::to_string(remote) + ":127.0.0.1:" + std::to_string((*target)->port())});
+  servers_.push_back(std::move(*target));
+  ASSERT_TRUE(Within(10s, [&] {
+                return net_->server.ConnectTcp("127.0.0.1", proxy).ok() &&
+                       net_->server.ConnectTcp("127.0.0.1", remote).ok();
+              }) >= 0);
+  SpawnOnServer(PythonHttp(ours));
+  ASSERT_GE(Within(kAppearBound + kSlack, [&] { return LaptopAccepts(ours); }), 0);
+  std::this_thread::sleep_for(2500ms);  // one more read
+  auto autos = Autos();
+  EXPECT_EQ(autos.size(), 1u) << Host().dump();
+  EXPECT_TRUE(autos.count(ours));
+  EXPECT_FALSE(LaptopAccepts(proxy));
+  EXPECT_FALSE(LaptopAccepts(remote));
 }
 
 // The laptop's own port is taken: the next free one is used, and status says so.
