@@ -83,7 +83,9 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
       out.notify = *v;
     } else if (key == "auto_forward") {
       auto v = node.value<bool>();
-      if (!v) return ConfigError(Where(source, node), "auto_forward must be true or false");
+      if (!v || !node.is_boolean()) {
+        return ConfigError(Where(source, node), "auto_forward must be true or false");
+      }
       out.auto_forward = *v;
     } else if (key == "auto_forward_allow" || key == "auto_forward_deny") {
       auto v = node.value<std::string>();
