@@ -194,12 +194,14 @@ std::string ProcessName(std::string_view cmdline) {
   if (IsInterpreter(name)) {
     // python -m vllm.entrypoints...: the module; python /usr/bin/jupyter-lab: the script.
     for (size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "-m" && i + 1 < args.size()) return std::string(args[i + 1]);
+      // python -c CODE: the code is no name (and may hold anything).
+      if (args[i] == "-c" || args[i] == "-e") break;
+      if (args[i] == "-m" && i + 1 < args.size()) return SanitizeUtf8(args[i + 1].substr(0, 64));
       if (args[i].empty() || args[i][0] == '-') continue;
-      return std::string(BaseName(args[i]));
+      return SanitizeUtf8(BaseName(args[i]).substr(0, 64));
     }
   }
-  return SanitizeUtf8(name);
+  return SanitizeUtf8(name.substr(0, 64));
 }
 
 std::string WellKnownUrl(std::string_view cmdline, uint16_t local_port) {

@@ -201,6 +201,7 @@ TEST(ProcessNameTest, ProgramOrScript) {
   EXPECT_EQ(ProcessName("python3\x1f-u\x1f-m\x1fvllm.entrypoints.openai.api_server"),
             "vllm.entrypoints.openai.api_server");
   EXPECT_EQ(ProcessName("/opt/bin/tensorboard\x1f--logdir\x1fruns"), "tensorboard");
+  EXPECT_EQ(ProcessName("python3\x1f-c\x1fserve(token='s3cret')"), "python3");
   EXPECT_EQ(ProcessName(""), "");
 }
 
