@@ -119,6 +119,8 @@ int Main(int argc, char** argv) {
                    "(0: all on one connection; default: 0 below 4 cores, else (cores - 2) / 2, "
                    "at most 3)")
       ->check(CLI::Range(0, 8));
+  up_cmd->add_flag("--auto-forward", up.auto_forward,
+                   "forward by themselves the ports your processes on the server listen on");
   up_cmd->add_option("-J", up.jump, "jump hosts, as ssh -J: [user@]host[:port][,...]");
   up_cmd->add_option("-l", up.user, "remote user");
   up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));

@@ -36,6 +36,7 @@ struct UpOptions {
   int port = 0;                // -p
   std::vector<std::string> identity_files;  // -i
   bool foreground = false;
+  bool auto_forward = false;  // --auto-forward
 };
 
 struct ForwardOptions {

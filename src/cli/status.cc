@@ -150,7 +150,20 @@ int PrintStatus(daemon::StateDir& state, const StatusOptions& options, bool watc
   std::vector<std::string> errors;
   for (const auto& h : hosts) {
     for (const auto& f : h.value("forwards", json::array())) {
-      fwd_rows.push_back({h.value("host", ""), ForwardFlagLine(f), f.value("state", ""),
+      std::string line = ForwardFlagLine(f);
+      if (f.contains("auto") && f["auto"].is_object()) {
+        const json& a = f["auto"];
+        std::string process = a.value("process", "");
+        line += "  auto" + (process.empty() ? std::string() : ": " + process);
+        std::string url = a.value("url", "");
+        if (!url.empty()) errors.push_back(h.value("host", "") + ": open " + url);
+        uint16_t server_port = a.value("server_port", uint16_t{0});
+        if (server_port != 0 && server_port != a.value("local_port", server_port)) {
+          errors.push_back(h.value("host", "") + ": " + ForwardFlagLine(f) + ": port " +
+                           std::to_string(server_port) + " is taken on the laptop");
+        }
+      }
+      fwd_rows.push_back({h.value("host", ""), line, f.value("state", ""),
                           std::to_string(f.value("live", 0)), std::to_string(f.value("total", 0)),
                           std::to_string(f.value("failed", 0)), std::to_string(RefusedTotal(f)),
                           HumanBytes(f.value("bytes_in", uint64_t{0})),

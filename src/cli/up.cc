@@ -327,6 +327,18 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   d.SetLaptopNetwork(reach);
   d.SetSshOptions(options.options);
   d.SetNotify(settings.notify.value_or(true));
+  if (options.auto_forward || settings.auto_forward.value_or(false)) {
+    forward::AutoForwardPolicy policy;
+    // Checked when config.toml was read.
+    for (auto [text, ranges] : {std::pair{&settings.auto_forward_allow, &policy.allow},
+                                std::pair{&settings.auto_forward_deny, &policy.deny}}) {
+      if (!*text) continue;
+      auto parsed = forward::ParsePortRanges(**text);
+      if (parsed.ok()) *ranges = std::move(*parsed);
+    }
+    if (settings.auto_forward_max) policy.max = static_cast<size_t>(*settings.auto_forward_max);
+    d.SetAutoForward(std::move(policy));
+  }
   if (reach != net::Reach::kPublic) {
     std::fprintf(stderr,
                  "tether: warning: programs on %s can reach the laptop's %s through the server "

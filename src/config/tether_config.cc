@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "forward/port_watch.h"
 #include "net/address_scope.h"
 
 namespace tether::config {
@@ -80,6 +81,23 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
       auto v = node.value<bool>();
       if (!v) return ConfigError(Where(source, node), "notify must be true or false");
       out.notify = *v;
+    } else if (key == "auto_forward") {
+      auto v = node.value<bool>();
+      if (!v || !node.is_boolean()) {
+        return ConfigError(Where(source, node), "auto_forward must be true or false");
+      }
+      out.auto_forward = *v;
+    } else if (key == "auto_forward_allow" || key == "auto_forward_deny") {
+      auto v = node.value<std::string>();
+      if (!v || !forward::ParsePortRanges(*v).ok()) {
+        return ConfigError(Where(source, node),
+                           key + " must be a string of ports and ranges, as \"8000-8999,6006\"");
+      }
+      (key == "auto_forward_allow" ? out.auto_forward_allow : out.auto_forward_deny) = *v;
+    } else if (key == "auto_forward_max") {
+      auto v = ReadWholeNumber(source, key, node, 0, 1000);
+      if (!v.ok()) return v.take_error();
+      out.auto_forward_max = *v;
     } else if (std::find(allowed_extra.begin(), allowed_extra.end(), key) == allowed_extra.end()) {
       return ConfigError(Where(source, node), "unknown key \"" + key + "\"");
     }
@@ -181,6 +199,10 @@ void Settings::MergeFrom(const Settings& over) {
   if (over.proxy_open) proxy_open = over.proxy_open;
   if (over.notify) notify = over.notify;
   if (over.lanes) lanes = over.lanes;
+  if (over.auto_forward) auto_forward = over.auto_forward;
+  if (over.auto_forward_allow) auto_forward_allow = over.auto_forward_allow;
+  if (over.auto_forward_deny) auto_forward_deny = over.auto_forward_deny;
+  if (over.auto_forward_max) auto_forward_max = over.auto_forward_max;
   if (over.laptop_network) laptop_network = over.laptop_network;
   if (over.keepalive_count_max) keepalive_count_max = over.keepalive_count_max;
 }

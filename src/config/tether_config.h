@@ -33,6 +33,12 @@ struct Settings {
   std::optional<std::string> laptop_network;
   // A desktop notification when a reconnect needs a person's login (true by default).
   std::optional<bool> notify;
+  // Ports that forward themselves (`tether up --auto-forward`): on or off, the server
+  // ports they may and may not be ("8000-8999,6006"), and how many at most.
+  std::optional<bool> auto_forward;
+  std::optional<std::string> auto_forward_allow;
+  std::optional<std::string> auto_forward_deny;
+  std::optional<int> auto_forward_max;
 
   // Fields set in `over` replace ours.
   void MergeFrom(const Settings& over);

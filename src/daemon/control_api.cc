@@ -104,7 +104,11 @@ nlohmann::json ControlApi::StatusJson() const {
   using nlohmann::json;
   DaemonStatus st = daemon_.Snapshot();
   json fwds = json::array();
-  for (const auto& f : daemon_.forwards()) fwds.push_back(ForwardJson(*f));
+  for (const auto& f : daemon_.forwards()) {
+    json j = ForwardJson(*f);
+    if (json a = daemon_.AutoForwardOf(*f); !a.is_null()) j["auto"] = std::move(a);
+    fwds.push_back(std::move(j));
+  }
   return json{{"host", st.host},
               {"state", ToString(st.state)},
               {"pid", st.pid},
@@ -127,6 +131,7 @@ nlohmann::json ControlApi::StatusJson() const {
               {"jump", st.jump},
               {"identity_files", st.identity_files},
               {"ssh_options", st.ssh_options},
+              {"auto_forward", daemon_.AutoForwardStatus()},
               {"forwards", fwds}};
 }
 

@@ -90,6 +90,10 @@ class ControlApi {
     virtual const proxy::Credentials& proxy_credentials() const = 0;
     // Stops the daemon on the next wake-up (after the reply is sent).
     virtual void StopSoon(const std::string& why) = 0;
+    // `status`'s "auto" of a forward that forwarded itself (--auto-forward), else null.
+    virtual nlohmann::json AutoForwardOf(const forward::Forward& /*fwd*/) const { return nullptr; }
+    // `status`'s "auto_forward": null when off.
+    virtual nlohmann::json AutoForwardStatus() const { return nullptr; }
   };
 
   // `daemon` must outlive the API and every server it registered on.

@@ -1,5 +1,6 @@
 #include "daemon/host_daemon.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "control/mux_wire.h"
 #include "daemon/notify.h"
 #include "forward/local_forward.h"
@@ -55,21 +57,23 @@ HostDaemon::HostDaemon(config::HostConfig host, StateDir state)
   supervisor_ = std::make_unique<LinkSupervisor>(host_, clock_, *dialer_, owner);
   login_ = std::make_unique<LoginRelay>(loop_, *supervisor_, host_.alias);
   // Its shell loop runs as a session of the daemon's own, placed like any other.
-  owner_check_ = std::make_unique<forward::OwnerCheck>(
-      loop_,
-      [this](const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err,
-             forward::OwnerCheck::Ended ended) {
-        ExecRequest exec;
-        exec.command = command;
-        SessionEvents events;
-        events.started = [ended](bool ok, const std::string& error, bool) {
-          if (!ok) ended(error);
-        };
-        events.finished = [ended](uint32_t) { ended("its session on the server ended"); };
-        sessions_->Start(std::move(exec), std::move(in), std::move(out), std::move(err),
-                         std::move(events), "owner check");
-      },
-      host_.alias);
+  owner_check_ =
+      std::make_unique<forward::OwnerCheck>(loop_, ServerRunner("owner check"), host_.alias);
+}
+
+forward::OwnerCheck::Runner HostDaemon::ServerRunner(const std::string& what) {
+  return [this, what](const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err,
+                      forward::OwnerCheck::Ended ended) {
+    ExecRequest exec;
+    exec.command = command;
+    SessionEvents events;
+    events.started = [ended](bool ok, const std::string& error, bool) {
+      if (!ok) ended(error);
+    };
+    events.finished = [ended](uint32_t) { ended("its session on the server ended"); };
+    sessions_->Start(std::move(exec), std::move(in), std::move(out), std::move(err),
+                     std::move(events), what);
+  };
 }
 
 HostDaemon::~HostDaemon() {
@@ -258,6 +262,8 @@ Status HostDaemon::Start(std::unique_ptr<ssh::Session> session) {
   for (auto& fwd : forwards_) StartForward(*fwd);
   Status attached = supervisor_->Start(std::move(session));
   if (!attached.ok()) return attached;
+  // On the session just attached: the first read is not a failed start's retry later.
+  if (port_watch_) port_watch_->Start();
   loop_.AddIterationHook([this] { AfterIteration(); });
   // SIGWINCH comes from mux clients (ssh relays its own to the master's pid): every
   // session with a pty checks its terminal's size.
@@ -558,6 +564,11 @@ void HostDaemon::RemoveForward(forward::Forward& fwd) {
   if (it == forwards_.end()) return;
   fwd.Stop();
   spdlog::info("[{}] forward cancelled: {}", host_.alias, fwd.spec().ToFlagString());
+  if (auto a = auto_forwards_.find(&fwd); a != auto_forwards_.end()) {
+    // Kept away while the daemon runs; a port the server listens on next is forwarded.
+    if (auto_plan_) auto_plan_->Cancelled(a->second.server_port);
+    auto_forwards_.erase(a);
+  }
   forwards_.erase(it);
   RecordForwards();
 }
@@ -604,6 +615,152 @@ Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& 
   RecordForwards();
   *added = true;
   return forwards_.back().get();
+}
+
+void HostDaemon::SetAutoForward(forward::AutoForwardPolicy policy) {
+  auto_policy_ = std::move(policy);
+  forward::AutoForwardPlan::Sink& sink = *this;  // a private base: convert where it is visible
+  auto_plan_ = std::make_unique<forward::AutoForwardPlan>(auto_policy_, sink);
+  port_watch_ = std::make_unique<forward::PortWatch>(
+      loop_, ServerRunner("auto forward watch"),
+      [this](const std::vector<forward::SocketEntry>& table, uint32_t uid) {
+        OnServerListeners(table, uid);
+      },
+      host_.alias);
+}
+
+namespace {
+
+bool IsLocalhost(const std::string& host) {
+  return host.empty() || host == "localhost" || host == "127.0.0.1" || host == "::1";
+}
+
+// The inodes of this process's sockets: the server being this machine (a test, a login
+// to localhost), our own -L listeners are in its table as the owner's.
+std::set<uint64_t> OwnSocketInodes() {
+  std::set<uint64_t> inodes;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return inodes;
+  while (dirent* e = ::readdir(dir)) {
+    char target[64];
+    std::string path = std::string("/proc/self/fd/") + e->d_name;
+    ssize_t n = ::readlink(path.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    std::string_view t(target, static_cast<size_t>(n));
+    if (t.rfind("socket:[", 0) != 0 || t.back() != ']') continue;
+    if (auto inode = ParseUint(t.substr(8, t.size() - 9))) inodes.insert(*inode);
+  }
+  ::closedir(dir);
+  return inodes;
+}
+
+}  // namespace
+
+std::set<uint16_t> HostDaemon::AutoForwardExclusions(
+    const std::vector<forward::SocketEntry>& table) const {
+  std::set<uint16_t> out{host_.port};
+  std::set<uint16_t> laptop_ports;
+  for (const auto& f : forwards_) {
+    const config::ForwardSpec& spec = f->spec();
+    if (auto proxy = f->server_proxy()) out.insert(proxy->port);
+    if (spec.kind == config::ForwardKind::kRemote) {
+      if (spec.listen.port != 0) out.insert(spec.listen.port);
+      continue;
+    }
+    if (!spec.listen.is_unix()) laptop_ports.insert(spec.listen.port);
+    // The user's own -L to a server port (the agent's among them) already forwards it.
+    if (spec.kind == config::ForwardKind::kLocal && !auto_forwards_.count(f.get()) &&
+        !spec.target.is_unix() && IsLocalhost(spec.target.host)) {
+      out.insert(spec.target.port);
+    }
+  }
+  std::set<uint64_t> own = OwnSocketInodes();
+  for (const auto& e : table) {
+    if (laptop_ports.count(e.local_port) && own.count(e.inode)) out.insert(e.local_port);
+  }
+  return out;
+}
+
+void HostDaemon::OnServerListeners(const std::vector<forward::SocketEntry>& table, uint32_t uid) {
+  if (!auto_plan_) return;
+  size_t capped_before = auto_plan_->capped();
+  auto_plan_->Update(forward::ListenersOf(table, uid), AutoForwardExclusions(table));
+  if (auto_plan_->capped() > capped_before) {
+    spdlog::warn("[{}] auto forward: {} more port(s) listen on the server past the cap of {}",
+                 host_.alias, auto_plan_->capped(), auto_policy_.max);
+  }
+}
+
+bool HostDaemon::Bind(uint16_t server_port, uint16_t local_port, uint64_t inode) {
+  config::ForwardSpec spec;
+  spec.kind = config::ForwardKind::kLocal;
+  spec.listen.host = "127.0.0.1";
+  spec.listen.port = local_port;
+  spec.target.host = "localhost";
+  spec.target.port = server_port;
+  if (FindForwardAt(spec) != forwards_.end()) return false;
+  auto fwd = MakeForward(spec);
+  if (!fwd.ok()) {
+    spdlog::debug("[{}] auto forward of server port {}: {}", host_.alias, server_port,
+                  fwd.error().message);
+    return false;
+  }
+  forwards_.push_back(std::move(*fwd));
+  forward::Forward* added = forwards_.back().get();
+  StartForward(*added);
+  auto_forwards_[added] = {server_port, "", ""};
+  spdlog::info("[{}] auto forward added: {}{}", host_.alias, spec.ToFlagString(),
+               local_port == server_port
+                   ? ""
+                   : " (port " + std::to_string(server_port) + " is taken on the laptop)");
+  RecordForwards();
+  port_watch_->CommandLineOf(inode, [this, added, server_port, local_port](const std::string& cmd) {
+    auto it = auto_forwards_.find(added);
+    if (it == auto_forwards_.end() || it->second.server_port != server_port) return;
+    it->second.process = forward::ProcessName(cmd);
+    it->second.url = forward::WellKnownUrl(cmd, local_port);
+    // The name only: the arguments and the URL may carry a token.
+    if (!it->second.process.empty()) {
+      spdlog::info("[{}] auto forward of server port {}: {}", host_.alias, server_port,
+                   it->second.process);
+    }
+  });
+  return true;
+}
+
+void HostDaemon::Unbind(uint16_t server_port) {
+  for (auto it = auto_forwards_.begin(); it != auto_forwards_.end(); ++it) {
+    if (it->second.server_port != server_port) continue;
+    const forward::Forward* fwd = it->first;
+    auto_forwards_.erase(it);
+    auto f = std::find_if(forwards_.begin(), forwards_.end(),
+                          [&](const auto& p) { return p.get() == fwd; });
+    if (f == forwards_.end()) return;
+    // Its listener goes; connections in flight are pumps of their own and finish.
+    (*f)->Stop();
+    spdlog::info("[{}] auto forward removed: {} (nothing listens on server port {})", host_.alias,
+                 (*f)->spec().ToFlagString(), server_port);
+    forwards_.erase(f);
+    RecordForwards();
+    return;
+  }
+}
+
+nlohmann::json HostDaemon::AutoForwardOf(const forward::Forward& fwd) const {
+  auto it = auto_forwards_.find(&fwd);
+  if (it == auto_forwards_.end()) return nullptr;
+  return {{"server_port", it->second.server_port},
+          {"local_port", fwd.spec().listen.port},
+          {"process", it->second.process},
+          {"url", it->second.url}};
+}
+
+nlohmann::json HostDaemon::AutoForwardStatus() const {
+  if (!auto_plan_) return nullptr;
+  return {{"max", auto_policy_.max},
+          {"active", auto_plan_->size()},
+          {"capped", auto_plan_->capped()},
+          {"unavailable", port_watch_->unavailable()}};
 }
 
 }  // namespace tether::daemon

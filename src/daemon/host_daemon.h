@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
 #include "forward/owner_check.h"
+#include "forward/port_watch.h"
 #include "forward/pump_set.h"
 #include "forward/window_budget.h"
 #include "net/connect_pool.h"
@@ -47,7 +50,8 @@ inline constexpr std::chrono::milliseconds kLinkTick{250};
 
 class HostDaemon : public control::MuxHost,
                    private ControlApi::Daemon,
-                   private LinkSupervisor::Owner {
+                   private LinkSupervisor::Owner,
+                   private forward::AutoForwardPlan::Sink {
  public:
   HostDaemon(config::HostConfig host, StateDir state);
   ~HostDaemon() override;
@@ -89,6 +93,9 @@ class HostDaemon : public control::MuxHost,
   // Whether a reconnect that needs a person's answer sends a desktop notification
   // (`notify` in config.toml; on by default). Before Start().
   void SetNotify(bool notify) { notify_ = notify; }
+  // Ports that forward themselves (forward/port_watch.h): the server's listeners are
+  // watched from Start() on. Before Start().
+  void SetAutoForward(forward::AutoForwardPolicy policy);
   // The reply to `status`.
   nlohmann::json StatusJson() const { return api_.StatusJson(); }
 
@@ -115,6 +122,17 @@ class HostDaemon : public control::MuxHost,
   void RemoveForward(forward::Forward& fwd) override;
   const proxy::Credentials& proxy_credentials() const override { return proxy_credentials_; }
   void StopSoon(const std::string& why) override;
+  nlohmann::json AutoForwardOf(const forward::Forward& fwd) const override;
+  nlohmann::json AutoForwardStatus() const override;
+
+  // forward::AutoForwardPlan::Sink: the auto forwards' -L listeners.
+  bool Bind(uint16_t server_port, uint16_t local_port, uint64_t inode) override;
+  void Unbind(uint16_t server_port) override;
+  // One read of the server's listeners (PortWatch).
+  void OnServerListeners(const std::vector<forward::SocketEntry>& table, uint32_t uid);
+  // Ports of the server never forwarded by themselves: sshd's, tether's own there, the
+  // targets of the user's -L forwards, and (the server being this machine) our own.
+  std::set<uint16_t> AutoForwardExclusions(const std::vector<forward::SocketEntry>& table) const;
 
   // LinkSupervisor::Owner. LinkUp puts a connected session on the loop as the main link
   // and serves on it (fails only if libssh cannot make its event); LinkLost ends what ran
@@ -127,6 +145,9 @@ class HostDaemon : public control::MuxHost,
   std::optional<bool> PeerAcknowledges(std::chrono::milliseconds within) override;
   void NeedsLogin(const std::string& why) override;
 
+  // Runs a command on the server as a session of the daemon's own (the owner check's and
+  // the port watch's shell loops); `what` names it in the log.
+  forward::OwnerCheck::Runner ServerRunner(const std::string& what);
   void OnLinkTick();
   void AfterIteration();
   // Rewrites HOST.forwards with the forwards now (daemon/forwards_record.h).
@@ -163,6 +184,17 @@ class HostDaemon : public control::MuxHost,
   std::unique_ptr<forward::PumpSet> pumps_;
   // Before forwards_, which use it, and sessions_, which run it: destroyed after both.
   std::unique_ptr<forward::OwnerCheck> owner_check_;
+  // --auto-forward: what watches the server and what decides (null when off), and what is
+  // known of each auto forward.
+  struct AutoForward {
+    uint16_t server_port = 0;
+    std::string process;  // the server process's name, "" until known
+    std::string url;      // the URL to open on the laptop, "" when none is known
+  };
+  std::unique_ptr<forward::PortWatch> port_watch_;
+  std::unique_ptr<forward::AutoForwardPlan> auto_plan_;
+  forward::AutoForwardPolicy auto_policy_;
+  std::map<const forward::Forward*, AutoForward> auto_forwards_;
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<control::MuxServer> mux_;

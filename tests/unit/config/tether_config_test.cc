@@ -152,6 +152,26 @@ TEST(TetherConfigNotify, NotifyIsABooleanPerHostOrForAll) {
       << bad.error().message;
 }
 
+TEST(TetherConfigAutoForward, AutoForwardKeysPerHostOrForAll) {
+  auto c = TetherConfig::Parse(
+      "[settings]\nauto_forward = true\nauto_forward_allow = \"8000-8999, 6006\"\n"
+      "auto_forward_max = 30\n[hosts.lab]\nauto_forward = false\nauto_forward_deny = \"8888\"\n",
+      "config.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SettingsFor("gpu").auto_forward, true);
+  EXPECT_EQ(c->SettingsFor("gpu").auto_forward_allow, "8000-8999, 6006");
+  EXPECT_EQ(c->SettingsFor("gpu").auto_forward_max, 30);
+  EXPECT_EQ(c->SettingsFor("lab").auto_forward, false);
+  EXPECT_EQ(c->SettingsFor("lab").auto_forward_deny, "8888");
+  for (const char* text :
+       {"[settings]\nauto_forward_allow = \"8000-\"\n", "[settings]\nauto_forward_deny = 22\n",
+        "[settings]\nauto_forward = 1\n"}) {
+    auto bad = TetherConfig::Parse(text, "config.toml");
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.error().message.find("auto_forward"), std::string::npos) << bad.error().message;
+  }
+}
+
 TEST(TetherConfigProxy, LaptopNetworkIsPublicPrivateOrAllPerHost) {
   auto c = TetherConfig::Parse(
       "[settings]\nlaptop_network = \"private\"\n[hosts.lab]\nlaptop_network = \"all\"\n",
