@@ -25,6 +25,8 @@ struct StartOptions {
   // --proxy-open with --proxy=PORT: a server proxy already on PORT must be open too (one
   // added now is made open).
   std::optional<uint16_t> proxy_open_port;
+  // --auto-forward: the daemon must be watching the server's ports already.
+  bool auto_forward = false;
 };
 
 // An error naming every option of `given` that differs from what the daemon whose

@@ -156,6 +156,7 @@ StartOptions StartOptionsOf(const UpOptions& given, const UpOptions& options,
   if (given.proxy_open && options.proxy_port != 0) {
     start.proxy_open_port = static_cast<uint16_t>(options.proxy_port);
   }
+  start.auto_forward = given.auto_forward;
   return start;
 }
 

@@ -66,6 +66,17 @@ TEST(StartOptionConflicts, EveryOptionThatDiffersIsNamed) {
   EXPECT_EQ(m.find("-i ~/.ssh/id_ed25519"), std::string::npos) << m;
 }
 
+TEST(StartOptionConflicts, AutoForwardOnADaemonThatDoesNotWatchIsNamed) {
+  StartOptions given;
+  given.auto_forward = true;
+  auto conflict = StartOptionConflicts("gpu", Running(), given);
+  ASSERT_TRUE(conflict);
+  EXPECT_NE(conflict->message.find("--auto-forward"), std::string::npos) << conflict->message;
+  nlohmann::json watching = Running();
+  watching["auto_forward"] = {{"max", 20}, {"active", 1}};
+  EXPECT_FALSE(StartOptionConflicts("gpu", watching, given));
+}
+
 TEST(StartOptionConflicts, AJumpHostOnADaemonWithoutOneIsAConflict) {
   nlohmann::json running = Running();
   running["jump"] = nlohmann::json::array();
