@@ -11,6 +11,10 @@
 //                                 a reason on stderr) when the socket or port is taken, etc.
 //   tether-agent --print-socket [--socket P]
 //                                 prints the unix socket's absolute path, exit 0
+//   tether-agent --runner [--socket P]
+//                                 the resident runner (agent/runner.h): prints
+//                                 "tether-runner 1 SOCKET" once it listens, runs commands
+//                                 that come on SOCKET, ends when its stdin closes
 //   Without --daemon it stays in the foreground (for systemd-run --user, nohup, tmux)
 //   and logs to stderr. SIGTERM, SIGINT or SIGHUP stop it cleanly (pid file removed).
 // Exit status: 0 success, 1 failure, 2 bad options. Linux only, linked statically: it
@@ -20,6 +24,7 @@
 #include <exception>
 
 #include "agent/run.h"
+#include "agent/runner.h"
 
 int main(int argc, char** argv) {
   try {
@@ -51,12 +56,17 @@ int main(int argc, char** argv) {
     app.add_option("--pid-file", o.pid_file, "write the agent's pid here");
     app.add_option("--nvidia-smi", o.nvidia_smi, "nvidia-smi program to run")
         ->capture_default_str();
+    bool runner = false;
+    app.add_flag("--runner", runner,
+                 "be the resident runner of `tether up --fast-exec` (on --socket, else a fresh "
+                 "runner-*.sock in the runtime directory) instead of the status agent");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       // --help and --version come through here with status 0; misuse exits 2, as documented.
       return app.exit(e) == 0 ? 0 : 2;
     }
+    if (runner) return tether::agent::RunRunner({.socket = o.socket});
     return tether::agent::RunAgent(o, TETHER_VERSION);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tether-agent: internal error: %s\n", e.what());

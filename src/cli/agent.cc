@@ -55,14 +55,6 @@ Result<std::string> ReadAll(const std::string& path) {
   return s.str();
 }
 
-// The agent binary to copy: TETHER_AGENT_BIN, else the one beside this tether.
-std::string LocalAgentPath() {
-  if (const char* p = std::getenv("TETHER_AGENT_BIN"); p != nullptr && *p != '\0') return p;
-  std::string dir = SelfExecutablePath();
-  dir = dir.substr(0, dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
-  return dir + "/tether-agent";
-}
-
 std::string BuildHint() {
   return "the agent is one static binary for the machine it was built on: build it for the "
          "server's (scripts/build.sh on a machine of that kind) and point TETHER_AGENT_BIN at "
@@ -240,7 +232,7 @@ int RunAgentInstall(const GlobalOptions& global, const AgentInstallOptions& opti
     return 1;
   }
 
-  std::string agent_path = LocalAgentPath();
+  std::string agent_path = AgentBinaryPath();
   auto binary = ReadAll(agent_path);
   if (!binary.ok()) {
     PrintError(MakeError("agent", "no tether-agent at " + agent_path,

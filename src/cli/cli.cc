@@ -121,6 +121,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0, 8));
   up_cmd->add_flag("--auto-forward", up.auto_forward,
                    "forward by themselves the ports your processes on the server listen on");
+  up_cmd->add_flag("--fast-exec", up.fast_exec,
+                   "run commands without a pty through a resident runner on the server: "
+                   "milliseconds instead of a session's start (sshd, PAM, rc files) each");
   up_cmd->add_option("-J", up.jump, "jump hosts, as ssh -J: [user@]host[:port][,...]");
   up_cmd->add_option("-l", up.user, "remote user");
   up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));
@@ -158,6 +161,8 @@ int Main(int argc, char** argv) {
       app.add_subcommand("exec", "run CMD on HOST over its connection: exec HOST [-t] [--] CMD...");
   exec_cmd->add_flag("-t")->description("give the command a pty");
   exec_cmd->add_flag("-T")->description("no pty, even for a shell");
+  exec_cmd->add_flag("--session")
+      ->description("a session of its own even when --fast-exec's runner could take it");
   CLI::App* ssh_cmd =
       app.add_subcommand("ssh", "ssh's grammar over the connection (rsync -e, GIT_SSH_COMMAND)");
   ssh_cmd->add_option("-l")->description("remote user (the daemon's host must match)");

@@ -37,6 +37,7 @@ struct UpOptions {
   std::vector<std::string> identity_files;  // -i
   bool foreground = false;
   bool auto_forward = false;  // --auto-forward
+  bool fast_exec = false;     // --fast-exec
 };
 
 struct ForwardOptions {

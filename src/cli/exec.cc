@@ -1,4 +1,4 @@
-// tether exec HOST [-t] [--] CMD...   a command over the daemon's connection
+// tether exec HOST [-t] [--session] [--] CMD...   a command over the daemon's connection
 // tether ssh [ssh options] HOST [CMD...] the same with ssh's argument grammar, for
 //                                        `rsync -e 'tether ssh'` and GIT_SSH_COMMAND; a
 //                                        shell with a pty when there is no command
@@ -116,6 +116,7 @@ struct SessionPlan {
   std::vector<std::string> command;
   bool force_tty = false;            // -t
   bool no_tty = false;               // -T
+  bool force_session = false;        // --session: never by the resident runner
   bool shell_gets_tty = false;       // a shell (no command) gets one when stdin is a terminal
   std::vector<std::string> up_args;  // for starting the daemon (-l, -p)
   std::string stdin_prefix;          // tether run: a line the command's shell reads first
@@ -155,6 +156,7 @@ int RunSession(const GlobalOptions& global, const SessionPlan& plan) {
   if (const char* lang = std::getenv("LANG")) request.env.push_back(std::string("LANG=") + lang);
   request.env.insert(request.env.end(), plan.env.begin(), plan.env.end());
   request.subsystem = plan.subsystem;
+  request.force_session = plan.force_session;
 
   int in = STDIN_FILENO;
   UniqueFd pipe_read;
@@ -218,8 +220,10 @@ int RunExecArgs(const GlobalOptions& global, const std::vector<std::string>& arg
       plan.force_tty = true;
     } else if (a == "-T") {
       plan.no_tty = true;
+    } else if (a == "--session") {
+      plan.force_session = true;
     } else if (a == "-h" || a == "--help") {
-      return Usage("tether exec HOST [-t] [--] CMD...");
+      return Usage("tether exec HOST [-t] [--session] [--] CMD...");
     } else if (a == "--") {
       ++i;
       break;
@@ -228,11 +232,12 @@ int RunExecArgs(const GlobalOptions& global, const std::vector<std::string>& arg
     } else if (!plan.host.empty()) {
       break;
     } else {
-      return Usage("tether exec HOST [-t] [--] CMD...");
+      return Usage("tether exec HOST [-t] [--session] [--] CMD...");
     }
   }
   plan.command.assign(args.begin() + static_cast<long>(i), args.end());
-  if (plan.host.empty() || plan.command.empty()) return Usage("tether exec HOST [-t] [--] CMD...");
+  if (plan.host.empty() || plan.command.empty())
+    return Usage("tether exec HOST [-t] [--session] [--] CMD...");
   return RunSession(global, plan);
 }
 

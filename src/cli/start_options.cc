@@ -102,6 +102,9 @@ std::optional<Error> StartOptionConflicts(const std::string& alias, const nlohma
   if (given.auto_forward && !running.value("auto_forward", nlohmann::json()).is_object()) {
     differ.push_back("--auto-forward (it does not forward the server's ports by itself)");
   }
+  if (given.fast_exec && !running.value("fast_exec", nlohmann::json()).is_object()) {
+    differ.push_back("--fast-exec (it runs every command as a session)");
+  }
   if (differ.empty()) return std::nullopt;
   const std::string what =
       alias + " is already up; these take effect only when its daemon starts: ";

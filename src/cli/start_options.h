@@ -27,6 +27,8 @@ struct StartOptions {
   std::optional<uint16_t> proxy_open_port;
   // --auto-forward: the daemon must be watching the server's ports already.
   bool auto_forward = false;
+  // --fast-exec: the daemon must run the resident runner already.
+  bool fast_exec = false;
 };
 
 // An error naming every option of `given` that differs from what the daemon whose

@@ -83,6 +83,19 @@ void PrintRemote(const nlohmann::json& hosts) {
   for (const auto& n : notes) std::printf("  %s\n", n.c_str());
 }
 
+// `status`'s line for --fast-exec: the runner's state and how commands went.
+std::string FastExecNote(const nlohmann::json& f) {
+  std::string state = f.value("state", "");
+  std::string line =
+      "fast exec: " + (state == "ready" ? std::string("runner ready") : "runner " + state);
+  line += ", " + std::to_string(f.value("by_runner", uint64_t{0})) + " command(s) by it, " +
+          std::to_string(f.value("as_sessions", uint64_t{0})) +
+          " it could not take ran as sessions";
+  std::string why = f.value("why", "");
+  if (!why.empty() && state != "ready") line += " (" + why + ")";
+  return line;
+}
+
 // "up/wanted" lanes ("-" when none are wanted), e.g. "1/1", "0/1".
 std::string LanesCell(const nlohmann::json& host) {
   const auto& lanes = host.value("lanes", nlohmann::json::object());
@@ -138,6 +151,9 @@ int PrintStatus(daemon::StateDir& state, const StatusOptions& options, bool watc
       notes.push_back(h.value("host", "") +
                       ": the server wants a password or a code again: tether login " +
                       h.value("host", ""));
+    }
+    if (h.contains("fast_exec") && h["fast_exec"].is_object()) {
+      notes.push_back(h.value("host", "") + ": " + FastExecNote(h["fast_exec"]));
     }
     std::string control_path = ControlPathNote(h);
     if (!control_path.empty()) notes.push_back(h.value("host", "") + ": " + control_path);

@@ -15,6 +15,7 @@
 #include "cli/ssh_include.h"
 #include "cli/start_options.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "config/ssh_config.h"
 #include "config/tether_config.h"
 #include "control/control_client.h"
@@ -157,6 +158,7 @@ StartOptions StartOptionsOf(const UpOptions& given, const UpOptions& options,
     start.proxy_open_port = static_cast<uint16_t>(options.proxy_port);
   }
   start.auto_forward = given.auto_forward;
+  start.fast_exec = given.fast_exec;
   return start;
 }
 
@@ -328,6 +330,7 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   d.SetLaptopNetwork(reach);
   d.SetSshOptions(options.options);
   d.SetNotify(settings.notify.value_or(true));
+  if (options.fast_exec || settings.fast_exec.value_or(false)) d.SetFastExec(AgentBinaryPath());
   if (options.auto_forward || settings.auto_forward.value_or(false)) {
     forward::AutoForwardPolicy policy;
     // Checked when config.toml was read.

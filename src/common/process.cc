@@ -155,4 +155,11 @@ std::string SelfExecutablePath() {
 #endif
 }
 
+std::string AgentBinaryPath() {
+  if (const char* p = std::getenv("TETHER_AGENT_BIN"); p != nullptr && *p != '\0') return p;
+  std::string dir = SelfExecutablePath();
+  dir = dir.substr(0, dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
+  return dir + "/tether-agent";
+}
+
 }  // namespace tether

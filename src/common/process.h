@@ -45,4 +45,8 @@ std::string SpawnDetached(const std::vector<std::string>& argv, std::chrono::mil
 // The path of the running executable ("" when the system cannot say).
 std::string SelfExecutablePath();
 
+// The tether-agent built with this tether: $TETHER_AGENT_BIN, else the one beside the
+// running executable.
+std::string AgentBinaryPath();
+
 }  // namespace tether

@@ -81,6 +81,12 @@ Status ReadSettings(const std::string& source, const toml::table& table, Setting
       auto v = node.value<bool>();
       if (!v) return ConfigError(Where(source, node), "notify must be true or false");
       out.notify = *v;
+    } else if (key == "fast_exec") {
+      auto v = node.value<bool>();
+      if (!v || !node.is_boolean()) {
+        return ConfigError(Where(source, node), "fast_exec must be true or false");
+      }
+      out.fast_exec = *v;
     } else if (key == "auto_forward") {
       auto v = node.value<bool>();
       if (!v || !node.is_boolean()) {
@@ -200,6 +206,7 @@ void Settings::MergeFrom(const Settings& over) {
   if (over.notify) notify = over.notify;
   if (over.lanes) lanes = over.lanes;
   if (over.auto_forward) auto_forward = over.auto_forward;
+  if (over.fast_exec) fast_exec = over.fast_exec;
   if (over.auto_forward_allow) auto_forward_allow = over.auto_forward_allow;
   if (over.auto_forward_deny) auto_forward_deny = over.auto_forward_deny;
   if (over.auto_forward_max) auto_forward_max = over.auto_forward_max;

@@ -39,6 +39,8 @@ struct Settings {
   std::optional<std::string> auto_forward_allow;
   std::optional<std::string> auto_forward_deny;
   std::optional<int> auto_forward_max;
+  // Commands in milliseconds (`tether up --fast-exec`): a resident runner on the server.
+  std::optional<bool> fast_exec;
 
   // Fields set in `over` replace ours.
   void MergeFrom(const Settings& over);

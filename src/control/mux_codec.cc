@@ -123,6 +123,7 @@ Result<ClientMessage> DecodeClientMessage(std::string_view payload, uint32_t* un
           !r.U32(&s.escape_char) || !r.CString(&s.term) || !r.CString(&s.command)) {
         return Malformed("new-session request");
       }
+      s.force_session = reserved == kForceSessionMark;
       while (!r.empty()) {
         std::string var;
         if (!r.CString(&var)) return Malformed("new-session environment");
@@ -212,7 +213,7 @@ std::string EncodeNewSession(const NewSession& s) {
   Writer w;
   w.U32(kNewSession)
       .U32(s.request_id)
-      .String("")
+      .String(s.force_session ? std::string(kForceSessionMark) : std::string())
       .U32(s.want_tty)
       .U32(s.want_x11)
       .U32(s.want_agent)

@@ -34,6 +34,8 @@ struct Hello {
   uint32_t version = 0;
   std::vector<std::pair<std::string, std::string>> extensions;
 };
+inline constexpr std::string_view kForceSessionMark = "tether-session";
+
 struct NewSession {
   uint32_t request_id = 0;
   bool want_tty = false;
@@ -44,6 +46,9 @@ struct NewSession {
   std::string term;
   std::string command;           // "" for an interactive shell
   std::vector<std::string> env;  // "NAME=value"
+  // A real session, never the resident runner (tether exec --session): said in the
+  // request's reserved string, which OpenSSH's clients leave empty.
+  bool force_session = false;
 };
 struct AliveCheck {
   uint32_t request_id = 0;

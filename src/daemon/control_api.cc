@@ -132,6 +132,7 @@ nlohmann::json ControlApi::StatusJson() const {
               {"identity_files", st.identity_files},
               {"ssh_options", st.ssh_options},
               {"auto_forward", daemon_.AutoForwardStatus()},
+              {"fast_exec", daemon_.FastExecStatus()},
               {"forwards", fwds}};
 }
 

@@ -94,6 +94,8 @@ class ControlApi {
     virtual nlohmann::json AutoForwardOf(const forward::Forward& /*fwd*/) const { return nullptr; }
     // `status`'s "auto_forward": null when off.
     virtual nlohmann::json AutoForwardStatus() const { return nullptr; }
+    // `status`'s "fast_exec": null when off.
+    virtual nlohmann::json FastExecStatus() const { return nullptr; }
   };
 
   // `daemon` must outlive the API and every server it registered on.

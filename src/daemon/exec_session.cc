@@ -133,6 +133,8 @@ void ExecSession::Finish() {
   uint32_t value = kExitLinkLost;
   if (request_.stdio_forward) {
     value = 0;
+  } else if (via_runner()) {
+    if (runner_exit_) value = *runner_exit_;
   } else if (channel_->exit_status() >= 0) {
     value = static_cast<uint32_t>(channel_->exit_status());
   } else if (out_failed_) {
@@ -161,6 +163,18 @@ void ExecSession::Service() {
         }
         err_eof_ = true;  // no stderr on a forward
         state_ = State::kExec;
+      } else if (via_runner()) {
+        step = channel_->OpenStreamLocal(request_.runner_socket);
+        if (step == ssh::Step::kAgain) return;
+        if (step == ssh::Step::kFailed) {
+          return FallBack("cannot reach the runner: " + channel_->error());
+        }
+        runner::AppendFrame(to_channel_, runner::Frame::kRun,
+                            runner::EncodeRun({request_.command, request_.env}));
+        state_ = State::kRunnerWait;
+        window_.Start();  // the runner's first answer is read with it
+        if (!AwaitRunner()) return;
+        break;
       } else {
         step = channel_->OpenSession();
         if (step == ssh::Step::kAgain) return;
@@ -200,6 +214,7 @@ void ExecSession::Service() {
         }
         step = channel_->RequestEnv(var.substr(0, eq), var.substr(eq + 1));
         if (step == ssh::Step::kAgain) return;
+        env_answers_.emplace_back(var.substr(0, eq), step == ssh::Step::kDone);
         ++env_index_;  // refused (AcceptEnv) or not, go on as ssh does
       }
       state_ = State::kExec;
@@ -229,14 +244,22 @@ void ExecSession::Service() {
       [[fallthrough]];
     case State::kRunning:
       break;
+    case State::kRunnerWait:
+      if (!AwaitRunner()) return;
+      break;
     case State::kParked:
     case State::kDone:
       return;
   }
+  if (state_ != State::kRunning) return;  // AwaitRunner fell back, or failed
   for (int round = 0; round < 4; ++round) {
     bool progress = MoveInput();
-    progress |= MoveOutput(false, out_, to_out_, out_eof_, out_failed_);
-    if (err_) progress |= MoveOutput(true, err_, to_err_, err_eof_, err_failed_);
+    if (via_runner()) {
+      progress |= MoveRunnerOutput();
+    } else {
+      progress |= MoveOutput(false, out_, to_out_, out_eof_, out_failed_);
+      if (err_) progress |= MoveOutput(true, err_, to_err_, err_eof_, err_failed_);
+    }
     if (out_failed_ && !close_sent_) {
       // Nowhere to put what comes: close, stdin ended or not. ssh tells sshd at once
       // (eow@openssh.com, which libssh cannot send) and the command dies on its next
@@ -250,6 +273,11 @@ void ExecSession::Service() {
       progress = true;  // the next round sees the channel closed
     }
     if (!progress) break;
+  }
+  if (via_runner()) {
+    if (RunnerDone()) return Finish();
+    UpdateInterest();
+    return;
   }
   bool closed = channel_->IsClosed() || channel_->IsEof();
   if (closed && out_eof_ && err_eof_ && to_out_.empty() && to_err_.empty() &&
@@ -271,10 +299,15 @@ bool ExecSession::MoveInput() {
     }
   }
   if (to_channel_.empty() && !in_eof_) {
-    char buf[65536];
+    char buf[runner::kMaxDataFrame];
     ssize_t n = ::read(in_.get(), buf, sizeof buf);
     if (n > 0) {
-      to_channel_.assign(buf, static_cast<size_t>(n));
+      if (via_runner()) {
+        runner::AppendFrame(to_channel_, runner::Frame::kStdin,
+                            std::string_view(buf, static_cast<size_t>(n)));
+      } else {
+        to_channel_.assign(buf, static_cast<size_t>(n));
+      }
       progress = true;
     } else if (n == 0 || !WouldBlock()) {
       in_eof_ = true;
@@ -283,27 +316,45 @@ bool ExecSession::MoveInput() {
   }
   if (in_eof_ && to_channel_.empty() && !eof_sent_) {
     eof_sent_ = true;
-    (void)channel_->SendEof();  // a broken channel shows itself as closed
+    if (via_runner()) {
+      // The channel stays open both ways: its close would mean the client went away.
+      runner::AppendFrame(to_channel_, runner::Frame::kStdinEof, "");
+      to_channel_.erase(0, channel_->Write(to_channel_.data(), to_channel_.size()));
+    } else {
+      (void)channel_->SendEof();  // a broken channel shows itself as closed
+    }
   }
   return progress;
 }
 
-bool ExecSession::MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending, bool& eof,
-                             bool& failed) {
+namespace {
+
+// Writes what waits for `fd`; a reader gone drops it (and what comes) with `failed`.
+// Whether anything moved.
+bool WritePending(const UniqueFd& fd, std::string& pending, bool& failed) {
   bool progress = false;
   while (!pending.empty()) {
-    ssize_t n = ::write(fd.get(), pending.data(), pending.size());
+    ssize_t n = fd ? ::write(fd.get(), pending.data(), pending.size()) : -1;
     if (n > 0) {
       pending.erase(0, static_cast<size_t>(n));
       progress = true;
       continue;
     }
-    if (n < 0 && WouldBlock()) return progress;
+    if (n < 0 && fd && WouldBlock()) return progress;
     pending.clear();  // the reader went away: drop its output from now on
     failed = true;
     progress = true;
     break;
   }
+  return progress;
+}
+
+}  // namespace
+
+bool ExecSession::MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending, bool& eof,
+                             bool& failed) {
+  bool progress = WritePending(fd, pending, failed);
+  if (!pending.empty()) return progress;
   if (eof) return progress;
   // Room for the largest window: a read that re-grants the window asks for all of it.
   // Not initialized, so only the pages a read fills are ever touched.
@@ -337,6 +388,115 @@ bool ExecSession::MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending,
     }
   }
   return progress;
+}
+
+void ExecSession::FallBack(const std::string& why) {
+  spdlog::debug("[{}] not by the runner ({}): as a session", log_prefix_, why);
+  runner_trouble_ = why;
+  channel_.reset();  // its close goes out
+  request_.runner_socket.clear();
+  to_channel_.clear();
+  runner_frames_ = runner::FrameReader();
+  refused_ = false;
+  state_ = State::kParked;  // the pool places it as any session
+}
+
+bool ExecSession::AwaitRunner() {
+  // The request first: a long command line may need more than the server's window.
+  to_channel_.erase(0, channel_->Write(to_channel_.data(), to_channel_.size()));
+  runner::Frame type;
+  std::string payload;
+  auto next = runner_frames_.Next(&type, &payload);
+  if (next == runner::FrameReader::Result::kNeedMore) {
+    char buf[4096];
+    Result<size_t> read = channel_->Read(buf, sizeof buf, false, window_.size());
+    if (read.ok() && *read > 0) {
+      runner_frames_.Feed(buf, *read);
+      next = runner_frames_.Next(&type, &payload);
+    } else if (!read.ok() || channel_->IsEof() || channel_->IsClosed()) {
+      FallBack("the runner closed the channel");
+      return false;
+    }
+  }
+  if (next == runner::FrameReader::Result::kNeedMore) return false;  // the link wakes us
+  if (next == runner::FrameReader::Result::kBroken || type != runner::Frame::kStarted) {
+    FallBack(type == runner::Frame::kRefused && next == runner::FrameReader::Result::kFrame
+                 ? "the runner refused: " + payload
+                 : std::string("the runner answered out of turn"));
+    return false;
+  }
+  spdlog::debug("[{}] by the runner: pid {}", log_prefix_, payload);
+  runner_started_ = true;
+  state_ = State::kRunning;
+  if (started_) {
+    auto started = std::move(started_);
+    started_ = nullptr;
+    started(true, "", false);
+    if (state_ == State::kDone) return false;  // telling the client ended it
+  }
+  return true;
+}
+
+bool ExecSession::MoveRunnerOutput() {
+  bool progress = WritePending(out_, to_out_, out_failed_);
+  progress |= WritePending(err_, to_err_, err_failed_);
+  if (!to_out_.empty() || !to_err_.empty() || runner_exit_ || runner_broken_) return progress;
+  auto decode = [this] {
+    runner::Frame type;
+    std::string payload;
+    for (;;) {
+      auto next = runner_frames_.Next(&type, &payload);
+      if (next == runner::FrameReader::Result::kNeedMore) return;
+      if (next == runner::FrameReader::Result::kBroken) {
+        runner_broken_ = true;
+        return;
+      }
+      if (type == runner::Frame::kStdout) {
+        if (!out_failed_) to_out_ += payload;
+      } else if (type == runner::Frame::kStderr) {
+        if (!err_failed_) to_err_ += payload;
+      } else if (type == runner::Frame::kExit && runner::DecodeExit(payload)) {
+        runner_exit_ = runner::DecodeExit(payload);
+        return;
+      } else {
+        runner_broken_ = true;
+        return;
+      }
+    }
+  };
+  decode();  // what came with the runner's first answer
+  if (to_out_.empty() && to_err_.empty() && !runner_exit_ && !runner_broken_) {
+    static thread_local std::unique_ptr<char[]> buf(new char[forward::kMaxWindow]);
+    Result<size_t> read = channel_->Read(buf.get(), forward::kMaxWindow, false, window_.size());
+    size_t n = read.ok() ? *read : 0;
+    if (n > 0) {
+      runner_frames_.Feed(buf.get(), n);
+      decode();
+      progress = true;
+    } else if (!read.ok() || channel_->IsEof() || channel_->IsClosed()) {
+      if (close_sent_ || !channel_->HasPending(false)) runner_broken_ = true;
+      progress = true;
+    }
+    WritePending(out_, to_out_, out_failed_);
+    WritePending(err_, to_err_, err_failed_);
+    if (n > 0) {
+      out_drained_ += n;
+      window_.AfterRead(out_drained_, to_out_.empty() && to_err_.empty(), [this] {
+        return forward::EvidenceNow(channel_->TakeLongestStall(), ssh_get_fd(session_));
+      });
+    }
+  }
+  return progress;
+}
+
+bool ExecSession::RunnerDone() {
+  if (runner_exit_) return to_out_.empty() && to_err_.empty();
+  if (close_sent_) return true;  // stdout's reader went away and we closed: 255
+  if (!runner_broken_) return false;
+  runner_trouble_ = "the runner went away mid-command";
+  std::string line = "tether: the runner on the server went away mid-command; its end is unknown\n";
+  if (err_) (void)::write(err_.get(), line.data(), line.size());
+  return true;
 }
 
 void ExecSession::UpdateInterest() {

@@ -10,6 +10,9 @@
 // written) and EOF passed on. The exit value is the command's exit status, 128+n for a
 // signal n, 255 when the channel closed without either (as ssh).
 //
+// Through the runner, the same with one direct-streamlocal channel and the runner's
+// frames (common/runner_wire.h) on it instead of a session's requests and streams.
+//
 // At rest it costs nothing: a descriptor is watched only while there is something to do
 // with it (stdin until its EOF, stdout/stderr while output waits), so a command waiting
 // on the server wakes the daemon only when the server sends. When stdout's reader is gone
@@ -20,9 +23,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/runner_wire.h"
 #include "common/unique_fd.h"
 #include "forward/receive_window.h"
 #include "net/event_loop.h"
@@ -41,6 +47,12 @@ struct ExecRequest {
   bool stdio_forward = false;
   std::string forward_host;
   uint16_t forward_port = 0;
+  // Run by the resident runner listening at this socket on the server (daemon/fast_exec.h)
+  // rather than in a session: "" for a session. When the runner cannot take it (its socket
+  // unreachable, a refusal), the request becomes a session's, nothing of its stdin read.
+  std::string runner_socket;
+  // Never by the runner (tether exec --session).
+  bool force_session = false;
 };
 
 class ExecSession {
@@ -80,12 +92,25 @@ class ExecSession {
   // Whether it counts against sshd's MaxSessions on its connection: a session channel
   // (not a stdio forward, a direct-tcpip channel) that sshd confirmed and that is not done.
   bool holds_session() const {
-    return !request_.stdio_forward && state_ != State::kParked && state_ != State::kOpening &&
-           state_ != State::kDone;
+    return !request_.stdio_forward && !via_runner() && state_ != State::kParked &&
+           state_ != State::kOpening && state_ != State::kDone;
   }
   // The same, counting a session channel whose open is still in flight.
   bool holds_or_opens_session() const {
-    return !request_.stdio_forward && state_ != State::kParked && state_ != State::kDone;
+    return !request_.stdio_forward && !via_runner() && state_ != State::kParked &&
+           state_ != State::kDone;
+  }
+  // Whether it goes (still) by the runner.
+  bool via_runner() const { return !request_.runner_socket.empty(); }
+  // What went wrong with the runner since the last call ("" when nothing): it could not
+  // take the command (the command fell back to a session) or went away mid-command.
+  std::string TakeRunnerTrouble() { return std::exchange(runner_trouble_, ""); }
+  // Whether the runner started the command since the last call (once per command).
+  bool TakeRunnerStart() { return std::exchange(runner_started_, false); }
+  // The variables the server took (AcceptEnv: true) and refused, from this session's env
+  // requests since the last call.
+  std::vector<std::pair<std::string, bool>> TakeEnvAnswers() {
+    return std::exchange(env_answers_, {});
   }
   // Opens its channel on `session` (from parked).
   void Rebind(ssh_session session);
@@ -93,8 +118,14 @@ class ExecSession {
   ssh_session session() const { return session_; }
 
  private:
-  enum class State { kParked, kOpening, kPty, kEnv, kExec, kRunning, kDone };
+  enum class State { kParked, kOpening, kPty, kEnv, kExec, kRunnerWait, kRunning, kDone };
   void Fail(const std::string& why);
+  // The runner cannot take it: parked again as a session's request.
+  void FallBack(const std::string& why);
+  // kRunnerWait: the runner's first answer. False while it is still awaited.
+  bool AwaitRunner();
+  bool MoveRunnerOutput();
+  bool RunnerDone();
   void Finish();
   bool MoveInput();
   bool MoveOutput(bool is_stderr, UniqueFd& fd, std::string& pending, bool& eof, bool& failed);
@@ -126,6 +157,14 @@ class ExecSession {
   bool out_eof_ = false, err_eof_ = false;
   bool out_failed_ = false, err_failed_ = false;  // the reader went away: output dropped
   bool close_sent_ = false;
+
+  // Through the runner.
+  runner::FrameReader runner_frames_;
+  std::optional<uint32_t> runner_exit_;
+  bool runner_broken_ = false;  // closed early, or said nonsense
+  bool runner_started_ = false;
+  std::string runner_trouble_;
+  std::vector<std::pair<std::string, bool>> env_answers_;
 };
 
 }  // namespace tether::daemon

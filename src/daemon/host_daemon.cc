@@ -83,6 +83,7 @@ HostDaemon::~HostDaemon() {
   login_.reset();
   lanes_.RetireAll();
   control_path_.reset();
+  fast_exec_.reset();
   sessions_.reset();
   mux_.reset();
   pumps_->Clear();
@@ -301,6 +302,7 @@ Status HostDaemon::LinkUp(std::unique_ptr<ssh::Session> session,
   opens_.Attach(link_->raw());
   for (auto& fwd : forwards_) fwd->SetSession(link_->raw());
   EnsureLanes(std::chrono::steady_clock::now());
+  if (fast_exec_) fast_exec_->LinkUp();
   return Status::Ok();
 }
 
@@ -308,6 +310,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
+  if (fast_exec_) fast_exec_->LinkDown();
   sessions_->Detach(why);
   lanes_.RetireAll();
   for (auto& fwd : forwards_) fwd->SetSession(nullptr);
@@ -382,6 +385,7 @@ uint32_t HostDaemon::StartSession(const control::mux::NewSession& request, Uniqu
   exec.pty = request.want_tty;
   exec.term = request.term;
   exec.env = request.env;
+  exec.force_session = request.force_session;
   std::string what = request.subsystem         ? "subsystem " + request.command
                      : request.command.empty() ? std::string("shell")
                                                : "exec (" + std::to_string(request.command.size()) +
@@ -615,6 +619,19 @@ Result<forward::Forward*> HostDaemon::AddForwardSpec(const config::ForwardSpec& 
   RecordForwards();
   *added = true;
   return forwards_.back().get();
+}
+
+void HostDaemon::SetFastExec(const std::string& binary) {
+  fast_exec_ = std::make_unique<FastExec>(loop_, *sessions_, host_.alias, binary);
+}
+
+nlohmann::json HostDaemon::FastExecStatus() const {
+  if (!fast_exec_) return nullptr;
+  return {{"state", FastExec::StateName(fast_exec_->state())},
+          {"why", fast_exec_->why()},
+          {"by_runner", sessions_->by_runner()},
+          {"as_sessions", sessions_->runner_fallbacks()},
+          {"restarts", fast_exec_->restarts()}};
 }
 
 void HostDaemon::SetAutoForward(forward::AutoForwardPolicy policy) {

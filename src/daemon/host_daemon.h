@@ -20,6 +20,7 @@
 #include "daemon/connector.h"
 #include "daemon/control_api.h"
 #include "daemon/control_path_listener.h"
+#include "daemon/fast_exec.h"
 #include "daemon/forwards_record.h"
 #include "daemon/lane_pool.h"
 #include "daemon/link_supervisor.h"
@@ -96,6 +97,10 @@ class HostDaemon : public control::MuxHost,
   // Ports that forward themselves (forward/port_watch.h): the server's listeners are
   // watched from Start() on. Before Start().
   void SetAutoForward(forward::AutoForwardPolicy policy);
+  // Commands in milliseconds (daemon/fast_exec.h): a resident runner on the server, from
+  // the first link on, takes the commands it can. `binary` is the tether-agent to run
+  // there. Before Start().
+  void SetFastExec(const std::string& binary);
   // The reply to `status`.
   nlohmann::json StatusJson() const { return api_.StatusJson(); }
 
@@ -124,6 +129,7 @@ class HostDaemon : public control::MuxHost,
   void StopSoon(const std::string& why) override;
   nlohmann::json AutoForwardOf(const forward::Forward& fwd) const override;
   nlohmann::json AutoForwardStatus() const override;
+  nlohmann::json FastExecStatus() const override;
 
   // forward::AutoForwardPlan::Sink: the auto forwards' -L listeners.
   bool Bind(uint16_t server_port, uint16_t local_port, uint64_t inode) override;
@@ -191,6 +197,8 @@ class HostDaemon : public control::MuxHost,
     std::string process;  // the server process's name, "" until known
     std::string url;      // the URL to open on the laptop, "" when none is known
   };
+  // --fast-exec (null when off); before sessions_ is destroyed (its runner runs there).
+  std::unique_ptr<FastExec> fast_exec_;
   std::unique_ptr<forward::PortWatch> port_watch_;
   std::unique_ptr<forward::AutoForwardPlan> auto_plan_;
   forward::AutoForwardPolicy auto_policy_;

@@ -99,6 +99,12 @@ void SessionPool::Service() {
     ExecSession& s = *it->second;
     ssh_session link = s.session();
     s.Service();
+    for (auto& [name, taken] : s.TakeEnvAnswers()) accepted_env_[name] = taken;
+    if (s.TakeRunnerStart()) ++by_runner_;
+    if (std::string trouble = s.TakeRunnerTrouble(); !trouble.empty()) {
+      if (!s.via_runner()) ++runner_fallbacks_;
+      if (runner_trouble_) runner_trouble_(trouble);
+    }
     if (s.parked() && s.refused_for_max_sessions()) {
       // sshd's MaxSessions: this connection holds at least as many sessions as sshd has
       // confirmed on it. Only those count: sessions parked here earlier hold nothing, and
@@ -168,13 +174,17 @@ void SessionPool::PlaceParked() {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || !it->second->parked()) continue;
     auto refused = refused_on_.find(id);
-    ssh_session link = PickLink(refused == refused_on_.end() ? nullptr : refused->second);
+    ssh_session link = it->second->via_runner()
+                           ? main_
+                           : PickLink(refused == refused_on_.end() ? nullptr : refused->second);
     if (link == nullptr) {
       waiting = true;
       continue;  // another one may still fit where this one was refused
     }
     refused_on_.erase(id);
     ExecSession& s = *it->second;
+    // By the runner: on the main connection, where it listens; no session is taken.
+    if (s.via_runner()) link = main_;
     s.Rebind(link);
     s.Service();
   }
@@ -264,7 +274,12 @@ uint32_t SessionPool::Start(ExecRequest request, UniqueFd in, UniqueFd out, Uniq
                                    down_reason_] { started(false, why, false); });
     return id;
   }
-  spdlog::info("[{}] {}", prefix, what);
+  if (ForRunner(request)) {
+    request.runner_socket = runner_socket_;
+    spdlog::info("[{}] {}, by the runner", prefix, what);
+  } else {
+    spdlog::info("[{}] {}", prefix, what);
+  }
   auto s = std::make_unique<ExecSession>(loop_, std::move(in), std::move(out), std::move(err),
                                          std::move(request), std::move(events.started),
                                          std::move(events.finished), prefix, budget_);
@@ -272,6 +287,20 @@ uint32_t SessionPool::Start(ExecRequest request, UniqueFd in, UniqueFd out, Uniq
   sessions_.emplace(id, std::move(s));
   loop_.AddTimer(std::chrono::milliseconds(0), [this] { PlaceParked(); });
   return id;
+}
+
+bool SessionPool::ForRunner(ExecRequest& request) const {
+  if (runner_socket_.empty() || request.force_session || request.pty || request.subsystem ||
+      request.stdio_forward || request.command.empty()) {
+    return false;
+  }
+  for (const auto& var : request.env) {
+    if (!accepted_env_.count(var.substr(0, var.find('=')))) return false;  // a session learns it
+  }
+  std::erase_if(request.env, [this](const std::string& var) {
+    return !accepted_env_.at(var.substr(0, var.find('=')));
+  });
+  return true;
 }
 
 void SessionPool::End(uint32_t id) {

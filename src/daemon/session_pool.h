@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -93,6 +94,23 @@ class SessionPool {
   // The daemon stops: every session ends with `why`.
   void AbortAll(const std::string& why);
 
+  // The resident runner (daemon/fast_exec.h) listens at `socket` on the server ("" for
+  // none): the commands it can take (ForRunner) go by it from now on.
+  void SetRunner(std::string socket) { runner_socket_ = std::move(socket); }
+  // Told when the runner could not take a command (it then ran as a session) or went away
+  // mid-command.
+  void OnRunnerTrouble(std::function<void(const std::string& why)> f) {
+    runner_trouble_ = std::move(f);
+  }
+  // Commands the runner started, and those meant for it that ran as sessions.
+  uint64_t by_runner() const { return by_runner_; }
+  uint64_t runner_fallbacks() const { return runner_fallbacks_; }
+  // Whether `request` can go by the runner: a command (not a shell, a subsystem or ssh -W)
+  // without a pty, not forced to a session, whose variables the server is known to take
+  // or refuse (AcceptEnv, learned from the sessions' env requests). Refused ones are
+  // dropped from it, as the server would.
+  bool ForRunner(ExecRequest& request) const;
+
   size_t waiting() const;
   size_t live() const { return sessions_.size() - waiting(); }
   size_t extra_links() const { return extra_links_.size(); }
@@ -135,6 +153,12 @@ class SessionPool {
   // Parked sessions and the connection that last refused them for MaxSessions.
   std::map<uint32_t, ssh_session> refused_on_;
   bool place_retry_armed_ = false;
+
+  std::string runner_socket_;
+  std::function<void(const std::string&)> runner_trouble_;
+  uint64_t by_runner_ = 0, runner_fallbacks_ = 0;
+  // What the server's AcceptEnv did with each variable name a session sent.
+  std::map<std::string, bool> accepted_env_;
 };
 
 }  // namespace tether::daemon

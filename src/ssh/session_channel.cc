@@ -59,6 +59,10 @@ Step SessionChannel::OpenForward(const std::string& host, uint16_t port,
       ssh_channel_open_forward(channel_, host.c_str(), port, origin_host.c_str(), origin_port));
 }
 
+Step SessionChannel::OpenStreamLocal(const std::string& path) {
+  return StepOf(ssh_channel_open_forward_unix(channel_, path.c_str(), "127.0.0.1", 0));
+}
+
 Step SessionChannel::RequestPty(const std::string& term, int cols, int rows) {
   return StepOf(ssh_channel_request_pty_size(channel_, term.c_str(), cols, rows));
 }

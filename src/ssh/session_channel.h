@@ -40,12 +40,14 @@ class SessionChannel {
 
   bool created() const { return channel_ != nullptr; }
 
-  // One of the two opens, then (for a session channel) the requests, in ssh's order:
+  // One of the opens, then (for a session channel) the requests, in ssh's order:
   // pty, env, then one of exec, shell, subsystem.
   Step OpenSession();
   // A direct-tcpip channel to host:port, as if from origin_host:origin_port.
   Step OpenForward(const std::string& host, uint16_t port, const std::string& origin_host,
                    uint16_t origin_port);
+  // A direct-streamlocal channel to the unix socket at `path` on the server.
+  Step OpenStreamLocal(const std::string& path);
   Step RequestPty(const std::string& term, int cols, int rows);
   // kFailed when the server refuses the variable (AcceptEnv): the command runs without it.
   Step RequestEnv(const std::string& name, const std::string& value);

@@ -172,6 +172,18 @@ TEST(TetherConfigAutoForward, AutoForwardKeysPerHostOrForAll) {
   }
 }
 
+TEST(TetherConfigFastExec, FastExecPerHostOrForAll) {
+  auto c = TetherConfig::Parse("[settings]\nfast_exec = true\n[hosts.lab]\nfast_exec = false\n",
+                               "config.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->SettingsFor("gpu").fast_exec, true);
+  EXPECT_EQ(c->SettingsFor("lab").fast_exec, false);
+  auto bad = TetherConfig::Parse("[settings]\nfast_exec = \"yes\"\n", "config.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("fast_exec must be true or false"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(TetherConfigProxy, LaptopNetworkIsPublicPrivateOrAllPerHost) {
   auto c = TetherConfig::Parse(
       "[settings]\nlaptop_network = \"private\"\n[hosts.lab]\nlaptop_network = \"all\"\n",

@@ -98,7 +98,7 @@ TEST_F(ControlApiTest, StatusSaysEveryFieldOfTheDaemon) {
     "control_path": {"path": "/home/ada/.ssh/sockets/ada@10.0.0.7-2222", "state": "held",
                      "pid": 777, "detail": "is held by an OpenSSH master, pid 777"},
     "laptop_network": "private", "jump": ["bastion"], "identity_files": ["~/.ssh/work"],
-    "ssh_options": ["ServerAliveInterval=15"], "auto_forward": null,
+    "ssh_options": ["ServerAliveInterval=15"], "auto_forward": null, "fast_exec": null,
     "forwards": []})");
   EXPECT_EQ(api_.StatusJson(), want) << api_.StatusJson().dump();
   Json reply = server_.HandleLine(R"({"cmd":"status"})");
