@@ -86,6 +86,7 @@ HostDaemon::~HostDaemon() {
   sessions_.reset();
   mux_.reset();
   pumps_->Clear();
+  auto_forwards_.clear();  // their probes use connects_
   forwards_.clear();
   opens_.Attach(nullptr);
   connects_.reset();
@@ -708,7 +709,7 @@ bool HostDaemon::Bind(uint16_t server_port, uint16_t local_port, uint64_t inode)
   forwards_.push_back(std::move(*fwd));
   forward::Forward* added = forwards_.back().get();
   StartForward(*added);
-  auto_forwards_[added] = {server_port, "", ""};
+  auto_forwards_[added] = {server_port, "", "", nullptr};
   spdlog::info("[{}] auto forward added: {}{}", host_.alias, spec.ToFlagString(),
                local_port == server_port
                    ? ""
@@ -724,8 +725,26 @@ bool HostDaemon::Bind(uint16_t server_port, uint16_t local_port, uint64_t inode)
       spdlog::info("[{}] auto forward of server port {}: {}", host_.alias, server_port,
                    it->second.process);
     }
+    if (it->second.url.empty()) ProbeAutoForward(added, server_port, local_port);
   });
   return true;
+}
+
+void HostDaemon::ProbeAutoForward(const forward::Forward* fwd, uint16_t server_port,
+                                  uint16_t local_port) {
+  auto it = auto_forwards_.find(fwd);
+  if (it == auto_forwards_.end()) return;
+  // Through the forward's own listener, so through the tunnel, as the laptop's browser.
+  it->second.probe = std::make_unique<forward::HttpProbe>(
+      loop_, *connects_, local_port, [this, fwd, server_port, local_port](forward::WebApp app) {
+        auto it = auto_forwards_.find(fwd);
+        if (it == auto_forwards_.end() || it->second.server_port != server_port) return;
+        if (app == forward::WebApp::kNone || !it->second.url.empty()) return;
+        it->second.url = forward::WebAppUrl(app, local_port);
+        spdlog::info("[{}] auto forward of server port {}: it answers as {}", host_.alias,
+                     server_port, forward::WebAppName(app));
+      });
+  it->second.probe->Start();
 }
 
 void HostDaemon::Unbind(uint16_t server_port) {

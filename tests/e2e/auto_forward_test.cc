@@ -4,6 +4,8 @@
 // account's does not, a port taken on the laptop leads to the next one, 30 ports at once
 // stop at the cap of 20, a cancelled one stays away, and they survive an outage. Each
 // test prints its measured figures to stderr. Every test skips without root.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -173,6 +175,77 @@ TEST_F(AutoForwardTest, AServerStartedOnTheServerAppearsOnTheLaptopAndGoesWhenIt
   ASSERT_GE(gone, 0);
   EXPECT_LE(MsSince(stopped), (kGoBound + kSlack).count() + 500);
   EXPECT_FALSE(Autos().count(port));
+}
+
+// An API answering as vLLM does (its / a 404, its /v1/models the model list) and a page
+// shaped as Gradio's, neither named by its command line: the daemon asks each forward once
+// and status gives the URL to open on the laptop; a plain HTTP server gets none. Nothing
+// of an answer (a token in the page) reaches status or the log.
+TEST_F(AutoForwardTest, AnAppKnownByItsHttpAnswerGetsItsUrlInStatus) {
+  const uint16_t api = kFirstPort + 80, page = kFirstPort + 81, plain = kFirstPort + 82;
+  const std::string script = scratch_.File("models_api.py");
+  ASSERT_TRUE(WriteFile(script, R"(import http.server, json, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/v1/models":
+            body = json.dumps({"object": "list", "data": [
+                {"id": "facebook/opt-125m", "object": "model", "owned_by": "vllm"}]}).encode()
+            self.send_response(200)
+        else:
+            body = b'{"detail":"Not Found"}'
+            self.send_response(404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+)")
+                  .ok());
+  const std::string site = scratch_.File("site");
+  ASSERT_EQ(::mkdir(site.c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFile(site + "/index.html",
+                        "<!doctype html><html><head><script>window.gradio_config = "
+                        "{\"version\":\"4.44.1\",\"token\":\"s3cr3t-in-the-page\"};</script>"
+                        "</head><body><gradio-app></gradio-app></body></html>\n",
+                        0644)
+                  .ok());
+  Up();
+  auto started = Clock::now();
+  SpawnOnServer({"/usr/bin/python3", script, std::to_string(api)});
+  SpawnOnServer({"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                 site, std::to_string(page)});
+  SpawnOnServer(PythonHttp(plain));
+  auto url_of = [&](uint16_t port) -> std::string {
+    auto autos = Autos();
+    return autos.count(port) ? autos[port]["auto"].value("url", "") : "";
+  };
+  const std::string api_url = "http://127.0.0.1:" + std::to_string(api) + "/v1/models";
+  const std::string page_url = "http://127.0.0.1:" + std::to_string(page) + "/";
+  long long known = Within(kAppearBound + kSlack + 4000ms,
+                           [&] { return url_of(api) == api_url && url_of(page) == page_url; });
+  std::cerr << "[figures] URLs from the HTTP answers in status " << MsSince(started)
+            << " ms after the servers started\n";
+  ASSERT_GE(known, 0) << Host().dump();
+  // The plain one was asked both paths (two connections through it) and has no URL.
+  ASSERT_GE(Within(kAppearBound + kSlack + 4000ms,
+                   [&] {
+                     auto autos = Autos();
+                     return autos.count(plain) && autos[plain].value("total", 0) >= 2;
+                   }),
+            0)
+      << Host().dump();
+  EXPECT_EQ(url_of(plain), "") << Host().dump();
+
+  CommandResult table = net_->laptop.RunTether(state_.path(), {"status"}, 10s, env_);
+  EXPECT_NE(table.out.find("open " + api_url), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("open " + page_url), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("s3cr3t"), std::string::npos) << table.out;
+  std::string log = ReadFileOrEmpty(state_.File("testhost.log"));
+  EXPECT_NE(log.find("answers as vLLM"), std::string::npos);
+  EXPECT_NE(log.find("answers as Gradio"), std::string::npos);
+  EXPECT_EQ(log.find("s3cr3t"), std::string::npos);
 }
 
 // Another account's listener on the server is left alone; ours beside it is forwarded.
