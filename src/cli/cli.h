@@ -1,6 +1,7 @@
 // The tether command line: parse, talk to the daemon, print. One file per verb.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ struct UpOptions {
   std::vector<std::string> identity_files;  // -i
   bool foreground = false;
   bool auto_forward = false;  // --auto-forward
+  // --auto-forward-allow / -deny RANGES, --auto-forward-max N (each implies --auto-forward);
+  // unset: config.toml's.
+  std::optional<std::string> auto_forward_allow, auto_forward_deny;
+  std::optional<int> auto_forward_max;
 };
 
 struct ForwardOptions {

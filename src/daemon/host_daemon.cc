@@ -777,6 +777,8 @@ nlohmann::json HostDaemon::AutoForwardOf(const forward::Forward& fwd) const {
 nlohmann::json HostDaemon::AutoForwardStatus() const {
   if (!auto_plan_) return nullptr;
   return {{"max", auto_policy_.max},
+          {"allow", forward::FormatPortRanges(auto_policy_.allow)},
+          {"deny", forward::FormatPortRanges(auto_policy_.deny)},
           {"active", auto_plan_->size()},
           {"capped", auto_plan_->capped()},
           {"unavailable", port_watch_->unavailable()}};

@@ -94,6 +94,16 @@ Result<std::vector<PortRange>> ParsePortRanges(std::string_view text) {
   return out;
 }
 
+std::string FormatPortRanges(const std::vector<PortRange>& ranges) {
+  std::string out;
+  for (const auto& r : ranges) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(r.first);
+    if (r.last != r.first) out += "-" + std::to_string(r.last);
+  }
+  return out;
+}
+
 bool AutoForwardPolicy::Admits(uint16_t port) const {
   if (!allow.empty() && !InAny(allow, port)) return false;
   return !InAny(deny, port);

@@ -51,6 +51,8 @@ struct PortRange {
 
 // "8000-8999,6006" (commas or blanks between); errors name the bad part.
 Result<std::vector<PortRange>> ParsePortRanges(std::string_view text);
+// The same ranges written as ParsePortRanges reads them ("8000-8999,6006"; "" for none).
+std::string FormatPortRanges(const std::vector<PortRange>& ranges);
 
 struct AutoForwardPolicy {
   size_t max = kAutoForwardDefaultMax;

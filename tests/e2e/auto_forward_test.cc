@@ -248,6 +248,58 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
   EXPECT_EQ(log.find("s3cr3t"), std::string::npos);
 }
 
+// `up --auto-forward-allow/-deny/-max` win over config.toml's and imply --auto-forward; a
+// bad value is refused naming its flag; other ones given to the running daemon are a
+// start-time conflict, the same ones again are not.
+TEST_F(AutoForwardTest, TheCommandLinesRangesAndCapWinOverTheConfig) {
+  const uint16_t allowed = kFirstPort + 90, denied = kFirstPort + 91, outside = kFirstPort + 93;
+  const std::string toml = scratch_.File("config.toml");
+  ASSERT_TRUE(
+      WriteFile(toml, std::string("[settings]\nauto_forward_allow = \"") + kAllow + "\"\n").ok());
+  env_ = {{"TETHER_CONFIG", toml}};
+  auto up = [&](const std::vector<std::string>& flags) {
+    std::vector<std::string> args = {"-F", sshd_.config_path(), "up", "testhost"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return net_->laptop.RunTether(state_.path(), args, 60s, env_);
+  };
+  CommandResult bad = up({"--auto-forward-allow", "20090-70000"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.Describe();
+  EXPECT_NE(bad.err.find("--auto-forward-allow: bad port or range \"20090-70000\""),
+            std::string::npos)
+      << bad.err;
+  bad = up({"--auto-forward-max", "5000"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.Describe();
+  EXPECT_NE(bad.err.find("--auto-forward-max"), std::string::npos) << bad.err;
+  EXPECT_TRUE(Host().is_null()) << Host().dump();  // nothing started
+
+  const std::vector<std::string> flags = {"--auto-forward-allow", "20090-20092",
+                                          "--auto-forward-deny",  "20091",
+                                          "--auto-forward-max",   "5"};
+  CommandResult started = up(flags);
+  ASSERT_TRUE(started.ok()) << started.Describe() << "\nsshd log:\n" << sshd_.LogTail();
+  nlohmann::json status = Host()["auto_forward"];
+  EXPECT_EQ(status.value("allow", ""), "20090-20092") << status.dump();
+  EXPECT_EQ(status.value("deny", ""), "20091") << status.dump();
+  EXPECT_EQ(status.value("max", 0), 5) << status.dump();
+  for (uint16_t port : {allowed, denied, outside}) SpawnOnServer(PythonHttp(port));
+  ASSERT_GE(Within(kAppearBound + kSlack, [&] { return LaptopAccepts(allowed); }), 0);
+  ASSERT_TRUE(Within(5s, [&] {
+                return net_->server.ConnectTcp("127.0.0.1", denied).ok() &&
+                       net_->server.ConnectTcp("127.0.0.1", outside).ok();
+              }) >= 0);
+  std::this_thread::sleep_for(2500ms);  // one more read with all three listening
+  auto autos = Autos();
+  EXPECT_EQ(autos.size(), 1u) << Host().dump();
+  EXPECT_TRUE(autos.count(allowed));
+
+  CommandResult again = up(flags);
+  EXPECT_TRUE(again.ok()) << again.Describe();
+  CommandResult other = up({"--auto-forward-max", "7", "--auto-forward-deny", "20091"});
+  EXPECT_FALSE(other.ok()) << other.Describe();
+  EXPECT_NE(other.err.find("--auto-forward-max 7 (it runs 5)"), std::string::npos) << other.err;
+  EXPECT_EQ(other.err.find("--auto-forward-deny"), std::string::npos) << other.err;
+}
+
 // Another account's listener on the server is left alone; ours beside it is forwarded.
 TEST_F(AutoForwardTest, AnotherAccountsPortIsLeftAlone) {
   OtherAccount mallory;

@@ -77,6 +77,41 @@ TEST(StartOptionConflicts, AutoForwardOnADaemonThatDoesNotWatchIsNamed) {
   EXPECT_FALSE(StartOptionConflicts("gpu", watching, given));
 }
 
+TEST(StartOptionConflicts, AutoForwardRangesAndCapThatDifferAreNamed) {
+  nlohmann::json watching = Running();
+  watching["auto_forward"] = {{"max", 20}, {"allow", "8000-8999"}, {"deny", ""}, {"active", 0}};
+  StartOptions same;
+  same.auto_forward = true;
+  same.auto_forward_allow = "8000-8999";
+  same.auto_forward_deny = "";
+  same.auto_forward_max = 20;
+  auto none = StartOptionConflicts("gpu", watching, same);
+  EXPECT_FALSE(none) << none->ToString();
+
+  StartOptions given;
+  given.auto_forward = true;
+  given.auto_forward_allow = "6006";
+  given.auto_forward_deny = "5432";
+  given.auto_forward_max = 5;
+  auto conflict = StartOptionConflicts("gpu", watching, given);
+  ASSERT_TRUE(conflict);
+  for (const char* part :
+       {"--auto-forward-allow 6006 (it runs 8000-8999)", "--auto-forward-deny 5432 (it runs none)",
+        "--auto-forward-max 5 (it runs 20)"}) {
+    EXPECT_NE(conflict->message.find(part), std::string::npos)
+        << part << " not in: " << conflict->message;
+  }
+  watching["auto_forward"]["allow"] = "";
+  given = {};
+  given.auto_forward = true;
+  given.auto_forward_allow = "7000-7010";
+  conflict = StartOptionConflicts("gpu", watching, given);
+  ASSERT_TRUE(conflict);
+  EXPECT_NE(conflict->message.find("--auto-forward-allow 7000-7010 (it runs any port)"),
+            std::string::npos)
+      << conflict->message;
+}
+
 TEST(StartOptionConflicts, AJumpHostOnADaemonWithoutOneIsAConflict) {
   nlohmann::json running = Running();
   running["jump"] = nlohmann::json::array();

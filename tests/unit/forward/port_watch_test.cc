@@ -177,6 +177,8 @@ TEST(PortRangesTest, Parses) {
   EXPECT_FALSE(ParsePortRanges("0").ok());
   EXPECT_FALSE(ParsePortRanges("70000").ok());
   EXPECT_FALSE(ParsePortRanges("http").ok());
+  EXPECT_EQ(FormatPortRanges(*r), "8000-8999,6006");
+  EXPECT_EQ(FormatPortRanges({}), "");
 }
 
 std::string ListenLine(const std::string& address, uint16_t port, uint32_t uid, uint64_t inode) {
