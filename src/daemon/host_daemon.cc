@@ -666,6 +666,9 @@ std::set<uint16_t> HostDaemon::AutoForwardExclusions(
     if (auto proxy = f->server_proxy()) out.insert(proxy->port);
     if (spec.kind == config::ForwardKind::kRemote) {
       if (spec.listen.port != 0) out.insert(spec.listen.port);
+      // -R 0: the port the server chose. sshd answers the request before it relays
+      // anything the watch read after its listen, so the port is known before it is seen.
+      if (f->server_listen_port() != 0) out.insert(f->server_listen_port());
       continue;
     }
     if (!spec.listen.is_unix()) laptop_ports.insert(spec.listen.port);

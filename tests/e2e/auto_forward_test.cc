@@ -343,6 +343,39 @@ TEST_F(AutoForwardTest, TethersOwnServerPortsAreNotForwarded) {
   EXPECT_FALSE(LaptopAccepts(remote));
 }
 
+// A `-R 0` forward: the port the server chose is tether's own too, and left alone with
+// every port allowed; a server of ours beside it is forwarded.
+TEST_F(AutoForwardTest, ThePortTheServerChoseForRZeroIsNotForwarded) {
+  const uint16_t ours = kFirstPort + 75;
+  auto target = net_->laptop.MakeServer<HttpServer>("laptop\n");
+  ASSERT_TRUE(target.ok()) << target.error().ToString();
+  Up("", {"--auto-forward-allow", "1024-65535", "-R",
+          "0:127.0.0.1:" + std::to_string((*target)->port())});
+  servers_.push_back(std::move(*target));
+  uint16_t chosen = 0;
+  ASSERT_GE(Within(10s,
+                   [&] {
+                     for (const auto& f : Host().value("forwards", nlohmann::json::array())) {
+                       const std::string listen = f.value("listen", "");
+                       if (f.value("kind", "") != "remote" || f.value("state", "") != "listening")
+                         continue;
+                       chosen =
+                           static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
+                     }
+                     return chosen != 0;
+                   }),
+            0)
+      << Host().dump();
+  ASSERT_TRUE(net_->server.ConnectTcp("127.0.0.1", chosen).ok());
+  SpawnOnServer(PythonHttp(ours));
+  ASSERT_GE(Within(kAppearBound + kSlack, [&] { return LaptopAccepts(ours); }), 0);
+  std::this_thread::sleep_for(2500ms);  // one more read
+  auto autos = Autos();
+  EXPECT_EQ(autos.size(), 1u) << "-R 0 got " << chosen << ": " << Host().dump();
+  EXPECT_TRUE(autos.count(ours));
+  EXPECT_FALSE(autos.count(chosen));
+}
+
 // The laptop's own port is taken: the next free one is used, and status says so.
 TEST_F(AutoForwardTest, APortTakenOnTheLaptopLeadsToTheNextOne) {
   const uint16_t port = kFirstPort + 5;
