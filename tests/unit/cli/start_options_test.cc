@@ -80,19 +80,18 @@ TEST(StartOptionConflicts, AutoForwardOnADaemonThatDoesNotWatchIsNamed) {
 TEST(StartOptionConflicts, AutoForwardRangesAndCapThatDifferAreNamed) {
   nlohmann::json watching = Running();
   watching["auto_forward"] = {{"max", 20}, {"allow", "8000-8999"}, {"deny", ""}, {"active", 0}};
-  StartOptions same;
-  same.auto_forward = true;
-  same.auto_forward_allow = "8000-8999";
-  same.auto_forward_deny = "";
-  same.auto_forward_max = 20;
-  auto none = StartOptionConflicts("gpu", watching, same);
+  auto given_as = [](std::string allow, std::string deny, int max) {
+    StartOptions given;
+    given.auto_forward = true;
+    given.auto_forward_allow = std::move(allow);
+    given.auto_forward_deny = std::move(deny);
+    given.auto_forward_max = max;
+    return given;
+  };
+  auto none = StartOptionConflicts("gpu", watching, given_as("8000-8999", "", 20));
   EXPECT_FALSE(none) << none->ToString();
 
-  StartOptions given;
-  given.auto_forward = true;
-  given.auto_forward_allow = "6006";
-  given.auto_forward_deny = "5432";
-  given.auto_forward_max = 5;
+  StartOptions given = given_as("6006", "5432", 5);
   auto conflict = StartOptionConflicts("gpu", watching, given);
   ASSERT_TRUE(conflict);
   for (const char* part :
