@@ -138,6 +138,10 @@ void ServerLoop::OnLine(std::string_view line) {
       if (!uid || *uid > UINT32_MAX) return Stop("the server's greeting is garbled", false);
       greeted_ = true;
       uid_ = static_cast<uint32_t>(*uid);
+      spdlog::debug(
+          "[{}] {}: its shell loop greeted after {} ms", log_prefix_, settings_.what,
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_start_)
+              .count());
       if (events_.greeted) events_.greeted(uid_);
     } else if (line.rfind("none", 0) == 0) {
       unavailable_ = true;
