@@ -124,6 +124,15 @@ int Main(int argc, char** argv) {
   up_cmd->add_flag("--fast-exec", up.fast_exec,
                    "run commands without a pty through a resident runner on the server: "
                    "milliseconds instead of a session's start (sshd, PAM, rc files) each");
+  up_cmd->add_option("--auto-forward-allow", up.auto_forward_allow,
+                     "only these server ports forward themselves: ports and ranges, as "
+                     "8000-8999,6006 (implies --auto-forward; default: auto_forward_allow)");
+  up_cmd->add_option("--auto-forward-deny", up.auto_forward_deny,
+                     "server ports that never forward themselves, as 5432,9000-9100 (implies "
+                     "--auto-forward; default: auto_forward_deny)");
+  up_cmd->add_option("--auto-forward-max", up.auto_forward_max,
+                     "auto forwards at most, 0 to 1000 (implies --auto-forward; default: "
+                     "auto_forward_max, else 20)");
   up_cmd->add_option("-J", up.jump, "jump hosts, as ssh -J: [user@]host[:port][,...]");
   up_cmd->add_option("-l", up.user, "remote user");
   up_cmd->add_option("-p", up.port, "remote port")->check(CLI::Range(1, 65535));

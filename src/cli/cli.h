@@ -1,6 +1,7 @@
 // The tether command line: parse, talk to the daemon, print. One file per verb.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct UpOptions {
   bool foreground = false;
   bool auto_forward = false;  // --auto-forward
   bool fast_exec = false;     // --fast-exec
+  // --auto-forward-allow / -deny RANGES, --auto-forward-max N (each implies --auto-forward);
+  // unset: config.toml's.
+  std::optional<std::string> auto_forward_allow, auto_forward_deny;
+  std::optional<int> auto_forward_max;
 };
 
 struct ForwardOptions {

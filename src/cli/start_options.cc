@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <tuple>
 
 namespace tether::cli {
 namespace {
@@ -99,8 +100,24 @@ std::optional<Error> StartOptionConflicts(const std::string& alias, const nlohma
       }
     }
   }
-  if (given.auto_forward && !running.value("auto_forward", nlohmann::json()).is_object()) {
+  const nlohmann::json auto_forward = running.value("auto_forward", nlohmann::json());
+  if (given.auto_forward && !auto_forward.is_object()) {
     differ.push_back("--auto-forward (it does not forward the server's ports by itself)");
+  } else if (auto_forward.is_object()) {
+    for (auto [flag, value, key, none] :
+         {std::tuple{"--auto-forward-allow", &given.auto_forward_allow, "allow", "any port"},
+          std::tuple{"--auto-forward-deny", &given.auto_forward_deny, "deny", "none"}}) {
+      const std::string runs = auto_forward.value(key, "");
+      if (*value && **value != runs) {
+        differ.push_back(std::string(flag) + " " + ((*value)->empty() ? "\"\"" : **value) +
+                         " (it runs " + (runs.empty() ? none : runs) + ")");
+      }
+    }
+    const int runs_max = auto_forward.value("max", 0);
+    if (given.auto_forward_max && *given.auto_forward_max != runs_max) {
+      differ.push_back("--auto-forward-max " + std::to_string(*given.auto_forward_max) +
+                       " (it runs " + std::to_string(runs_max) + ")");
+    }
   }
   if (given.fast_exec && !running.value("fast_exec", nlohmann::json()).is_object()) {
     differ.push_back("--fast-exec (it runs every command as a session)");

@@ -25,10 +25,13 @@ struct StartOptions {
   // --proxy-open with --proxy=PORT: a server proxy already on PORT must be open too (one
   // added now is made open).
   std::optional<uint16_t> proxy_open_port;
-  // --auto-forward: the daemon must be watching the server's ports already.
+  // --auto-forward: the daemon must be watching the server's ports already; and with the
+  // ranges (as FormatPortRanges writes them) and the cap given.
   bool auto_forward = false;
   // --fast-exec: the daemon must run the resident runner already.
   bool fast_exec = false;
+  std::optional<std::string> auto_forward_allow, auto_forward_deny;
+  std::optional<int> auto_forward_max;
 };
 
 // An error naming every option of `given` that differs from what the daemon whose

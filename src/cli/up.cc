@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <thread>
+#include <tuple>
 
 #include "cli/agent.h"
 #include "cli/cli.h"
@@ -22,6 +23,7 @@
 #include "daemon/host_daemon.h"
 #include "daemon/launch.h"
 #include "daemon/state_dir.h"
+#include "forward/port_watch.h"
 #include "net/address_scope.h"
 #include "ssh/prompter.h"
 #include "ssh/session.h"
@@ -159,6 +161,16 @@ StartOptions StartOptionsOf(const UpOptions& given, const UpOptions& options,
   }
   start.auto_forward = given.auto_forward;
   start.fast_exec = given.fast_exec;
+  start.auto_forward = given.auto_forward || given.auto_forward_allow || given.auto_forward_deny ||
+                       given.auto_forward_max;
+  // Written as the daemon's status does (checked when the command line was read).
+  for (auto [text, out] : {std::pair{&given.auto_forward_allow, &start.auto_forward_allow},
+                           std::pair{&given.auto_forward_deny, &start.auto_forward_deny}}) {
+    if (!*text) continue;
+    auto parsed = forward::ParsePortRanges(**text);
+    if (parsed.ok()) *out = forward::FormatPortRanges(*parsed);
+  }
+  start.auto_forward_max = given.auto_forward_max;
   return start;
 }
 
@@ -262,6 +274,25 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
     options.laptop_network = settings.laptop_network.value_or("public");
   }
   const net::Reach reach = net::ParseReach(options.laptop_network).value_or(net::Reach::kPublic);
+  // The auto-forward flags: each implies --auto-forward and wins over config.toml.
+  for (auto [flag, text] : {std::pair{"--auto-forward-allow", &options.auto_forward_allow},
+                            std::pair{"--auto-forward-deny", &options.auto_forward_deny}}) {
+    if (!*text) continue;
+    auto parsed = forward::ParsePortRanges(**text);
+    if (!parsed.ok()) {
+      PrintError(MakeError("usage", std::string(flag) + ": " + parsed.error().message,
+                           parsed.error().hint));
+      return 2;
+    }
+  }
+  if (options.auto_forward_max &&
+      (*options.auto_forward_max < 0 || *options.auto_forward_max > 1000)) {
+    PrintError(MakeError("usage", "--auto-forward-max needs a number from 0 to 1000"));
+    return 2;
+  }
+  if (options.auto_forward_allow || options.auto_forward_deny || options.auto_forward_max) {
+    options.auto_forward = true;
+  }
   auto specs = CollectForwards(options, *host, *tether_config);
   if (!specs.ok()) {
     PrintError(specs.error());
@@ -333,14 +364,19 @@ int RunUp(const GlobalOptions& global, const UpOptions& given) {
   if (options.fast_exec || settings.fast_exec.value_or(false)) d.SetFastExec(AgentBinaryPath());
   if (options.auto_forward || settings.auto_forward.value_or(false)) {
     forward::AutoForwardPolicy policy;
-    // Checked when config.toml was read.
-    for (auto [text, ranges] : {std::pair{&settings.auto_forward_allow, &policy.allow},
-                                std::pair{&settings.auto_forward_deny, &policy.deny}}) {
-      if (!*text) continue;
-      auto parsed = forward::ParsePortRanges(**text);
+    // The command line's, else config.toml's (both checked when they were read).
+    for (auto [flag, key, ranges] :
+         {std::tuple{&options.auto_forward_allow, &settings.auto_forward_allow, &policy.allow},
+          std::tuple{&options.auto_forward_deny, &settings.auto_forward_deny, &policy.deny}}) {
+      const std::optional<std::string>& text = *flag ? *flag : *key;
+      if (!text) continue;
+      auto parsed = forward::ParsePortRanges(*text);
       if (parsed.ok()) *ranges = std::move(*parsed);
     }
-    if (settings.auto_forward_max) policy.max = static_cast<size_t>(*settings.auto_forward_max);
+    if (auto max =
+            options.auto_forward_max ? options.auto_forward_max : settings.auto_forward_max) {
+      policy.max = static_cast<size_t>(*max);
+    }
     d.SetAutoForward(std::move(policy));
   }
   if (reach != net::Reach::kPublic) {

@@ -87,6 +87,7 @@ HostDaemon::~HostDaemon() {
   sessions_.reset();
   mux_.reset();
   pumps_->Clear();
+  auto_forwards_.clear();  // their probes use connects_
   forwards_.clear();
   opens_.Attach(nullptr);
   connects_.reset();
@@ -682,6 +683,9 @@ std::set<uint16_t> HostDaemon::AutoForwardExclusions(
     if (auto proxy = f->server_proxy()) out.insert(proxy->port);
     if (spec.kind == config::ForwardKind::kRemote) {
       if (spec.listen.port != 0) out.insert(spec.listen.port);
+      // -R 0: the port the server chose. sshd answers the request before it relays
+      // anything the watch read after its listen, so the port is known before it is seen.
+      if (f->server_listen_port() != 0) out.insert(f->server_listen_port());
       continue;
     }
     if (!spec.listen.is_unix()) laptop_ports.insert(spec.listen.port);
@@ -725,7 +729,7 @@ bool HostDaemon::Bind(uint16_t server_port, uint16_t local_port, uint64_t inode)
   forwards_.push_back(std::move(*fwd));
   forward::Forward* added = forwards_.back().get();
   StartForward(*added);
-  auto_forwards_[added] = {server_port, "", ""};
+  auto_forwards_[added] = {server_port, "", "", nullptr};
   spdlog::info("[{}] auto forward added: {}{}", host_.alias, spec.ToFlagString(),
                local_port == server_port
                    ? ""
@@ -741,8 +745,26 @@ bool HostDaemon::Bind(uint16_t server_port, uint16_t local_port, uint64_t inode)
       spdlog::info("[{}] auto forward of server port {}: {}", host_.alias, server_port,
                    it->second.process);
     }
+    if (it->second.url.empty()) ProbeAutoForward(added, server_port, local_port);
   });
   return true;
+}
+
+void HostDaemon::ProbeAutoForward(const forward::Forward* fwd, uint16_t server_port,
+                                  uint16_t local_port) {
+  auto it = auto_forwards_.find(fwd);
+  if (it == auto_forwards_.end()) return;
+  // Through the forward's own listener, so through the tunnel, as the laptop's browser.
+  it->second.probe = std::make_unique<forward::HttpProbe>(
+      loop_, *connects_, local_port, [this, fwd, server_port, local_port](forward::WebApp app) {
+        auto it = auto_forwards_.find(fwd);
+        if (it == auto_forwards_.end() || it->second.server_port != server_port) return;
+        if (app == forward::WebApp::kNone || !it->second.url.empty()) return;
+        it->second.url = forward::WebAppUrl(app, local_port);
+        spdlog::info("[{}] auto forward of server port {}: it answers as {}", host_.alias,
+                     server_port, forward::WebAppName(app));
+      });
+  it->second.probe->Start();
 }
 
 void HostDaemon::Unbind(uint16_t server_port) {
@@ -775,6 +797,8 @@ nlohmann::json HostDaemon::AutoForwardOf(const forward::Forward& fwd) const {
 nlohmann::json HostDaemon::AutoForwardStatus() const {
   if (!auto_plan_) return nullptr;
   return {{"max", auto_policy_.max},
+          {"allow", forward::FormatPortRanges(auto_policy_.allow)},
+          {"deny", forward::FormatPortRanges(auto_policy_.deny)},
           {"active", auto_plan_->size()},
           {"capped", auto_plan_->capped()},
           {"unavailable", port_watch_->unavailable()}};

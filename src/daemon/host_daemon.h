@@ -28,6 +28,7 @@
 #include "daemon/session_pool.h"
 #include "daemon/state_dir.h"
 #include "forward/forward.h"
+#include "forward/http_probe.h"
 #include "forward/owner_check.h"
 #include "forward/port_watch.h"
 #include "forward/pump_set.h"
@@ -134,6 +135,8 @@ class HostDaemon : public control::MuxHost,
   // forward::AutoForwardPlan::Sink: the auto forwards' -L listeners.
   bool Bind(uint16_t server_port, uint16_t local_port, uint64_t inode) override;
   void Unbind(uint16_t server_port) override;
+  // Asks an auto forward whose command line named no app what it serves (its URL).
+  void ProbeAutoForward(const forward::Forward* fwd, uint16_t server_port, uint16_t local_port);
   // One read of the server's listeners (PortWatch).
   void OnServerListeners(const std::vector<forward::SocketEntry>& table, uint32_t uid);
   // Ports of the server never forwarded by themselves: sshd's, tether's own there, the
@@ -196,6 +199,8 @@ class HostDaemon : public control::MuxHost,
     uint16_t server_port = 0;
     std::string process;  // the server process's name, "" until known
     std::string url;      // the URL to open on the laptop, "" when none is known
+    // Asks the forward what it serves when the command line did not tell (null else).
+    std::unique_ptr<forward::HttpProbe> probe;
   };
   // --fast-exec (null when off); before sessions_ is destroyed (its runner runs there).
   std::unique_ptr<FastExec> fast_exec_;

@@ -105,6 +105,9 @@ class Forward {
   // Calls `done` once with the server's answer to a -R request (the port it listens on, or
   // why it refused), at once with 0 for forwards that listen on the laptop.
   virtual void WhenAnswered(std::function<void(Result<uint16_t>)> done) { done(uint16_t{0}); }
+  // The port the server listens on for it (a -R's; for -R 0 the one the server chose), 0
+  // while the server has not said or for forwards that listen on the laptop.
+  virtual uint16_t server_listen_port() const { return 0; }
 
   // The link went down (null) or came back. A forward keeps its local listeners either
   // way; a remote one asks the server to listen again on the new session.

@@ -24,11 +24,13 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "forward/server_loop.h"
 #include "net/event_loop.h"
 
 namespace tether::forward {
 
-// A question not answered by then is "not the owner", and the shell loop is started anew.
+// A question not answered by then (a loop that has not greeted by then of its start) is
+// "not the owner", and the shell loop is started anew.
 inline constexpr std::chrono::seconds kOwnerCheckTimeout{10};
 // Questions in flight at most; more are refused at once (a flood from another account
 // must not grow the daemon).
@@ -55,12 +57,9 @@ class OwnerCheck {
   using Done = std::function<void(const Answer&)>;
   using Ticket = uint64_t;
 
-  // Runs `command` on the server with stdin and stdout on `io` and stderr on `err`;
-  // `ended` once when it ends or cannot start (with why). The daemon runs it as a session
-  // of its own (HostDaemon::StartExec).
-  using Ended = std::function<void(const std::string& why)>;
-  using Runner = std::function<void(const std::string& command, UniqueFd in, UniqueFd out,
-                                    UniqueFd err, Ended ended)>;
+  // Runs the check's shell loop on the server (forward/server_loop.h).
+  using Ended = ServerLoop::Ended;
+  using Runner = ServerLoop::Runner;
 
   // What is known of the server, for status.
   enum class Mode { kStarting, kByUid, kUnavailable };
@@ -105,42 +104,28 @@ class OwnerCheck {
     uint16_t asked_port() const { return origin_ip.empty() ? listen_port : origin_port; }
     Done done;  // null once cancelled (the answer still arrives in order)
     bool sent = false;
-    std::chrono::steady_clock::time_point asked;
   };
 
-  void Start();
   void SendQuestions();
-  void OnReadable();
-  // One line from the server: the greeting, an answer's line or its end.
-  void OnLine(std::string_view line);
-  // The run is over: descriptors closed, quietly.
-  void Close();
-  // The run failed: Close, and every question waiting is answered kUnknown.
+  // The shell loop's events (ServerLoop::Events).
+  void OnGreeted(uint32_t uid);
+  void OnUnavailable(const std::string& why);
+  void OnAnswer(const std::string& answer);
+  // The run failed: every question waiting is answered kUnknown.
   void Stopped(const std::string& why);
   // Every question still waiting gets `answer` (on the next round of the loop).
   void AnswerAll(const Answer& answer);
   void Deliver(Done done, Answer answer);
-  void ArmTimer();
   Ticket Ask(std::string origin_ip, uint16_t origin_port, uint16_t listen_port, Done done,
              std::optional<uint32_t> account_of = std::nullopt);
 
   net::EventLoop& loop_;
-  Runner run_;
   std::string log_prefix_;
   Mode mode_ = Mode::kStarting;
   uint32_t owner_uid_ = 0;
   std::string unavailable_why_;
 
-  bool running_ = false;
-  bool greeted_ = false;     // the uid line arrived
-  UniqueFd io_;              // our end: questions out, answers in
-  UniqueFd err_;             // the shell's stderr, read and dropped
-  std::string in_;           // partial line
-  std::string answer_;       // lines of the answer being read
-  uint64_t generation_ = 0;  // which run an `ended` belongs to
-  std::chrono::steady_clock::time_point last_start_{};
-  net::EventLoop::TimerId restart_timer_ = 0;
-  net::EventLoop::TimerId timeout_timer_ = 0;
+  ServerLoop server_;
 
   std::deque<Question> questions_;
   Ticket next_ticket_ = 1;

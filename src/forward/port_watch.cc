@@ -1,13 +1,6 @@
 #include "forward/port_watch.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <fcntl.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 #include "common/log.h"
 #include "common/text.h"
@@ -97,6 +90,16 @@ Result<std::vector<PortRange>> ParsePortRanges(std::string_view text) {
                        "ports 1-65535, as 8888 or 8000-8999, separated by commas");
     }
     out.push_back({static_cast<uint16_t>(*first), static_cast<uint16_t>(*last)});
+  }
+  return out;
+}
+
+std::string FormatPortRanges(const std::vector<PortRange>& ranges) {
+  std::string out;
+  for (const auto& r : ranges) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(r.first);
+    if (r.last != r.first) out += "-" + std::to_string(r.last);
   }
   return out;
 }
@@ -241,14 +244,25 @@ const char* const PortWatch::kCommand =
 
 PortWatch::PortWatch(net::EventLoop& loop, Runner run, OnTable on_table, std::string log_prefix)
     : loop_(loop),
-      run_(std::move(run)),
       on_table_(std::move(on_table)),
-      log_prefix_(std::move(log_prefix)) {}
+      log_prefix_(log_prefix),
+      server_(loop, std::move(run),
+              {kCommand, "auto forward", kMaxAnswer, kPortWatchStall, kPortWatchInterval},
+              {[this](uint32_t) {
+                 Ask({0, nullptr});
+               },
+               [this](const std::string& why) {
+                 unavailable_ = "the server's listening ports cannot be read (" +
+                                (why.empty() ? "no /proc/net/tcp" : why) + ")";
+                 spdlog::warn("[{}] auto forward: {}", log_prefix_, unavailable_);
+                 FailQuestions();
+               },
+               [this](const std::string& answer) { OnAnswer(answer); },
+               [this](const std::string& why, bool silent) { OnStopped(why, silent); }},
+              log_prefix) {}
 
 PortWatch::~PortWatch() {
   if (tick_timer_ != 0) loop_.CancelTimer(tick_timer_);
-  if (io_) loop_.Unwatch(io_.get());
-  if (err_) loop_.Unwatch(err_.get());
 }
 
 void PortWatch::Start() {
@@ -259,159 +273,56 @@ void PortWatch::Start() {
 void PortWatch::Tick() {
   tick_timer_ = loop_.AddTimer(kPortWatchInterval, [this] { Tick(); });
   if (!unavailable_.empty()) return;
-  auto now = std::chrono::steady_clock::now();
-  if (running_ && (!greeted_ || !questions_.empty()) && now - last_progress_ >= kPortWatchStall) {
-    // A session that never started, or a server that stopped answering: started anew.
-    spdlog::warn("[{}] auto forward: the server did not answer within {} s; asking anew",
-                 log_prefix_, kPortWatchStall.count());
-    Stopped("no answer");
-  }
-  if (!running_) {
-    if (now - last_start_ >= kPortWatchInterval) Run();
-    return;
-  }
-  if (!greeted_) return;
+  if (!server_.running()) return server_.Run();
+  if (!server_.greeted()) return;
   // One read at a time: a slow server is read less often, not piled up.
   bool asked = std::any_of(questions_.begin(), questions_.end(),
                            [](const Question& q) { return q.inode == 0; });
-  if (asked) return;
-  questions_.push_back({0, nullptr});
-  Send("l\n");
+  if (!asked) Ask({0, nullptr});
 }
 
 void PortWatch::CommandLineOf(uint64_t inode, OnCommandLine done) {
-  if (!running_ || !greeted_ || inode == 0) {
+  if (!server_.greeted() || inode == 0) {
     loop_.AddTimer(std::chrono::milliseconds(0), [done = std::move(done)] { done(""); });
     return;
   }
-  questions_.push_back({inode, std::move(done)});
-  Send("c" + std::to_string(inode) + "\n");
+  Ask({inode, std::move(done)});
 }
 
-void PortWatch::Run() {
-  last_start_ = std::chrono::steady_clock::now();
-  last_progress_ = last_start_;
-  int io[2], err[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, io) != 0) {
-    return Stopped(std::string("socketpair: ") + std::strerror(errno));
-  }
-  UniqueFd mine(io[0]), theirs(io[1]);
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, err) != 0) {
-    return Stopped(std::string("socketpair: ") + std::strerror(errno));
-  }
-  UniqueFd err_mine(err[0]), err_theirs(err[1]);
-  UniqueFd theirs_in(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 0));
-  if (!theirs_in) return Stopped(std::string("dup: ") + std::strerror(errno));
-  io_ = std::move(mine);
-  err_ = std::move(err_mine);
-  running_ = true;
-  greeted_ = false;
-  in_.clear();
-  answer_.clear();
-  uint64_t generation = ++generation_;
-  loop_.Watch(io_.get(), net::kReadable, [this](unsigned) { OnReadable(); });
-  loop_.Watch(err_.get(), net::kReadable, [this](unsigned) {
-    char buf[512];
-    ssize_t n = ::read(err_.get(), buf, sizeof(buf));
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      loop_.Unwatch(err_.get());
-      err_.Reset();
-    }
-  });
-  spdlog::debug("[{}] auto forward: starting its shell loop on the server", log_prefix_);
-  run_(kCommand, std::move(theirs_in), std::move(theirs), std::move(err_theirs),
-       [this, generation](const std::string& why) {
-         if (generation != generation_ || !running_) return;
-         OnReadable();
-         if (generation == generation_ && running_) Stopped(why);
-       });
+void PortWatch::Ask(Question question) {
+  std::string line = question.inode == 0 ? "l\n" : "c" + std::to_string(question.inode) + "\n";
+  questions_.push_back(std::move(question));
+  server_.Ask(line);  // a failed write ends the run, and OnStopped answers what waits
 }
 
-void PortWatch::Send(const std::string& line) {
-  ssize_t n = ::send(io_.get(), line.data(), line.size(), MSG_NOSIGNAL);
-  if (n != static_cast<ssize_t>(line.size())) {
-    Stopped(n < 0 ? std::string("write: ") + std::strerror(errno) : "the server's side is full");
+void PortWatch::OnAnswer(const std::string& answer) {
+  if (questions_.empty()) {
+    server_.Close();
+    return OnStopped("the server answered a question not asked", false);
   }
-}
-
-void PortWatch::OnReadable() {
-  char buf[16 << 10];
-  for (int round = 0; round < 64 && io_; ++round) {
-    ssize_t n = ::read(io_.get(), buf, sizeof(buf));
-    if (n == 0) return Stopped("its session ended");
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
-      return Stopped(std::string("read: ") + std::strerror(errno));
-    }
-    in_.append(buf, static_cast<size_t>(n));
-    size_t start = 0;
-    uint64_t generation = generation_;
-    for (size_t nl;
-         running_ && generation == generation_ && (nl = in_.find('\n', start)) != std::string::npos;
-         start = nl + 1) {
-      OnLine(std::string_view(in_).substr(start, nl - start));
-    }
-    if (!running_ || generation != generation_) return;
-    in_.erase(0, start);
-    if (in_.size() > kMaxAnswer) return Stopped("the server's answer is too long");
-  }
-}
-
-void PortWatch::OnLine(std::string_view line) {
-  if (!greeted_) {
-    if (line.rfind("uid ", 0) == 0) {
-      auto uid = ParseUint(line.substr(4));
-      if (!uid || *uid > UINT32_MAX) return Stopped("the server's greeting is garbled");
-      greeted_ = true;
-      last_progress_ = std::chrono::steady_clock::now();
-      uid_ = static_cast<uint32_t>(*uid);
-      questions_.push_back({0, nullptr});
-      Send("l\n");
-    } else if (line.rfind("none", 0) == 0) {
-      unavailable_ = "the server's listening ports cannot be read (" +
-                     std::string(line.size() > 5 ? line.substr(5) : "no /proc/net/tcp") + ")";
-      spdlog::warn("[{}] auto forward: {}", log_prefix_, unavailable_);
-      Stopped(unavailable_);
-    }
-    return;  // a banner of the user's shell before exec: skipped
-  }
-  if (line != "end") {
-    if (answer_.size() + line.size() + 1 > kMaxAnswer) {
-      return Stopped("the server's answer is too long");
-    }
-    answer_.append(line);
-    answer_ += '\n';
-    return;
-  }
-  if (questions_.empty()) return Stopped("the server answered a question not asked");
-  last_progress_ = std::chrono::steady_clock::now();
   Question q = std::move(questions_.front());
   questions_.pop_front();
-  std::string answer = std::move(answer_);
-  answer_.clear();
   if (q.inode == 0) {
-    on_table_(ParseSocketTable(answer), uid_);
+    on_table_(ParseSocketTable(answer), server_.uid());
   } else if (q.done) {
-    while (!answer.empty() && answer.back() == '\n') answer.pop_back();
-    q.done(answer);
+    std::string cmdline = answer;
+    while (!cmdline.empty() && cmdline.back() == '\n') cmdline.pop_back();
+    q.done(cmdline);
   }
 }
 
-void PortWatch::Stopped(const std::string& why) {
-  if (running_ && unavailable_.empty()) {
+void PortWatch::OnStopped(const std::string& why, bool silent) {
+  FailQuestions();
+  if (!silent) {
     spdlog::debug("[{}] auto forward: its shell loop stopped: {}", log_prefix_, why);
+    return;  // the next tick starts it again
   }
-  running_ = false;
-  greeted_ = false;
-  ++generation_;
-  if (io_) {
-    loop_.Unwatch(io_.get());
-    io_.Reset();
-  }
-  if (err_) {
-    loop_.Unwatch(err_.get());
-    err_.Reset();
-  }
+  // A session that never started, or a server that stopped answering.
+  spdlog::warn("[{}] auto forward: {}; asking anew", log_prefix_, why);
+  server_.Run();
+}
+
+void PortWatch::FailQuestions() {
   auto questions = std::move(questions_);
   questions_.clear();
   for (auto& q : questions) {

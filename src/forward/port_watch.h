@@ -23,6 +23,7 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "forward/server_loop.h"
 #include "forward/socket_table.h"
 #include "net/event_loop.h"
 
@@ -50,6 +51,8 @@ struct PortRange {
 
 // "8000-8999,6006" (commas or blanks between); errors name the bad part.
 Result<std::vector<PortRange>> ParsePortRanges(std::string_view text);
+// The same ranges written as ParsePortRanges reads them ("8000-8999,6006"; "" for none).
+std::string FormatPortRanges(const std::vector<PortRange>& ranges);
 
 struct AutoForwardPolicy {
   size_t max = kAutoForwardDefaultMax;
@@ -124,10 +127,9 @@ std::string WellKnownUrl(std::string_view cmdline, uint16_t local_port);
 
 class PortWatch {
  public:
-  // As OwnerCheck::Runner: runs `command` on the server, stdin/stdout on the given ends.
-  using Ended = std::function<void(const std::string& why)>;
-  using Runner = std::function<void(const std::string& command, UniqueFd in, UniqueFd out,
-                                    UniqueFd err, Ended ended)>;
+  // Runs the watch's shell loop on the server (forward/server_loop.h).
+  using Ended = ServerLoop::Ended;
+  using Runner = ServerLoop::Runner;
   // One read: the whole listen table and the uid we log in as.
   using OnTable = std::function<void(const std::vector<SocketEntry>& table, uint32_t uid)>;
   using OnCommandLine = std::function<void(const std::string& cmdline)>;
@@ -153,29 +155,20 @@ class PortWatch {
     OnCommandLine done;
   };
   void Tick();
-  void Run();
-  void Send(const std::string& line);
-  void OnReadable();
-  void OnLine(std::string_view line);
-  void Stopped(const std::string& why);
+  void Ask(Question question);
+  // The shell loop's events (ServerLoop::Events).
+  void OnAnswer(const std::string& answer);
+  void OnStopped(const std::string& why, bool silent);
+  // Every question waiting is answered "" (on the loop's next round).
+  void FailQuestions();
 
   net::EventLoop& loop_;
-  Runner run_;
   OnTable on_table_;
   std::string log_prefix_;
   std::string unavailable_;
-  bool running_ = false;
-  bool greeted_ = false;
-  uint32_t uid_ = 0;
-  UniqueFd io_;
-  UniqueFd err_;
-  std::string in_;
-  std::string answer_;
-  uint64_t generation_ = 0;
   std::deque<Question> questions_;
-  std::chrono::steady_clock::time_point last_start_{};
-  std::chrono::steady_clock::time_point last_progress_{};  // started, greeted, answered
   net::EventLoop::TimerId tick_timer_ = 0;
+  ServerLoop server_;
 };
 
 }  // namespace tether::forward

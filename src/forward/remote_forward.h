@@ -74,6 +74,7 @@ class RemoteForward : public Forward {
   // Where a reverse dynamic forward's connections leave ("direct", an upstream URL).
   std::string ExitDescription() const { return exit_ ? exit_->Describe() : ""; }
   uint16_t bound_port() const { return bound_port_; }
+  uint16_t server_listen_port() const override { return bound_port_; }
   // Connections this listener holds: served (a reverse dynamic one in its handshake too),
   // connecting to the target, waiting for the owner check.
   size_t open_connections() const;

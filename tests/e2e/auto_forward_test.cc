@@ -4,6 +4,8 @@
 // account's does not, a port taken on the laptop leads to the next one, 30 ports at once
 // stop at the cap of 20, a cancelled one stays away, and they survive an outage. Each
 // test prints its measured figures to stderr. Every test skips without root.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -175,6 +177,129 @@ TEST_F(AutoForwardTest, AServerStartedOnTheServerAppearsOnTheLaptopAndGoesWhenIt
   EXPECT_FALSE(Autos().count(port));
 }
 
+// An API answering as vLLM does (its / a 404, its /v1/models the model list) and a page
+// shaped as Gradio's, neither named by its command line: the daemon asks each forward once
+// and status gives the URL to open on the laptop; a plain HTTP server gets none. Nothing
+// of an answer (a token in the page) reaches status or the log.
+TEST_F(AutoForwardTest, AnAppKnownByItsHttpAnswerGetsItsUrlInStatus) {
+  const uint16_t api = kFirstPort + 80, page = kFirstPort + 81, plain = kFirstPort + 82;
+  const std::string script = scratch_.File("models_api.py");
+  ASSERT_TRUE(WriteFile(script, R"(import http.server, json, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/v1/models":
+            body = json.dumps({"object": "list", "data": [
+                {"id": "facebook/opt-125m", "object": "model", "owned_by": "vllm"}]}).encode()
+            self.send_response(200)
+        else:
+            body = b'{"detail":"Not Found"}'
+            self.send_response(404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+)")
+                  .ok());
+  const std::string site = scratch_.File("site");
+  ASSERT_EQ(::mkdir(site.c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFile(site + "/index.html",
+                        "<!doctype html><html><head><script>window.gradio_config = "
+                        "{\"version\":\"4.44.1\",\"token\":\"s3cr3t-in-the-page\"};</script>"
+                        "</head><body><gradio-app></gradio-app></body></html>\n",
+                        0644)
+                  .ok());
+  Up();
+  auto started = Clock::now();
+  SpawnOnServer({"/usr/bin/python3", script, std::to_string(api)});
+  SpawnOnServer({"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                 site, std::to_string(page)});
+  SpawnOnServer(PythonHttp(plain));
+  auto url_of = [&](uint16_t port) -> std::string {
+    auto autos = Autos();
+    return autos.count(port) ? autos[port]["auto"].value("url", "") : "";
+  };
+  const std::string api_url = "http://127.0.0.1:" + std::to_string(api) + "/v1/models";
+  const std::string page_url = "http://127.0.0.1:" + std::to_string(page) + "/";
+  long long known = Within(kAppearBound + kSlack + 4000ms,
+                           [&] { return url_of(api) == api_url && url_of(page) == page_url; });
+  std::cerr << "[figures] URLs from the HTTP answers in status " << MsSince(started)
+            << " ms after the servers started\n";
+  ASSERT_GE(known, 0) << Host().dump();
+  // The plain one was asked both paths (two connections through it) and has no URL.
+  ASSERT_GE(Within(kAppearBound + kSlack + 4000ms,
+                   [&] {
+                     auto autos = Autos();
+                     return autos.count(plain) && autos[plain].value("total", 0) >= 2;
+                   }),
+            0)
+      << Host().dump();
+  EXPECT_EQ(url_of(plain), "") << Host().dump();
+
+  CommandResult table = net_->laptop.RunTether(state_.path(), {"status"}, 10s, env_);
+  EXPECT_NE(table.out.find("open " + api_url), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("open " + page_url), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("s3cr3t"), std::string::npos) << table.out;
+  std::string log = ReadFileOrEmpty(state_.File("testhost.log"));
+  EXPECT_NE(log.find("answers as vLLM"), std::string::npos);
+  EXPECT_NE(log.find("answers as Gradio"), std::string::npos);
+  EXPECT_EQ(log.find("s3cr3t"), std::string::npos);
+}
+
+// `up --auto-forward-allow/-deny/-max` win over config.toml's and imply --auto-forward; a
+// bad value is refused naming its flag; other ones given to the running daemon are a
+// start-time conflict, the same ones again are not.
+TEST_F(AutoForwardTest, TheCommandLinesRangesAndCapWinOverTheConfig) {
+  const uint16_t allowed = kFirstPort + 90, denied = kFirstPort + 91, outside = kFirstPort + 93;
+  const std::string toml = scratch_.File("config.toml");
+  ASSERT_TRUE(
+      WriteFile(toml, std::string("[settings]\nauto_forward_allow = \"") + kAllow + "\"\n").ok());
+  env_ = {{"TETHER_CONFIG", toml}};
+  auto up = [&](const std::vector<std::string>& flags) {
+    std::vector<std::string> args = {"-F", sshd_.config_path(), "up", "testhost"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return net_->laptop.RunTether(state_.path(), args, 60s, env_);
+  };
+  CommandResult bad = up({"--auto-forward-allow", "20090-70000"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.Describe();
+  EXPECT_NE(bad.err.find("--auto-forward-allow: bad port or range \"20090-70000\""),
+            std::string::npos)
+      << bad.err;
+  bad = up({"--auto-forward-max", "5000"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.Describe();
+  EXPECT_NE(bad.err.find("--auto-forward-max"), std::string::npos) << bad.err;
+  EXPECT_TRUE(Host().is_null()) << Host().dump();  // nothing started
+
+  const std::vector<std::string> flags = {"--auto-forward-allow", "20090-20092",
+                                          "--auto-forward-deny",  "20091",
+                                          "--auto-forward-max",   "5"};
+  CommandResult started = up(flags);
+  ASSERT_TRUE(started.ok()) << started.Describe() << "\nsshd log:\n" << sshd_.LogTail();
+  nlohmann::json status = Host()["auto_forward"];
+  EXPECT_EQ(status.value("allow", ""), "20090-20092") << status.dump();
+  EXPECT_EQ(status.value("deny", ""), "20091") << status.dump();
+  EXPECT_EQ(status.value("max", 0), 5) << status.dump();
+  for (uint16_t port : {allowed, denied, outside}) SpawnOnServer(PythonHttp(port));
+  ASSERT_GE(Within(kAppearBound + kSlack, [&] { return LaptopAccepts(allowed); }), 0);
+  ASSERT_TRUE(Within(5s, [&] {
+                return net_->server.ConnectTcp("127.0.0.1", denied).ok() &&
+                       net_->server.ConnectTcp("127.0.0.1", outside).ok();
+              }) >= 0);
+  std::this_thread::sleep_for(2500ms);  // one more read with all three listening
+  auto autos = Autos();
+  EXPECT_EQ(autos.size(), 1u) << Host().dump();
+  EXPECT_TRUE(autos.count(allowed));
+
+  CommandResult again = up(flags);
+  EXPECT_TRUE(again.ok()) << again.Describe();
+  CommandResult other = up({"--auto-forward-max", "7", "--auto-forward-deny", "20091"});
+  EXPECT_FALSE(other.ok()) << other.Describe();
+  EXPECT_NE(other.err.find("--auto-forward-max 7 (it runs 5)"), std::string::npos) << other.err;
+  EXPECT_EQ(other.err.find("--auto-forward-deny"), std::string::npos) << other.err;
+}
+
 // Another account's listener on the server is left alone; ours beside it is forwarded.
 TEST_F(AutoForwardTest, AnotherAccountsPortIsLeftAlone) {
   OtherAccount mallory;
@@ -216,6 +341,39 @@ TEST_F(AutoForwardTest, TethersOwnServerPortsAreNotForwarded) {
   EXPECT_TRUE(autos.count(ours));
   EXPECT_FALSE(LaptopAccepts(proxy));
   EXPECT_FALSE(LaptopAccepts(remote));
+}
+
+// A `-R 0` forward: the port the server chose is tether's own too, and left alone with
+// every port allowed; a server of ours beside it is forwarded.
+TEST_F(AutoForwardTest, ThePortTheServerChoseForRZeroIsNotForwarded) {
+  const uint16_t ours = kFirstPort + 75;
+  auto target = net_->laptop.MakeServer<HttpServer>("laptop\n");
+  ASSERT_TRUE(target.ok()) << target.error().ToString();
+  Up("", {"--auto-forward-allow", "1024-65535", "-R",
+          "0:127.0.0.1:" + std::to_string((*target)->port())});
+  servers_.push_back(std::move(*target));
+  uint16_t chosen = 0;
+  ASSERT_GE(Within(10s,
+                   [&] {
+                     for (const auto& f : Host().value("forwards", nlohmann::json::array())) {
+                       const std::string listen = f.value("listen", "");
+                       if (f.value("kind", "") != "remote" || f.value("state", "") != "listening")
+                         continue;
+                       chosen =
+                           static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
+                     }
+                     return chosen != 0;
+                   }),
+            0)
+      << Host().dump();
+  ASSERT_TRUE(net_->server.ConnectTcp("127.0.0.1", chosen).ok());
+  SpawnOnServer(PythonHttp(ours));
+  ASSERT_GE(Within(kAppearBound + kSlack, [&] { return LaptopAccepts(ours); }), 0);
+  std::this_thread::sleep_for(2500ms);  // one more read
+  auto autos = Autos();
+  EXPECT_EQ(autos.size(), 1u) << "-R 0 got " << chosen << ": " << Host().dump();
+  EXPECT_TRUE(autos.count(ours));
+  EXPECT_FALSE(autos.count(chosen));
 }
 
 // The laptop's own port is taken: the next free one is used, and status says so.

@@ -77,6 +77,40 @@ TEST(StartOptionConflicts, AutoForwardOnADaemonThatDoesNotWatchIsNamed) {
   EXPECT_FALSE(StartOptionConflicts("gpu", watching, given));
 }
 
+TEST(StartOptionConflicts, AutoForwardRangesAndCapThatDifferAreNamed) {
+  nlohmann::json watching = Running();
+  watching["auto_forward"] = {{"max", 20}, {"allow", "8000-8999"}, {"deny", ""}, {"active", 0}};
+  auto given_as = [](std::string allow, std::string deny, int max) {
+    StartOptions given;
+    given.auto_forward = true;
+    given.auto_forward_allow = std::move(allow);
+    given.auto_forward_deny = std::move(deny);
+    given.auto_forward_max = max;
+    return given;
+  };
+  auto none = StartOptionConflicts("gpu", watching, given_as("8000-8999", "", 20));
+  EXPECT_FALSE(none) << none->ToString();
+
+  StartOptions given = given_as("6006", "5432", 5);
+  auto conflict = StartOptionConflicts("gpu", watching, given);
+  ASSERT_TRUE(conflict);
+  for (const char* part :
+       {"--auto-forward-allow 6006 (it runs 8000-8999)", "--auto-forward-deny 5432 (it runs none)",
+        "--auto-forward-max 5 (it runs 20)"}) {
+    EXPECT_NE(conflict->message.find(part), std::string::npos)
+        << part << " not in: " << conflict->message;
+  }
+  watching["auto_forward"]["allow"] = "";
+  given = {};
+  given.auto_forward = true;
+  given.auto_forward_allow = "7000-7010";
+  conflict = StartOptionConflicts("gpu", watching, given);
+  ASSERT_TRUE(conflict);
+  EXPECT_NE(conflict->message.find("--auto-forward-allow 7000-7010 (it runs any port)"),
+            std::string::npos)
+      << conflict->message;
+}
+
 TEST(StartOptionConflicts, AJumpHostOnADaemonWithoutOneIsAConflict) {
   nlohmann::json running = Running();
   running["jump"] = nlohmann::json::array();

@@ -5,8 +5,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "forward/scripted_server.h"
 #include "forward/socket_table.h"
 
 namespace tether::forward {
@@ -35,21 +36,6 @@ std::string ClientLine(uint16_t port, uint32_t uid) {
 
 class OwnerCheckTest : public ::testing::Test {
  protected:
-  void Drive(int rounds = 5) {
-    for (int i = 0; i < rounds; ++i) ASSERT_TRUE(loop_.RunOnce(10ms).ok());
-  }
-  void ServerSays(const std::string& text) {
-    ASSERT_EQ(::write(server_.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
-    Drive();
-  }
-  std::string ServerHears() {
-    Drive();
-    std::string got;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(server_.get(), buf, sizeof(buf))) > 0) got.append(buf, n);
-    return got;
-  }
   // Asks about a client on 127.0.0.1:port; the answer lands in answers_[slot].
   OwnerCheck::Ticket Ask(uint16_t port) {
     size_t slot = answers_.size();
@@ -59,35 +45,22 @@ class OwnerCheckTest : public ::testing::Test {
   }
 
   net::EventLoop loop_;
-  int runs_ = 0;
-  std::string command_;
-  UniqueFd server_, server_in_, server_err_;
-  OwnerCheck::Ended ended_;
+  ScriptedServer server_{loop_};
   std::vector<std::optional<OwnerCheck::Answer>> answers_;
-  OwnerCheck check_{loop_,
-                    [this](const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err,
-                           OwnerCheck::Ended ended) {
-                      ++runs_;
-                      command_ = command;
-                      server_in_ = std::move(in);
-                      server_ = std::move(out);
-                      server_err_ = std::move(err);
-                      ended_ = std::move(ended);
-                    },
-                    "test"};
+  OwnerCheck check_{loop_, server_.Runner(), "test"};
 };
 
 TEST_F(OwnerCheckTest, AnswersByTheUidOfTheSocketThatConnected) {
   Ask(50000);
   Ask(50001);
-  EXPECT_EQ(runs_, 1);  // one shell loop for every question
+  EXPECT_EQ(server_.runs(), 1);  // one shell loop for every question
   EXPECT_EQ(check_.mode(), OwnerCheck::Mode::kStarting);
-  EXPECT_EQ(ServerHears(), "");  // nothing is asked before the greeting
-  ServerSays("uid 1000\n");
+  EXPECT_EQ(server_.Hears(), "");  // nothing is asked before the greeting
+  server_.Says("uid 1000\n");
   EXPECT_EQ(check_.mode(), OwnerCheck::Mode::kByUid);
   EXPECT_EQ(check_.owner_uid(), 1000u);
-  EXPECT_EQ(ServerHears(), "C350\nC351\n");
-  ServerSays(ClientLine(50000, 1000) + "end\n" + ClientLine(50001, 1001) + "end\n");
+  EXPECT_EQ(server_.Hears(), "C350\nC351\n");
+  server_.Says(ClientLine(50000, 1000) + "end\n" + ClientLine(50001, 1001) + "end\n");
   ASSERT_TRUE(answers_[0] && answers_[1]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kOwner);
   EXPECT_EQ(answers_[1]->verdict, Verdict::kOther);
@@ -98,10 +71,10 @@ TEST_F(OwnerCheckTest, WhoListensNamesTheAccountHoldingAPort) {
   std::optional<OwnerCheck::Answer> squatter, nobody;
   check_.WhoListens(10808, [&](const OwnerCheck::Answer& a) { squatter = a; });
   check_.WhoListens(10809, [&](const OwnerCheck::Answer& a) { nobody = a; });
-  ServerSays("uid 1000\n");
-  EXPECT_EQ(ServerHears(), "2A38\n2A39\n");
-  ServerSays("   0: 0100007F:2A38 00000000:0000 0A 0:0 0:0 0 1001 0 31337 1\n" +
-             ClientLine(50000, 1000) + "end\nend\n");
+  server_.Says("uid 1000\n");
+  EXPECT_EQ(server_.Hears(), "2A38\n2A39\n");
+  server_.Says("   0: 0100007F:2A38 00000000:0000 0A 0:0 0:0 0 1001 0 31337 1\n" +
+               ClientLine(50000, 1000) + "end\nend\n");
   ASSERT_TRUE(squatter && nobody);
   EXPECT_EQ(squatter->verdict, Verdict::kOther);
   EXPECT_EQ(squatter->uid, 1001u);
@@ -114,9 +87,9 @@ TEST_F(OwnerCheckTest, WhoListensNamesAnotherAccountBesideOurOwnListener) {
   std::optional<OwnerCheck::Answer> beside, ours;
   check_.WhoListens(10808, [&](const OwnerCheck::Answer& a) { beside = a; });
   check_.WhoListens(10809, [&](const OwnerCheck::Answer& a) { ours = a; });
-  ServerSays("uid 1000\n");
-  EXPECT_EQ(ServerHears(), "2A38\n2A39\n");
-  ServerSays(
+  server_.Says("uid 1000\n");
+  EXPECT_EQ(server_.Hears(), "2A38\n2A39\n");
+  server_.Says(
       "   0: 00000000000000000000000001000000:2A38 00000000000000000000000000000000:0000 0A "
       "0:0 0:0 0 1000 0 500 1\n"
       "   1: 0100007F:2A38 00000000:0000 0A 0:0 0:0 0 1001 0 501 1\nend\n"
@@ -131,9 +104,9 @@ TEST_F(OwnerCheckTest, AccountOfNamesAUidFromItsPasswdLine) {
   std::optional<OwnerCheck::Answer> mallory, ghost;
   check_.AccountOf(1001, [&](const OwnerCheck::Answer& a) { mallory = a; });
   check_.AccountOf(4242, [&](const OwnerCheck::Answer& a) { ghost = a; });
-  ServerSays("uid 1000\n");
-  EXPECT_EQ(ServerHears(), "u1001\nu4242\n");
-  ServerSays("mallory:x:1001:1001::/home/mallory:/bin/sh\nend\nend\n");
+  server_.Says("uid 1000\n");
+  EXPECT_EQ(server_.Hears(), "u1001\nu4242\n");
+  server_.Says("mallory:x:1001:1001::/home/mallory:/bin/sh\nend\nend\n");
   ASSERT_TRUE(mallory && ghost);
   EXPECT_EQ(mallory->verdict, Verdict::kOther);
   EXPECT_EQ(mallory->account, "mallory");
@@ -143,9 +116,9 @@ TEST_F(OwnerCheckTest, AccountOfNamesAUidFromItsPasswdLine) {
 
 TEST_F(OwnerCheckTest, ASocketNotFoundIsNotTheOwner) {
   Ask(50000);
-  ServerSays("uid 1000\n");
+  server_.Says("uid 1000\n");
   // Only the server's own side of another connection names the port.
-  ServerSays("   1: 0100007F:2A38 0100007F:C350 01 0:0 0:0 0 1000 0 77 1\nend\n");
+  server_.Says("   1: 0100007F:2A38 0100007F:C350 01 0:0 0:0 0 1000 0 77 1\nend\n");
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kUnknown);
   EXPECT_NE(answers_[0]->why.find("127.0.0.1:50000"), std::string::npos) << answers_[0]->why;
@@ -153,43 +126,43 @@ TEST_F(OwnerCheckTest, ASocketNotFoundIsNotTheOwner) {
 
 TEST_F(OwnerCheckTest, ABannerBeforeTheGreetingIsSkipped) {
   Ask(50000);
-  ServerSays("Welcome to gpu01\nuid 1000\n");
-  EXPECT_EQ(ServerHears(), "C350\n");
-  ServerSays(ClientLine(50000, 1000) + "end\n");
+  server_.Says("Welcome to gpu01\nuid 1000\n");
+  EXPECT_EQ(server_.Hears(), "C350\n");
+  server_.Says(ClientLine(50000, 1000) + "end\n");
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kOwner);
 }
 
 TEST_F(OwnerCheckTest, AServerWithoutTheTableSaysSoOnceAndEveryAnswerFallsBack) {
   Ask(50000);
-  ServerSays("none /proc/net/tcp cannot be read\n");
+  server_.Says("none /proc/net/tcp cannot be read\n");
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kUnavailable);
   EXPECT_EQ(check_.mode(), OwnerCheck::Mode::kUnavailable);
   EXPECT_NE(check_.unavailable_why().find("cannot be read"), std::string::npos);
   Ask(50001);
   EXPECT_FALSE(answers_[1]);  // never inside Check
-  Drive();
+  server_.Drive();
   ASSERT_TRUE(answers_[1]);
   EXPECT_EQ(answers_[1]->verdict, Verdict::kUnavailable);
-  EXPECT_EQ(runs_, 1);  // not started again
+  EXPECT_EQ(server_.runs(), 1);  // not started again
 }
 
 TEST_F(OwnerCheckTest, WhatTheServerWroteBeforeItsSessionEndedStillCounts) {
   Ask(50000);
   const std::string said = "uid 1000\n" + ClientLine(50000, 1000) + "end\n";
-  ASSERT_EQ(::write(server_.get(), said.data(), said.size()), static_cast<ssize_t>(said.size()));
-  ended_("its session ended");  // before the loop read a byte
-  Drive();
+  ASSERT_EQ(::write(server_.fd(), said.data(), said.size()), static_cast<ssize_t>(said.size()));
+  server_.ended("its session ended");  // before the loop read a byte
+  server_.Drive();
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kOwner);
 }
 
 TEST_F(OwnerCheckTest, AnEndedCheckRefusesWhatWaits) {
   Ask(50000);
-  ServerSays("uid 1000\n");
-  ended_("the link went down");
-  Drive();
+  server_.Says("uid 1000\n");
+  server_.ended("the link went down");
+  server_.Drive();
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kUnknown);
   EXPECT_NE(answers_[0]->why.find("the link went down"), std::string::npos);
@@ -197,7 +170,7 @@ TEST_F(OwnerCheckTest, AnEndedCheckRefusesWhatWaits) {
 
 TEST_F(OwnerCheckTest, AGarbledGreetingOrAnAnswerNotAskedForEndsTheRun) {
   Ask(50000);
-  ServerSays("uid 10x0\n");
+  server_.Says("uid 10x0\n");
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kUnknown);
   EXPECT_EQ(check_.mode(), OwnerCheck::Mode::kStarting);
@@ -207,9 +180,9 @@ TEST_F(OwnerCheckTest, ACancelledQuestionKeepsTheAnswersInOrder) {
   auto first = Ask(50000);
   Ask(50001);
   check_.Cancel(first);
-  ServerSays("uid 1000\n");
-  EXPECT_EQ(ServerHears(), "C350\nC351\n");
-  ServerSays(ClientLine(50000, 1000) + "end\n" + ClientLine(50001, 1001) + "end\n");
+  server_.Says("uid 1000\n");
+  EXPECT_EQ(server_.Hears(), "C350\nC351\n");
+  server_.Says(ClientLine(50000, 1000) + "end\n" + ClientLine(50001, 1001) + "end\n");
   EXPECT_FALSE(answers_[0]);
   ASSERT_TRUE(answers_[1]);
   EXPECT_EQ(answers_[1]->verdict, Verdict::kOther);
@@ -219,7 +192,7 @@ TEST_F(OwnerCheckTest, ACancelledQuestionKeepsTheAnswersInOrder) {
 TEST_F(OwnerCheckTest, TooManyQuestionsAtOnceAreRefused) {
   for (size_t i = 0; i < kOwnerCheckMaxPending; ++i) Ask(static_cast<uint16_t>(1000 + i));
   Ask(9);
-  Drive();
+  server_.Drive();
   for (size_t i = 0; i < kOwnerCheckMaxPending; ++i) ASSERT_FALSE(answers_[i]) << i;
   ASSERT_TRUE(answers_.back());
   EXPECT_EQ(answers_.back()->verdict, Verdict::kUnknown);
@@ -228,15 +201,15 @@ TEST_F(OwnerCheckTest, TooManyQuestionsAtOnceAreRefused) {
 
 TEST_F(OwnerCheckTest, AnAnswerPastItsBoundEndsTheRun) {
   Ask(50000);
-  ServerSays("uid 1000\n");
+  server_.Says("uid 1000\n");
   std::string flood(kOwnerCheckMaxAnswer + 100, 'x');
   flood += "\n";
   // Written in pieces: the socket takes what it can, the check reads and gives up.
   size_t sent = 0;
   for (int i = 0; i < 200 && sent < flood.size() && !answers_[0]; ++i) {
-    ssize_t n = ::write(server_.get(), flood.data() + sent, flood.size() - sent);
+    ssize_t n = ::write(server_.fd(), flood.data() + sent, flood.size() - sent);
     if (n > 0) sent += static_cast<size_t>(n);
-    Drive(1);
+    server_.Drive(1);
   }
   ASSERT_TRUE(answers_[0]);
   EXPECT_EQ(answers_[0]->verdict, Verdict::kUnknown);

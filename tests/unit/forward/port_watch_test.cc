@@ -14,9 +14,12 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "forward/scripted_server.h"
 
 namespace tether::forward {
 namespace {
@@ -174,6 +177,8 @@ TEST(PortRangesTest, Parses) {
   EXPECT_FALSE(ParsePortRanges("0").ok());
   EXPECT_FALSE(ParsePortRanges("70000").ok());
   EXPECT_FALSE(ParsePortRanges("http").ok());
+  EXPECT_EQ(FormatPortRanges(*r), "8000-8999,6006");
+  EXPECT_EQ(FormatPortRanges({}), "");
 }
 
 std::string ListenLine(const std::string& address, uint16_t port, uint32_t uid, uint64_t inode) {
@@ -214,6 +219,54 @@ TEST(WellKnownUrlTest, JupyterWithItsTokenAndOthers) {
             "http://127.0.0.1:8000/v1/models");
   EXPECT_EQ(WellKnownUrl("/usr/bin/tensorboard\x1f--logdir=runs", 6006), "http://127.0.0.1:6006/");
   EXPECT_EQ(WellKnownUrl("python3\x1f-m\x1fhttp.server", 8000), "");
+}
+
+// Against a scripted server: the table is asked once greeted and again each interval (one
+// read at a time), a command line on request; a question the run could not answer is "".
+TEST(PortWatchTest, AsksForTheTableOnceGreetedAndForACommandLine) {
+  net::EventLoop loop;
+  ScriptedServer server(loop);
+  std::vector<std::pair<size_t, uint32_t>> tables;  // entries, uid
+  PortWatch watch(
+      loop, server.Runner(),
+      [&](const std::vector<SocketEntry>& table, uint32_t uid) {
+        tables.emplace_back(table.size(), uid);
+      },
+      "test");
+  std::optional<std::string> early;
+  watch.CommandLineOf(77, [&](const std::string& c) { early = c; });
+  watch.Start();
+  EXPECT_EQ(server.runs(), 1);
+  server.Drive();
+  EXPECT_EQ(early, "");  // not greeted yet: unknown
+  server.Says("uid 1000\n");
+  EXPECT_EQ(server.Hears(), "l\n");
+  server.Says("   0: 0100007F:1F90 00000000:0000 0A 0:0 0:0 0 1000 0 31337 1\nend\n");
+  ASSERT_EQ(tables.size(), 1u);
+  EXPECT_EQ(tables[0], std::make_pair(size_t{1}, uint32_t{1000}));
+
+  std::optional<std::string> cmdline, lost;
+  watch.CommandLineOf(31337, [&](const std::string& c) { cmdline = c; });
+  EXPECT_EQ(server.Hears(), "c31337\n");
+  server.Says("python3\x1f-m\x1fhttp.server\nend\n");
+  EXPECT_EQ(cmdline, "python3\x1f-m\x1fhttp.server");
+
+  watch.CommandLineOf(4242, [&](const std::string& c) { lost = c; });
+  server.ended("its session ended");
+  server.Drive();
+  EXPECT_EQ(lost, "");
+  EXPECT_TRUE(watch.unavailable().empty());
+}
+
+TEST(PortWatchTest, AServerWithoutTheTableIsUnavailableForGood) {
+  net::EventLoop loop;
+  ScriptedServer server(loop);
+  PortWatch watch(
+      loop, server.Runner(), [](const std::vector<SocketEntry>&, uint32_t) {}, "test");
+  watch.Start();
+  server.Says("none /proc/net/tcp cannot be read\n");
+  EXPECT_NE(watch.unavailable().find("cannot be read"), std::string::npos) << watch.unavailable();
+  EXPECT_EQ(server.runs(), 1);
 }
 
 // The real shell loop run by /bin/sh on this machine: a socket this test listens on is in
