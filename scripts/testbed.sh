@@ -14,7 +14,8 @@
 # Use: ssh -F DIR/ssh_config testhost ...   tether -F DIR/ssh_config up demo -L ...
 set -euo pipefail
 
-# $TETHER_TEST_SSHD picks another sshd, e.g. OpenSSH 10.0 from scripts/openssh10.sh.
+# $TETHER_TEST_SSHD picks another sshd, e.g. OpenSSH 10.0 from scripts/openssh10.sh;
+# $TESTBED_SSHD_EXTRA adds lines to its sshd_config (a bench's "SetEnv HOME=...").
 readonly SSHD=${TETHER_TEST_SSHD:-/usr/sbin/sshd}
 # Debian's sshd refuses to start as root without its privilege-separation directory, and a
 # fresh container has none (no sshd ever ran there).
@@ -116,6 +117,7 @@ MaxStartups 100
 LogLevel VERBOSE
 PrintMotd no
 Subsystem sftp internal-sftp
+${TESTBED_SSHD_EXTRA:-}
 EOF
   chmod 600 "$1/sshd_config"
 }

@@ -110,7 +110,14 @@ class Runner {
         home_(std::move(home)),
         shell_(std::move(shell)),
         stamps_(RcStamps(home_)) {
-    for (char** e = environ; *e != nullptr; ++e) env_.emplace_back(*e);
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (std::strncmp(*e, "SHLVL=", 6) != 0) env_.emplace_back(*e);
+    }
+    // What the rc files did is in this environment already; a shell must not do it again
+    // for every command. bash reads ~/.bashrc for a command when SSH_CLIENT is set and it
+    // is the first shell level (the `exec` that started us gave back sshd's level, 0):
+    // one level down it does not, and the variables sshd set stay as they are.
+    env_.emplace_back("SHLVL=1");
   }
 
   int Run(int child_pipe) {

@@ -10,6 +10,9 @@
 // (128+n for a signal) said last. A client that goes away ends the command's process
 // group with SIGHUP. Connections from another uid are closed unread.
 //
+// The command's shell does not read the rc files again (their effect is in the captured
+// environment): it starts one shell level down (SHLVL=1), where bash skips ~/.bashrc.
+//
 // The shell's startup files are watched: when one changes, the next command is refused
 // (the daemon runs it as a session, which reads them) and the runner ends once its
 // commands have, to be started again with the new environment. It also ends when its own

@@ -39,10 +39,14 @@ class FastExecTest : public TetherTest {
     TetherTest::SetUp();
   }
 
-  // The server's ~/.bashrc: exports RC_MARK=`mark`, after `extra` (shell lines).
+  // The server's ~/.bashrc: exports RC_MARK=`mark`, after `extra` (shell lines); each
+  // time a shell reads it, it adds a line to ~/rc-reads.
   void WriteRc(const std::string& mark, const std::string& extra) {
-    ASSERT_TRUE(WriteFile(home_ + "/.bashrc", extra + "export RC_MARK=" + mark + "\n").ok());
+    ASSERT_TRUE(WriteFile(home_ + "/.bashrc", extra + "echo read >> \"$HOME/rc-reads\"\n" +
+                                                  "export RC_MARK=" + mark + "\n")
+                    .ok());
   }
+  size_t RcReads() { return CountOccurrences(ReadFileOrEmpty(home_ + "/rc-reads"), "read"); }
 
   std::string MuxPath() { return state_.File("testhost.mux"); }
   CommandResult Ssh(std::vector<std::string> args, std::string_view input = {}) {
@@ -151,6 +155,11 @@ TEST_F(FastExecTest, ACommandByTheRunnerGetsWhatASessionGives) {
       << env_session.out;
   // Every one of those but the two --session ones went by the runner.
   EXPECT_EQ(ByRunner(), before + 7) << FastExec().dump();
+  // The rc file was read for the runner's start and for each session, never for a
+  // command by the runner (what it did is in the captured environment).
+  const size_t reads = RcReads();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Exec({"echo $RC_MARK"}).out, "one\n");
+  EXPECT_EQ(RcReads(), reads);
 }
 
 TEST_F(FastExecTest, StockSshThroughTheMuxGoesByTheRunnerWithoutAPty) {
