@@ -310,8 +310,9 @@ TEST(FastExecRunner, ClosesAnotherAccountsConnectionUnread) {
                  "s=socket.socket(socket.AF_UNIX); s.settimeout(5)\n"
                  "s.connect(sys.argv[1])\n"
                  "cmd=('touch '+sys.argv[2]).encode()\n"
-                 "s.sendall(b'R'+struct.pack('>I',len(cmd)+4)+struct.pack('>I',len(cmd))+cmd)\n"
-                 "try: print('served' if s.recv(100) else 'closed')\n"
+                 "try:\n"
+                 " s.sendall(b'R'+struct.pack('>I',len(cmd)+4)+struct.pack('>I',len(cmd))+cmd)\n"
+                 " print('served' if s.recv(100) else 'closed')\n"
                  "except OSError as e: print('closed', e.errno)\n",
                  socket, made});
   EXPECT_EQ(r.out.rfind("closed", 0), 0u) << r.Describe();
