@@ -183,6 +183,73 @@ TEST_F(FastExecTest, StockSshThroughTheMuxGoesByTheRunnerWithoutAPty) {
   EXPECT_EQ(ByRunner(), by_runner);
 }
 
+// What moves files over exec: scp -O, rsync both ways, git push and clone, by the runner
+// (and scp's SFTP, a subsystem, as a session), byte-identical.
+TEST_F(FastExecTest, CopiesByTheRunnerArriveWhole) {
+  UpFast();
+  const uint64_t before = ByRunner();
+  const std::string src = scratch_.File("payload.bin");
+  ASSERT_TRUE(WriteFile(src, PatternBytes(3, 5u << 20)).ok());
+  const std::string want = Sha256Hex(ReadFile(src).value());
+  const std::vector<std::string> mux = {"-F", sshd_.config_path(),       "-o", "ControlMaster=no",
+                                        "-o", "ControlPath=" + MuxPath()};
+  auto scp = [&](bool legacy, const std::string& from, const std::string& to) {
+    std::vector<std::string> argv = {"scp", "-q"};
+    if (legacy) argv.push_back("-O");
+    argv.insert(argv.end(), mux.begin(), mux.end());
+    argv.insert(argv.end(), {from, to});
+    return RunCommand(argv, {}, seconds(60));
+  };
+  CommandResult r = scp(true, src, "testhost:" + scratch_.File("scp-up"));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Sha256Hex(ReadFile(scratch_.File("scp-up")).value()), want);
+  r = scp(true, "testhost:" + src, scratch_.File("scp-down"));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Sha256Hex(ReadFile(scratch_.File("scp-down")).value()), want);
+  const uint64_t after_scp = ByRunner();
+  EXPECT_EQ(after_scp, before + 2);
+  r = scp(false, src, "testhost:" + scratch_.File("sftp-up"));  // SFTP: a session
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Sha256Hex(ReadFile(scratch_.File("sftp-up")).value()), want);
+  EXPECT_EQ(ByRunner(), after_scp);
+
+  const std::string ssh =
+      "ssh -F " + sshd_.config_path() + " -o ControlMaster=no -o ControlPath=" + MuxPath();
+  r = RunCommand({"rsync", "-e", ssh, src, "testhost:" + scratch_.File("rsync-up")}, {},
+                 seconds(60));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  r = RunCommand(
+      {"rsync", "-e", ssh, "testhost:" + scratch_.File("rsync-up"), scratch_.File("rsync-down")},
+      {}, seconds(60));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(Sha256Hex(ReadFile(scratch_.File("rsync-down")).value()), want);
+
+  const std::string repo = scratch_.File("repo.git");
+  ASSERT_TRUE(RunCommand({"git", "init", "-q", "--bare", repo}).ok());
+  const std::string work = scratch_.File("work");
+  ASSERT_TRUE(RunCommand({"git", "init", "-q", work}).ok());
+  ASSERT_TRUE(WriteFile(work + "/README", "hello\n").ok());
+  Env git_env = {{"GIT_SSH_COMMAND", ssh},
+                 {"GIT_AUTHOR_NAME", "t"},
+                 {"GIT_AUTHOR_EMAIL", "t@example.org"},
+                 {"GIT_COMMITTER_NAME", "t"},
+                 {"GIT_COMMITTER_EMAIL", "t@example.org"}};
+  ASSERT_TRUE(RunCommand({"git", "-C", work, "add", "README"}, git_env).ok());
+  ASSERT_TRUE(RunCommand({"git", "-C", work, "commit", "-q", "-m", "one"}, git_env).ok());
+  r = RunCommand({"git", "-C", work, "push", "-q", "testhost:" + repo, "HEAD:main"}, git_env,
+                 seconds(60));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  const std::string clone = scratch_.File("clone");
+  r = RunCommand({"git", "clone", "-q", "-b", "main", "testhost:" + repo, clone}, git_env,
+                 seconds(60));
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(ReadFile(clone + "/README").value(), "hello\n");
+  // rsync twice and the clone by the runner; git's push sent GIT_PROTOCOL (ssh -o
+  // SendEnv), which no session had shown the server's AcceptEnv verdict on yet: it ran as a
+  // session, which taught it.
+  EXPECT_EQ(ByRunner(), after_scp + 3) << FastExec().dump();
+}
+
 TEST_F(FastExecTest, TheClientGoingAwayEndsTheCommandsProcessGroup) {
   UpFast();
   const std::string pids = scratch_.File("pids");
