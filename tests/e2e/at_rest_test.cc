@@ -30,7 +30,6 @@ std::string WaitingCommand() {
 
 class AtRestTest : public TetherTest {
  protected:
-  std::string MuxPath() { return state_.File("testhost.mux"); }
   pid_t DaemonPid() {
     auto j = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
     if (!j.is_object() || j["hosts"].empty() || !j["hosts"][0]["pid"].is_number()) return 0;

@@ -79,11 +79,6 @@ class ExecPipeTest : public TetherTest {
     }
     return n;
   }
-  nlohmann::json Host() {
-    auto j = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
-    if (!j.is_object() || !j["hosts"].is_array() || j["hosts"].empty()) return {};
-    return j["hosts"][0];
-  }
 };
 
 TEST_F(ExecPipeTest, HeadOfAnEndlessCommandEndsItPromptlyWithSshsStatusAndTheDaemonServesOn) {

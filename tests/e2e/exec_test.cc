@@ -21,27 +21,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class ExecTest : public TetherTest {
- protected:
-  std::string MuxPath() { return state_.File("testhost.mux"); }
-  // Stock OpenSSH through tether's socket (no ControlMaster of its own).
-  CommandResult Ssh(std::vector<std::string> args, std::string_view input = {}) {
-    std::vector<std::string> argv = {"ssh",
-                                     "-F",
-                                     sshd_.config_path(),
-                                     "-o",
-                                     "ControlMaster=no",
-                                     "-o",
-                                     "ControlPath=" + MuxPath()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, {}, seconds(60), input);
-  }
-  nlohmann::json Host() {
-    auto j = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
-    if (!j.is_object() || j["hosts"].empty()) return nlohmann::json::object();
-    return j["hosts"][0];
-  }
-};
+using ExecTest = TetherTest;
 
 TEST_F(ExecTest, ExitCodesAndSignalsPassThrough) {
   ASSERT_TRUE(Tether({"up", "testhost"}).ok());

@@ -48,27 +48,14 @@ class FastExecTest : public TetherTest {
   }
   size_t RcReads() { return CountOccurrences(ReadFileOrEmpty(home_ + "/rc-reads"), "read"); }
 
-  std::string MuxPath() { return state_.File("testhost.mux"); }
-  CommandResult Ssh(std::vector<std::string> args, std::string_view input = {}) {
-    std::vector<std::string> argv = {"ssh",
-                                     "-F",
-                                     sshd_.config_path(),
-                                     "-o",
-                                     "ControlMaster=no",
-                                     "-o",
-                                     "ControlPath=" + MuxPath()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, {}, seconds(60), input);
-  }
   CommandResult Exec(const std::vector<std::string>& command, std::string_view input = {}) {
     std::vector<std::string> args = {"-F", sshd_.config_path(), "exec", "testhost", "--"};
     args.insert(args.end(), command.begin(), command.end());
     return RunTether(state_.path(), args, seconds(60), {}, input);
   }
   nlohmann::json FastExec() {
-    auto j = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
-    if (!j.is_object() || j["hosts"].empty()) return nlohmann::json::object();
-    return j["hosts"][0]["fast_exec"];
+    nlohmann::json host = Host();
+    return host.contains("fast_exec") ? host["fast_exec"] : nlohmann::json();
   }
   uint64_t ByRunner() {
     auto f = FastExec();

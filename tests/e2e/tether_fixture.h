@@ -6,7 +6,10 @@
 
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "e2e/testbed.h"
 
@@ -48,6 +51,27 @@ class TetherTest : public ::testing::Test {
     return local;
   }
   std::string StatePath(const std::string& name) const { return state_.File(name); }
+  // testhost's mux socket, and stock OpenSSH through it (no ControlMaster of its own).
+  std::string MuxPath() const { return state_.File("testhost.mux"); }
+  CommandResult Ssh(std::vector<std::string> args, std::string_view input = {}) {
+    std::vector<std::string> argv = {"ssh",
+                                     "-F",
+                                     sshd_.config_path(),
+                                     "-o",
+                                     "ControlMaster=no",
+                                     "-o",
+                                     "ControlPath=" + MuxPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, {}, std::chrono::seconds(60), input);
+  }
+  // The first host of `status --json`, {} when none is up.
+  nlohmann::json Host() {
+    auto j = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+    if (!j.is_object() || !j.contains("hosts") || j["hosts"].empty()) {
+      return nlohmann::json::object();
+    }
+    return j["hosts"][0];
+  }
   // Files in the state directory other than logs.
   std::vector<std::string> StateFiles() const;
 
