@@ -5,38 +5,7 @@
 namespace tether::agent {
 namespace {
 
-// RFC 9110 section 5.6.2: the characters of a token (methods and header names).
-bool IsTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!IsTokenChar(c)) return false;
-  }
-  return true;
-}
+bool IsToken(std::string_view s) { return IsHttpToken(s); }
 
 // Printable ASCII, or any byte of 0x80 and up (obs-text); no controls, no DEL.
 bool IsFieldChar(char c) {

@@ -18,6 +18,9 @@ std::vector<std::string_view> SplitLines(std::string_view text);
 // Splits on runs of spaces and tabs; no empty fields.
 std::vector<std::string_view> SplitWords(std::string_view text);
 std::string_view Trim(std::string_view s);
+// An HTTP token (RFC 9110 section 5.6.2: methods, header names): one or more of
+// letters, digits and !#$%&'*+-.^_`|~.
+bool IsHttpToken(std::string_view s);
 // The first non-blank line, trimmed; empty when there is none.
 std::string_view FirstLine(std::string_view text);
 

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/text.h"
+
 namespace tether::proxy {
 namespace {
 
@@ -57,18 +59,7 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
-// RFC 9110 section 5.6.2.
-bool IsTokenChar(char c) {
-  return IsAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!IsTokenChar(c)) return false;
-  }
-  return true;
-}
+bool IsToken(std::string_view s) { return IsHttpToken(s); }
 
 bool IsControl(char c) {
   const auto u = static_cast<unsigned char>(c);

@@ -51,5 +51,13 @@ TEST(Text, UtcTimesAreRfc3339) {
   EXPECT_EQ(FormatUtc(std::chrono::system_clock::from_time_t(1714564800)), "2024-05-01T12:00:00Z");
 }
 
+TEST(Text, HttpTokensAreTheRfcsCharactersOnly) {
+  for (const char* ok : {"GET", "X-Forwarded-For", "a!#$%&'*+-.^_`|~9"})
+    EXPECT_TRUE(IsHttpToken(ok)) << ok;
+  for (const char* bad : {"", "GET ", "a:b", "caf\xc3\xa9", "a\"b", "(x)", "a/b"}) {
+    EXPECT_FALSE(IsHttpToken(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace tether
