@@ -41,8 +41,6 @@ class LoginRelay {
 
   // Puts `login` and `login_answer` on `server`, and follows its clients going away.
   void Register(control::ControlServer& server);
-  // Whether a person's login is running (for `status`).
-  bool active() const { return client_ != 0; }
   // Any prompt waiting, and every later one, gets no answer (`why`): the dialling thread
   // is let go. The destructor does it too.
   void Stop(const std::string& why);
