@@ -112,6 +112,7 @@ bool FastExec::LoadBinary() {
 void FastExec::LinkUp() {
   link_up_ = true;
   retry_ = kRunnerRetryMin;
+  unreachable_ = 0;
   if (state_ == State::kUnavailable && !binary_.empty())
     state_ = State::kDown;  // try the new server
   if (session_ == 0) Launch();
@@ -319,6 +320,17 @@ void FastExec::OnTrouble(const std::string& why) {
   // A refusal is the runner's own choice (it is stopping, or full): it says the rest.
   if (why.rfind("the runner refused", 0) == 0) return;
   if (state_ != State::kReady) return;
+  unreachable_ = pool_.by_runner() == by_runner_at_trouble_ ? unreachable_ + 1 : 1;
+  by_runner_at_trouble_ = pool_.by_runner();
+  if (unreachable_ >= kRunnerUnreachableLimit) {
+    pool_.SetRunner("");
+    Close();
+    state_ = State::kUnavailable;
+    why_ = "commands cannot reach the runner over the connection (" + why +
+           "); does the server's sshd allow it (AllowStreamLocalForwarding)?";
+    spdlog::warn("[{}] fast exec: {}; commands go as sessions", alias_, why_);
+    return;
+  }
   spdlog::warn("[{}] fast exec: {}: starting the runner again", alias_, why);
   why_ = why;
   pool_.SetRunner("");

@@ -34,6 +34,9 @@ inline constexpr std::chrono::seconds kRunnerRetryMax{60};
 inline constexpr std::chrono::seconds kRunnerHealthy{10};
 // Where the runner must have said it listens (or what it lacks) after its start.
 inline constexpr std::chrono::seconds kRunnerGreetingTimeout{20};
+// A runner that says it is ready but that commands cannot reach this many times in a row
+// (sshd's AllowStreamLocalForwarding no, say) is given up: commands go as sessions.
+inline constexpr int kRunnerUnreachableLimit = 3;
 
 // The runner's command line on the server: the system check, then the runner, or a word
 // that its binary is missing. Pure, for tests.
@@ -96,6 +99,8 @@ class FastExec {
   net::EventLoop::TimerId retry_timer_ = 0, greeting_timer_ = 0;
   uint64_t generation_ = 0;  // callbacks of an earlier session are ignored
   uint64_t restarts_ = 0;
+  int unreachable_ = 0;  // troubles in a row with no command by the runner between
+  uint64_t by_runner_at_trouble_ = 0;
 };
 
 }  // namespace tether::daemon

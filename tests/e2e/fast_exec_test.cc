@@ -55,7 +55,8 @@ class FastExecTest : public TetherTest {
   }
   nlohmann::json FastExec() {
     nlohmann::json host = Host();
-    return host.contains("fast_exec") ? host["fast_exec"] : nlohmann::json();
+    return host.contains("fast_exec") && host["fast_exec"].is_object() ? host["fast_exec"]
+                                                                       : nlohmann::json::object();
   }
   uint64_t ByRunner() {
     auto f = FastExec();
@@ -339,6 +340,36 @@ TEST_F(FastExecTest, AnotherAccountCannotReachTheRunner) {
   EXPECT_TRUE(r.out.rfind("refused", 0) == 0 || r.out.rfind("closed", 0) == 0) << r.Describe();
   // The runner still serves its owner.
   EXPECT_EQ(Exec({"echo still"}).out, "still\n");
+}
+
+// A server whose sshd forbids streamlocal channels: every command still runs (as a
+// session), and after a few tries the runner is given up, with the reason in status.
+class FastExecNoStreamLocalTest : public FastExecTest {
+ protected:
+  void SetUp() override {
+    sshd_options_.extra_config.push_back("AllowStreamLocalForwarding no");
+    FastExecTest::SetUp();
+  }
+};
+
+TEST_F(FastExecNoStreamLocalTest, CommandsRunAsSessionsAndStatusSaysWhy) {
+  CommandResult up = Tether({"-v", "up", "testhost", "--fast-exec"});
+  ASSERT_TRUE(up.ok()) << up.Describe();
+  ASSERT_TRUE(WaitReady()) << FastExec().dump();
+  // Each refused open restarts the runner; the third in a row gives it up.
+  nlohmann::json f = nlohmann::json::object();
+  for (int i = 0; i < 20 && f.value("state", "") != "unavailable"; ++i) {
+    CommandResult r = Exec({"echo " + std::to_string(i)});
+    EXPECT_EQ(r.out, std::to_string(i) + "\n") << r.Describe();
+    EXPECT_EQ(r.exit_code, 0);
+    WaitReady(milliseconds(500));
+    f = FastExec();
+  }
+  EXPECT_EQ(f.value("state", ""), "unavailable") << f.dump();
+  EXPECT_NE(f.value("why", "").find("AllowStreamLocalForwarding"), std::string::npos) << f.dump();
+  EXPECT_EQ(f.value("by_runner", 1), 0) << f.dump();
+  CommandResult status = Tether({"status"});
+  EXPECT_NE(status.out.find("fast exec: runner unavailable"), std::string::npos) << status.out;
 }
 
 // The runner's last guard, alone: were its socket open to all (a directory that lets
