@@ -99,28 +99,11 @@ TEST_F(ExecTest, StockSshScpAndRsyncRideTheConnection) {
 
 TEST_F(ExecTest, GitOverTetherSsh) {
   ASSERT_TRUE(Tether({"up", "testhost"}).ok());
-  std::string repo = scratch_.File("repo.git");
-  ASSERT_TRUE(RunCommand({"git", "init", "-q", "--bare", repo}).ok());
-  std::string work = scratch_.File("work");
-  ASSERT_TRUE(RunCommand({"git", "init", "-q", work}).ok());
-  ASSERT_TRUE(WriteFile(work + "/README", "hello\n").ok());
-  Env git_env = {
-      {"GIT_SSH_COMMAND", std::string(TetherBinary()) + " -F " + sshd_.config_path() + " ssh"},
-      {"TETHER_STATE_DIR", state_.path()},
-      {"GIT_AUTHOR_NAME", "t"},
-      {"GIT_AUTHOR_EMAIL", "t@example.org"},
-      {"GIT_COMMITTER_NAME", "t"},
-      {"GIT_COMMITTER_EMAIL", "t@example.org"}};
-  ASSERT_TRUE(RunCommand({"git", "-C", work, "add", "README"}, git_env).ok());
-  ASSERT_TRUE(RunCommand({"git", "-C", work, "commit", "-q", "-m", "one"}, git_env).ok());
-  CommandResult push = RunCommand(
-      {"git", "-C", work, "push", "-q", "testhost:" + repo, "HEAD:main"}, git_env, seconds(60));
-  ASSERT_TRUE(push.ok()) << push.Describe();
-  std::string clone = scratch_.File("clone");
-  CommandResult pull = RunCommand({"git", "clone", "-q", "-b", "main", "testhost:" + repo, clone},
-                                  git_env, seconds(60));
-  ASSERT_TRUE(pull.ok()) << pull.Describe();
-  EXPECT_EQ(ReadFile(clone + "/README").value(), "hello\n");
+  auto readme = GitPushAndClone(scratch_.path(),
+                                std::string(TetherBinary()) + " -F " + sshd_.config_path() + " ssh",
+                                {{"TETHER_STATE_DIR", state_.path()}});
+  ASSERT_TRUE(readme.ok()) << readme.error().ToString();
+  EXPECT_EQ(*readme, "hello\n");
 }
 
 TEST_F(ExecTest, SshDashOCheckForwardCancelAndExit) {

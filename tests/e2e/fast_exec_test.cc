@@ -212,26 +212,9 @@ TEST_F(FastExecTest, CopiesByTheRunnerArriveWhole) {
   ASSERT_TRUE(r.ok()) << r.Describe();
   EXPECT_EQ(Sha256Hex(ReadFile(scratch_.File("rsync-down")).value()), want);
 
-  const std::string repo = scratch_.File("repo.git");
-  ASSERT_TRUE(RunCommand({"git", "init", "-q", "--bare", repo}).ok());
-  const std::string work = scratch_.File("work");
-  ASSERT_TRUE(RunCommand({"git", "init", "-q", work}).ok());
-  ASSERT_TRUE(WriteFile(work + "/README", "hello\n").ok());
-  Env git_env = {{"GIT_SSH_COMMAND", ssh},
-                 {"GIT_AUTHOR_NAME", "t"},
-                 {"GIT_AUTHOR_EMAIL", "t@example.org"},
-                 {"GIT_COMMITTER_NAME", "t"},
-                 {"GIT_COMMITTER_EMAIL", "t@example.org"}};
-  ASSERT_TRUE(RunCommand({"git", "-C", work, "add", "README"}, git_env).ok());
-  ASSERT_TRUE(RunCommand({"git", "-C", work, "commit", "-q", "-m", "one"}, git_env).ok());
-  r = RunCommand({"git", "-C", work, "push", "-q", "testhost:" + repo, "HEAD:main"}, git_env,
-                 seconds(60));
-  ASSERT_TRUE(r.ok()) << r.Describe();
-  const std::string clone = scratch_.File("clone");
-  r = RunCommand({"git", "clone", "-q", "-b", "main", "testhost:" + repo, clone}, git_env,
-                 seconds(60));
-  ASSERT_TRUE(r.ok()) << r.Describe();
-  EXPECT_EQ(ReadFile(clone + "/README").value(), "hello\n");
+  auto readme = GitPushAndClone(scratch_.path(), ssh);
+  ASSERT_TRUE(readme.ok()) << readme.error().ToString();
+  EXPECT_EQ(*readme, "hello\n");
   // rsync twice and the clone by the runner; git's push sent GIT_PROTOCOL (ssh -o
   // SendEnv), which no session had shown the server's AcceptEnv verdict on yet: it ran as a
   // session, which taught it.

@@ -1696,6 +1696,33 @@ const char* TetherBinary() {
   return binary;
 }
 
+Result<std::string> GitPushAndClone(const std::string& dir, const std::string& ssh_command,
+                                    const Env& extra_env) {
+  const std::string repo = dir + "/repo.git";
+  const std::string work = dir + "/work";
+  const std::string clone = dir + "/clone";
+  Env env = extra_env;
+  env["GIT_SSH_COMMAND"] = ssh_command;
+  env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "t";
+  env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "t@example.org";
+  const std::vector<std::vector<std::string>> steps = {
+      {"git", "init", "-q", "--bare", repo},
+      {"git", "init", "-q", work},
+      {"git", "-C", work, "add", "README"},
+      {"git", "-C", work, "commit", "-q", "-m", "one"},
+      {"git", "-C", work, "push", "-q", "testhost:" + repo, "HEAD:main"},
+      {"git", "clone", "-q", "-b", "main", "testhost:" + repo, clone}};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (i == 2) {
+      Status written = WriteFile(work + "/README", "hello\n");
+      if (!written.ok()) return written.take_error();
+    }
+    CommandResult r = RunCommand(steps[i], env, std::chrono::seconds(60));
+    if (!r.ok()) return MakeError("git", steps[i][1] + ": " + r.Describe());
+  }
+  return ReadFile(clone + "/README");
+}
+
 CommandResult RunTether(const std::string& state_dir, const std::vector<std::string>& args,
                         milliseconds timeout, const Env& extra_env, std::string_view stdin_data) {
   std::vector<std::string> argv = {TetherBinary()};

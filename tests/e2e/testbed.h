@@ -567,6 +567,13 @@ Result<HttpResponse> HttpGet(uint16_t port, std::string_view path = "/",
 // TETHER_BIN compile definition.
 const char* TetherBinary();
 
+// git over ssh, as a user runs it: a bare repository at DIR/repo.git reached as
+// testhost:DIR/repo.git, one commit pushed to it from DIR/work and cloned back to
+// DIR/clone, ssh being `ssh_command` (GIT_SSH_COMMAND) with `extra_env`. The clone's
+// README ("hello\n"), or what failed.
+Result<std::string> GitPushAndClone(const std::string& dir, const std::string& ssh_command,
+                                    const Env& extra_env = {});
+
 // Runs `tether args...` with TETHER_STATE_DIR=state_dir (plus `extra_env`).
 CommandResult RunTether(const std::string& state_dir, const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout = std::chrono::seconds(30),
