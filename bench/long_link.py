@@ -2,7 +2,8 @@
 """Throughput over long links: tether against OpenSSH over one end-to-end TCP connection.
 
   bench/long_link.py [--rtts 0,50,100,200] [--modes L,scp,rsync,cat] [--directions down,up]
-                     [--seconds 20] [--size-mib 256] [--json FILE] [--keep]
+                     [--seconds 20] [--size-mib 256[,RTT:MiB...]] [--up-size-mib ...]
+                     [--repeat N] [--json FILE] [--keep [-v]]
 
 Two network namespaces, "laptop" and "server", joined by a veth pair 10.233.252.1/30 <-> .2
 that exists only inside them, TCP buffer maximums raised to 128 MiB inside both. The delay
@@ -368,6 +369,28 @@ Subsystem sftp {SFTP_SERVER}
             shutil.rmtree(self.work, ignore_errors=True)
 
 
+def parse_sizes(text):
+    """'256' or 'RTT:MiB,...' with an optional bare MiB for the RTTs not named: a dict
+    RTT -> MiB with the default under None, or None when the text is not that."""
+    sizes = {}
+    for part in text.split(","):
+        rtt, _, mib = part.rpartition(":")
+        try:
+            key = int(rtt) if rtt else None
+            sizes[key] = int(mib)
+        except ValueError:
+            return None
+        if not 1 <= sizes[key] <= 4096:
+            return None
+    return sizes
+
+
+def size_for(args, rtt, direction):
+    """MiB a copy moves at this RTT in this direction (--size-mib, --up-size-mib)."""
+    sizes = args.up_size_mib if direction == "up" and args.up_size_mib else args.size_mib
+    return sizes.get(rtt, sizes.get(None, 256))
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -382,12 +405,25 @@ class Runner:
         self.args = args
         self.rows = []
         self.failed = False
-        self.src = os.path.join(bed.work, "src.bin")
-        self.size = args.size_mib << 20
-        with open(self.src, "wb") as f:
-            for _ in range(args.size_mib):
-                f.write(os.urandom(1 << 20))
-        self.src_sha = sha256(self.src)
+        self.sources = {}  # MiB -> (path, sha256)
+        self.size = 0
+        self.src = self.src_sha = None
+
+    def use_size(self, rtt, direction):
+        """Makes the copies that follow move the file of this RTT's and direction's size."""
+        mib = size_for(self.args, rtt, direction)
+        if mib not in self.sources:
+            # One file at a time: /dev/shm holds it and its copy.
+            for path, _ in self.sources.values():
+                os.unlink(path)
+            self.sources.clear()
+            path = os.path.join(self.bed.work, f"src-{mib}.bin")
+            with open(path, "wb") as f:
+                for _ in range(mib):
+                    f.write(os.urandom(1 << 20))
+            self.sources[mib] = (path, sha256(path))
+        self.src, self.src_sha = self.sources[mib]
+        self.size = mib << 20
 
     def cpu(self):
         return self.bed.sshd_cg.usage(), self.bed.client_cg.usage()
@@ -444,28 +480,29 @@ class Runner:
 
     def run_L(self, rtt, ossh_ok, tether_ok):
         for direction in self.args.directions:
-            for tool, addr, port, ok in (("tcp", SERVER_IP, IPERF_PORT, True),
-                                         ("openssh", "127.0.0.1", OSSH_PORT, ossh_ok),
-                                         ("tether", "127.0.0.1", TETHER_PORT, tether_ok)):
-                if tool not in self.args.tools:
-                    continue
-                if not ok:
-                    self.failed = True
-                    continue
-                cpu0 = self.cpu()
-                got = self.iperf(addr, port, direction, f"-L {direction} {tool}")
-                if got is None:
-                    self.record(rtt, "L", direction, tool, 0, 0, cpu0)
-                    continue
-                nbytes, seconds, series = got
-                extra = {"series_mbps": [round(x, 1) for x in series]}
-                win = 10
-                if len(series) >= 2 * win:
-                    tens = [statistics.mean(series[i:i + win])
-                            for i in range(len(series) - win + 1)]
-                    extra["best_10s_mbps"] = round(max(tens), 1)
-                    extra["last_10s_mbps"] = round(tens[-1], 1)
-                self.record(rtt, "L", direction, tool, nbytes, seconds, cpu0, extra)
+            for _ in range(self.args.repeat):
+                for tool, addr, port, ok in (("tcp", SERVER_IP, IPERF_PORT, True),
+                                             ("openssh", "127.0.0.1", OSSH_PORT, ossh_ok),
+                                             ("tether", "127.0.0.1", TETHER_PORT, tether_ok)):
+                    if tool not in self.args.tools:
+                        continue
+                    if not ok:
+                        self.failed = True
+                        continue
+                    cpu0 = self.cpu()
+                    got = self.iperf(addr, port, direction, f"-L {direction} {tool}")
+                    if got is None:
+                        self.record(rtt, "L", direction, tool, 0, 0, cpu0)
+                        continue
+                    nbytes, seconds, series = got
+                    extra = {"series_mbps": [round(x, 1) for x in series]}
+                    win = 10
+                    if len(series) >= 2 * win:
+                        tens = [statistics.mean(series[i:i + win])
+                                for i in range(len(series) - win + 1)]
+                        extra["best_10s_mbps"] = round(max(tens), 1)
+                        extra["last_10s_mbps"] = round(tens[-1], 1)
+                    self.record(rtt, "L", direction, tool, nbytes, seconds, cpu0, extra)
 
     # -- copies ---------------------------------------------------------------------------
 
@@ -524,7 +561,7 @@ class Runner:
         part = self.size // n
         srcs, dsts = [], []
         for k in range(n):
-            src = os.path.join(self.bed.work, f"part{k}.src")
+            src = os.path.join(self.bed.work, f"part{k}of{n}.src")
             dst = os.path.join(self.bed.work, f"part{k}.dst")
             if not os.path.exists(src) or os.path.getsize(src) != part:
                 with open(self.src, "rb") as f, open(src, "wb") as out:
@@ -582,7 +619,7 @@ class Runner:
                                           "ExitOnForwardFailure=yes", "-o", "ControlPath=none",
                                           "-L", f"{OSSH_PORT}:127.0.0.1:{IPERF_PORT}", "link"],
                              cgroup=bed.client_cg, stdout=log, stderr=log)
-        up = ["up", "link"]
+        up = ["-v"] * self.args.verbose + ["up", "link"]
         if self.args.lanes is not None:
             up += ["--lanes", str(self.args.lanes)]
         if "L" in self.args.modes:
@@ -613,19 +650,25 @@ class Runner:
             if mode == "stripe":
                 for direction in self.args.directions:
                     note(f"RTT {rtt} ms: stripe {direction}")
-                    for n in (1, 2, 4, 8):
-                        if tether_ok:
-                            self.stripe(rtt, direction, n)
+                    self.use_size(rtt, direction)
+                    for _ in range(self.args.repeat):
+                        for n in (1, 2, 4, 8):
+                            if tether_ok:
+                                self.stripe(rtt, direction, n)
                 continue
             for direction in self.args.directions:
                 note(f"RTT {rtt} ms: {mode} {direction}")
-                for tool in ("openssh", "tether"):
-                    if tool not in self.args.tools:
-                        continue
-                    if tool == "tether" and not tether_ok:
-                        self.failed = True
-                        continue
-                    self.copy(rtt, mode, direction, tool)
+                self.use_size(rtt, direction)
+                # Repeats alternate the two, so that a busy moment of the machine does not
+                # fall on one side only; the report gives each side's median.
+                for _ in range(self.args.repeat):
+                    for tool in ("openssh", "tether"):
+                        if tool not in self.args.tools:
+                            continue
+                        if tool == "tether" and not tether_ok:
+                            self.failed = True
+                            continue
+                        self.copy(rtt, mode, direction, tool)
         stop(ossh)
         bed.tether(["down", "link"], timeout=30)
 
@@ -645,20 +688,25 @@ def report(runner, args, bed):
     print(f"Over one end-to-end TCP connection (nfq_delay, RTT/2 on arrival at each end), "
           f"cipher {args.cipher}; {subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip()}; "
           f"{os.cpu_count()} cores, load {' '.join(load)} at the end")
-    print(f"-L: iperf3 {args.seconds} s (+2 omitted); copies: {args.size_mib} MiB, checked "
-          f"byte-identical; CPU = CPU seconds per GB moved, sshd side and laptop side")
+    print(f"-L: iperf3 {args.seconds} s (+2 omitted); copies checked byte-identical; "
+          f"CPU = CPU seconds per GB moved, sshd side and laptop side"
+          + (f"; each figure the median of {args.repeat} runs" if args.repeat > 1 else ""))
     for rtt in args.rtts:
-        print(f"\nRTT {rtt} ms (probe {runner.probes.get(rtt, math.nan)} ms)")
+        print(f"\nRTT {rtt} ms (probe {runner.probes.get(rtt, math.nan)} ms; copies "
+              f"{size_for(args, rtt, 'down')} MiB down, {size_for(args, rtt, 'up')} MiB up)")
         head = ("", "OpenSSH Mbit/s", "tether Mbit/s", "ratio", "sshd CPU s/GB o|t",
                 "client CPU s/GB o|t", "tcp Mbit/s")
         table = [head]
         for mode in args.modes:
             for d in args.directions:
                 def get(tool):
-                    for r in rows:
-                        if (r["rtt_ms"], r["mode"], r["direction"], r["tool"]) == (rtt, mode, d, tool):
-                            return r
-                    return None
+                    # With --repeat: the run of median throughput (a failed one counts low).
+                    runs = [r for r in rows
+                            if (r["rtt_ms"], r["mode"], r["direction"], r["tool"]) == (rtt, mode, d, tool)]
+                    if not runs:
+                        return None
+                    runs.sort(key=lambda r: -1 if math.isnan(r["mbps"]) else r["mbps"])
+                    return runs[(len(runs) - 1) // 2]
                 if mode == "stripe":
                     one = get("tether x1")
                     for n in (1, 2, 4, 8):
@@ -696,7 +744,10 @@ def report(runner, args, bed):
                 return None if math.isnan(x) else round(x, 3)
             return x
         doc = {"benchmark": NAME, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "cipher": args.cipher, "seconds": args.seconds, "size_mib": args.size_mib,
+               "cipher": args.cipher, "seconds": args.seconds,
+               "size_mib": {r: size_for(args, r, "down") for r in args.rtts},
+               "up_size_mib": {r: size_for(args, r, "up") for r in args.rtts},
+               "repeat": args.repeat, "load": open("/proc/loadavg").read().split()[:3],
                "cores": os.cpu_count(), "probes_ms": runner.probes,
                "results": [{k: clean(v) for k, v in r.items()} for r in rows]}
         with open(args.json, "w") as f:
@@ -711,7 +762,14 @@ def main():
     ap.add_argument("--modes", default="L,scp,rsync,cat")
     ap.add_argument("--directions", default="down,up")
     ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--size-mib", default="256",
+                    help="MiB a copy moves: N, or per RTT as RTT:N,... (a bare N for the rest), "
+                         "e.g. 256,100:512,200:512: the fixed start of a copy (scp's SFTP "
+                         "round trips, the sender's slow start) weighs less in a larger file")
+    ap.add_argument("--up-size-mib", default=None,
+                    help="the same for uploads (default: --size-mib)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each figure, alternating OpenSSH and tether; the median shown")
     ap.add_argument("--cipher", default="chacha20-poly1305@openssh.com")
     ap.add_argument("--lanes", type=int, default=None)
     ap.add_argument("--tools", default="tcp,openssh,tether",
@@ -719,7 +777,9 @@ def main():
     ap.add_argument("--tether", default=os.path.join(root, "build/src/tether"))
     ap.add_argument("--nfq-delay", default=os.path.join(root, "build/tests/nfq_delay"))
     ap.add_argument("--json")
-    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the logs (the work directory)")
+    ap.add_argument("-v", "--verbose", action="count", default=0,
+                    help="the daemon logs more (its receive windows: -v), with --keep")
     args = ap.parse_args()
     try:
         args.rtts = [int(x) for x in args.rtts.split(",")]
@@ -738,8 +798,15 @@ def main():
         die("--directions: down, up")
     if not 1 <= args.seconds <= 600:
         die("--seconds: 1..600")
-    if not 1 <= args.size_mib <= 4096:
-        die("--size-mib: 1..4096")
+    args.size_mib = parse_sizes(args.size_mib)
+    if args.size_mib is None:
+        die("--size-mib: N or RTT:N,... with each N in 1..4096")
+    if args.up_size_mib is not None:
+        args.up_size_mib = parse_sizes(args.up_size_mib)
+        if args.up_size_mib is None:
+            die("--up-size-mib: N or RTT:N,... with each N in 1..4096")
+    if not 1 <= args.repeat <= 9:
+        die("--repeat: 1..9")
     if not re.fullmatch(r"[A-Za-z0-9@._-]+", args.cipher):
         die("--cipher: one cipher name")
     if os.geteuid() != 0:
