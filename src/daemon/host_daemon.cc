@@ -311,6 +311,7 @@ void HostDaemon::LinkLost(const std::string& why) {
   // Streams that were live at the break end now rather than hang: their channels died
   // with the session.
   pumps_->Clear();
+  sshd_listeners_.clear();  // an old connection's, with it
   if (fast_exec_) fast_exec_->LinkDown();
   sessions_->Detach(why);
   lanes_.RetireAll();
@@ -698,6 +699,7 @@ std::set<uint16_t> HostDaemon::AutoForwardExclusions(
   std::set<uint64_t> own = OwnSocketInodes();
   for (const auto& e : table) {
     if (laptop_ports.count(e.local_port) && own.count(e.inode)) out.insert(e.local_port);
+    if (sshd_listeners_.count(e.inode)) out.insert(e.local_port);
   }
   return out;
 }
@@ -735,18 +737,26 @@ bool HostDaemon::Bind(uint16_t server_port, uint16_t local_port, uint64_t inode)
                    ? ""
                    : " (port " + std::to_string(server_port) + " is taken on the laptop)");
   RecordForwards();
-  port_watch_->CommandLineOf(inode, [this, added, server_port, local_port](const std::string& cmd) {
-    auto it = auto_forwards_.find(added);
-    if (it == auto_forwards_.end() || it->second.server_port != server_port) return;
-    it->second.process = forward::ProcessName(cmd);
-    it->second.url = forward::WellKnownUrl(cmd, local_port);
-    // The name only: the arguments and the URL may carry a token.
-    if (!it->second.process.empty()) {
-      spdlog::info("[{}] auto forward of server port {}: {}", host_.alias, server_port,
-                   it->second.process);
-    }
-    if (it->second.url.empty()) ProbeAutoForward(added, server_port, local_port);
-  });
+  port_watch_->CommandLineOf(
+      inode, [this, added, server_port, local_port, inode](const std::string& cmd) {
+        auto it = auto_forwards_.find(added);
+        if (it == auto_forwards_.end() || it->second.server_port != server_port) return;
+        it->second.process = forward::ProcessName(cmd);
+        if (cmd.rfind("sshd", 0) == 0) {
+          // sshd's own listener (a remote forward): gone at the next read of the table.
+          spdlog::info("[{}] server port {} is sshd's own (a remote forward): not forwarded",
+                       host_.alias, server_port);
+          sshd_listeners_.insert(inode);
+          return;
+        }
+        it->second.url = forward::WellKnownUrl(cmd, local_port);
+        // The name only: the arguments and the URL may carry a token.
+        if (!it->second.process.empty()) {
+          spdlog::info("[{}] auto forward of server port {}: {}", host_.alias, server_port,
+                       it->second.process);
+        }
+        if (it->second.url.empty()) ProbeAutoForward(added, server_port, local_port);
+      });
   return true;
 }
 

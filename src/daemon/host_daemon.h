@@ -208,6 +208,10 @@ class HostDaemon : public control::MuxHost,
   std::unique_ptr<forward::AutoForwardPlan> auto_plan_;
   forward::AutoForwardPolicy auto_policy_;
   std::map<const forward::Forward*, AutoForward> auto_forwards_;
+  // Listeners (by inode) that an sshd process holds: a remote forward's, ours or another
+  // connection's of this account (one whose request we saw fail). sshd's own, never
+  // forwarded by themselves.
+  std::set<uint64_t> sshd_listeners_;
   std::vector<std::unique_ptr<forward::Forward>> forwards_;
   std::unique_ptr<control::ControlServer> control_;
   std::unique_ptr<control::MuxServer> mux_;
