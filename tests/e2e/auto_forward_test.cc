@@ -27,10 +27,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-long long MsSince(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
-}
-
 // The bounds (appear within 5 s, go within 8 s), and what a loaded 2-core machine
 // adds (a status poll, a process start).
 constexpr milliseconds kAppearBound = 5000ms;
@@ -59,11 +55,7 @@ class AutoForwardTest : public ::testing::Test {
   void TearDown() override {
     if (!net_) return;
     if (HasFailure()) {
-      auto log = ReadFile(state_.File("testhost.log"));
-      if (log.ok()) {
-        std::cerr << "daemon log (tail):\n"
-                  << log->substr(log->size() > 8000 ? log->size() - 8000 : 0);
-      }
+      PrintDaemonLogTail(state_.path());
     }
     StopAllTethers(state_.path());
     for (auto& c : children_) c.Kill();

@@ -62,11 +62,7 @@ class LongLinkTest : public ::testing::Test {
   void TearDown() override {
     if (!net_) return;
     if (HasFailure()) {
-      auto log = ReadFile(state_.File("testhost.log"));
-      if (log.ok()) {
-        std::cerr << "daemon log (tail):\n"
-                  << log->substr(log->size() > 8000 ? log->size() - 8000 : 0);
-      }
+      PrintDaemonLogTail(state_.path());
       std::cerr << "sshd log (tail):\n" << sshd_.LogTail();
     }
     StopAllTethers(state_.path());

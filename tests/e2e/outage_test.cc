@@ -28,10 +28,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-long long MsSince(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
-}
-
 // The first host of `tether status --json`, or null.
 nlohmann::json HostStatus(const CommandResult& r) {
   auto json = nlohmann::json::parse(r.out, nullptr, false);
@@ -66,11 +62,7 @@ class OutageNetTest : public ::testing::Test {
   void TearDown() override {
     if (!net_) return;
     if (HasFailure()) {
-      auto log = ReadFile(state_.File("testhost.log"));
-      if (log.ok()) {
-        std::cerr << "daemon log (tail):\n"
-                  << log->substr(log->size() > 8000 ? log->size() - 8000 : 0);
-      }
+      PrintDaemonLogTail(state_.path());
       std::cerr << "sshd log (tail):\n" << sshd_.LogTail();
     }
     StopAllTethers(state_.path());

@@ -450,6 +450,17 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+void PrintDaemonLogTail(const std::string& state_dir, size_t bytes, const std::string& host) {
+  auto log = ReadFile(state_dir + "/" + host + ".log");
+  if (!log.ok()) return;
+  std::fprintf(stderr, "daemon log (tail):\n%s",
+               log->substr(log->size() > bytes ? log->size() - bytes : 0).c_str());
+}
+
+long long MsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
 std::string ReadFileOrEmpty(const std::string& path) {
   auto text = ReadFile(path);
   return text.ok() ? std::move(*text) : std::string();

@@ -78,6 +78,12 @@ Status WriteFile(const std::string& path, std::string_view content, int mode = 0
 Result<std::string> ReadFile(const std::string& path);
 // The file's contents, or "" if it cannot be read (for logs a test may look at first).
 std::string ReadFileOrEmpty(const std::string& path);
+// For a failed test's teardown: the last `bytes` of the daemon's log (STATE/HOST.log) on
+// stderr, when there is one.
+void PrintDaemonLogTail(const std::string& state_dir, size_t bytes = 8000,
+                        const std::string& host = "testhost");
+// Milliseconds since `start`.
+long long MsSince(std::chrono::steady_clock::time_point start);
 // How many times `needle` occurs in `text` (not overlapping), e.g. sshd.log's logins.
 size_t CountOccurrences(std::string_view text, std::string_view needle);
 

@@ -23,10 +23,7 @@ class TetherTest : public ::testing::Test {
   }
   void TearDown() override {
     if (HasFailure()) {
-      auto log = ReadFile(state_.File("testhost.log"));
-      if (log.ok())
-        std::cerr << "daemon log (tail):\n"
-                  << log->substr(log->size() > 6000 ? log->size() - 6000 : 0);
+      PrintDaemonLogTail(state_.path(), 6000);
       std::cerr << "sshd log (tail):\n" << sshd_.LogTail();
     }
     StopAllTethers(state_.path());

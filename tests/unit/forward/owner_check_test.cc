@@ -224,16 +224,7 @@ TEST(OwnerCheckScriptTest, FindsThisProcessesOwnConnection) {
   OwnerCheck check(
       loop,
       [&](const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err, OwnerCheck::Ended) {
-        child = ::fork();
-        if (child == 0) {
-          ::dup2(in.get(), 0);
-          ::dup2(out.get(), 1);
-          ::dup2(err.get(), 2);
-          // The check's descriptors are non-blocking; the shell's `read` wants to wait.
-          for (int fd = 0; fd < 3; ++fd) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-          ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-          ::_exit(127);
-        }
+        child = RunScriptHere(command, std::move(in), std::move(out), std::move(err));
       },
       "test");
 

@@ -291,17 +291,7 @@ TEST(PortWatchScriptTest, ReadsThisMachinesListenersAndACommandLine) {
   watch = std::make_unique<PortWatch>(
       loop,
       [&](const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err, PortWatch::Ended) {
-        pid_t pid = ::fork();
-        if (pid == 0) {
-          ::dup2(in.get(), 0);
-          ::dup2(out.get(), 1);
-          ::dup2(err.get(), 2);
-          // The daemon's session relays these ends; a shell reads its stdin blocking.
-          for (int fd = 0; fd < 3; ++fd) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-          ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-          ::_exit(127);
-        }
-        children.push_back(pid);
+        children.push_back(RunScriptHere(command, std::move(in), std::move(out), std::move(err)));
       },
       [&](const std::vector<SocketEntry>& table, uint32_t uid) {
         EXPECT_EQ(uid, ::getuid());

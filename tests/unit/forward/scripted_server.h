@@ -3,6 +3,7 @@
 // lets it read, Hears reads what the loop asked. Loop thread only.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,22 @@
 #include "net/event_loop.h"
 
 namespace tether::forward {
+
+// The real script instead of a played one: `command` run by sh on this machine with the
+// loop's descriptors as its stdin, stdout and stderr (blocking, as the daemon's session
+// relays them and a shell's `read` waits). Returns its pid, for the test to end.
+inline pid_t RunScriptHere(const std::string& command, UniqueFd in, UniqueFd out, UniqueFd err) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in.get(), 0);
+    ::dup2(out.get(), 1);
+    ::dup2(err.get(), 2);
+    for (int fd = 0; fd < 3; ++fd) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
 
 class ScriptedServer {
  public:
