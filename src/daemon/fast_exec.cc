@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 
 #include "common/log.h"
 #include "common/runner_wire.h"
@@ -92,28 +92,34 @@ FastExec::~FastExec() {
   Close();
 }
 
-bool FastExec::LoadBinary() {
-  if (!binary_.empty()) return true;
+bool FastExec::ReadBinary(std::string* bytes) {
   std::ifstream in(binary_path_, std::ios::binary);
-  std::stringstream s;
-  if (in) s << in.rdbuf();
-  if (!in || s.str().empty()) {
+  bytes->clear();
+  if (in) bytes->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in || bytes->empty()) {
+    bytes->clear();
     state_ = State::kUnavailable;
     why_ =
         "no tether-agent at " + binary_path_ + " to run there (build it, or set TETHER_AGENT_BIN)";
     spdlog::warn("[{}] fast exec: {}", alias_, why_);
     return false;
   }
-  binary_ = s.str();
-  remote_path_ = "\"$HOME/.cache/tether/bin/tether-agent-" + Fnv1a64Hex(binary_) + "\"";
+  // Named by what is copied: a rebuild since the name was made gets a name of its own.
+  remote_path_ = "\"$HOME/.cache/tether/bin/tether-agent-" + Fnv1a64Hex(*bytes) + "\"";
   return true;
+}
+
+bool FastExec::KnowBinary() {
+  if (!remote_path_.empty()) return true;
+  std::string bytes;  // only the name is kept: the bytes are read again for a copy
+  return ReadBinary(&bytes);
 }
 
 void FastExec::LinkUp() {
   link_up_ = true;
   retry_ = kRunnerRetryMin;
   unreachable_ = 0;
-  if (state_ == State::kUnavailable && !binary_.empty())
+  if (state_ == State::kUnavailable && !remote_path_.empty())
     state_ = State::kDown;  // try the new server
   if (session_ == 0) Launch();
 }
@@ -143,13 +149,21 @@ void FastExec::Close() {
   }
   out_buf_.clear();
   err_buf_.clear();
+  std::string().swap(upload_);
 }
 
 void FastExec::Launch() {
   retry_timer_ = 0;
   if (!link_up_ || state_ == State::kUnavailable) return;
-  if (!LoadBinary()) return;
+  if (!KnowBinary()) return;
   Close();
+  const bool install = state_ == State::kInstalling;
+  if (install) {
+    if (!ReadBinary(&upload_)) return;
+    spdlog::info("[{}] fast exec: copying the runner ({} KiB) to the server", alias_,
+                 upload_.size() >> 10);
+  }
+  last_said_.clear();
   int io[2], err[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, io) != 0) return RetryLater();
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, err) != 0) {
@@ -165,7 +179,6 @@ void FastExec::Launch() {
   ::fcntl(io_.get(), F_SETFL, O_NONBLOCK);
   ::fcntl(err_.get(), F_SETFL, O_NONBLOCK);
   const uint64_t generation = ++generation_;
-  const bool install = state_ == State::kInstalling;
   if (!install) state_ = State::kStarting;
   started_at_ = std::chrono::steady_clock::now();
   upload_sent_ = 0;
@@ -183,9 +196,10 @@ void FastExec::Launch() {
     if (generation != generation_) return;
     session_ = 0;
     // Every byte of its output is written by now, not necessarily read: its last words
-    // ("missing") decide what comes next.
+    // ("missing", or why the copy failed) decide what comes next.
     if (!install) OnOutput();
     if (generation != generation_) return;
+    OnErrorOutput();
     if (install && exit_value == 0) {
       spdlog::info("[{}] fast exec: the runner is copied to the server", alias_);
       state_ = State::kStarting;
@@ -195,7 +209,7 @@ void FastExec::Launch() {
     }
     OnEnded(install
                 ? "copying the runner to the server failed (exit " + std::to_string(exit_value) +
-                      ")" + (err_buf_.empty() ? "" : ": " + err_buf_)
+                      ")" + (last_said_.empty() ? "" : ": " + last_said_)
                 : "the runner ended (exit " + std::to_string(exit_value) + ")");
   };
   session_ = pool_.Start(std::move(request), std::move(theirs_in), std::move(theirs),
@@ -217,8 +231,8 @@ void FastExec::Launch() {
 void FastExec::OnOutput() {
   if (state_ == State::kInstalling) {
     // The copy: the binary on its stdin, then EOF.
-    while (upload_sent_ < binary_.size()) {
-      ssize_t n = ::send(io_.get(), binary_.data() + upload_sent_, binary_.size() - upload_sent_,
+    while (upload_sent_ < upload_.size()) {
+      ssize_t n = ::send(io_.get(), upload_.data() + upload_sent_, upload_.size() - upload_sent_,
                          MSG_NOSIGNAL);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
       if (n <= 0) return loop_.SetInterest(io_.get(), net::kNone);  // its end tells
@@ -261,7 +275,8 @@ void FastExec::OnErrorOutput() {
     if (err_buf_.size() < kMaxLine) err_buf_.append(buf, static_cast<size_t>(n));
     size_t nl;
     while ((nl = err_buf_.find('\n')) != std::string::npos) {
-      spdlog::info("[{}] fast exec: the server says: {}", alias_, err_buf_.substr(0, nl));
+      last_said_ = err_buf_.substr(0, nl);
+      spdlog::info("[{}] fast exec: the server says: {}", alias_, last_said_);
       err_buf_.erase(0, nl + 1);
     }
   }
@@ -279,8 +294,6 @@ void FastExec::OnLine(const std::string& line) {
     return;
   }
   if (line == "tether-runner: missing") {
-    spdlog::info("[{}] fast exec: copying the runner ({} KiB) to the server", alias_,
-                 binary_.size() >> 10);
     state_ = State::kInstalling;
     Close();
     Launch();

@@ -77,13 +77,17 @@ class FastExec {
   // Ends the runner's session (if any) and forgets its descriptors.
   void Close();
   void RetryLater();
-  bool LoadBinary();
+  // Names the binary on the server (remote_path_) from its bytes, read once; false (and
+  // unavailable) when there is none.
+  bool KnowBinary();
+  // Its bytes into `bytes` (false, and unavailable, when it cannot be read).
+  bool ReadBinary(std::string* bytes);
 
   net::EventLoop& loop_;
   SessionPool& pool_;
   const std::string alias_;
   const std::string binary_path_;
-  std::string binary_;       // its bytes, once read
+  std::string upload_;       // its bytes while a copy runs, else empty
   std::string remote_path_;  // "$HOME/.cache/tether/bin/tether-agent-HASH"
   std::string local_system_;
 
@@ -93,6 +97,7 @@ class FastExec {
   uint32_t session_ = 0;  // the runner's (or the copy's) session in the pool; 0: none
   UniqueFd io_, err_;     // our ends of its stdin+stdout and its stderr
   std::string out_buf_, err_buf_;
+  std::string last_said_;  // the server's last whole line on stderr
   size_t upload_sent_ = 0;
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::seconds retry_ = kRunnerRetryMin;
