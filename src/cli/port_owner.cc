@@ -8,10 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "common/fs.h"
+
 namespace tether::cli {
 namespace {
 
-constexpr const char* kTcpListen = "0A";  // TCP_LISTEN in /proc/net/tcp's st column
+constexpr const char* kTcpListen = "0A";     // TCP_LISTEN in /proc/net/tcp's st column
+constexpr size_t kMaxCommandLine = 1 << 20;  // more than a process's arguments can hold
 
 // Inodes of sockets listening on `port` in one /proc/net table.
 std::vector<std::string> ListeningInodes(const std::string& table, uint16_t port) {
@@ -66,8 +69,8 @@ std::vector<PortOwner> FindPortOwners(uint16_t port) {
     if (found) {
       PortOwner owner;
       owner.pid = pid;
-      std::ifstream cmd("/proc/" + std::string(e->d_name) + "/cmdline");
-      std::string all((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+      std::string all;
+      ReadFile("/proc/" + std::string(e->d_name) + "/cmdline", &all, kMaxCommandLine);
       for (char& c : all) {
         if (c == '\0') c = ' ';
       }

@@ -64,4 +64,30 @@ int WriteFileAtomically(const std::string& path, std::string_view data, mode_t m
   return 0;
 }
 
+int ReadFile(const std::string& path, std::string* data, size_t max) {
+  data->clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) <= max)
+    data->reserve(static_cast<size_t>(st.st_size));
+  int err = 0;
+  char buf[1 << 16];
+  // Bounded: each round reads at least one byte, and no more than `max` in all.
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
+    if (n <= 0) break;
+    if (data->size() + static_cast<size_t>(n) > max) {
+      err = EFBIG;
+      break;
+    }
+    data->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (err != 0) std::string().swap(*data);
+  return err;
+}
+
 }  // namespace tether

@@ -33,4 +33,9 @@ int MakeParentDirs(const std::string& file, std::string* failed);
 int WriteFileAtomically(const std::string& path, std::string_view data, mode_t mode,
                         std::string* failed);
 
+// The whole of `path` in `*data`, by large reads (a program's binary in milliseconds, where
+// a stream iterator takes a byte at a time); at most `max` bytes, more is EFBIG. Returns 0
+// or the errno (`*data` empty then).
+int ReadFile(const std::string& path, std::string* data, size_t max);
+
 }  // namespace tether

@@ -7,9 +7,9 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
+#include <cstring>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/runner_wire.h"
 
@@ -18,6 +18,8 @@ namespace {
 
 // What one line from the runner's start may hold: a greeting with a socket's path.
 constexpr size_t kMaxLine = 4096;
+// What the runner's binary may weigh (a static build is ~7 MB, a sanitizer build more).
+constexpr size_t kMaxBinary = size_t{512} << 20;
 
 // A content hash names the binary on the server: a new build never runs an old copy.
 std::string Fnv1a64Hex(const std::string& bytes) {
@@ -93,14 +95,13 @@ FastExec::~FastExec() {
 }
 
 bool FastExec::ReadBinary(std::string* bytes) {
-  std::ifstream in(binary_path_, std::ios::binary);
-  bytes->clear();
-  if (in) bytes->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (!in || bytes->empty()) {
-    bytes->clear();
+  // Read in the event loop, so by large reads: a sanitizer build's binary is tens of MB.
+  const int err = ReadFile(binary_path_, bytes, kMaxBinary);
+  if (err != 0 || bytes->empty()) {
     state_ = State::kUnavailable;
-    why_ =
-        "no tether-agent at " + binary_path_ + " to run there (build it, or set TETHER_AGENT_BIN)";
+    why_ = "no tether-agent at " + binary_path_ + " to run there (" +
+           (err != 0 ? std::string(std::strerror(err)) : std::string("empty")) +
+           "; build it, or set TETHER_AGENT_BIN)";
     spdlog::warn("[{}] fast exec: {}", alias_, why_);
     return false;
   }

@@ -120,5 +120,22 @@ TEST_F(FsTest, AFailedAtomicWriteSaysWhatFailedAndLeavesNothing) {
   EXPECT_EQ(Entries(root_ + "/dir"), 1u) << "a temporary file was left";
 }
 
+TEST_F(FsTest, AFileIsReadWholeAndOneTooBigOrMissingIsItsErrno) {
+  // Larger than one read, and with every byte value, NULs included.
+  std::string data;
+  for (int i = 0; i < 300000; ++i) data += static_cast<char>(i * 7 % 256);
+  std::string failed;
+  ASSERT_EQ(WriteFileAtomically(root_ + "/blob", data, 0600, &failed), 0);
+  std::string read;
+  EXPECT_EQ(ReadFile(root_ + "/blob", &read, data.size()), 0);
+  EXPECT_TRUE(read == data) << read.size() << " bytes of " << data.size();
+  EXPECT_EQ(ReadFile(root_ + "/blob", &read, data.size() - 1), EFBIG);
+  EXPECT_TRUE(read.empty());
+  EXPECT_EQ(ReadFile(root_ + "/none", &read, 100), ENOENT);
+  // A file without a size, read to its end.
+  EXPECT_EQ(ReadFile("/proc/self/cmdline", &read, 1 << 20), 0);
+  EXPECT_FALSE(read.empty());
+}
+
 }  // namespace
 }  // namespace tether
