@@ -300,7 +300,10 @@ std::vector<ForwardSpec> MergeForwards(const std::vector<std::vector<ForwardSpec
     for (const auto& f : group) {
       bool taken = false;
       for (const auto& have : out) {
-        if (have.kind == f.kind && have.listen == f.listen) {
+        // Each -R 0 gets a port of its own: only the same one twice is one.
+        const bool any_port =
+            f.kind == ForwardKind::kRemote && !f.listen.is_unix() && f.listen.port == 0;
+        if (have.kind == f.kind && (any_port ? have == f : have.listen == f.listen)) {
           taken = true;
           break;
         }

@@ -226,8 +226,17 @@ std::vector<std::unique_ptr<forward::Forward>>::iterator HostDaemon::FindForward
     const config::ForwardSpec& spec) {
   config::Endpoint want = NormalizedListen(spec.listen);
   return std::find_if(forwards_.begin(), forwards_.end(), [&](const auto& f) {
-    return ListensOnServer(f->spec().kind) == ListensOnServer(spec.kind) &&
-           NormalizedListen(f->spec().listen) == want;
+    if (ListensOnServer(f->spec().kind) != ListensOnServer(spec.kind)) return false;
+    const config::Endpoint have = NormalizedListen(f->spec().listen);
+    if (ListensOnServer(spec.kind) && !have.is_unix() && have.port == 0) {
+      // -R 0: each gets a port of its own, so only the same forward is the same; and it
+      // is found by the port the server gave it too, as ssh -O cancel finds it.
+      if (f->spec() == spec) return true;
+      config::Endpoint at = have;
+      at.port = f->server_listen_port();
+      return at.port != 0 && at == want;
+    }
+    return have == want;
   });
 }
 

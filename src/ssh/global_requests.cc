@@ -9,6 +9,10 @@ namespace {
 
 // Enough answers per Poll for a burst of forwards; the rest wait for the next wake-up.
 constexpr int kMaxStepsPerPoll = 16;
+// Where a port of "any port" is drawn from: Linux's default ip_local_port_range, what
+// the server's kernel would pick from for sshd.
+constexpr uint16_t kAnyPortFirst = 32768;
+constexpr uint16_t kAnyPortLast = 60999;
 
 }  // namespace
 
@@ -21,15 +25,24 @@ void GlobalRequests::Attach(ssh_session session) {
 GlobalRequests::RequestId GlobalRequests::Listen(const std::string& address, uint16_t port,
                                                  Done done) {
   RequestId id = next_id_++;
-  queue_.push_back(Request{id, false, address, port, std::move(done)});
+  if (port == 0) {
+    queue_.push_back(Request{id, false, address, AnyPort(), kAnyPortTries, std::move(done)});
+  } else {
+    queue_.push_back(Request{id, false, address, port, 0, std::move(done)});
+  }
   return id;
 }
 
 GlobalRequests::RequestId GlobalRequests::CancelListen(const std::string& address, uint16_t port,
                                                        Done done) {
   RequestId id = next_id_++;
-  queue_.push_back(Request{id, true, address, port, std::move(done)});
+  queue_.push_back(Request{id, true, address, port, 0, std::move(done)});
   return id;
+}
+
+uint16_t GlobalRequests::AnyPort() {
+  return static_cast<uint16_t>(
+      std::uniform_int_distribution<int>(kAnyPortFirst, kAnyPortLast)(random_));
 }
 
 void GlobalRequests::Forget(RequestId id) {
@@ -57,11 +70,11 @@ void GlobalRequests::SendKeepalive() {
   }
 }
 
-int GlobalRequests::CallFront(int* bound_port) {
+int GlobalRequests::CallFront() {
   const Request& r = queue_.front();
   const char* address = r.address.c_str();
   if (r.cancel) return ssh_channel_cancel_forward(session_, address, r.port);
-  return ssh_channel_listen_forward(session_, address, r.port, bound_port);
+  return ssh_channel_listen_forward(session_, address, r.port, nullptr);
 }
 
 void GlobalRequests::Deliver(Result<uint16_t> result) {
@@ -82,27 +95,29 @@ void GlobalRequests::Poll() {
       continue;
     }
     // kFree sends the front request; kRequest collects its answer.
-    int bound = 0;
-    int rc = CallFront(&bound);
+    int rc = CallFront();
     if (rc == SSH_AGAIN) {
       slot_ = Slot::kRequest;
       return;
     }
-    const Request& r = queue_.front();
+    slot_ = Slot::kFree;
+    Request& r = queue_.front();
     if (rc == SSH_OK) {
-      uint16_t port = r.port;
-      // libssh reads the allocated port from the last packet it handled; take it only
-      // when it is plausible.
-      if (!r.cancel && r.port == 0)
-        port = bound > 0 && bound <= 65535 ? static_cast<uint16_t>(bound) : 0;
-      Deliver(port);
+      Deliver(r.port);
+      continue;
+    }
+    const bool denied = ssh_get_error_code(session_) == SSH_REQUEST_DENIED;
+    if (denied && r.any_port_tries > 1) {
+      --r.any_port_tries;  // taken on the server, most likely: another one
+      r.port = AnyPort();
       continue;
     }
     std::string what = r.cancel ? "cancel-tcpip-forward" : "tcpip-forward";
-    bool denied = ssh_get_error_code(session_) == SSH_REQUEST_DENIED;
-    Deliver(MakeError("forward", denied ? "the server refused " + what + " for " +
-                                              (r.address.empty() ? std::string("*") : r.address) +
-                                              ":" + std::to_string(r.port)
+    std::string where = (r.address.empty() ? std::string("*") : r.address) + ":" +
+                        (r.any_port_tries > 0 ? "0 (" + std::to_string(kAnyPortTries) +
+                                                    " free-looking ports asked for)"
+                                              : std::to_string(r.port));
+    Deliver(MakeError("forward", denied ? "the server refused " + what + " for " + where
                                         : what + ": " + ssh_get_error(session_)));
   }
 }

@@ -13,6 +13,11 @@
 //    After the first answer other than SSH_AGAIN the slot is free either way.
 //  - tcpip-forward / cancel-tcpip-forward are sent, then collected by calling the same
 //    function again after each session wake-up, until it answers.
+//  - "any port" (port 0) is never sent as such: libssh reads the port sshd chose from the
+//    last packet it handled, and several packets come in one read, so under traffic the
+//    answer is lost (an error with no reason while sshd listens, orphaned) or another
+//    packet's bytes. The port is chosen here instead, at random in the range the kernel
+//    itself draws from, and one the server refuses (taken) is tried again with another.
 //
 // Loop thread only, like the session.
 #pragma once
@@ -22,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <random>
 #include <string>
 
 #include "common/result.h"
@@ -42,8 +48,10 @@ class GlobalRequests {
   // answer: their owners are told of the new session and ask again.
   void Attach(ssh_session session);
 
-  // Asks the server to listen on address:port (port 0: any free port) for us.
+  // Asks the server to listen on address:port for us. Port 0 is any free port: up to
+  // kAnyPortTries random ones are asked in turn, and the answer is the one it took.
   RequestId Listen(const std::string& address, uint16_t port, Done done);
+  static constexpr int kAnyPortTries = 8;
   // Asks the server to stop listening on address:port.
   RequestId CancelListen(const std::string& address, uint16_t port, Done done);
   // The requester is gone: its answer is still collected (the slot needs it) but not
@@ -65,17 +73,20 @@ class GlobalRequests {
     RequestId id;
     bool cancel;
     std::string address;
-    uint16_t port;
+    uint16_t port;       // for any port, this try's
+    int any_port_tries;  // > 0: any port was asked for, this many tries left
     Done done;
   };
   // Calls libssh for the front request (sending it, or collecting its answer).
-  int CallFront(int* bound_port);
+  int CallFront();
   void Deliver(Result<uint16_t> result);
+  uint16_t AnyPort();
 
   ssh_session session_ = nullptr;
   Slot slot_ = Slot::kFree;
   std::deque<Request> queue_;
   RequestId next_id_ = 1;
+  std::mt19937 random_{std::random_device{}()};
 };
 
 }  // namespace tether::ssh

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -213,6 +214,72 @@ TEST_F(RemoteForwardTest, ForwardsAskedWhileKeepalivesAreInFlightAllGetTheirOwnA
   }
   EXPECT_EQ(Host()["state"], "up");
   EXPECT_EQ(Host()["reconnects"], 0);
+}
+
+// "Any port" (-R 0) asked while the connection brings many small packets: each forward
+// listens where status says and reaches its own target, and every ask is answered. (libssh
+// reads the chosen port from the last packet it handled; a small packet in the same read
+// behind the answer lost it: "failed" with no reason, sshd listening for nobody.)
+TEST_F(RemoteForwardTest, AnyPortForwardsAskedWhileSmallPacketsFlowListenWhereTheySay) {
+  constexpr int kForwards = 10;
+  std::vector<std::unique_ptr<HttpServer>> targets;
+  for (int i = 0; i < kForwards; ++i)
+    targets.push_back(std::make_unique<HttpServer>("target " + std::to_string(i) + "\n"));
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  // Commands on the server writing a byte at a time, each write a packet of its own,
+  // for a bounded 12 s.
+  // (One word for the server's shell, as ssh's command lines are.)
+  const std::string chatter =
+      "python3 -c 'import os, time\nend = time.time() + 12\n"
+      "while time.time() < end:\n    os.write(1, b\"x\")\n    time.sleep(0.0002)\n'";
+  std::vector<std::thread> chatty;
+  struct Joined {  // on every way out, an ASSERT's too
+    std::vector<std::thread>& threads;
+    void Join() {
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+    ~Joined() { Join(); }
+  } joined{chatty};
+  std::vector<size_t> chattered(4, 0);
+  for (int i = 0; i < 4; ++i) {
+    chatty.emplace_back([this, chatter, &chattered, i] {
+      chattered[i] = Tether({"exec", "testhost", "--", chatter}, seconds(30)).out.size();
+    });
+  }
+  std::this_thread::sleep_for(milliseconds(500));  // not a wait for something: the chatter starts
+  for (int i = 0; i < kForwards; ++i) {
+    CommandResult add =
+        Tether({"forward", "testhost", "-R", "0:127.0.0.1:" + std::to_string(targets[i]->port())});
+    EXPECT_TRUE(add.ok()) << i << ": " << add.Describe();
+  }
+  std::vector<uint16_t> ports;
+  for (const auto& f : Host().value("forwards", nlohmann::json::array())) {
+    if (f.value("kind", "") != "remote") continue;
+    EXPECT_EQ(f.value("state", ""), "listening") << f.dump();
+    const std::string listen = f.value("listen", "");
+    const uint16_t port = static_cast<uint16_t>(std::stoi(listen.substr(listen.rfind(':') + 1)));
+    const std::string target = f.value("target", "");
+    auto r = HttpGet(port);
+    ASSERT_TRUE(r.ok()) << listen << ": " << r.error().ToString();
+    int which = -1;
+    for (int i = 0; i < kForwards; ++i)
+      if (target.find(":" + std::to_string(targets[i]->port())) != std::string::npos) which = i;
+    ASSERT_GE(which, 0) << f.dump();
+    EXPECT_EQ(r->body, "target " + std::to_string(which) + "\n") << f.dump();
+    ports.push_back(port);
+  }
+  EXPECT_EQ(ports.size(), static_cast<size_t>(kForwards)) << Host().dump();
+  joined.Join();
+  for (size_t n : chattered) EXPECT_GT(n, 10000u) << "a command that was to chatter did not";
+  EXPECT_EQ(Host()["reconnects"], 0);
+  // One is cancelled by the port the server gave it, as with ssh -O cancel.
+  ASSERT_FALSE(ports.empty());
+  CommandResult cancel =
+      Tether({"forward", "testhost", "--cancel", "-R " + std::to_string(ports[0])});
+  EXPECT_TRUE(cancel.ok()) << cancel.Describe();
+  EXPECT_FALSE(PortAccepts(ports[0])) << "the server still listens";
+  EXPECT_EQ(Host()["forwards"].size(), static_cast<size_t>(kForwards - 1));
 }
 
 // --- forwards added to and removed from a running daemon

@@ -107,6 +107,17 @@ TEST(MergeForwards, HigherPrecedenceWinsTheSameListenAddress) {
   EXPECT_EQ(merged[2].listen.port, 8080);
 }
 
+TEST(MergeForwards, EveryRemoteForwardToAnyPortIsOneOfItsOwnUnlessTheSame) {
+  auto r = [](const char* spec) { return ParseForwardSpec(ForwardKind::kRemote, spec).value(); };
+  auto merged =
+      MergeForwards({{r("0:localhost:80"), r("0:localhost:443")},
+                     {r("0:localhost:80"), r("9000:localhost:1"), r("9000:localhost:2")}});
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[0].target.port, 80);
+  EXPECT_EQ(merged[1].target.port, 443);
+  EXPECT_EQ(merged[2].target.port, 1);
+}
+
 }  // namespace
 }  // namespace tether::config
 
