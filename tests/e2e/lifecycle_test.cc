@@ -192,6 +192,50 @@ TEST_F(LifecycleTest, DownAllStopsEveryHost) {
   EXPECT_TRUE(StateFiles().empty());
 }
 
+// Two daemons that do not answer (stopped, as on a laptop whose daemon is wedged): status
+// names both with their pids, and asks them at once, so it waits their 3 s once, not twice.
+TEST_F(LifecycleTest, StatusNamesEveryStuckDaemonAndWaitsForThemAtOnce) {
+  ASSERT_TRUE(Tether({"up", "testhost"}).ok());
+  std::string alias_config = scratch_.File("second.conf");
+  ClientConfigOptions options;
+  options.host = "second";
+  ASSERT_TRUE(sshd_.WriteClientConfig(alias_config, options).ok());
+  ASSERT_TRUE(RunTether(state_.path(), {"-F", alias_config, "up", "second"}).ok());
+  auto pid_of = [&](const std::string& host) {
+    auto text = ReadFile(StatePath(host + ".pid"));
+    return text.ok() ? static_cast<pid_t>(std::atol(text->c_str())) : 0;
+  };
+  const pid_t pids[] = {pid_of("testhost"), pid_of("second")};
+  ASSERT_GT(pids[0], 0);
+  ASSERT_GT(pids[1], 0);
+  for (pid_t p : pids) ASSERT_EQ(::kill(p, SIGSTOP), 0);
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult status = Tether({"status", "--json"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  for (pid_t p : pids) ::kill(p, SIGCONT);
+  auto j = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << status.Describe();
+  ASSERT_EQ(j["hosts"].size(), 2u) << status.out;
+  for (const auto& h : j["hosts"]) {
+    EXPECT_EQ(h.value("state", ""), "unresponsive") << h.dump();
+    EXPECT_TRUE(h.value("pid", 0) == pids[0] || h.value("pid", 0) == pids[1]) << h.dump();
+    EXPECT_NE(h.value("error", "").find("no reply"), std::string::npos) << h.dump();
+  }
+  // One after another would be 6 s at least.
+  EXPECT_LT(took, std::chrono::milliseconds(5500))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  // Woken, both answer again.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto again = nlohmann::json::parse(Tether({"status", "--json"}).out, nullptr, false);
+        if (!again.is_object() || again["hosts"].size() != 2) return false;
+        for (const auto& h : again["hosts"])
+          if (h.value("state", "") != "up") return false;
+        return true;
+      },
+      seconds(10)));
+}
+
 }  // namespace
 }  // namespace tether::testing
 
