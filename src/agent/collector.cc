@@ -88,7 +88,11 @@ void NameOwners(const CollectorConfig& config, GpuReport& report) {
       auto text = ReadFile(config.passwd_file);
       passwd = text ? std::move(*text) : std::string();
     }
-    p.user = PasswdName(*passwd, *uid).value_or("");
+    // /etc/passwd read as a file: a static binary asks no NSS service (CMakeLists.txt), so
+    // an account only LDAP or SSSD knows has no name here, and is shown by its uid.
+    if (auto entry =
+            *uid >= 0 ? FindPasswdEntry(*passwd, static_cast<uint64_t>(*uid)) : std::nullopt)
+      p.user = entry->name;
   };
   for (Gpu& gpu : report.gpus) {
     for (GpuProcess& p : gpu.processes) name(p);

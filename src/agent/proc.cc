@@ -144,21 +144,4 @@ Result<int64_t> ParseStatusUid(std::string_view text) {
   return ProcError("status", "no Uid line");
 }
 
-std::optional<std::string> PasswdName(std::string_view passwd, int64_t uid) {
-  const std::string wanted = std::to_string(uid);
-  for (std::string_view line : SplitLines(passwd)) {
-    // name:password:uid:...
-    size_t first = line.find(':');
-    if (first == 0 || first == std::string_view::npos) continue;
-    size_t second = line.find(':', first + 1);
-    if (second == std::string_view::npos) continue;
-    size_t third = line.find(':', second + 1);
-    if (line.substr(second + 1, third == std::string_view::npos ? third : third - second - 1) ==
-        wanted) {
-      return std::string(line.substr(0, first));
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace tether::agent

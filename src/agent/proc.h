@@ -62,9 +62,5 @@ Result<MemInfo> ParseMemInfo(std::string_view text);
 Result<std::vector<ListeningPort>> ParseProcNetTcp(std::string_view text, bool ipv6);
 // The real uid of a process, from its status file: whose process it is.
 Result<int64_t> ParseStatusUid(std::string_view text);
-// The account name of `uid` in passwd-format text, if a line has it. The agent reads
-// /etc/passwd as a file because a static binary asks no NSS service (CMakeLists.txt):
-// an account only LDAP or SSSD knows has no name here, and is shown by its uid.
-std::optional<std::string> PasswdName(std::string_view passwd, int64_t uid);
 
 }  // namespace tether::agent

@@ -6,13 +6,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 
 #include "common/fs.h"
 #include "common/text.h"
 
 namespace tether::agent {
 namespace {
+
+constexpr size_t kMaxPasswd = size_t{64} << 20;  // a site with a million accounts
 
 std::string Mode(mode_t m) {
   char text[8];
@@ -106,23 +107,12 @@ Result<std::string> ResolveRuntimeDir(const RuntimeDirInputs& in) {
 Result<std::string> AgentHomeDir() {
   if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
     return std::string(home);
-  // name:password:uid:gid:gecos:dir:shell
-  std::ifstream passwd("/etc/passwd");
+  // /etc/passwd as a file: a static binary asks no NSS service.
+  std::string passwd;
+  tether::ReadFile("/etc/passwd", &passwd, kMaxPasswd);
   const std::string uid = std::to_string(::geteuid());
-  std::string line;
-  while (std::getline(passwd, line)) {
-    std::vector<std::string_view> fields;
-    std::string_view rest = line;
-    for (int i = 0; i < 7; ++i) {
-      size_t colon = rest.find(':');
-      fields.push_back(rest.substr(0, colon));
-      if (colon == std::string_view::npos) break;
-      rest.remove_prefix(colon + 1);
-    }
-    if (fields.size() >= 6 && fields[2] == uid && !fields[5].empty()) {
-      return std::string(fields[5]);
-    }
-  }
+  auto entry = FindPasswdEntry(passwd, ::geteuid());
+  if (entry && !entry->home.empty()) return std::move(entry->home);
   return MakeError("home", "HOME is not set and /etc/passwd has no line for uid " + uid,
                    "set HOME");
 }

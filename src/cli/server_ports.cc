@@ -75,10 +75,6 @@ std::optional<uint16_t> FreePortAfter(const ServerListeners& listeners, uint16_t
   return std::nullopt;
 }
 
-std::string ParseAccountName(std::string_view getent_output, uint32_t uid) {
-  return forward::AccountName(getent_output, uid);
-}
-
 std::string DescribeHolder(uint16_t port, const PortHolder& holder) {
   std::string where = "port " + std::to_string(port) + " on the server";
   std::string who = "uid " + std::to_string(holder.uid) +
@@ -112,7 +108,10 @@ Result<PortCheck> CheckServerPort(const ServerCommand& run, uint16_t port,
   if (check.holder.holding == PortHolding::kOther) {
     // Only digits reach the command line.
     auto passwd = run("getent passwd " + std::to_string(check.holder.uid));
-    if (passwd.ok()) check.holder.account = ParseAccountName(*passwd, check.holder.uid);
+    if (passwd.ok()) {
+      if (auto entry = FindPasswdEntry(*passwd, check.holder.uid))
+        check.holder.account = entry->name;
+    }
   }
   return check;
 }

@@ -64,9 +64,6 @@ PortHolder WhoHolds(const ServerListeners& listeners, uint16_t port, bool our_fo
 inline constexpr int kFreePortSearch = 100;
 std::optional<uint16_t> FreePortAfter(const ServerListeners& listeners, uint16_t port);
 
-// The account name from `getent passwd UID` output; "" when it is not a passwd line.
-std::string ParseAccountName(std::string_view getent_output, uint32_t uid);
-
 // "port 10808 on the server is held by uid 1001 (mallory), another account".
 std::string DescribeHolder(uint16_t port, const PortHolder& holder);
 

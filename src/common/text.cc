@@ -1,5 +1,6 @@
 #include "common/text.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -154,6 +155,29 @@ bool IsHttpToken(std::string_view s) {
     }
   }
   return true;
+}
+
+std::optional<PasswdEntry> FindPasswdEntry(std::string_view lines, uint64_t uid) {
+  constexpr size_t kMaxName = 64;
+  for (std::string_view line : SplitLines(lines)) {
+    std::vector<std::string_view> fields;
+    // Bounded: seven fields at most, each found past the last.
+    for (size_t start = 0; fields.size() < 7;) {
+      const size_t colon = line.find(':', start);
+      fields.push_back(line.substr(start, colon == std::string_view::npos ? colon : colon - start));
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+    if (fields.size() < 3 || ParseUint(fields[2]) != uid) continue;
+    const std::string_view name = fields[0];
+    const bool word = !name.empty() && name.size() <= kMaxName &&
+                      std::all_of(name.begin(), name.end(), [](char c) {
+                        return static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+                      });
+    if (!word) continue;
+    return PasswdEntry{std::string(name), fields.size() > 5 ? std::string(fields[5]) : ""};
+  }
+  return std::nullopt;
 }
 
 }  // namespace tether

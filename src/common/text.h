@@ -41,4 +41,14 @@ std::string SanitizeUtf8(std::string_view s);
 // For log lines built from what a client sent.
 std::string EscapeForLog(std::string_view s, size_t max_bytes);
 
+// One account of a passwd file or of `getent passwd`'s answer
+// (name:password:uid:gid:gecos:dir:shell).
+struct PasswdEntry {
+  std::string name;
+  std::string home;  // empty when the line has none
+};
+// The first line for `uid` whose name is a word (1 to 64 printable bytes, no space):
+// garbage lines and other uids (a gid is not a uid, 1001 is not 10010) are passed over.
+std::optional<PasswdEntry> FindPasswdEntry(std::string_view lines, uint64_t uid);
+
 }  // namespace tether

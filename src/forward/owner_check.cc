@@ -121,7 +121,8 @@ void OwnerCheck::OnAnswer(const std::string& answer) {
   Question q = std::move(questions_.front());
   questions_.pop_front();
   if (q.account_of) {
-    std::string name = AccountName(answer, *q.account_of);
+    auto entry = FindPasswdEntry(answer, *q.account_of);
+    std::string name = entry ? std::move(entry->name) : std::string();
     if (q.done) {
       Deliver(std::move(q.done), {*q.account_of == owner_uid_ ? Verdict::kOwner : Verdict::kOther,
                                   *q.account_of, "", std::move(name)});

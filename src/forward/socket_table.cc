@@ -71,25 +71,6 @@ std::vector<SocketEntry> ParseSocketTable(std::string_view text) {
   return table;
 }
 
-std::string AccountName(std::string_view passwd_lines, uint32_t uid) {
-  for (std::string_view line : SplitLines(passwd_lines)) {
-    size_t a = line.find(':');
-    if (a == 0 || a == std::string_view::npos || a > 64) continue;
-    size_t b = line.find(':', a + 1);
-    if (b == std::string_view::npos) continue;
-    size_t c = line.find(':', b + 1);
-    if (c == std::string_view::npos) continue;
-    auto n = ParseUint(line.substr(b + 1, c - b - 1));
-    if (!n || *n != uid) continue;
-    std::string_view name = line.substr(0, a);
-    if (std::all_of(name.begin(), name.end(),
-                    [](char ch) { return static_cast<unsigned char>(ch) > ' ' && ch != 0x7f; })) {
-      return std::string(name);
-    }
-  }
-  return "";
-}
-
 std::vector<std::string> TableForms(const std::string& ip) {
   std::array<uint8_t, 16> bytes{};
   if (inet_pton(AF_INET, ip.c_str(), bytes.data()) == 1) {

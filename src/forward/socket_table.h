@@ -45,10 +45,6 @@ std::optional<uint32_t> ListenerOf(const std::vector<SocketEntry>& table, uint16
 std::optional<uint32_t> ListenerPreferringOthers(const std::vector<SocketEntry>& table,
                                                  uint16_t port, uint32_t ours);
 
-// The account name of `uid` in `getent passwd` output ("name:x:uid:gid:..."); "" when no
-// line is that uid's or the name has blanks or control characters.
-std::string AccountName(std::string_view passwd_lines, uint32_t uid);
-
 // The forms an address takes in the table (both byte orders; for IPv4 also the tcp6
 // mapped forms); empty when `ip` is not an address.
 std::vector<std::string> TableForms(const std::string& ip);

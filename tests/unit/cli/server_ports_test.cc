@@ -110,14 +110,6 @@ TEST(FreePortAfter, SkipsEveryListenedPortOnAnyAddress) {
   EXPECT_EQ(FreePortAfter(l, 65535), std::nullopt);
 }
 
-TEST(ParseAccountName, TakesTheNameOfTheMatchingPasswdLine) {
-  EXPECT_EQ(ParseAccountName("mallory:x:1001:1001::/home/mallory:/bin/sh\n", 1001), "mallory");
-  EXPECT_EQ(ParseAccountName("mallory:x:1001:1001::/home/mallory:/bin/sh\n", 1002), "");
-  EXPECT_EQ(ParseAccountName("", 1001), "");
-  EXPECT_EQ(ParseAccountName("garbage\n:x:1001:1:::\n", 1001), "");
-  EXPECT_EQ(ParseAccountName("bad name:x:1001:1:::\n", 1001), "");
-}
-
 TEST(DescribeHolder, NamesThePortTheUidAndTheAccount) {
   EXPECT_EQ(DescribeHolder(10808, {PortHolding::kOther, 1001, "mallory"}),
             "port 10808 on the server is held by uid 1001 (mallory), another account");

@@ -59,5 +59,26 @@ TEST(Text, HttpTokensAreTheRfcsCharactersOnly) {
   }
 }
 
+TEST(FindPasswdEntry, TheFirstWellFormedLineOfThatUidGivesNameAndHome) {
+  auto e = FindPasswdEntry("mallory:x:1001:1001:Mallory:/home/m:/bin/sh\n", 1001);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->name, "mallory");
+  EXPECT_EQ(e->home, "/home/m");
+  e = FindPasswdEntry("a:x:7:7::/:/bin/sh\nmallory:x:1001:1:::\n", 1001);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->name, "mallory");
+  EXPECT_EQ(e->home, "");
+  // A line cut short still names its account; one without a uid field does not.
+  EXPECT_EQ(FindPasswdEntry("short:x:5\n", 5).value_or(PasswdEntry{"?", ""}).name, "short");
+  EXPECT_FALSE(FindPasswdEntry("mallory:x:1001:1001:::\n", 1000));
+  for (const char* text :
+       {"", "no colons here\n:x:1001:1:::\n", "bad name:x:1001:1:::\n", "m:x:notanumber:1:::\n",
+        "m:x\n", "m:x:10010:1:::\n", "m:x:1001x:1:::\n", "ctl\x01:x:1001:1:::\n"}) {
+    EXPECT_FALSE(FindPasswdEntry(text, 1001)) << text;
+  }
+  EXPECT_FALSE(FindPasswdEntry(std::string(65, 'n') + ":x:1001:1:::\n", 1001));
+  EXPECT_TRUE(FindPasswdEntry(std::string(64, 'n') + ":x:1001:1:::\n", 1001));
+}
+
 }  // namespace
 }  // namespace tether

@@ -105,14 +105,5 @@ TEST(SocketTableTest, PortsAreFourUpperCaseHexDigits) {
   EXPECT_EQ(PortHex(65535), "FFFF");
 }
 
-TEST(SocketTableTest, AccountNameIsThePasswdLinesFirstFieldForThatUid) {
-  EXPECT_EQ(AccountName("mallory:x:1001:1001:Mallory:/home/m:/bin/sh\n", 1001), "mallory");
-  EXPECT_EQ(AccountName("a:x:7:7::/:/bin/sh\nmallory:x:1001:1:::\n", 1001), "mallory");
-  EXPECT_EQ(AccountName("mallory:x:1001:1001:::\n", 1000), "");
-  EXPECT_EQ(AccountName("", 1001), "");
-  EXPECT_EQ(AccountName("no colons here\n:x:1001:1:::\nbad name:x:1001:1:::\n", 1001), "");
-  EXPECT_EQ(AccountName("m:x:notanumber:1:::\n", 1001), "");
-}
-
 }  // namespace
 }  // namespace tether::forward
