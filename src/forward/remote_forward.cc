@@ -124,8 +124,9 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
 }
 
 void RemoteForward::AskWhoHoldsThePort() {
-  if (context_.owner_check == nullptr || holder_ticket_ != 0 || spec_.listen.port == 0) return;
-  const uint16_t port = spec_.listen.port;
+  // For -R 0, the port the server gave, once it gave one.
+  const uint16_t port = spec_.listen.port != 0 ? spec_.listen.port : bound_port_;
+  if (context_.owner_check == nullptr || holder_ticket_ != 0 || port == 0) return;
   holder_ticket_ = context_.owner_check->WhoListens(port, [this,
                                                            port](const OwnerCheck::Answer& answer) {
     holder_ticket_ = 0;

@@ -9,10 +9,12 @@ namespace {
 
 // Enough answers per Poll for a burst of forwards; the rest wait for the next wake-up.
 constexpr int kMaxStepsPerPoll = 16;
-// Where a port of "any port" is drawn from: Linux's default ip_local_port_range, what
-// the server's kernel would pick from for sshd.
-constexpr uint16_t kAnyPortFirst = 32768;
-constexpr uint16_t kAnyPortLast = 60999;
+// Where a port of "any port" is drawn from: above Linux's default ip_local_port_range
+// (32768-60999), so never the port of one of the server's outgoing connections on one of
+// localhost's two addresses (sshd says yes when it can listen on either), and above where
+// services usually listen.
+constexpr uint16_t kAnyPortFirst = 61000;
+constexpr uint16_t kAnyPortLast = 65535;
 
 }  // namespace
 

@@ -16,8 +16,8 @@
 //  - "any port" (port 0) is never sent as such: libssh reads the port sshd chose from the
 //    last packet it handled, and several packets come in one read, so under traffic the
 //    answer is lost (an error with no reason while sshd listens, orphaned) or another
-//    packet's bytes. The port is chosen here instead, at random in the range the kernel
-//    itself draws from, and one the server refuses (taken) is tried again with another.
+//    packet's bytes. The port is chosen here instead, at random above the kernel's
+//    ephemeral range, and one the server refuses (taken) is tried again with another.
 //
 // Loop thread only, like the session.
 #pragma once
@@ -49,9 +49,10 @@ class GlobalRequests {
   void Attach(ssh_session session);
 
   // Asks the server to listen on address:port for us. Port 0 is any free port: up to
-  // kAnyPortTries random ones are asked in turn, and the answer is the one it took.
+  // kAnyPortTries random ones are asked in turn (a refusal for every port, sshd's policy, costs
+  // that many round trips before it is said), and the answer is the one it took.
   RequestId Listen(const std::string& address, uint16_t port, Done done);
-  static constexpr int kAnyPortTries = 8;
+  static constexpr int kAnyPortTries = 12;
   // Asks the server to stop listening on address:port.
   RequestId CancelListen(const std::string& address, uint16_t port, Done done);
   // The requester is gone: its answer is still collected (the slot needs it) but not
