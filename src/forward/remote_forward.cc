@@ -25,9 +25,9 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
         },
         stats_, context_.limits);
   }
+  const std::string address = RequestAddress();
   listen_address_ =
-      "server " + net::FormatHostPort(spec.listen.host.empty() ? "localhost" : spec.listen.host,
-                                      spec.listen.port);
+      "server " + net::FormatHostPort(address.empty() ? "*" : address, spec.listen.port);
 }
 
 RemoteForward::~RemoteForward() {
@@ -68,12 +68,21 @@ void RemoteForward::SetSession(ssh_session session) {
   Request();
 }
 
-void RemoteForward::Request() {
-  state_ = ForwardState::kRequesting;
+std::string RemoteForward::RequestAddress() const {
   // An empty bind address is "localhost" on the server, as ssh sends it without
   // GatewayPorts; "*" asks for every address (the server's GatewayPorts decides).
   std::string address = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
   if (address == "*") address = "";
+  // Any port is a port of tether's choosing (ssh/global_requests.h), so asked on 127.0.0.1
+  // alone: sshd says yes to "localhost" when it can listen on either of its two
+  // addresses, and a yes must mean the port is ours where programs connect.
+  if (spec_.listen.port == 0 && address == "localhost") address = "127.0.0.1";
+  return address;
+}
+
+void RemoteForward::Request() {
+  state_ = ForwardState::kRequesting;
+  const std::string address = RequestAddress();
   request_ = context_.requests->Listen(address, spec_.listen.port,
                                        [this](Result<uint16_t> r) { OnAnswer(std::move(r)); });
 }
@@ -102,9 +111,9 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
     error_.clear();
     backoff_.Reset();
     if (spec_.listen.port == 0) {
+      const std::string address = RequestAddress();
       listen_address_ =
-          "server " + net::FormatHostPort(
-                          spec_.listen.host.empty() ? "localhost" : spec_.listen.host, bound_port_);
+          "server " + net::FormatHostPort(address.empty() ? "*" : address, bound_port_);
     }
     spdlog::info("[{} rfwd {}] the server listens on {}", host_alias_, spec_.listen.port,
                  listen_address_);
@@ -191,9 +200,7 @@ void RemoteForward::Stop() {
   request_ = 0;
   DropPending();
   if (session_ != nullptr && state_ == ForwardState::kListening) {
-    std::string address = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
-    if (address == "*") address = "";
-    context_.requests->CancelListen(address, bound_port_, nullptr);
+    context_.requests->CancelListen(RequestAddress(), bound_port_, nullptr);
   }
   state_ = ForwardState::kStopped;
 }
@@ -203,8 +210,7 @@ ForwardState RemoteForward::state() const { return state_; }
 bool RemoteForward::AcceptsServerChannel(const std::string& address, uint16_t port) const {
   if (state_ != ForwardState::kListening || port != bound_port_) return false;
   // sshd names the address as we asked for it; "" and "*" are the same request.
-  std::string want = spec_.listen.host.empty() ? "localhost" : spec_.listen.host;
-  if (want == "*") want = "";
+  const std::string want = RequestAddress();
   return address == want || (want.empty() && address == "*") ||
          (want == "localhost" && (address == "127.0.0.1" || address == "::1"));
 }

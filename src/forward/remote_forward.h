@@ -91,6 +91,8 @@ class RemoteForward : public Forward {
 
  private:
   void Request();
+  // The address the server is asked to listen on.
+  std::string RequestAddress() const;
   void OnAnswer(Result<uint16_t> answer);
   void DropPending();
   // After a refusal: asks the server whose process holds the port (holder_).
