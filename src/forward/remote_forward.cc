@@ -25,9 +25,7 @@ RemoteForward::RemoteForward(const config::ForwardSpec& spec, std::string host_a
         },
         stats_, context_.limits);
   }
-  const std::string address = RequestAddress();
-  listen_address_ =
-      "server " + net::FormatHostPort(address.empty() ? "*" : address, spec.listen.port);
+  listen_address_ = ListenAddressAt(spec.listen.port);
 }
 
 RemoteForward::~RemoteForward() {
@@ -80,6 +78,11 @@ std::string RemoteForward::RequestAddress() const {
   return address;
 }
 
+std::string RemoteForward::ListenAddressAt(uint16_t port) const {
+  const std::string address = RequestAddress();
+  return "server " + net::FormatHostPort(address.empty() ? "*" : address, port);
+}
+
 void RemoteForward::Request() {
   state_ = ForwardState::kRequesting;
   const std::string address = RequestAddress();
@@ -110,11 +113,7 @@ void RemoteForward::OnAnswer(Result<uint16_t> answer) {
     bound_port_ = *answer != 0 ? *answer : spec_.listen.port;
     error_.clear();
     backoff_.Reset();
-    if (spec_.listen.port == 0) {
-      const std::string address = RequestAddress();
-      listen_address_ =
-          "server " + net::FormatHostPort(address.empty() ? "*" : address, bound_port_);
-    }
+    if (spec_.listen.port == 0) listen_address_ = ListenAddressAt(bound_port_);
     spdlog::info("[{} rfwd {}] the server listens on {}", host_alias_, spec_.listen.port,
                  listen_address_);
     if (Gated()) context_.owner_check->Warm();  // the first connection need not wait for it

@@ -93,6 +93,8 @@ class RemoteForward : public Forward {
   void Request();
   // The address the server is asked to listen on.
   std::string RequestAddress() const;
+  // What status shows as where it listens ("server 127.0.0.1:61234").
+  std::string ListenAddressAt(uint16_t port) const;
   void OnAnswer(Result<uint16_t> answer);
   void DropPending();
   // After a refusal: asks the server whose process holds the port (holder_).
